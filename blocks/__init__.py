@@ -1,0 +1,1 @@
+"""The project's Prefect blocks (storage location, LLM, notifications) live here."""

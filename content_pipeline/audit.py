@@ -1,0 +1,131 @@
+"""The audit: every invariant of DESIGN.md checked against the store, one line per violation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from content_pipeline import layout
+from content_pipeline.ledger import scan_ledger
+from content_pipeline.store import Store
+from content_pipeline.views import master_frames, nano_sum, read_checkpoint, read_master
+
+_SHOW = 5
+
+
+@dataclass
+class AuditResult:
+    """Violations (the audit fails when there is any) and notes (reported, not failures)."""
+
+    violations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def add(self, invariant: int, what: str, slugs: list[str] | None = None) -> None:
+        shown = ""
+        if slugs:
+            shown = ": " + ", ".join(slugs[:_SHOW]) + (f" and {len(slugs) - _SHOW} more" if len(slugs) > _SHOW else "")
+        self.violations.append(f"invariant {invariant}: {what}{shown}")
+
+
+def _no_error(frame: pl.DataFrame) -> pl.Expr:
+    return pl.col("error").is_null() | (pl.col("error").str.strip_chars() == "")
+
+
+def audit(store: Store) -> AuditResult:
+    """Check invariants 1-6; reads only."""
+    result = AuditResult()
+    scan = scan_ledger(store)
+    ledger = scan.frame
+    succ = read_master(store, layout.MASTER_SUCCESSES)
+    rej = read_master(store, layout.MASTER_REJECTS)
+
+    # 1. no success carries an error; every reject carries a non-empty error
+    for name, frame in (("ledger", ledger), ("master", pl.concat([succ, rej]) if succ.height or rej.height else succ)):
+        if frame.is_empty():
+            continue
+        bad = frame.filter((pl.col("status") == "success") & ~_no_error(frame))
+        if bad.height:
+            result.add(1, f"{bad.height} {name} success(es) carry an error", bad["slug"].to_list())
+        bad = frame.filter((pl.col("status") == "reject") & _no_error(frame))
+        if bad.height:
+            result.add(1, f"{bad.height} {name} reject(s) have no error", bad["slug"].to_list())
+    if succ.height and (succ["status"] != "success").any():
+        result.add(
+            1,
+            "master successes hold a non-success record",
+            succ.filter(pl.col("status") != "success")["slug"].to_list(),
+        )
+    if rej.height and (rej["status"] != "reject").any():
+        result.add(
+            1, "master rejects hold a non-reject record", rej.filter(pl.col("status") != "reject")["slug"].to_list()
+        )
+
+    # 2. a slug at most once in each master file, and in at most one of them
+    for name, frame in (("successes", succ), ("rejects", rej)):
+        dupes = frame.filter(pl.col("slug").is_duplicated())["slug"].unique().sort().to_list() if frame.height else []
+        if dupes:
+            result.add(2, f"slug(s) more than once in master {name}", dupes)
+    both = sorted(set(succ["slug"].to_list()) & set(rej["slug"].to_list()))
+    if both:
+        result.add(2, "slug(s) in both master successes and rejects", both)
+
+    # 3. nothing lost: master is exactly what the ledger derives; nothing in master absent from the ledger
+    want_succ, want_rej = master_frames(ledger)
+    ledger_ids = set(ledger["id"].to_list())
+    lost = sorted(set(want_succ["slug"].to_list()) - set(succ["slug"].to_list()))
+    if lost:
+        result.add(3, f"{len(lost)} ledger success(es) missing from master (run consolidate)", lost)
+    stale = sorted(set(want_succ["id"].to_list()) - set(succ["id"].to_list()) - {None})
+    stale_slugs = want_succ.filter(pl.col("id").is_in(stale) & pl.col("slug").is_in(succ["slug"].implode()))[
+        "slug"
+    ].to_list()
+    if stale_slugs:
+        result.add(3, "master holds an older version than the ledger's latest success", stale_slugs)
+    for name, frame in (("successes", succ), ("rejects", rej)):
+        orphans = frame.filter(~pl.col("id").is_in(list(ledger_ids)))["slug"].to_list() if frame.height else []
+        if orphans:
+            result.add(3, f"master {name} hold record(s) absent from the ledger", orphans)
+    missing_rej = sorted(set(want_rej["slug"].to_list()) - set(rej["slug"].to_list()))
+    if missing_rej:
+        result.add(3, f"{len(missing_rej)} ledger reject(s) missing from master (run consolidate)", missing_rej)
+
+    # 4. checkpoint equals master; nothing both queued and done
+    ck = read_checkpoint(store)
+    done, rejected, queued = set(ck.get("done", {})), set(ck.get("rejected", {})), set(ck.get("queued", {}))
+    if done != set(succ["slug"].to_list()):
+        diff = sorted(done ^ set(succ["slug"].to_list()))
+        result.add(4, "checkpoint 'done' differs from master successes", diff)
+    if rejected != set(rej["slug"].to_list()):
+        result.add(
+            4, "checkpoint 'rejected' differs from master rejects", sorted(rejected ^ set(rej["slug"].to_list()))
+        )
+    if queued & (done | rejected):
+        result.add(4, "slug(s) both queued and decided in the checkpoint", sorted(queued & (done | rejected)))
+
+    # 5. recorded spend equals the ledger's sum; no run over its budget
+    raw = store.get(layout.USAGE)
+    usage = json.loads(raw) if raw else {"cost_nano": 0, "by_run": {}}
+    total = nano_sum(ledger)
+    if int(usage.get("cost_nano", 0)) != total:
+        result.add(5, f"recorded spend {usage.get('cost_nano', 0) / 1e9:.6f} USD != ledger sum {total / 1e9:.6f} USD")
+    if ledger.height:
+        per_run = ledger.group_by("run_id").agg(
+            cost=(pl.col("cost_usd") * 1e9).round().cast(pl.Int64).sum(), budget=pl.col("run_budget_usd").max()
+        )
+        over = per_run.filter(pl.col("cost") > (pl.col("budget") * 1e9).round())
+        for row in over.iter_rows(named=True):
+            result.add(
+                5, f"run {row['run_id']} spent {row['cost'] / 1e9:.6f} USD over its budget {row['budget']:.2f} USD"
+            )
+
+    # 6. every ledger line parses; torn tails are repaired by consolidate and reported
+    for line in scan.bad_lines:
+        result.violations.append(f"invariant 6: {line}")
+    result.notes.extend(scan.torn_tails)
+    return result

@@ -1,0 +1,276 @@
+"""Generation: for each item, reserve, call, QA, escalate once, settle, and append the outcome to the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from content_pipeline import layout, llm, prompts, qa
+from content_pipeline.budget import BudgetExhausted, PriceTable, RunBudget, to_usd
+from content_pipeline.catalogue import Item
+from content_pipeline.errors import PipelineError
+from content_pipeline.ledger import Call, LedgerWriter, OutcomeRecord, record_id
+from content_pipeline.settings import Settings
+from content_pipeline.store import Store
+from content_pipeline.views import current_checkpoint
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class RunStats:
+    """Counters of a generation run, shared by every chunk (thread-safe)."""
+
+    successes: int = 0
+    rejects: int = 0
+    escalations: int = 0
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    skipped: int = 0
+    not_attempted: int = 0
+    reject_reasons: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, record: OutcomeRecord) -> None:
+        with self._lock:
+            if record.status == "success":
+                self.successes += 1
+            else:
+                self.rejects += 1
+                self.reject_reasons[record.reason or "unknown"] += 1
+            self.escalations += record.escalated
+            self.calls += len(record.calls)
+            self.tokens_in += record.tokens_in
+            self.tokens_out += record.tokens_out
+
+    def bump(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+
+@dataclass
+class GenerationContext:
+    """Everything the chunks of one run share."""
+
+    settings: Settings
+    run_id: str
+    budget: RunBudget
+    prices: PriceTable
+    ledger: LedgerWriter | None
+    near_copies: qa.NearCopyIndex
+    already: frozenset[str] = frozenset()
+    on_success: Callable[[int], None] | None = None
+    slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
+    stats: RunStats = field(default_factory=RunStats)
+    stop_reason: str | None = None
+    fatal: PipelineError | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def stop(self, reason: str, fatal: PipelineError | None = None) -> None:
+        """Stop claiming new work: run budget reached, quota gone, or a key that does not work."""
+        with self._lock:
+            if self.stop_reason is None:
+                self.stop_reason = reason
+            if fatal is not None and self.fatal is None:
+                self.fatal = fatal
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop_reason is not None
+
+
+@dataclass
+class _Attempt:
+    calls: list[Call] = field(default_factory=list)
+    spent_nano: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+async def _call(ctx: GenerationContext, client, model: str, msgs, attempt: _Attempt) -> llm.Completion | str:
+    """One paid call under a reservation; returns the completion or why no call was made."""
+    settings = ctx.settings
+    worst = ctx.prices.cost_nano(model, prompts.prompt_tokens_upper_bound(msgs), settings.max_output_tokens)
+    item_limit = round(settings.item_budget_usd * 1_000_000_000)
+    if attempt.spent_nano + worst > item_limit:
+        return f"item budget ${settings.item_budget_usd:g} cannot cover a call to {model} (up to ${to_usd(worst):.4f})"
+    try:
+        reservation = ctx.budget.reserve(worst)
+    except BudgetExhausted as exc:
+        ctx.stop(str(exc))
+        return str(exc)
+    actual = 0
+    try:
+        completion = await llm.complete(client, settings, model, msgs)
+        if completion.tokens_in or completion.tokens_out:
+            actual = ctx.prices.cost_nano(model, completion.tokens_in, completion.tokens_out)
+        else:
+            actual = worst  # no usage reported: book the worst case rather than lose track of money
+    finally:
+        ctx.budget.settle(reservation, actual)
+    attempt.spent_nano += actual
+    attempt.tokens_in += completion.tokens_in
+    attempt.tokens_out += completion.tokens_out
+    attempt.calls.append(
+        Call(
+            model=model,
+            tokens_in=completion.tokens_in,
+            tokens_out=completion.tokens_out,
+            cost_usd=to_usd(actual),
+            outcome="pending",
+        )
+    )
+    return completion
+
+
+async def generate_item(ctx: GenerationContext, client, item: Item) -> OutcomeRecord | None:
+    """Generate one item to a final QA decision; None when no decision was reached (run stopping)."""
+    settings = ctx.settings
+    started = _now()
+    msgs = prompts.messages(item)
+    attempt = _Attempt()
+    verdict = qa.Verdict(False, "not_attempted", "")
+    content: prompts.ItemContent | None = None
+    model = settings.model
+    retryable = False
+    for number, model in enumerate((settings.model, settings.strong_model), start=1):
+        try:
+            result = await _call(ctx, client, model, msgs, attempt)
+        except llm.CallFailed as exc:
+            verdict, retryable = qa.Verdict(False, "provider_error", exc.cause), exc.retryable
+            break
+        except PipelineError as exc:  # invalid key, quota, unknown model: the whole run stops
+            ctx.stop(str(exc), fatal=exc)
+            return None
+        if isinstance(result, str):
+            if number == 1:
+                if ctx.stopped:
+                    return None
+                verdict, retryable = qa.Verdict(False, "item_budget", result), True
+            else:
+                verdict = qa.Verdict(False, verdict.reason, f"{verdict.detail}; escalation skipped: {result}")
+                retryable = True
+            break
+        content, verdict = qa.parse_content(result.text, result.finish_reason, result.refusal)
+        if content is not None:
+            verdict = qa.check_content(content, item)
+        attempt.calls[-1] = attempt.calls[-1].model_copy(update={"outcome": "pass" if verdict.ok else verdict.reason})
+        if verdict.ok:
+            break
+    signature: list[int] = []
+    if verdict.ok and content is not None:
+        signature = qa.sketch(content.description)
+        verdict = ctx.near_copies.claim(item.slug, signature)
+    number = len(attempt.calls) or 1
+    record = OutcomeRecord(
+        id=record_id(ctx.run_id, item.slug, number),
+        run_id=ctx.run_id,
+        slug=item.slug,
+        status="success" if verdict.ok else "reject",
+        content=content.model_dump() if verdict.ok and content else None,
+        sketch=signature if verdict.ok else [],
+        error=None if verdict.ok else verdict.error,
+        reason=None if verdict.ok else verdict.reason,
+        retryable=False if verdict.ok else retryable,
+        model=model,
+        prompt_template=prompts.TEMPLATE_ID,
+        prompt_version=prompts.TEMPLATE_VERSION,
+        input_hash=prompts.input_hash(item),
+        tokens_in=attempt.tokens_in,
+        tokens_out=attempt.tokens_out,
+        cost_usd=to_usd(attempt.spent_nano),
+        attempt=number,
+        escalated=number > 1,
+        calls=attempt.calls,
+        run_budget_usd=to_usd(ctx.budget.limit),
+        offline=settings.offline,
+        source_fields=list(prompts.SOURCE_FIELDS),
+        started_at=started,
+        finished_at=_now(),
+    )
+    if ctx.ledger is not None:
+        ctx.ledger.append(record)  # durable before anything else is told
+    ctx.stats.count(record)
+    if record.status == "success" and ctx.on_success is not None:
+        ctx.on_success(ctx.stats.successes)
+    return record
+
+
+async def generate_chunk(ctx: GenerationContext, items: list[Item], concurrency: int) -> list[OutcomeRecord]:
+    """Generate a chunk of items with at most `concurrency` calls in flight."""
+    gate = asyncio.Semaphore(concurrency)
+    client = llm.make_client(ctx.settings)
+    outcomes: list[OutcomeRecord] = []
+
+    async def one(item: Item) -> None:
+        async with gate:
+            if item.slug in ctx.already:
+                ctx.stats.bump("skipped")
+                return
+            if ctx.stopped:
+                ctx.stats.bump("not_attempted")
+                return
+            record = await generate_item(ctx, client, item)
+            if record is None:
+                ctx.stats.bump("not_attempted")
+            else:
+                outcomes.append(record)
+
+    try:
+        await asyncio.gather(*(one(item) for item in items))
+    finally:
+        await client.close()
+    return outcomes
+
+
+def run_chunk(ctx: GenerationContext, items: list[Item], concurrency: int) -> list[OutcomeRecord]:
+    """Synchronous entry for one chunk: waits for a chunk slot, then its own event loop and client."""
+    with ctx.slots:
+        return asyncio.run(generate_chunk(ctx, items, concurrency))
+
+
+def plan_chunks(items: list[Item], settings: Settings) -> tuple[list[list[Item]], int, int]:
+    """Split items into chunks; returns (chunks, chunks run in parallel, calls in flight per chunk)."""
+    size = settings.chunk_size
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    parallel = max(1, min(len(chunks), -(-settings.concurrency // size)))
+    per_chunk = max(1, -(-settings.concurrency // parallel))
+    return chunks, parallel, per_chunk
+
+
+def open_generation(
+    store: Store, settings: Settings, run_id: str, parallel: int = 1, on_success: Callable[[int], None] | None = None
+) -> GenerationContext:
+    """A context for generating `run_id`: prior spend of the run, decided slugs, the near-copy index, the ledger."""
+    prices = PriceTable(settings.price_table)
+    prices.check(settings.model, settings.strong_model)
+    checkpoint = current_checkpoint(store)
+    decided = set(checkpoint.get("done", {})) | {
+        s for s, r in checkpoint.get("rejected", {}).items() if not r.get("retryable")
+    }
+    usage_raw = store.get(layout.USAGE)
+    prior = json.loads(usage_raw)["by_run"].get(run_id, {}).get("cost_nano", 0) if usage_raw else 0
+    index = qa.NearCopyIndex()
+    for line in (store.get(layout.MASTER_SUCCESSES) or b"").decode().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            index.add(record["slug"], record.get("sketch") or [])
+    return GenerationContext(
+        settings=settings,
+        run_id=run_id,
+        budget=RunBudget(settings.budget_usd, to_usd(prior)),
+        prices=prices,
+        ledger=None if store.read_only else LedgerWriter(store, run_id),
+        near_copies=index,
+        already=frozenset(decided),
+        on_success=on_success,
+        slots=threading.BoundedSemaphore(parallel),
+    )

@@ -1,0 +1,45 @@
+"""Who holds something: host name and process id, and whether that process is still alive."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import asdict, dataclass
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The process that holds a lease or a claim."""
+
+    host: str
+    pid: int
+    run_id: str
+
+    @classmethod
+    def me(cls, run_id: str) -> Holder:
+        return cls(this_host(), os.getpid(), run_id)
+
+    def gone(self) -> bool:
+        """True when the holder is known dead: same host and its process no longer exists."""
+        return self.host == this_host() and not pid_alive(self.pid)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return f"run {self.run_id} (pid {self.pid} on {self.host})"

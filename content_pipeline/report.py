@@ -1,0 +1,86 @@
+"""The run report: counts, spend against budget, tokens, rejects by reason, duration."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class RunReport:
+    """What one run did; rendered as markdown for the terminal and the Prefect artifact."""
+
+    run_id: str
+    store: str
+    model: str
+    strong_model: str
+    offline: bool
+    evidence_only: bool
+    scope: str
+    limit: int
+    budget_usd: float
+    catalogue_rows: int = 0
+    catalogue_valid: int = 0
+    invalid_rows: list[str] = field(default_factory=list)
+    needs_content: int = 0
+    claimed: int = 0
+    preflight_dropped: dict[str, int] = field(default_factory=dict)
+    generated: int = 0
+    successes: int = 0
+    rejects: int = 0
+    escalations: int = 0
+    skipped: int = 0
+    not_attempted: int = 0
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    spend_usd: float = 0.0
+    reject_reasons: Counter[str] = field(default_factory=Counter)
+    stop_reason: str | None = None
+    consolidations: int = 0
+    audit_ok: bool | None = None
+    audit_violations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["reject_reasons"] = dict(self.reject_reasons)
+        return data
+
+    def markdown(self) -> str:
+        mode = (
+            "offline model (no OPENAI_API_KEY: in-process, deterministic)" if self.offline else "OpenAI-compatible API"
+        )
+        audit = "not run" if self.audit_ok is None else ("green" if self.audit_ok else "FAILED")
+        lines = [
+            f"# go-live run {self.run_id}",
+            "",
+            f"- store: `{self.store}`",
+            f"- model: {self.model} (escalation: {self.strong_model}) via {mode}",
+            f"- scope: {self.scope}, limit {self.limit}"
+            + (" (EVIDENCE_ONLY: read-only, nothing spent)" if self.evidence_only else ""),
+            f"- catalogue: {self.catalogue_rows} rows, {self.catalogue_valid} valid, {len(self.invalid_rows)} invalid",
+            f"- needs content: {self.needs_content}; claimed: {self.claimed}; "
+            + f"preflight dropped: {sum(self.preflight_dropped.values())}",
+            f"- generated: {self.generated} ({self.successes} successes, {self.rejects} rejects, "
+            f"{self.escalations} escalated); skipped as already decided: {self.skipped}; not attempted: {self.not_attempted}",
+            f"- spend: ${self.spend_usd:.4f} of ${self.budget_usd:.2f} budget over {self.calls} paid calls",
+            f"- tokens: {self.tokens_in} in, {self.tokens_out} out",
+            f"- consolidations: {self.consolidations}; audit: {audit}",
+            f"- duration: {self.duration_s:.1f} s",
+        ]
+        if self.stop_reason:
+            lines.append(f"- stopped early: {self.stop_reason}")
+        if self.reject_reasons:
+            lines += ["", "## Rejects by reason", "", "| reason | count |", "|---|---|"]
+            lines += [f"| {reason} | {count} |" for reason, count in self.reject_reasons.most_common()]
+        if self.invalid_rows:
+            lines += ["", "## Invalid catalogue rows (skipped)", ""] + [f"- {line}" for line in self.invalid_rows[:50]]
+            if len(self.invalid_rows) > 50:
+                lines.append(f"- ... and {len(self.invalid_rows) - 50} more")
+        if self.audit_violations:
+            lines += ["", "## Audit violations", ""] + [f"- {v}" for v in self.audit_violations]
+        if self.notes:
+            lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,114 @@
+"""The one settings object: read from the environment and `.env` once, at the edge, and passed in."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from content_pipeline.errors import BadInputError
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+Scope = Literal["all", "promo"]
+
+
+def sample_catalogue() -> str:
+    """Path of the bundled sample catalogue."""
+    return str(resources.files("content_pipeline") / "sample" / "catalogue.jsonl")
+
+
+def new_run_id() -> str:
+    """A unique run id: UTC time plus random, e.g. 20261123T004500Z-3f9a1c."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID_PATTERN.match(run_id):
+        raise BadInputError(
+            f"RUN_ID {run_id!r} is invalid: use 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit"
+        )
+    return run_id
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens for one model."""
+
+    input_per_mtok: float = Field(ge=0, description="USD per 1M input tokens")
+    output_per_mtok: float = Field(ge=0, description="USD per 1M output tokens")
+
+
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    "gpt-4o-mini": ModelPrice(input_per_mtok=0.15, output_per_mtok=0.60),
+    "gpt-4o": ModelPrice(input_per_mtok=2.50, output_per_mtok=10.00),
+    "gpt-4.1-mini": ModelPrice(input_per_mtok=0.40, output_per_mtok=1.60),
+    "gpt-4.1": ModelPrice(input_per_mtok=2.00, output_per_mtok=8.00),
+    "gpt-4.1-nano": ModelPrice(input_per_mtok=0.10, output_per_mtok=0.40),
+}
+
+
+class Settings(BaseSettings):
+    """Every setting, with the runbooks' environment names (case-insensitive) and its default."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    store_url: str = Field("./data", description="Where artifacts live: a folder path or file:// URL")
+    catalogue: str = Field(default_factory=sample_catalogue, description="Catalogue path or URL (JSONL, CSV, Parquet)")
+    scope: Scope = Field("all", description="all: every item; promo: promo items only")
+    limit: Annotated[int, Field(ge=1, description="Most items one run claims")] = 1000
+    budget_usd: Annotated[float, Field(gt=0, description="Hard ceiling on one run's spend, USD")] = 250.0
+    item_budget_usd: Annotated[float, Field(gt=0, description="Ceiling on one item's calls, USD")] = 0.05
+    min_item_cost_usd: Annotated[float, Field(ge=0, description="Budget guard: minimum USD per item")] = 0.25
+    run_id: str | None = Field(None, description="Run id; made unique (UTC time + random) when not given")
+    consolidate_every: Annotated[int, Field(ge=0, description="Consolidate every N successes (0: off)")] = 50
+    evidence_only: bool = Field(False, description="Probe mode: read-only, no LLM spend")
+    model: str = Field("gpt-4o-mini", description="Model for the first attempt")
+    strong_model: str = Field("gpt-4o", description="Model for the escalation attempt")
+    openai_api_key: SecretStr | None = Field(None, description="API key; unset means the offline model")
+    openai_base_url: str | None = Field(None, description="OpenAI-compatible base URL")
+    offline_latency_ms: Annotated[int, Field(ge=0, description="Offline model latency per call, ms")] = 0
+    concurrency: Annotated[int, Field(ge=1, le=1000, description="LLM calls in flight at most")] = 16
+    chunk_size: Annotated[int, Field(ge=1, description="Items per Prefect generation task")] = 50
+    max_output_tokens: Annotated[int, Field(ge=64, description="max_tokens of one call")] = 800
+    max_retries: Annotated[int, Field(ge=0, le=10, description="SDK retries on 429/5xx/timeouts")] = 3
+    request_timeout_s: Annotated[float, Field(gt=0, description="Timeout of one LLM call, s")] = 60.0
+    price_table: dict[str, ModelPrice] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES), description="USD per 1M tokens by model (JSON)"
+    )
+    lease_ttl_s: Annotated[float, Field(gt=0, description="Batch-builder lease lifetime, s")] = 60.0
+    claim_ttl_s: Annotated[float, Field(gt=0, description="How long a run's claims live without it, s")] = 6 * 3600.0
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else check_run_id(value)
+
+    @field_validator("openai_api_key")
+    @classmethod
+    def _key(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None or not value.get_secret_value().strip() else value
+
+    @property
+    def offline(self) -> bool:
+        """True when no API key is configured: the in-process offline model answers."""
+        return self.openai_api_key is None
+
+    def with_run_id(self) -> Settings:
+        """These settings with a run id, made unique when none was given."""
+        return self if self.run_id else self.model_copy(update={"run_id": new_run_id()})
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and `.env`, with the non-None `overrides` (CLI flags) on top."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+        shown = "" if "KEY" in name else f" (got {err.get('input')!r})"
+        raise BadInputError(f"setting {name}: {err['msg']}{shown}") from None

@@ -1,0 +1,38 @@
+"""Status: what the store says right now, read-only and quick."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from content_pipeline import layout
+from content_pipeline.catalogue import load_catalogue
+from content_pipeline.inventory import needs_content
+from content_pipeline.ledger import ledger_fingerprint
+from content_pipeline.store import Store
+from content_pipeline.views import read_checkpoint
+
+
+def status(store: Store, catalogue_source: str) -> dict[str, Any]:
+    """Counts from the checkpoint, usage and ledger; never writes."""
+    catalogue = load_catalogue(catalogue_source)
+    checkpoint = read_checkpoint(store)
+    usage_raw = store.get(layout.USAGE)
+    usage = json.loads(usage_raw) if usage_raw else {}
+    records = 0
+    for info in store.list(layout.LEDGER_PREFIX):
+        if info.key.endswith(".jsonl"):
+            records += (store.get(info.key) or b"").count(b"\n")
+    views = store.get(layout.VIEWS_STATE)
+    return {
+        "store": store.url,
+        "catalogue": len(catalogue.items),
+        "catalogue_invalid_rows": len(catalogue.invalid),
+        "needs_content": len(needs_content(catalogue.items, checkpoint, "all")),
+        "done": len(checkpoint.get("done", {})),
+        "rejected": len(checkpoint.get("rejected", {})),
+        "queued": len(checkpoint.get("queued", {})),
+        "ledger_records": records,
+        "spend_usd": round(usage.get("cost_nano", 0) / 1e9, 9),
+        "views_current": views is not None and json.loads(views).get("fingerprint") == ledger_fingerprint(store),
+    }

@@ -1,0 +1,135 @@
+"""The store interface every backend implements: atomic replace, create-if-absent, CAS, durable append."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from content_pipeline.errors import ReadOnlyViolation, StoreError
+
+_KEY = re.compile(r"^[A-Za-z0-9_=-][A-Za-z0-9._=-]*(/[A-Za-z0-9_=-][A-Za-z0-9._=-]*)*$")
+
+
+def check_key(key: str) -> str:
+    """Return `key` if it is a safe relative key (no `..`, no absolute path, no odd bytes)."""
+    if len(key) > 512 or not _KEY.match(key):
+        raise StoreError(f"invalid store key {key!r}: only [A-Za-z0-9._=-] segments are allowed")
+    return key
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object: its key, size in bytes and an opaque version for compare-and-swap."""
+
+    key: str
+    size: int
+    version: str
+
+
+class Appender(ABC):
+    """Durable appends of whole records to one object; `append` returns once the bytes are safe."""
+
+    @abstractmethod
+    def append(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class Store(ABC):
+    """One interface over a local folder or an S3 prefix; nothing above it knows which."""
+
+    url: str
+    read_only: bool = False
+
+    @abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None when absent."""
+
+    @abstractmethod
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and version, or None when absent."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Atomically replace (or create) the object."""
+
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create the object only if absent; False when it already exists."""
+
+    @abstractmethod
+    def put_if_match(self, key: str, data: bytes, version: str) -> bool:
+        """Replace the object only if its version is still `version`; False otherwise."""
+
+    @abstractmethod
+    def delete_if_match(self, key: str, version: str) -> bool:
+        """Delete the object only if its version is still `version`."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete the object if it exists."""
+
+    @abstractmethod
+    def appender(self, key: str) -> Appender:
+        """An appender that adds whole records durably to a new or existing object."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every object whose key starts with `prefix`, sorted by key."""
+
+    @abstractmethod
+    def truncate(self, key: str, size: int) -> None:
+        """Cut the object down to `size` bytes (used only to repair a torn ledger tail)."""
+
+    def get_text(self, key: str) -> str | None:
+        data = self.get(key)
+        return None if data is None else data.decode("utf-8")
+
+
+class ReadOnlyStore(Store):
+    """Wraps a store for EVIDENCE_ONLY runs: every read passes, every write raises."""
+
+    read_only = True
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.url = inner.url
+
+    def get(self, key: str) -> bytes | None:
+        return self.inner.get(key)
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        return self.inner.get_versioned(key)
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        return self.inner.list(prefix)
+
+    def _refuse(self, key: str) -> None:
+        raise ReadOnlyViolation(f"EVIDENCE_ONLY run tried to write {key!r}; nothing was written")
+
+    def put(self, key: str, data: bytes) -> None:
+        self._refuse(key)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        self._refuse(key)
+        return False
+
+    def put_if_match(self, key: str, data: bytes, version: str) -> bool:
+        self._refuse(key)
+        return False
+
+    def delete_if_match(self, key: str, version: str) -> bool:
+        self._refuse(key)
+        return False
+
+    def delete(self, key: str) -> None:
+        self._refuse(key)
+
+    def appender(self, key: str) -> Appender:
+        self._refuse(key)
+        raise AssertionError  # unreachable
+
+    def truncate(self, key: str, size: int) -> None:
+        self._refuse(key)

@@ -1,0 +1,193 @@
+"""The local-disk store: temp+fsync+rename replaces, O_EXCL creates, flock-guarded CAS, fsynced appends."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from content_pipeline.errors import StoreError, StoreIOError
+from content_pipeline.store.base import Appender, ObjectInfo, Store, check_key
+
+_LOCK_DIR = ".locks"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _version(st: os.stat_result) -> str:
+    return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
+
+
+class LocalAppender(Appender):
+    """O_APPEND writes of whole records, each followed by fsync before `append` returns."""
+
+    def __init__(self, path: Path) -> None:
+        created = not path.exists()
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if created:
+            _fsync_dir(path.parent)
+        self._lock = threading.Lock()
+
+    def append(self, data: bytes) -> None:
+        with self._lock:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+class LocalStore(Store):
+    """A store rooted at one local folder; keys are relative paths below it."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.url = str(self.root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create store folder {self.root}: {exc.strerror}") from exc
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _parent(self, key: str) -> Path:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @contextmanager
+    def _locked(self, key: str) -> Iterator[None]:
+        lock_dir = self.root / _LOCK_DIR
+        lock_dir.mkdir(exist_ok=True)
+        name = hashlib.sha1(key.encode()).hexdigest()
+        fd = os.open(lock_dir / name, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def get(self, key: str) -> bytes | None:
+        found = self.get_versioned(key)
+        return None if found is None else found[0]
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            with open(self._path(key), "rb") as fh:
+                st = os.fstat(fh.fileno())
+                return fh.read(), _version(st)
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError as exc:
+            raise StoreError(f"store key {key!r} is a folder, not an object") from exc
+        except OSError as exc:
+            raise StoreIOError(f"cannot read {key!r} from {self.root}: {exc.strerror}") from exc
+
+    def _write_new(self, path: Path, data: bytes) -> Path:
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return tmp
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._parent(key)
+        try:
+            tmp = self._write_new(path, data)
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StoreIOError(f"cannot write {key!r} in {self.root}: {exc.strerror}") from exc
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        path = self._parent(key)
+        with self._locked(key):
+            if path.exists():
+                return False
+            self.put(key, data)
+            return True
+
+    def put_if_match(self, key: str, data: bytes, version: str) -> bool:
+        path = self._parent(key)
+        with self._locked(key):
+            try:
+                current = _version(os.stat(path))
+            except FileNotFoundError:
+                return False
+            if current != version:
+                return False
+            self.put(key, data)
+            return True
+
+    def delete_if_match(self, key: str, version: str) -> bool:
+        path = self._path(key)
+        with self._locked(key):
+            try:
+                if _version(os.stat(path)) != version:
+                    return False
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            _fsync_dir(path.parent)
+            return True
+
+    def delete(self, key: str) -> None:
+        with suppress(FileNotFoundError):
+            os.unlink(self._path(key))
+
+    def appender(self, key: str) -> Appender:
+        return LocalAppender(self._parent(key))
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        base = self.root
+        start = base / prefix.rstrip("/") if prefix else base
+        scan = start if start.is_dir() else start.parent
+        out: list[ObjectInfo] = []
+        if not scan.is_dir():
+            return out
+        for dirpath, dirnames, filenames in os.walk(scan):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if name.startswith("."):
+                    continue
+                full = os.path.join(dirpath, name)
+                key = os.path.relpath(full, base).replace(os.sep, "/")
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    st = os.stat(full)
+                except FileNotFoundError:
+                    continue
+                out.append(ObjectInfo(key, st.st_size, _version(st)))
+        out.sort(key=lambda info: info.key)
+        return out
+
+    def truncate(self, key: str, size: int) -> None:
+        path = self._path(key)
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,132 @@
+"""One Prefect task per pipeline stage; each calls the core and logs what it did."""
+
+from __future__ import annotations
+
+import os
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+
+from content_pipeline import batch as batch_core
+from content_pipeline.audit import AuditResult, audit
+from content_pipeline.catalogue import Item
+from content_pipeline.errors import StoreIOError
+from content_pipeline.generate import GenerationContext, run_chunk
+from content_pipeline.inventory import Inventory, take_inventory
+from content_pipeline.preflight import Preflight, preflight
+from content_pipeline.settings import Settings
+from content_pipeline.store import Store
+from content_pipeline.views import Consolidation, consolidate, sync_checkpoint
+
+
+def retry_on_store_io(task: object, task_run: TaskRun, state: State) -> bool:
+    """Retry only transient store failures (disk, network), never bad input or a held lease."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    return isinstance(exc, (StoreIOError, OSError))
+
+
+STORE_IO = {
+    "retries": 3,
+    "retry_delay_seconds": [1, 2, 4],
+    "retry_condition_fn": retry_on_store_io,
+    "cache_policy": NONE,
+}
+
+
+@task(name="inventory", **STORE_IO)
+def inventory_task(store: Store, settings: Settings, run_id: str) -> Inventory:
+    inv = take_inventory(store, settings.catalogue, settings.scope, run_id)
+    logger = get_run_logger()
+    for row in inv.catalogue.invalid:
+        logger.warning("invalid catalogue row skipped: %s", row.line(settings.catalogue))
+    logger.info(
+        "catalogue: %d rows, %d valid, %d invalid; needs content: %d (scope %s)",
+        inv.catalogue.rows,
+        len(inv.catalogue.items),
+        len(inv.catalogue.invalid),
+        len(inv.needs),
+        settings.scope,
+    )
+    return inv
+
+
+@task(name="batch", **STORE_IO)
+def batch_task(store: Store, settings: Settings, run_id: str, needs: list[Item], hold: bool) -> list[Item]:
+    """Claim up to LIMIT items; `hold` ties the claims to this process (go-live) rather than to the TTL alone."""
+    items, freed, took_over = batch_core.build_batch(
+        store,
+        run_id,
+        needs,
+        settings.limit,
+        pid=os.getpid() if hold else None,
+        lease_ttl_s=settings.lease_ttl_s,
+        claim_ttl_s=settings.claim_ttl_s,
+    )
+    logger = get_run_logger()
+    if took_over:
+        logger.warning("took over the batch-builder lease left by %s", took_over)
+    for run in freed:
+        logger.warning("freed the claims of run %s, which is gone", run)
+    logger.info("batch: claimed %d item(s) for run %s", len(items), run_id)
+    return items
+
+
+@task(name="preflight", **STORE_IO)
+def preflight_task(store: Store, settings: Settings, run_id: str, planned: list[Item] | None = None) -> Preflight:
+    result = preflight(store, settings, run_id, planned)
+    logger = get_run_logger()
+    for warning in result.warnings:
+        logger.warning(warning)
+    logger.info("preflight: %d item(s) ready", len(result.items))
+    return result
+
+
+@task(name="generate-chunk", tags=["llm-generation"], cache_policy=NONE)
+def generate_chunk_task(ctx: GenerationContext, items: list[Item], concurrency: int) -> int:
+    """One chunk of items, `concurrency` calls in flight; no task retry (the ledger already holds what finished)."""
+    records = run_chunk(ctx, items, concurrency)
+    get_run_logger().info("chunk done: %d outcome(s) of %d item(s)", len(records), len(items))
+    return len(records)
+
+
+@task(name="release-claims", **STORE_IO)
+def release_task(store: Store, run_id: str) -> None:
+    batch_core.release(store, run_id)
+
+
+@task(name="consolidate", **STORE_IO)
+def consolidate_task(store: Store) -> Consolidation | None:
+    result = consolidate(store)
+    logger = get_run_logger()
+    if result is not None:
+        for line in result.repaired:
+            logger.warning("ledger repaired: %s", line)
+        logger.info(
+            "consolidate: %d ledger records -> %d successes, %d rejects; changed: %s",
+            result.records,
+            result.successes,
+            result.rejects,
+            ", ".join(result.changed) or "nothing",
+        )
+    return result
+
+
+@task(name="audit", **STORE_IO)
+def audit_task(store: Store) -> AuditResult:
+    result = audit(store)
+    logger = get_run_logger()
+    for violation in result.violations:
+        logger.error(violation)
+    for note in result.notes:
+        logger.warning(note)
+    logger.info("audit: %s", "all invariants hold" if result.ok else f"{len(result.violations)} violation(s)")
+    return result
+
+
+@task(name="sync", **STORE_IO)
+def sync_task(store: Store) -> bool:
+    changed = sync_checkpoint(store)
+    get_run_logger().info("sync: checkpoint %s", "rewritten from master" if changed else "already matches master")
+    return changed
