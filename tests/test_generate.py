@@ -1,0 +1,139 @@
+"""Generation: outcomes, escalation, budgets, the ledger, probe mode, and the real openai client over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from content_pipeline import layout
+from content_pipeline.errors import ProviderAuthError, QuotaExhaustedError
+from content_pipeline.ledger import OutcomeRecord, record_id, scan_ledger
+from content_pipeline.views import read_checkpoint
+from tests.conftest import make_item, snapshot
+from tests.helpers import run_core
+from tests.llm_server import LLMServer
+
+
+def mixed_catalogue(write_catalogue) -> str:
+    twin = make_item(7)
+    return write_catalogue(
+        [make_item(n) for n in range(1, 7)]
+        + [twin, {**twin, "slug": "item-0007-copy"}]
+        + [make_item(8, features=["A single 4 cm steel frame"])]  # thin: the strong model is needed
+        + [make_item(9, features=[])]  # too thin for either model
+        + [make_item(10, category="Restricted")]  # the model refuses
+    )
+
+
+def ledger_records(store) -> list[OutcomeRecord]:
+    return [OutcomeRecord.model_validate_json(line) for line in scan_ledger(store).frame["line"]]
+
+
+def test_outcomes_escalation_and_ledger_records(make_settings, write_catalogue, store) -> None:
+    settings = make_settings(catalogue=mixed_catalogue(write_catalogue))
+    ctx = run_core(settings, store)
+    records = {r.slug: r for r in ledger_records(store)}
+    assert len(records) == 11
+    rejects = {s: r.reason for s, r in records.items() if r.status == "reject"}
+    assert rejects.pop("item-0010") == "refusal"
+    assert rejects.pop("item-0009") == "length"
+    assert set(rejects.values()) == {"near_copy"} and len(rejects) == 1  # one twin wins, the other is a copy
+    thin = records["item-0008"]
+    assert thin.status == "success" and thin.escalated and thin.model == "gpt-4o" and thin.attempt == 2
+    assert [c.model for c in thin.calls] == ["gpt-4o-mini", "gpt-4o"]
+    assert thin.calls[0].outcome == "length" and thin.calls[1].outcome == "pass"
+    assert thin.id == record_id(settings.run_id, "item-0008", 2)
+    assert thin.cost_usd == pytest.approx(sum(c.cost_usd for c in thin.calls))
+    for record in records.values():
+        assert (record.error is None) == (record.status == "success")
+        assert record.run_id == settings.run_id and record.offline and record.input_hash
+        assert record.tokens_in > 0 and record.tokens_out > 0 and record.prompt_version
+    assert records["item-0009"].error.startswith("length: description has")
+    assert ctx.stats.successes == 8 and ctx.stats.rejects == 3
+    checkpoint = read_checkpoint(store)
+    assert len(checkpoint["done"]) == 8 and len(checkpoint["rejected"]) == 3 and checkpoint["queued"] == {}
+
+
+def test_second_run_generates_nothing_and_spends_nothing(make_settings, store) -> None:
+    run_core(make_settings(), store)
+    ctx = run_core(make_settings(), store)
+    assert ctx.budget.spent_usd == 0 and ctx.stats.calls == 0
+    assert len(ledger_records(store)) == 20
+
+
+def test_run_budget_is_never_exceeded_and_the_rest_stays_claimable(make_settings, store) -> None:
+    settings = make_settings(budget_usd=0.0012, min_item_cost_usd=0, concurrency=4, chunk_size=5)
+    ctx = run_core(settings, store)
+    spent = sum(r.cost_usd for r in ledger_records(store))
+    assert 0 < spent <= 0.0012
+    assert ctx.stop_reason and "run budget $0.00 reached" in ctx.stop_reason
+    assert ctx.stats.not_attempted > 0
+    generated = ctx.stats.successes + ctx.stats.rejects
+    assert generated + ctx.stats.not_attempted == 20
+    assert read_checkpoint(store)["queued"] == {}  # released: the next run can take them
+    follow = run_core(make_settings(), store)
+    assert follow.stats.successes == 20 - generated
+
+
+def test_item_budget_rejects_without_a_call(make_settings, store) -> None:
+    ctx = run_core(make_settings(item_budget_usd=0.000001, limit=2), store)
+    assert ctx.stats.calls == 0
+    reasons = {r.reason for r in ledger_records(store)}
+    assert reasons == {"item_budget"}
+    assert all(r.retryable and r.cost_usd == 0 for r in ledger_records(store))
+
+
+def test_evidence_only_writes_nothing_and_spends_nothing(make_settings, store, store_dir) -> None:
+    run_core(make_settings(limit=5), store)
+    before = snapshot(store_dir)
+    ctx = run_core(make_settings(evidence_only=True))
+    assert ctx.ledger is None
+    assert snapshot(store_dir) == before
+
+
+def test_real_openai_client_over_http(make_settings, write_catalogue, store) -> None:
+    key = "sk-test-abcdef0123456789"
+    with LLMServer(key) as server:
+        settings = make_settings(
+            catalogue=mixed_catalogue(write_catalogue), openai_api_key=key, openai_base_url=server.url
+        )
+        ctx = run_core(settings, store)
+    assert ctx.stats.successes == 8 and not settings.offline
+    assert {r["path"] for r in server.requests} == {"/v1/chat/completions"}
+    assert server.requests[0]["body"]["response_format"]["type"] == "json_schema"
+    assert Counter(r["body"]["model"] for r in server.requests)["gpt-4o"] == 3  # thin, too thin, refused
+    assert not any(r.offline for r in ledger_records(store))
+
+
+def test_invalid_key_fails_before_generating_anything(make_settings, store, store_dir) -> None:
+    with LLMServer("sk-the-right-one") as server:
+        settings = make_settings(openai_api_key="sk-wrong-key-000111", openai_base_url=server.url)
+        ctx = run_core(settings, store)
+    assert isinstance(ctx.fatal, ProviderAuthError)
+    assert "rejected the API key (401)" in str(ctx.fatal)
+    assert "sk-wrong" not in str(ctx.fatal) and "000111" not in str(ctx.fatal)
+    assert ledger_records(store) == [] and ctx.budget.spent_usd == 0
+    assert not any(b"000111" in data for data in snapshot(store_dir).values())
+
+
+def test_insufficient_quota_stops_the_run(make_settings, store) -> None:
+    with LLMServer("sk-k") as server:
+        server.mode = "quota"
+        settings = make_settings(openai_api_key="sk-k", openai_base_url=server.url, concurrency=2, max_retries=1)
+        ctx = run_core(settings, store)
+    assert isinstance(ctx.fatal, QuotaExhaustedError)
+    assert "insufficient_quota" in ctx.stop_reason
+    assert ledger_records(store) == [] and ctx.stats.not_attempted == 20
+    # only the calls in flight when the quota ran out (each with the SDK's own retries), no new item after
+    asked = {json.dumps(r["body"]["messages"]) for r in server.requests}
+    assert len(asked) <= 2 and len(server.requests) <= 2 * (settings.max_retries + 1)
+
+
+def test_ledger_survives_each_outcome_as_a_whole_line(make_settings, store) -> None:
+    run_core(make_settings(limit=3), store)
+    segments = [i.key for i in store.list(layout.LEDGER_PREFIX)]
+    assert len(segments) == 1
+    lines = store.get(segments[0]).decode().splitlines()
+    assert len(lines) == 3 and all(json.loads(line)["status"] == "success" for line in lines)

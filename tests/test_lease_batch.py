@@ -1,0 +1,115 @@
+"""The batch-builder lease and claims: one live builder, nothing claimed twice, dead runs never block."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from content_pipeline import layout
+from content_pipeline.batch import build_batch, claim, live_claims, read_queue, release
+from content_pipeline.catalogue import Item
+from content_pipeline.errors import LeaseHeldError
+from content_pipeline.host import Holder, this_host
+from content_pipeline.lease import Lease
+from content_pipeline.store import Store
+from tests.conftest import make_item, snapshot
+
+
+def items(n: int) -> list[Item]:
+    return [Item(**make_item(i)) for i in range(1, n + 1)]
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_second_builder_fails_at_once_naming_holder_and_expiry(store: Store) -> None:
+    holder = Lease(store, layout.BATCH_LOCK, Holder.me("run-a"), 60, "the batch builder")
+    with holder:
+        started = time.monotonic()
+        with pytest.raises(LeaseHeldError) as err:
+            build_batch(store, "run-b", items(5), 5, pid=None, lease_ttl_s=60, claim_ttl_s=60)
+        assert time.monotonic() - started < 2
+    message = str(err.value)
+    assert "the batch builder is already running" in message
+    assert "run run-a" in message and f"on {this_host()}" in message
+    assert "until 20" in message  # the ISO expiry
+    assert read_queue(store)[0] == {"runs": {}}
+    assert store.get(layout.run_key("run-b", "batch.jsonl")) is None
+
+
+def test_expired_lease_is_taken_over(store: Store) -> None:
+    store.put(
+        layout.BATCH_LOCK,
+        json.dumps(
+            {"host": "elsewhere", "pid": 1, "run_id": "old", "token": "t", "expires_ts": time.time() - 1}
+        ).encode(),
+    )
+    batch, _, took_over = build_batch(store, "run-new", items(3), 3, pid=None, lease_ttl_s=60, claim_ttl_s=60)
+    assert len(batch) == 3
+    assert took_over == "run old (pid 1 on elsewhere)"
+    assert store.get(layout.BATCH_LOCK) is None  # released after the batch was built
+
+
+def test_lease_of_a_dead_process_on_this_host_is_stale_at_once(store: Store) -> None:
+    store.put(
+        layout.BATCH_LOCK,
+        json.dumps(
+            {"host": this_host(), "pid": dead_pid(), "run_id": "killed", "token": "t", "expires_ts": time.time() + 3600}
+        ).encode(),
+    )
+    batch, _, took_over = build_batch(store, "run-next", items(2), 2, pid=None, lease_ttl_s=60, claim_ttl_s=60)
+    assert len(batch) == 2 and took_over.startswith("run killed")
+
+
+def test_live_holder_renews_its_lease_past_the_ttl(store: Store) -> None:
+    with Lease(store, "locks/x.json", Holder.me("a"), 0.6, "x"):
+        time.sleep(1.5)
+        with pytest.raises(LeaseHeldError):
+            Lease(store, "locks/x.json", Holder.me("b"), 0.6, "x").try_acquire()
+
+
+def test_claims_are_stamped_with_the_run_and_never_given_twice(store: Store) -> None:
+    needs = items(10)
+    first, _, _ = build_batch(store, "run-a", needs, 6, pid=None, lease_ttl_s=60, claim_ttl_s=600)
+    second, _, _ = build_batch(store, "run-b", needs, 6, pid=None, lease_ttl_s=60, claim_ttl_s=600)
+    assert len(first) == 6 and len(second) == 4
+    assert not {i.slug for i in first} & {i.slug for i in second}
+    claims = live_claims(read_queue(store)[0])
+    assert {claims[i.slug] for i in first} == {"run-a"}
+    batch_file = store.get(layout.run_key("run-a", "batch.jsonl")).decode().splitlines()
+    assert [json.loads(line)["slug"] for line in batch_file] == [i.slug for i in first]
+
+
+def test_claiming_again_for_the_same_run_is_idempotent(store: Store) -> None:
+    needs = items(5)
+    a, _ = claim(store, "run-a", [i.slug for i in needs], 3, None, 600)
+    b, _ = claim(store, "run-a", [i.slug for i in needs], 3, None, 600)
+    assert a == b and len(a) == 3
+
+
+def test_claims_of_a_gone_run_become_claimable(store: Store) -> None:
+    needs = items(4)
+    claim(store, "expired", [i.slug for i in needs[:2]], 2, None, -1)
+    claim(store, "killed", [i.slug for i in needs[2:]], 2, dead_pid(), 3600)
+    got, freed = claim(store, "run-next", [i.slug for i in needs], 4, None, 600)
+    assert got == [i.slug for i in needs]
+    assert freed == ["killed"]  # "expired" was already freed when "killed" claimed
+    assert set(read_queue(store)[0]["runs"]) == {"run-next"}
+
+
+def test_release_frees_the_claims_and_touches_nothing_else(store: Store, store_dir) -> None:
+    needs = items(4)
+    claim(store, "run-a", [i.slug for i in needs[:2]], 2, None, 600)
+    claim(store, "run-b", [i.slug for i in needs[2:]], 2, None, 600)
+    release(store, "run-a")
+    assert set(live_claims(read_queue(store)[0]).values()) == {"run-b"}
+    before = snapshot(store_dir)
+    release(store, "run-a")
+    assert snapshot(store_dir) == before

@@ -1,0 +1,104 @@
+"""The local store's primitives, and that no key can reach outside the store."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from content_pipeline.errors import ReadOnlyViolation, StoreError
+from content_pipeline.store import Store, open_store
+
+
+def test_put_get_replace_and_list(store: Store) -> None:
+    assert store.get("a/b.json") is None
+    store.put("a/b.json", b"one")
+    store.put("a/b.json", b"two")
+    store.put("a/c.json", b"three")
+    assert store.get("a/b.json") == b"two"
+    assert [i.key for i in store.list("a/")] == ["a/b.json", "a/c.json"]
+    assert [i.size for i in store.list("a/")] == [3, 5]
+
+
+def test_put_if_absent_creates_once(store: Store) -> None:
+    assert store.put_if_absent("lock.json", b"first")
+    assert not store.put_if_absent("lock.json", b"second")
+    assert store.get("lock.json") == b"first"
+
+
+def test_compare_and_swap_refuses_a_stale_version(store: Store) -> None:
+    store.put("x", b"v1")
+    _, version = store.get_versioned("x")
+    assert store.put_if_match("x", b"v2", version)
+    assert not store.put_if_match("x", b"v3", version)
+    assert store.get("x") == b"v2"
+    _, current = store.get_versioned("x")
+    assert not store.delete_if_match("x", version)
+    assert store.delete_if_match("x", current)
+    assert store.get("x") is None
+
+
+def test_cas_lets_exactly_one_of_many_racers_win(store: Store) -> None:
+    store.put("counter", b"0")
+    _, version = store.get_versioned("counter")
+    wins: list[int] = []
+
+    def racer(n: int) -> None:
+        if store.put_if_match("counter", str(n).encode(), version):
+            wins.append(n)
+
+    threads = [threading.Thread(target=racer, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    assert store.get("counter") == str(wins[0]).encode()
+
+
+def test_appends_are_whole_records_from_many_threads(store: Store) -> None:
+    appender = store.appender("ledger/run/seg.jsonl")
+    threads = [
+        threading.Thread(target=lambda n=n: [appender.append(f"{n}-{i}-{'x' * 500}\n".encode()) for i in range(50)])
+        for n in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    appender.close()
+    lines = store.get("ledger/run/seg.jsonl").decode().splitlines()
+    assert len(lines) == 400
+    assert all(line.endswith("x" * 500) for line in lines)
+
+
+@pytest.mark.parametrize(
+    "key", ["../escape", "/etc/passwd", "a/../../b", "a//b", "nul\x00byte", "sp ace", ".hidden", ""]
+)
+def test_keys_cannot_leave_the_store(store: Store, tmp_path: Path, key: str) -> None:
+    with pytest.raises(StoreError, match="invalid store key"):
+        store.put(key, b"x")
+    assert not (tmp_path / "escape").exists()
+
+
+def test_read_only_store_refuses_every_write_and_changes_nothing(store_dir: Path) -> None:
+    open_store(str(store_dir)).put("master/x.jsonl", b"kept\n")
+    ro = open_store(str(store_dir), read_only=True)
+    for write in (
+        lambda: ro.put("master/x.jsonl", b"gone"),
+        lambda: ro.put_if_absent("y", b"1"),
+        lambda: ro.appender("ledger/a.jsonl"),
+        lambda: ro.delete("master/x.jsonl"),
+    ):
+        with pytest.raises(ReadOnlyViolation, match="EVIDENCE_ONLY"):
+            write()
+    assert ro.get("master/x.jsonl") == b"kept\n"
+    assert [i.key for i in ro.list("")] == ["master/x.jsonl"]
+
+
+def test_unknown_store_scheme_is_one_clear_line() -> None:
+    from content_pipeline.errors import BadInputError
+
+    with pytest.raises(BadInputError, match=r"STORE_URL 'ftp://x': unsupported scheme"):
+        open_store("ftp://x")
