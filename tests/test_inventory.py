@@ -41,7 +41,7 @@ def test_each_bad_row_is_reported_with_row_and_reason(write_catalogue, store: St
     catalogue = load_catalogue(path)
     assert [i.slug for i in catalogue.items] == [r["slug"] for r in good]
     assert len(catalogue.invalid) == len(BAD_ROWS)
-    for (row, reason), invalid in zip(BAD_ROWS, catalogue.invalid, strict=True):
+    for (_row, reason), invalid in zip(BAD_ROWS, catalogue.invalid, strict=True):
         assert reason in invalid.reason
     rows = [invalid.row for invalid in catalogue.invalid]
     assert rows == list(range(6, 6 + len(BAD_ROWS)))

@@ -22,7 +22,8 @@ def test_drops_invalid_done_and_not_queued_and_rewrites_the_batch(make_settings,
     run = settings.run_id
     build_batch(store, run, [Item(**make_item(n)) for n in (3, 4)], 10, pid=None, lease_ttl_s=30, claim_ttl_s=600)
     key = layout.run_key(run, "batch.jsonl")
-    lines = store.get(key).decode().splitlines() + [
+    lines = [
+        *store.get(key).decode().splitlines(),
         json.dumps(make_item(1)),  # done
         json.dumps(make_item(9)),  # not queued for this run
         json.dumps(make_item(10, slug="../up")),  # invalid

@@ -1,0 +1,90 @@
+"""The Prefect flows against the session's test server: go-live, the stage flows, failures as Failed runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prefect.artifacts import Artifact
+
+from content_pipeline import layout
+from content_pipeline.batch import read_queue
+from content_pipeline.host import Holder
+from content_pipeline.lease import Lease
+from content_pipeline.store import open_store
+from flows import pipeline
+from tests.conftest import make_item
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def env(prefect_server, monkeypatch, tmp_path, write_catalogue):
+    """Point the flows' settings (read from the environment at the edge) at this test's store and catalogue."""
+    store_dir = tmp_path / "flow-store"
+    monkeypatch.setenv("STORE_URL", str(store_dir))
+    monkeypatch.setenv("CATALOGUE", write_catalogue([make_item(n) for n in range(1, 31)] + [b"{broken"]))
+    return open_store(str(store_dir))
+
+
+def test_go_live_completes_with_a_green_audit_and_a_report(env) -> None:
+    state = pipeline.go_live(run_id="flow-run-1", return_state=True)
+    assert state.is_completed(), state.message
+    assert state.message == "all invariants hold"
+    report = env.get(layout.run_key("flow-run-1", "report.md")).decode()
+    assert "generated: 30 (30 successes, 0 rejects" in report
+    assert "catalogue: 31 rows, 30 valid, 1 invalid" in report
+    assert "offline model" in report and "audit: green" in report
+    artifact = Artifact.get("go-live-report")
+    assert artifact is not None and "flow-run-1" in artifact.data
+    again = pipeline.go_live(run_id="flow-run-2", return_state=True)
+    assert again.is_completed()
+    assert "spend: $0.0000" in env.get(layout.run_key("flow-run-2", "report.md")).decode()
+
+
+def test_budget_refusal_fails_the_run_before_any_spend(env) -> None:
+    state = pipeline.go_live(budget_usd=1.0, run_id="too-poor", return_state=True)
+    assert state.is_failed()
+    assert state.message == (
+        "budget too low for batch size: batch size 30 items, budget $1.00, minimum needed $7.50 (at $0.25/item)"
+    )
+    assert env.list(layout.LEDGER_PREFIX) == []
+    assert read_queue(env)[0]["runs"] == {}  # its claims were released
+    assert "stopped early: budget too low" in env.get(layout.run_key("too-poor", "report.md")).decode()
+
+
+def test_stage_flows_chain_like_the_runbook(env) -> None:
+    run = "stages-1"
+    for flow in (pipeline.inventory_flow, pipeline.batch_flow, pipeline.preflight_flow, pipeline.generate_flow):
+        state = flow(run_id=run, limit=10, return_state=True)
+        assert state.is_completed(), (flow.name, state.message)
+    for flow in (pipeline.consolidate_flow, pipeline.audit_flow, pipeline.sync_flow, pipeline.audit_flow):
+        state = flow(return_state=True)
+        assert state.is_completed(), (flow.name, state.message)
+    assert len(json.loads(env.get(layout.CHECKPOINT))["done"]) == 10
+
+
+def test_batch_flow_without_inventory_names_the_command(env) -> None:
+    state = pipeline.batch_flow(run_id="no-inventory", return_state=True)
+    assert state.is_failed()
+    assert (
+        state.message
+        == "run no-inventory has no inventory: run `content-pipeline inventory --run-id no-inventory` first"
+    )
+
+
+def test_held_lease_fails_the_batch_with_the_holder(env) -> None:
+    pipeline.inventory_flow(run_id="blocked", return_state=True)
+    with Lease(env, layout.BATCH_LOCK, Holder.me("other-run"), 60, "the batch builder"):
+        state = pipeline.batch_flow(run_id="blocked", return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith("the batch builder is already running: lease held by run other-run (pid ")
+
+
+def test_audit_flow_fails_with_one_line_per_violation(env) -> None:
+    assert pipeline.go_live(run_id="audited", limit=5, return_state=True).is_completed()
+    master = env.get(layout.MASTER_SUCCESSES).decode().splitlines()
+    env.put(layout.MASTER_SUCCESSES, ("\n".join(master + master[:1]) + "\n").encode())
+    state = pipeline.audit_flow(return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith("invariant 2: slug(s) more than once in master successes: item-0001")

@@ -1,0 +1,184 @@
+"""Consolidate, sync and audit: views derived from the ledger, idempotent, and every invariant checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from content_pipeline import layout
+from content_pipeline.audit import audit
+from content_pipeline.host import this_host
+from content_pipeline.ledger import OutcomeRecord, record_id
+from content_pipeline.store import Store
+from content_pipeline.views import consolidate, read_checkpoint, read_master, sync_checkpoint
+from tests.conftest import snapshot
+
+
+def record(
+    slug: str, status: str = "success", run: str = "run-1", at: str = "2026-11-23T00:00:01", **extra
+) -> OutcomeRecord:
+    fields = {
+        "id": record_id(run, slug, extra.pop("attempt", 1)),
+        "run_id": run,
+        "slug": slug,
+        "status": status,
+        "content": {"headline": f"{slug} headline"} if status == "success" else None,
+        "error": None if status == "success" else "length: description has 12 characters",
+        "reason": None if status == "success" else "length",
+        "model": "gpt-4o-mini",
+        "prompt_template": "catalogue-item",
+        "prompt_version": "1",
+        "input_hash": "h",
+        "tokens_in": 100,
+        "tokens_out": 50,
+        "cost_usd": 0.0001,
+        "attempt": 1,
+        "run_budget_usd": 1.0,
+        "started_at": at,
+        "finished_at": at,
+    }
+    fields.update(extra)
+    return OutcomeRecord(**fields)
+
+
+def write_ledger(store: Store, records: list[OutcomeRecord], segment: str = "seg.jsonl", tail: bytes = b"") -> str:
+    key = f"ledger/{records[0].run_id if records else 'run-1'}/{segment}"
+    store.put(key, b"".join(r.line() for r in records) + tail)
+    return key
+
+
+def test_latest_success_wins_and_a_reject_never_shadows_a_success(store: Store) -> None:
+    write_ledger(
+        store,
+        [
+            record("a", at="2026-11-23T00:00:01"),
+            record("a", run="run-2", at="2026-11-23T00:00:05"),  # later passing version replaces
+            record("b", status="reject", at="2026-11-23T00:00:09"),
+            record("b", run="run-2", at="2026-11-23T00:00:02"),  # an earlier success beats a later reject
+            record("c", status="reject"),
+        ],
+    )
+    consolidate(store)
+    succ = read_master(store, layout.MASTER_SUCCESSES)
+    assert dict(zip(succ["slug"], succ["run_id"], strict=True)) == {"a": "run-2", "b": "run-2"}
+    assert read_master(store, layout.MASTER_REJECTS)["slug"].to_list() == ["c"]
+    ck = read_checkpoint(store)
+    assert set(ck["done"]) == {"a", "b"} and set(ck["rejected"]) == {"c"}
+    assert audit(store).ok
+
+
+def test_consolidating_twice_changes_nothing(store: Store, store_dir) -> None:
+    write_ledger(store, [record(f"s{n}") for n in range(5)] + [record("r", status="reject")])
+    first = consolidate(store)
+    assert layout.MASTER_SUCCESSES in first.changed
+    before = snapshot(store_dir)
+    second = consolidate(store)
+    assert second.changed == []
+    assert snapshot(store_dir) == before
+    assert len(store.get(layout.TELEMETRY).decode().splitlines()) == 1
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_torn_final_line_is_repaired_and_reported_and_no_record_is_dropped(store: Store) -> None:
+    whole = [record("a"), record("b")]
+    torn = record("c").line()[:40]
+    key = write_ledger(store, whole, segment=f"{this_host()}-{dead_pid()}-abcd.jsonl", tail=torn)
+    result = consolidate(store)
+    assert len(result.repaired) == 1 and "torn final line of 40 bytes" in result.repaired[0]
+    assert store.get(key) == b"".join(r.line() for r in whole)
+    quarantined = [i.key for i in store.list(layout.QUARANTINE_PREFIX)]
+    assert len(quarantined) == 1 and store.get(quarantined[0]) == torn
+    assert read_master(store, layout.MASTER_SUCCESSES)["slug"].to_list() == ["a", "b"]
+    assert audit(store).ok
+    telemetry = json.loads(store.get(layout.TELEMETRY).decode().splitlines()[-1])
+    assert telemetry["repaired"] == result.repaired
+
+
+def test_torn_tail_of_a_live_writer_is_left_alone(store: Store) -> None:
+    key = write_ledger(store, [record("a")], segment=f"{this_host()}-{1}-live.jsonl", tail=b'{"id": "x"')
+    result = consolidate(store)
+    assert result.repaired == [] and len(result.torn_tails) == 1
+    assert store.get(key).endswith(b'{"id": "x"')
+
+
+def tamper(store: Store, key: str, change) -> None:
+    lines = [json.loads(x) for x in store.get(key).decode().splitlines()]
+    store.put(key, "".join(json.dumps(x) + "\n" for x in change(lines)).encode())
+
+
+@pytest.mark.parametrize(
+    ("what", "expected"),
+    [
+        ("error-in-success", "invariant 1: 1 master success(es) carry an error: a"),
+        ("dupe-in-master", "invariant 2: slug(s) more than once in master successes: a"),
+        ("in-both", "invariant 2: slug(s) in both master successes and rejects: r"),
+        ("lost", "invariant 3: 1 ledger success(es) missing from master (run consolidate): b"),
+        ("not-in-ledger", "invariant 3: master successes hold record(s) absent from the ledger: zz"),
+        ("checkpoint-drift", "invariant 4: checkpoint 'done' differs from master successes: a"),
+        ("queued-and-done", "invariant 4: slug(s) both queued and decided in the checkpoint: a"),
+        ("spend-drift", "invariant 5: recorded spend 1.000000 USD != ledger sum 0.000400 USD"),
+        ("bad-line", "invariant 6: ledger line does not parse"),
+    ],
+)
+def test_audit_names_each_violation(store: Store, what: str, expected: str) -> None:
+    write_ledger(store, [record("a"), record("b"), record("c"), record("r", status="reject")])
+    consolidate(store)
+    assert audit(store).ok
+    if what == "error-in-success":
+        tamper(
+            store,
+            layout.MASTER_SUCCESSES,
+            lambda rows: [{**r, "error": "boom"} if r["slug"] == "a" else r for r in rows],
+        )
+    elif what == "dupe-in-master":
+        tamper(store, layout.MASTER_SUCCESSES, lambda rows: [*rows, rows[0]])
+    elif what == "in-both":
+        rej = json.loads(store.get(layout.MASTER_REJECTS))
+        tamper(store, layout.MASTER_SUCCESSES, lambda rows: [*rows, {**rej, "status": "success", "error": None}])
+    elif what == "lost":
+        tamper(store, layout.MASTER_SUCCESSES, lambda rows: [r for r in rows if r["slug"] != "b"])
+    elif what == "not-in-ledger":
+        tamper(store, layout.MASTER_SUCCESSES, lambda rows: [*rows, {**rows[0], "slug": "zz", "id": "nope"}])
+    elif what == "checkpoint-drift":
+        ck = read_checkpoint(store)
+        del ck["done"]["a"]
+        store.put(layout.CHECKPOINT, json.dumps(ck).encode())
+    elif what == "queued-and-done":
+        ck = read_checkpoint(store)
+        ck["queued"]["a"] = "run-9"
+        store.put(layout.CHECKPOINT, json.dumps(ck).encode())
+    elif what == "spend-drift":
+        usage = json.loads(store.get(layout.USAGE))
+        usage["cost_nano"] = 1_000_000_000
+        store.put(layout.USAGE, json.dumps(usage).encode())
+    elif what == "bad-line":
+        store.put("ledger/run-1/other.jsonl", b"this is not json\n")
+    result = audit(store)
+    assert not result.ok
+    assert any(v.startswith(expected) for v in result.violations), result.violations
+
+
+def test_run_over_budget_is_a_violation(store: Store) -> None:
+    write_ledger(store, [record("a", cost_usd=0.6), record("b", cost_usd=0.6)])
+    consolidate(store)
+    assert audit(store).violations == ["invariant 5: run run-1 spent 1.200000 USD over its budget 1.00 USD"]
+
+
+def test_sync_rewrites_the_checkpoint_from_master(store: Store) -> None:
+    write_ledger(store, [record("a"), record("r", status="reject")])
+    consolidate(store)
+    good = store.get(layout.CHECKPOINT)
+    store.put(layout.CHECKPOINT, b'{"done": {}, "rejected": {}, "queued": {"a": "x"}}')
+    assert not audit(store).ok
+    assert sync_checkpoint(store) is True
+    assert store.get(layout.CHECKPOINT) == good
+    assert audit(store).ok
+    assert sync_checkpoint(store) is False
