@@ -23,6 +23,7 @@ from content_pipeline.settings import RUN_ID_PATTERN, Scope, Settings, load_sett
 from content_pipeline.store import Store, open_store
 from content_pipeline.views import PeriodicConsolidator
 from tasks.stages import (
+    adopt_task,
     audit_task,
     batch_task,
     consolidate_task,
@@ -72,7 +73,9 @@ def _publish(store: Store, report: RunReport) -> None:
             key="go-live-rejects",
             description=f"rejects by reason, run {report.run_id}",
         )
-    if not store.read_only:
+    if store.read_only:
+        get_run_logger().info("EVIDENCE_ONLY run report (not stored):\n%s", markdown)
+    else:
         store.put(layout.run_key(report.run_id, "report.md"), markdown.encode())
 
 
@@ -252,6 +255,8 @@ def generate_flow(
             raise BadInputError(
                 f"run {settings.run_id} has no batch: run `content-pipeline batch --run-id {settings.run_id}` first"
             )
+        if not store.read_only:
+            adopt_task(store, settings, settings.run_id)
         fatal = _generate(store, settings, settings.run_id, items, report)
         if not store.read_only:
             release_task(store, settings.run_id)

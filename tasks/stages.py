@@ -91,6 +91,12 @@ def generate_chunk_task(ctx: GenerationContext, items: list[Item], concurrency: 
     return len(records)
 
 
+@task(name="adopt-claims", **STORE_IO)
+def adopt_task(store: Store, settings: Settings, run_id: str) -> int:
+    """Tie the run's claims to this process, so a killed generate frees them at once."""
+    return len(batch_core.adopt(store, run_id, os.getpid(), settings.claim_ttl_s))
+
+
 @task(name="release-claims", **STORE_IO)
 def release_task(store: Store, run_id: str) -> None:
     batch_core.release(store, run_id)

@@ -13,7 +13,7 @@ from content_pipeline.host import Holder
 from content_pipeline.lease import Lease
 from content_pipeline.store import open_store
 from flows import pipeline
-from tests.conftest import make_item
+from tests.conftest import make_item, snapshot
 
 pytestmark = pytest.mark.server
 
@@ -88,3 +88,13 @@ def test_audit_flow_fails_with_one_line_per_violation(env) -> None:
     state = pipeline.audit_flow(return_state=True)
     assert state.is_failed()
     assert state.message.startswith("invariant 2: slug(s) more than once in master successes: item-0001")
+
+
+def test_evidence_only_go_live_writes_nothing_and_spends_nothing(env, monkeypatch, store_dir) -> None:
+    assert pipeline.go_live(run_id="before", limit=10, return_state=True).is_completed()
+    root = env.root
+    before = snapshot(root)
+    monkeypatch.setenv("EVIDENCE_ONLY", "1")
+    state = pipeline.go_live(run_id="probe", return_state=True)
+    assert state.is_completed(), state.message
+    assert snapshot(root) == before
