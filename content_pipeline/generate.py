@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from content_pipeline.budget import BudgetExhausted, PriceTable, RunBudget, to_u
 from content_pipeline.catalogue import Item
 from content_pipeline.errors import PipelineError
 from content_pipeline.ledger import Call, LedgerWriter, OutcomeRecord, record_id
+from content_pipeline.report import RunStats
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store
 from content_pipeline.views import current_checkpoint
@@ -22,38 +22,6 @@ from content_pipeline.views import current_checkpoint
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass
-class RunStats:
-    """Counters of a generation run, shared by every chunk (thread-safe)."""
-
-    successes: int = 0
-    rejects: int = 0
-    escalations: int = 0
-    calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    skipped: int = 0
-    not_attempted: int = 0
-    reject_reasons: Counter[str] = field(default_factory=Counter)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def count(self, record: OutcomeRecord) -> None:
-        with self._lock:
-            if record.status == "success":
-                self.successes += 1
-            else:
-                self.rejects += 1
-                self.reject_reasons[record.reason or "unknown"] += 1
-            self.escalations += record.escalated
-            self.calls += len(record.calls)
-            self.tokens_in += record.tokens_in
-            self.tokens_out += record.tokens_out
-
-    def bump(self, name: str) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + 1)
 
 
 @dataclass

@@ -2,8 +2,43 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+from content_pipeline.ledger import OutcomeRecord
+
+
+@dataclass
+class RunStats:
+    """Counters of a generation run, shared by every chunk (thread-safe)."""
+
+    successes: int = 0
+    rejects: int = 0
+    escalations: int = 0
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    skipped: int = 0
+    not_attempted: int = 0
+    reject_reasons: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, record: OutcomeRecord) -> None:
+        with self._lock:
+            if record.status == "success":
+                self.successes += 1
+            else:
+                self.rejects += 1
+                self.reject_reasons[record.reason or "unknown"] += 1
+            self.escalations += record.escalated
+            self.calls += len(record.calls)
+            self.tokens_in += record.tokens_in
+            self.tokens_out += record.tokens_out
+
+    def bump(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
 
 
 @dataclass
@@ -25,17 +60,8 @@ class RunReport:
     needs_content: int = 0
     claimed: int = 0
     preflight_dropped: dict[str, int] = field(default_factory=dict)
-    generated: int = 0
-    successes: int = 0
-    rejects: int = 0
-    escalations: int = 0
-    skipped: int = 0
-    not_attempted: int = 0
-    calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
+    stats: RunStats = field(default_factory=RunStats)
     spend_usd: float = 0.0
-    reject_reasons: Counter[str] = field(default_factory=Counter)
     stop_reason: str | None = None
     consolidations: int = 0
     audit_ok: bool | None = None
@@ -43,15 +69,11 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["reject_reasons"] = dict(self.reject_reasons)
-        return data
-
     def markdown(self) -> str:
         mode = (
             "offline model (no OPENAI_API_KEY: in-process, deterministic)" if self.offline else "OpenAI-compatible API"
         )
+        st = self.stats
         audit = "not run" if self.audit_ok is None else ("green" if self.audit_ok else "FAILED")
         lines = [
             f"# go-live run {self.run_id}",
@@ -63,18 +85,18 @@ class RunReport:
             f"- catalogue: {self.catalogue_rows} rows, {self.catalogue_valid} valid, {len(self.invalid_rows)} invalid",
             f"- needs content: {self.needs_content}; claimed: {self.claimed}; "
             + f"preflight dropped: {sum(self.preflight_dropped.values())}",
-            f"- generated: {self.generated} ({self.successes} successes, {self.rejects} rejects, "
-            f"{self.escalations} escalated); skipped as already decided: {self.skipped}; not attempted: {self.not_attempted}",
-            f"- spend: ${self.spend_usd:.4f} of ${self.budget_usd:.2f} budget over {self.calls} paid calls",
-            f"- tokens: {self.tokens_in} in, {self.tokens_out} out",
+            f"- generated: {st.successes + st.rejects} ({st.successes} successes, {st.rejects} rejects, "
+            f"{st.escalations} escalated); skipped as already decided: {st.skipped}; not attempted: {st.not_attempted}",
+            f"- spend: ${self.spend_usd:.4f} of ${self.budget_usd:.2f} budget over {st.calls} paid calls",
+            f"- tokens: {st.tokens_in} in, {st.tokens_out} out",
             f"- consolidations: {self.consolidations}; audit: {audit}",
             f"- duration: {self.duration_s:.1f} s",
         ]
         if self.stop_reason:
             lines.append(f"- stopped early: {self.stop_reason}")
-        if self.reject_reasons:
+        if st.reject_reasons:
             lines += ["", "## Rejects by reason", "", "| reason | count |", "|---|---|"]
-            lines += [f"| {reason} | {count} |" for reason, count in self.reject_reasons.most_common()]
+            lines += [f"| {reason} | {count} |" for reason, count in st.reject_reasons.most_common()]
         if self.invalid_rows:
             lines += ["", "## Invalid catalogue rows (skipped)", ""] + [f"- {line}" for line in self.invalid_rows[:50]]
             if len(self.invalid_rows) > 50:

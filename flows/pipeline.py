@@ -48,6 +48,16 @@ def _open(**overrides: Any) -> tuple[Settings, Store]:
     return settings, open_store(settings.store_url, read_only=settings.evidence_only)
 
 
+def _run_items(store: Store, run_id: str, name: str, stage: str) -> list[Item]:
+    """The items an earlier stage of this run wrote, or a clear line naming the command to run first."""
+    items = read_items(store, layout.run_key(run_id, name))
+    if items is None:
+        raise BadInputError(
+            f"run {run_id} has no {stage} output: run `content-pipeline {stage} --run-id {run_id}` first"
+        )
+    return items
+
+
 def _new_report(settings: Settings, store: Store) -> RunReport:
     assert settings.run_id is not None
     return RunReport(
@@ -67,9 +77,9 @@ def _publish(store: Store, report: RunReport) -> None:
     """The report as Prefect artifacts and, unless read-only, in the store beside the run's outputs."""
     markdown = report.markdown()
     create_markdown_artifact(markdown=markdown, key="go-live-report", description=f"run {report.run_id}")
-    if report.reject_reasons:
+    if report.stats.reject_reasons:
         create_table_artifact(
-            table=[{"reason": r, "count": c} for r, c in report.reject_reasons.most_common()],
+            table=[{"reason": r, "count": c} for r, c in report.stats.reject_reasons.most_common()],
             key="go-live-rejects",
             description=f"rejects by reason, run {report.run_id}",
         )
@@ -118,12 +128,7 @@ def _generate(
         if ctx.ledger is not None:
             ctx.ledger.close()
         periodic.join()
-    stats = ctx.stats
-    report.successes, report.rejects, report.escalations = stats.successes, stats.rejects, stats.escalations
-    report.generated = stats.successes + stats.rejects
-    report.skipped, report.not_attempted, report.calls = stats.skipped, stats.not_attempted, stats.calls
-    report.tokens_in, report.tokens_out = stats.tokens_in, stats.tokens_out
-    report.spend_usd, report.reject_reasons = ctx.budget.spent_usd, stats.reject_reasons
+    report.stats, report.spend_usd = ctx.stats, ctx.budget.spent_usd
     report.stop_reason, report.consolidations = ctx.stop_reason, periodic.runs
     return ctx.fatal
 
@@ -185,8 +190,8 @@ def go_live(
     get_run_logger().info(
         "run %s: %d success(es), %d reject(s), $%.4f of $%.2f, audit %s",
         run,
-        report.successes,
-        report.rejects,
+        report.stats.successes,
+        report.stats.rejects,
         report.spend_usd,
         report.budget_usd,
         {None: "not run", True: "green", False: "FAILED"}[report.audit_ok],
@@ -216,11 +221,7 @@ def batch_flow(
     """Claim up to LIMIT of the run's inventory under the batch-builder lease."""
     settings, store = _open(scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
     try:
-        needs = read_items(store, layout.run_key(settings.run_id, "needs-content.jsonl"))
-        if needs is None:
-            raise BadInputError(
-                f"run {settings.run_id} has no inventory: run `content-pipeline inventory --run-id {settings.run_id}` first"
-            )
+        needs = _run_items(store, settings.run_id, "needs-content.jsonl", "inventory")
         items = batch_task(store, settings, settings.run_id, needs, hold=False)
     except PipelineError as exc:
         return Failed(message=str(exc))
@@ -250,11 +251,7 @@ def generate_flow(
     settings, store = _open(scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
     report = _new_report(settings, store)
     try:
-        items = read_items(store, layout.run_key(settings.run_id, "batch.jsonl"))
-        if items is None:
-            raise BadInputError(
-                f"run {settings.run_id} has no batch: run `content-pipeline batch --run-id {settings.run_id}` first"
-            )
+        items = _run_items(store, settings.run_id, "batch.jsonl", "batch")
         if not store.read_only:
             adopt_task(store, settings, settings.run_id)
         fatal = _generate(store, settings, settings.run_id, items, report)
@@ -265,7 +262,7 @@ def generate_flow(
     if fatal is not None:
         return Failed(message=str(fatal))
     return Completed(
-        message=f"run {settings.run_id}: {report.successes} success(es), {report.rejects} reject(s), ${report.spend_usd:.4f}"
+        message=f"run {settings.run_id}: {report.stats.successes} success(es), {report.stats.rejects} reject(s), ${report.spend_usd:.4f}"
     )
 
 

@@ -69,7 +69,7 @@ def test_batch_flow_without_inventory_names_the_command(env) -> None:
     assert state.is_failed()
     assert (
         state.message
-        == "run no-inventory has no inventory: run `content-pipeline inventory --run-id no-inventory` first"
+        == "run no-inventory has no inventory output: run `content-pipeline inventory --run-id no-inventory` first"
     )
 
 
