@@ -98,3 +98,16 @@ def test_evidence_only_go_live_writes_nothing_and_spends_nothing(env, monkeypatc
     state = pipeline.go_live(run_id="probe", return_state=True)
     assert state.is_completed(), state.message
     assert snapshot(root) == before
+
+
+def test_consolidation_runs_every_n_successes_during_generation(env, monkeypatch) -> None:
+    monkeypatch.setenv("CONSOLIDATE_EVERY", "10")
+    monkeypatch.setenv("CHUNK_SIZE", "5")
+    assert pipeline.go_live(run_id="periodic", return_state=True).is_completed()
+    telemetry = [json.loads(x) for x in env.get(layout.TELEMETRY).decode().splitlines()]
+    during = [t for t in telemetry if 0 < t["successes"] < 30]
+    assert during, telemetry  # at least one consolidation while generating
+    assert telemetry[-1]["successes"] == 30
+    report = env.get(layout.run_key("periodic", "report.md")).decode()
+    counted = int(report.split("consolidations: ")[1].split(";")[0])
+    assert counted >= len(during) + 1  # periodic ones (some may change nothing) and the final one
