@@ -33,7 +33,7 @@ class AuditResult:
         self.violations.append(f"invariant {invariant}: {what}{shown}")
 
 
-def _no_error(frame: pl.DataFrame) -> pl.Expr:
+def _no_error() -> pl.Expr:
     return pl.col("error").is_null() | (pl.col("error").str.strip_chars() == "")
 
 
@@ -49,10 +49,10 @@ def audit(store: Store) -> AuditResult:
     for name, frame in (("ledger", ledger), ("master", pl.concat([succ, rej]) if succ.height or rej.height else succ)):
         if frame.is_empty():
             continue
-        bad = frame.filter((pl.col("status") == "success") & ~_no_error(frame))
+        bad = frame.filter((pl.col("status") == "success") & ~_no_error())
         if bad.height:
             result.add(1, f"{bad.height} {name} success(es) carry an error", bad["slug"].to_list())
-        bad = frame.filter((pl.col("status") == "reject") & _no_error(frame))
+        bad = frame.filter((pl.col("status") == "reject") & _no_error())
         if bad.height:
             result.add(1, f"{bad.height} {name} reject(s) have no error", bad["slug"].to_list())
     if succ.height and (succ["status"] != "success").any():

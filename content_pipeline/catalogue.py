@@ -246,17 +246,3 @@ def load_catalogue(source: str) -> Catalogue:
         seen[item.slug] = number
         catalogue.items.append(item)
     return catalogue
-
-
-def items_frame(items: list[Item]) -> pl.DataFrame:
-    """The items as a polars frame (one row per item)."""
-    schema = {
-        "slug": pl.String,
-        "title": pl.String,
-        "category": pl.String,
-        "price": pl.Float64,
-        "features": pl.List(pl.String),
-        "promo": pl.Boolean,
-        "description": pl.String,
-    }
-    return pl.DataFrame([item.model_dump() for item in items], schema=schema)

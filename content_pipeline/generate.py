@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from openai import AsyncOpenAI
+
 from content_pipeline import layout, llm, prompts, qa
 from content_pipeline.budget import BudgetExhausted, PriceTable, RunBudget, to_usd
 from content_pipeline.catalogue import Item
@@ -63,7 +65,9 @@ class _Attempt:
     tokens_out: int = 0
 
 
-async def _call(ctx: GenerationContext, client, model: str, msgs, attempt: _Attempt) -> llm.Completion | str:
+async def _call(
+    ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]], attempt: _Attempt
+) -> llm.Completion | str:
     """One paid call under a reservation; returns the completion or why no call was made."""
     settings = ctx.settings
     worst = ctx.prices.cost_nano(model, prompts.prompt_tokens_upper_bound(msgs), settings.max_output_tokens)
@@ -99,7 +103,7 @@ async def _call(ctx: GenerationContext, client, model: str, msgs, attempt: _Atte
     return completion
 
 
-async def generate_item(ctx: GenerationContext, client, item: Item) -> OutcomeRecord | None:
+async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item) -> OutcomeRecord | None:
     """Generate one item to a final QA decision; None when no decision was reached (run stopping)."""
     settings = ctx.settings
     started = _now()

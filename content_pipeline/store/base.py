@@ -83,10 +83,6 @@ class Store(ABC):
     def truncate(self, key: str, size: int) -> None:
         """Cut the object down to `size` bytes (used only to repair a torn ledger tail)."""
 
-    def get_text(self, key: str) -> str | None:
-        data = self.get(key)
-        return None if data is None else data.decode("utf-8")
-
 
 class ReadOnlyStore(Store):
     """Wraps a store for EVIDENCE_ONLY runs: every read passes, every write raises."""
