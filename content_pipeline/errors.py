@@ -41,3 +41,7 @@ class ProviderAuthError(PipelineError):
 
 class QuotaExhaustedError(PipelineError):
     """The LLM provider reports insufficient_quota: the run stops claiming work."""
+
+
+class AuditFailedError(PipelineError):
+    """One or more invariants do not hold."""

@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -38,6 +39,7 @@ class GenerationContext:
     near_copies: qa.NearCopyIndex
     already: frozenset[str] = frozenset()
     on_success: Callable[[int], None] | None = None
+    call_gate: Callable[[], AbstractAsyncContextManager[None]] | None = None
     slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
     stats: RunStats = field(default_factory=RunStats)
     stop_reason: str | None = None
@@ -81,7 +83,11 @@ async def _call(
         return str(exc)
     actual = 0
     try:
-        completion = await llm.complete(client, settings, model, msgs)
+        if ctx.call_gate is None:
+            completion = await llm.complete(client, settings, model, msgs)
+        else:
+            async with ctx.call_gate():  # a provider-wide limit shared with other workers
+                completion = await llm.complete(client, settings, model, msgs)
         if completion.tokens_in or completion.tokens_out:
             actual = ctx.prices.cost_nano(model, completion.tokens_in, completion.tokens_out)
         else:

@@ -6,7 +6,10 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
+from content_pipeline import layout
 from content_pipeline.ledger import OutcomeRecord
+from content_pipeline.store import Store
+from content_pipeline.views import read_master
 
 
 @dataclass
@@ -62,6 +65,7 @@ class RunReport:
     preflight_dropped: dict[str, int] = field(default_factory=dict)
     stats: RunStats = field(default_factory=RunStats)
     spend_usd: float = 0.0
+    stage: str = "start"
     stop_reason: str | None = None
     consolidations: int = 0
     audit_ok: bool | None = None
@@ -103,6 +107,24 @@ class RunReport:
                 lines.append(f"- ... and {len(self.invalid_rows) - 50} more")
         if self.audit_violations:
             lines += ["", "## Audit violations", ""] + [f"- {v}" for v in self.audit_violations]
+        lines += [
+            "",
+            "## Outputs",
+            "",
+            f"- ledger (the source of truth): `{self.store}/ledger/{self.run_id}/`",
+            f"- master views: `{self.store}/master/` (successes.jsonl, rejects.jsonl, usage.json)",
+            f"- checkpoint: `{self.store}/checkpoint.json`",
+            f"- this run: `{self.store}/runs/{self.run_id}/` (report.md, batch.jsonl, invalid-rows.jsonl)",
+        ]
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
+
+
+def run_rejects(store: Store, run_id: str) -> list[dict[str, str]]:
+    """The rejects master holds for this run: slug, reason and error, for a table."""
+    rejects = read_master(store, layout.MASTER_REJECTS)
+    if rejects.is_empty():
+        return []
+    mine = rejects.filter(rejects["run_id"] == run_id).select("slug", "reason", "error")
+    return [{k: str(v)[:300] for k, v in row.items()} for row in mine.iter_rows(named=True)]

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     price_table: dict[str, ModelPrice] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES), description="USD per 1M tokens by model (JSON)"
     )
+    llm_global_limits: bool = Field(False, description="Take Prefect global concurrency/rate limits per LLM call")
+    llm_rate_limit_name: str = Field("llm-requests", description="Prefect rate limit (slot decay) per LLM request")
+    llm_concurrency_limit_name: str = Field("llm-concurrency", description="Prefect limit on LLM calls in flight")
+    store_block: str = Field("content-pipeline-store", description="StoreLocation block used when it exists")
+    llm_block: str = Field("content-pipeline-llm", description="LLMConfig block used when it exists")
     lease_ttl_s: Annotated[float, Field(gt=0, description="Batch-builder lease lifetime, s")] = 60.0
     claim_ttl_s: Annotated[float, Field(gt=0, description="How long a run's claims live without it, s")] = 6 * 3600.0
 

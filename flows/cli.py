@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     params: dict[str, object] = {}
     if args.command in STAGES:
         settings = load_settings(scope=args.scope, limit=args.limit, budget_usd=args.budget_usd, run_id=args.run_id)
-        params = {"scope": args.scope, "limit": args.limit, "budget_usd": args.budget_usd}
+        params = {"scope": settings.scope, "limit": settings.limit, "budget_usd": settings.budget_usd}
         params["run_id"] = settings.run_id or new_run_id()
     else:
         settings = load_settings()

@@ -7,18 +7,24 @@ import time
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.futures import as_completed
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
+from blocks import LLMConfig, StoreLocation
 from content_pipeline import layout
 from content_pipeline.catalogue import Item
-from content_pipeline.errors import BadInputError, PipelineError
+from content_pipeline.errors import AuditFailedError, BadInputError, PipelineError
 from content_pipeline.generate import open_generation, plan_chunks
 from content_pipeline.inventory import read_items
-from content_pipeline.report import RunReport
+from content_pipeline.report import RunReport, run_rejects
 from content_pipeline.settings import RUN_ID_PATTERN, Scope, Settings, load_settings
 from content_pipeline.store import Store, open_store
 from content_pipeline.views import PeriodicConsolidator
@@ -29,22 +35,40 @@ from tasks.stages import (
     consolidate_task,
     generate_chunk_task,
     inventory_task,
+    llm_call_gate,
     preflight_task,
     release_task,
     sync_task,
 )
 
-ScopeParam = Annotated[Scope | None, Field(description="all: every item; promo: promo items only (default: SCOPE)")]
-LimitParam = Annotated[int | None, Field(ge=1, description="Most items this run claims (default: LIMIT)")]
-BudgetParam = Annotated[float | None, Field(gt=0, description="Hard spend ceiling in USD (default: BUDGET_USD)")]
+_DEFAULT = {name: field.default for name, field in Settings.model_fields.items()}
+ScopeParam = Annotated[Scope, Field(description="all: every item; promo: promo items only")]
+LimitParam = Annotated[int, Field(ge=1, description="Most items this run claims")]
+BudgetParam = Annotated[float, Field(gt=0, description="Hard spend ceiling of this run, USD")]
 RunIdParam = Annotated[
-    str | None, Field(pattern=RUN_ID_PATTERN.pattern, description="Run id; a unique one is made when empty")
+    str | None,
+    Field(pattern=RUN_ID_PATTERN.pattern, description="Run id; a unique one (UTC time + random) is made when empty"),
 ]
 
 
-def _open(**overrides: Any) -> tuple[Settings, Store]:
-    """Settings from the environment with the flow's parameters on top, and the store they name."""
-    settings = load_settings(**overrides).with_run_id()
+def _block_overrides(settings: Settings) -> dict[str, Any]:
+    """What the StoreLocation and LLMConfig blocks named in the settings set, for those that exist."""
+    found: dict[str, Any] = {}
+    for block_type, name in ((StoreLocation, settings.store_block), (LLMConfig, settings.llm_block)):
+        if not name:
+            continue
+        try:
+            block = block_type.load(name)
+        except ValueError:  # no such block: the settings stand
+            continue
+        found.update(block.settings_overrides())
+    return found
+
+
+def _open(**params: Any) -> tuple[Settings, Store]:
+    """Settings from the environment, then the blocks that exist, then the flow's parameters on top;
+    and the store they name."""
+    settings = load_settings(**{**_block_overrides(load_settings()), **params}).with_run_id()
     return settings, open_store(settings.store_url, read_only=settings.evidence_only)
 
 
@@ -74,15 +98,12 @@ def _new_report(settings: Settings, store: Store) -> RunReport:
 
 
 def _publish(store: Store, report: RunReport) -> None:
-    """The report as Prefect artifacts and, unless read-only, in the store beside the run's outputs."""
+    """The report and the run's rejects as Prefect artifacts and, unless read-only, the report in the store."""
     markdown = report.markdown()
     create_markdown_artifact(markdown=markdown, key="go-live-report", description=f"run {report.run_id}")
-    if report.stats.reject_reasons:
-        create_table_artifact(
-            table=[{"reason": r, "count": c} for r, c in report.stats.reject_reasons.most_common()],
-            key="go-live-rejects",
-            description=f"rejects by reason, run {report.run_id}",
-        )
+    rejects = run_rejects(store, report.run_id)
+    if rejects:
+        create_table_artifact(table=rejects, key="go-live-rejects", description=f"rejects of run {report.run_id}")
     if store.read_only:
         get_run_logger().info("EVIDENCE_ONLY run report (not stored):\n%s", markdown)
     else:
@@ -92,7 +113,8 @@ def _publish(store: Store, report: RunReport) -> None:
 def _generate(
     store: Store, settings: Settings, run_id: str, items: list[Item], report: RunReport
 ) -> PipelineError | None:
-    """Generate `items`: one Prefect task per chunk, asyncio concurrency inside; returns a fatal error, if any."""
+    """Generate `items`: one Prefect task per chunk, asyncio concurrency inside, a progress artifact
+    updated as chunks finish; returns a fatal error, if any."""
     logger = get_run_logger()
     if not items:
         logger.info("generate: nothing to generate")
@@ -103,6 +125,8 @@ def _generate(
     chunks, parallel, per_chunk = plan_chunks(items, settings)
     periodic = PeriodicConsolidator(store, settings.consolidate_every)
     ctx = open_generation(store, settings, run_id, parallel, on_success=periodic)
+    ctx.call_gate = llm_call_gate(settings)
+    report.stats = ctx.stats
     logger.info(
         "generate: %d item(s) in %d chunk(s), %d chunk(s) at a time, %d call(s) in flight per chunk, %s",
         len(items),
@@ -111,77 +135,91 @@ def _generate(
         per_chunk,
         "offline model" if settings.offline else settings.model,
     )
+    progress = create_progress_artifact(progress=0.0, key="go-live-progress", description=f"generation, run {run_id}")
     try:
         futures = [generate_chunk_task.submit(ctx, chunk, per_chunk) for chunk in chunks]
         for finished, future in enumerate(as_completed(futures), start=1):
             future.result()
-            stats = ctx.stats
+            report.spend_usd = ctx.budget.spent_usd
+            update_progress_artifact(progress, progress=100.0 * finished / len(chunks))
             logger.info(
                 "progress: %d/%d chunk(s); %d success(es), %d reject(s), $%.4f spent",
                 finished,
                 len(chunks),
-                stats.successes,
-                stats.rejects,
+                ctx.stats.successes,
+                ctx.stats.rejects,
                 ctx.budget.spent_usd,
             )
     finally:
         if ctx.ledger is not None:
             ctx.ledger.close()
         periodic.join()
-    report.stats, report.spend_usd = ctx.stats, ctx.budget.spent_usd
-    report.stop_reason, report.consolidations = ctx.stop_reason, periodic.runs
+        report.spend_usd = ctx.budget.spent_usd
+        report.stop_reason, report.consolidations = ctx.stop_reason, periodic.runs
     return ctx.fatal
 
 
-def _finish(store: Store, report: RunReport) -> State:
-    """consolidate, audit, sync, audit: the flow fails when the final audit does."""
+def _finish(store: Store, report: RunReport) -> None:
+    """consolidate, audit, sync, audit; raises AuditFailedError when either audit fails."""
+    report.stage = "consolidate"
     consolidate_task(store)
     report.consolidations += 1
+    report.stage = "audit"
     first = audit_task(store)
+    report.stage = "sync"
     sync_task(store)
+    report.stage = "audit"
     final = audit_task(store)
     report.audit_ok = first.ok and final.ok
     report.audit_violations = final.violations or first.violations
     report.notes += final.notes
     if not report.audit_ok:
-        return Failed(
-            message=f"audit failed: {len(report.audit_violations)} violation(s); first: {report.audit_violations[0]}"
+        raise AuditFailedError(
+            f"audit failed: {len(report.audit_violations)} violation(s); first: {report.audit_violations[0]}"
         )
-    return Completed(message="all invariants hold")
 
 
 @flow(name="go-live", task_runner=ThreadPoolTaskRunner(max_workers=64))
 def go_live(
-    scope: ScopeParam = None, limit: LimitParam = None, budget_usd: BudgetParam = None, run_id: RunIdParam = None
+    scope: ScopeParam = _DEFAULT["scope"],
+    limit: LimitParam = _DEFAULT["limit"],
+    budget_usd: BudgetParam = _DEFAULT["budget_usd"],
+    run_id: RunIdParam = None,
 ) -> State:
-    """inventory, batch, preflight, generate, consolidate, audit, sync, audit; with a run report."""
+    """inventory, batch, preflight, generate, consolidate, audit, sync, audit; with a run report.
+    A failure names the stage and the spend so far, for the notification that announces it."""
     started = time.perf_counter()
     settings, store = _open(scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
     assert settings.run_id is not None
     run = settings.run_id
     report = _new_report(settings, store)
     claimed = False
-    outcome: State
     try:
+        report.stage = "inventory"
         inv = inventory_task(store, settings, run)
         report.catalogue_rows, report.catalogue_valid = inv.catalogue.rows, len(inv.catalogue.items)
         report.invalid_rows = [r.line(settings.catalogue) for r in inv.catalogue.invalid]
         report.needs_content = len(inv.needs)
+        report.stage = "batch"
         items = batch_task(store, settings, run, inv.needs, hold=True)
         claimed = not store.read_only
         report.claimed = len(items)
+        report.stage = "preflight"
         checked = preflight_task(store, settings, run, items if store.read_only else None)
         report.preflight_dropped = dict(checked.dropped)
+        report.stage = "generate"
         fatal = _generate(store, settings, run, checked.items, report)
         if claimed:
             release_task(store, run)
             claimed = False
-        outcome = _finish(store, report)
+        _finish(store, report)
         if fatal is not None:
-            outcome = Failed(message=str(fatal))
+            report.stage = "generate"
+            raise fatal
+        outcome: State = Completed(message="all invariants hold")
     except PipelineError as exc:
         report.stop_reason = str(exc)
-        outcome = Failed(message=str(exc))
+        outcome = Failed(message=f"{report.stage}: {exc} (spent ${report.spend_usd:.4f} of ${report.budget_usd:.2f})")
     finally:
         if claimed:
             release_task(store, run)
@@ -201,7 +239,10 @@ def go_live(
 
 @flow(name="inventory")
 def inventory_flow(
-    scope: ScopeParam = None, limit: LimitParam = None, budget_usd: BudgetParam = None, run_id: RunIdParam = None
+    scope: ScopeParam = _DEFAULT["scope"],
+    limit: LimitParam = _DEFAULT["limit"],
+    budget_usd: BudgetParam = _DEFAULT["budget_usd"],
+    run_id: RunIdParam = None,
 ) -> State:
     """Which items need content; writes the run's needs-content and invalid-row reports."""
     settings, store = _open(scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
@@ -216,7 +257,10 @@ def inventory_flow(
 
 @flow(name="batch")
 def batch_flow(
-    scope: ScopeParam = None, limit: LimitParam = None, budget_usd: BudgetParam = None, run_id: RunIdParam = None
+    scope: ScopeParam = _DEFAULT["scope"],
+    limit: LimitParam = _DEFAULT["limit"],
+    budget_usd: BudgetParam = _DEFAULT["budget_usd"],
+    run_id: RunIdParam = None,
 ) -> State:
     """Claim up to LIMIT of the run's inventory under the batch-builder lease."""
     settings, store = _open(scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
@@ -230,7 +274,10 @@ def batch_flow(
 
 @flow(name="preflight")
 def preflight_flow(
-    scope: ScopeParam = None, limit: LimitParam = None, budget_usd: BudgetParam = None, run_id: RunIdParam = None
+    scope: ScopeParam = _DEFAULT["scope"],
+    limit: LimitParam = _DEFAULT["limit"],
+    budget_usd: BudgetParam = _DEFAULT["budget_usd"],
+    run_id: RunIdParam = None,
 ) -> State:
     """Filter the run's batch and apply the budget guard."""
     settings, store = _open(scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
@@ -245,7 +292,10 @@ def preflight_flow(
 
 @flow(name="generate", task_runner=ThreadPoolTaskRunner(max_workers=64))
 def generate_flow(
-    scope: ScopeParam = None, limit: LimitParam = None, budget_usd: BudgetParam = None, run_id: RunIdParam = None
+    scope: ScopeParam = _DEFAULT["scope"],
+    limit: LimitParam = _DEFAULT["limit"],
+    budget_usd: BudgetParam = _DEFAULT["budget_usd"],
+    run_id: RunIdParam = None,
 ) -> State:
     """Generate the run's preflighted batch, then release its claims."""
     settings, store = _open(scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import TaskRun
+from prefect.concurrency.asyncio import concurrency, rate_limit
 from prefect.states import State
 
 from content_pipeline import batch as batch_core
@@ -81,6 +84,21 @@ def preflight_task(store: Store, settings: Settings, run_id: str, planned: list[
         logger.warning(warning)
     logger.info("preflight: %d item(s) ready", len(result.items))
     return result
+
+
+def llm_call_gate(settings: Settings) -> Callable[[], AbstractAsyncContextManager[None]] | None:
+    """With LLM_GLOBAL_LIMITS, each LLM call takes a slot of the Prefect rate limit and of the
+    concurrency limit, so every worker on the server shares one provider limit."""
+    if not settings.llm_global_limits:
+        return None
+
+    @asynccontextmanager
+    async def gate() -> AsyncIterator[None]:
+        await rate_limit(settings.llm_rate_limit_name, strict=False)
+        async with concurrency(settings.llm_concurrency_limit_name, occupy=1, strict=False):
+            yield
+
+    return gate
 
 
 @task(name="generate-chunk", tags=["llm-generation"], cache_policy=NONE)

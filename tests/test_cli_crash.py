@@ -63,13 +63,13 @@ def test_status_json_after_go_live(cli_env) -> None:
             ["go-live"],
             {"CATALOGUE": "/nowhere/cat.jsonl"},
             1,
-            "go-live failed: catalogue /nowhere/cat.jsonl: file not found",
+            "go-live failed: inventory: catalogue /nowhere/cat.jsonl: file not found",
         ),
         (
             ["go-live", "--budget-usd", "2"],
             {},
             1,
-            "go-live failed: budget too low for batch size: batch size 195 items",
+            "go-live failed: preflight: budget too low for batch size: batch size 195 items",
         ),
     ],
 )

@@ -46,7 +46,8 @@ def test_budget_refusal_fails_the_run_before_any_spend(env) -> None:
     state = pipeline.go_live(budget_usd=1.0, run_id="too-poor", return_state=True)
     assert state.is_failed()
     assert state.message == (
-        "budget too low for batch size: batch size 30 items, budget $1.00, minimum needed $7.50 (at $0.25/item)"
+        "preflight: budget too low for batch size: batch size 30 items, budget $1.00, minimum needed $7.50"
+        " (at $0.25/item) (spent $0.0000 of $1.00)"
     )
     assert env.list(layout.LEDGER_PREFIX) == []
     assert read_queue(env)[0]["runs"] == {}  # its claims were released

@@ -1,0 +1,53 @@
+"""LLMConfig: which model answers, where, with which key and prices, as a Prefect block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr
+
+from blocks.store import DOCS
+from content_pipeline.settings import DEFAULT_PRICES, ModelPrice
+
+
+class LLMConfig(Block):
+    """The LLM content-pipeline calls through the openai SDK: OpenAI or any compatible server.
+
+    Example:
+        Load the LLM settings a run should use:
+        ```python
+        from blocks.llm import LLMConfig
+
+        llm = LLMConfig.load("BLOCK_NAME")
+        ```
+    """
+
+    _block_type_name = "Content Pipeline LLM"
+    _block_type_slug = "content-pipeline-llm"
+    _documentation_url = DOCS
+    _code_example = """
+        ```python
+        from blocks.llm import LLMConfig
+
+        llm = LLMConfig.load("BLOCK_NAME")
+        ```
+    """
+
+    model: str = Field(default="gpt-4o-mini", description="Model of the first attempt.")
+    strong_model: str = Field(default="gpt-4o", description="Model of the one escalation attempt.")
+    base_url: str | None = Field(default=None, description="OpenAI-compatible base URL; empty for OpenAI.")
+    api_key: SecretStr | None = Field(default=None, description="API key; empty means the offline model.")
+    price_table: dict[str, ModelPrice] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES), description="USD per million input and output tokens, by model."
+    )
+
+    def settings_overrides(self) -> dict[str, Any]:
+        """The settings this block sets for a run."""
+        return {
+            "model": self.model,
+            "strong_model": self.strong_model,
+            "openai_base_url": self.base_url,
+            "openai_api_key": self.api_key,
+            "price_table": self.price_table,
+        }

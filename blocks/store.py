@@ -1,0 +1,50 @@
+"""StoreLocation: where the pipeline's artifacts live, as a Prefect block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.blocks.core import Block
+from pydantic import Field, HttpUrl, SecretStr
+
+DOCS = HttpUrl("https://docs.prefect.io/v3/concepts/blocks")
+
+
+class StoreLocation(Block):
+    """Where content-pipeline keeps its ledger, views and run artifacts: a local folder or an S3 prefix.
+
+    Example:
+        Load the location a run should use:
+        ```python
+        from blocks.store import StoreLocation
+
+        location = StoreLocation.load("BLOCK_NAME")
+        ```
+    """
+
+    _block_type_name = "Content Pipeline Store"
+    _block_type_slug = "content-pipeline-store"
+    _documentation_url = DOCS
+    _code_example = """
+        ```python
+        from blocks.store import StoreLocation
+
+        location = StoreLocation.load("BLOCK_NAME")
+        ```
+    """
+
+    url: str = Field(description="A local folder path, file:// URL or s3://bucket/prefix URL.")
+    region: str | None = Field(default=None, description="AWS region of the S3 bucket, if any.")
+    endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO and others); empty for AWS S3."
+    )
+    aws_access_key_id: SecretStr | None = Field(
+        default=None, description="AWS access key id; empty to use the standard AWS credential chain."
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None, description="AWS secret access key; empty to use the standard AWS credential chain."
+    )
+
+    def settings_overrides(self) -> dict[str, Any]:
+        """The settings this block sets for a run."""
+        return {"store_url": self.url}
