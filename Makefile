@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format lock clean
+.PHONY: install run test lint format lock clean up down
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/content-pipeline go-live
 	$(BIN)/content-pipeline status
+
+# A local Prefect server (SQLite, loopback), work pool, blocks, deployments, limits, automations and a worker.
+up: $(STAMP)
+	$(BIN)/python -m flows.stack up
+
+# Stops exactly the processes `make up` started.
+down:
+	$(BIN)/python -m flows.stack down
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -122,16 +122,29 @@ def write_items(store: Store, key: str, items: list[Item]) -> None:
 
 
 def build_batch(
-    store: Store, run_id: str, needs: list[Item], limit: int, *, pid: int | None, lease_ttl_s: float, claim_ttl_s: float
+    store: Store,
+    run_id: str,
+    needs: list[Item],
+    limit: int,
+    *,
+    pid: int | None,
+    lease_ttl_s: float,
+    claim_ttl_s: float,
+    wait_s: float = 0.0,
 ) -> tuple[list[Item], list[str], str | None]:
     """Claim up to `limit` of `needs` under the batch-builder lease and write the run's batch file.
-    Returns (batch, runs freed, holder taken over). A read-only store only shows what would be claimed."""
+    Returns (batch, runs freed, holder taken over). With `wait_s` a live holder is waited for that long
+    (it holds the lease only while it claims); without, a held lease fails at once. A read-only store only
+    shows what would be claimed."""
     if store.read_only:
         taken = live_claims(read_queue(store)[0])
         return [i for i in needs if taken.get(i.slug, run_id) == run_id][:limit], [], None
     lease = Lease(store, layout.BATCH_LOCK, Holder.me(run_id), lease_ttl_s, "the batch builder")
-    with lease:
+    lease.acquire(wait_s)
+    try:
         slugs, freed = claim(store, run_id, [item.slug for item in needs], limit, pid, claim_ttl_s)
+    finally:
+        lease.release()
     by_slug = {item.slug: item for item in needs}
     batch = [by_slug[slug] for slug in slugs if slug in by_slug]
     write_items(store, layout.run_key(run_id, "batch.jsonl"), batch)

@@ -6,9 +6,10 @@ import asyncio
 import json
 import threading
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from openai import AsyncOpenAI
 
@@ -27,6 +28,18 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+class SharedLimits(Protocol):
+    """Provider limits shared with other processes (the flow layer backs them with Prefect's)."""
+
+    def chunk(self, slots: int) -> AbstractAsyncContextManager[None]:
+        """Hold `slots` of the shared in-flight limit while a chunk runs."""
+        ...
+
+    def call(self) -> AbstractAsyncContextManager[None]:
+        """One request's share of the shared rate limit."""
+        ...
+
+
 @dataclass
 class GenerationContext:
     """Everything the chunks of one run share."""
@@ -39,7 +52,7 @@ class GenerationContext:
     near_copies: qa.NearCopyIndex
     already: frozenset[str] = frozenset()
     on_success: Callable[[int], None] | None = None
-    call_gate: Callable[[], AbstractAsyncContextManager[None]] | None = None
+    limits: SharedLimits | None = None
     slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
     stats: RunStats = field(default_factory=RunStats)
     stop_reason: str | None = None
@@ -83,10 +96,10 @@ async def _call(
         return str(exc)
     actual = 0
     try:
-        if ctx.call_gate is None:
+        if ctx.limits is None:
             completion = await llm.complete(client, settings, model, msgs)
         else:
-            async with ctx.call_gate():  # a provider-wide limit shared with other workers
+            async with ctx.limits.call():  # a provider-wide rate shared with other workers
                 completion = await llm.complete(client, settings, model, msgs)
         if completion.tokens_in or completion.tokens_out:
             actual = ctx.prices.cost_nano(model, completion.tokens_in, completion.tokens_out)
@@ -202,8 +215,10 @@ async def generate_chunk(ctx: GenerationContext, items: list[Item], concurrency:
             else:
                 outcomes.append(record)
 
+    held = ctx.limits.chunk(concurrency) if ctx.limits is not None else nullcontext()
     try:
-        await asyncio.gather(*(one(item) for item in items))
+        async with held:
+            await asyncio.gather(*(one(item) for item in items))
     finally:
         await client.close()
     return outcomes

@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     store_block: str = Field("content-pipeline-store", description="StoreLocation block used when it exists")
     llm_block: str = Field("content-pipeline-llm", description="LLMConfig block used when it exists")
     lease_ttl_s: Annotated[float, Field(gt=0, description="Batch-builder lease lifetime, s")] = 60.0
+    lease_wait_s: Annotated[float, Field(ge=0, description="How long go-live waits for a busy batch builder, s")] = 30.0
     claim_ttl_s: Annotated[float, Field(gt=0, description="How long a run's claims live without it, s")] = 6 * 3600.0
 
     @field_validator("run_id")

@@ -35,7 +35,7 @@ from tasks.stages import (
     consolidate_task,
     generate_chunk_task,
     inventory_task,
-    llm_call_gate,
+    prefect_limits,
     preflight_task,
     release_task,
     sync_task,
@@ -125,7 +125,7 @@ def _generate(
     chunks, parallel, per_chunk = plan_chunks(items, settings)
     periodic = PeriodicConsolidator(store, settings.consolidate_every)
     ctx = open_generation(store, settings, run_id, parallel, on_success=periodic)
-    ctx.call_gate = llm_call_gate(settings)
+    ctx.limits = prefect_limits(settings, per_chunk)
     report.stats = ctx.stats
     logger.info(
         "generate: %d item(s) in %d chunk(s), %d chunk(s) at a time, %d call(s) in flight per chunk, %s",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import TaskRun
 from prefect.concurrency.asyncio import concurrency, rate_limit
+from prefect.exceptions import ObjectNotFound
 from prefect.states import State
 
 from content_pipeline import batch as batch_core
@@ -57,7 +60,8 @@ def inventory_task(store: Store, settings: Settings, run_id: str) -> Inventory:
 
 @task(name="batch", **STORE_IO)
 def batch_task(store: Store, settings: Settings, run_id: str, needs: list[Item], hold: bool) -> list[Item]:
-    """Claim up to LIMIT items; `hold` ties the claims to this process (go-live) rather than to the TTL alone."""
+    """Claim up to LIMIT items. `hold` (go-live) ties the claims to this process rather than to the TTL
+    alone, and waits up to LEASE_WAIT_S for another run's builder; the batch command fails at once."""
     items, freed, took_over = batch_core.build_batch(
         store,
         run_id,
@@ -66,6 +70,7 @@ def batch_task(store: Store, settings: Settings, run_id: str, needs: list[Item],
         pid=os.getpid() if hold else None,
         lease_ttl_s=settings.lease_ttl_s,
         claim_ttl_s=settings.claim_ttl_s,
+        wait_s=settings.lease_wait_s if hold else 0.0,
     )
     logger = get_run_logger()
     if took_over:
@@ -86,19 +91,61 @@ def preflight_task(store: Store, settings: Settings, run_id: str, planned: list[
     return result
 
 
-def llm_call_gate(settings: Settings) -> Callable[[], AbstractAsyncContextManager[None]] | None:
-    """With LLM_GLOBAL_LIMITS, each LLM call takes a slot of the Prefect rate limit and of the
-    concurrency limit, so every worker on the server shares one provider limit."""
-    if not settings.llm_global_limits:
-        return None
+class PrefectLimits:
+    """The provider's limits as Prefect global concurrency limits, shared by every worker on the server.
+    A chunk holds its in-flight slots for its whole life (one acquisition, not one per call), and
+    request permits of the rate limit are taken in batches: per-call acquisitions cost ~100 ms each
+    on the server and would cap the run far below the provider's rate."""
+
+    def __init__(self, rate_name: str, concurrency_name: str, max_slots: int, batch: int) -> None:
+        self.rate_name, self.concurrency_name = rate_name, concurrency_name
+        self.max_slots, self.batch = max_slots, batch
+        self._permits = 0
+        self._lock = threading.Lock()
 
     @asynccontextmanager
-    async def gate() -> AsyncIterator[None]:
-        await rate_limit(settings.llm_rate_limit_name, strict=False)
-        async with concurrency(settings.llm_concurrency_limit_name, occupy=1, strict=False):
+    async def chunk(self, slots: int) -> AsyncIterator[None]:
+        async with concurrency(self.concurrency_name, occupy=min(slots, self.max_slots), strict=True):
             yield
 
-    return gate
+    @asynccontextmanager
+    async def call(self) -> AsyncIterator[None]:
+        while True:
+            with self._lock:
+                if self._permits:
+                    self._permits -= 1
+                    break
+            await rate_limit(self.rate_name, occupy=self.batch, strict=True)
+            with self._lock:
+                self._permits += self.batch
+        yield
+
+
+def prefect_limits(settings: Settings, per_chunk: int) -> PrefectLimits | None:
+    """With LLM_GLOBAL_LIMITS, the Prefect global limits that exist on the server; None otherwise."""
+    if not settings.llm_global_limits:
+        return None
+    logger = get_run_logger()
+    with get_client(sync_client=True) as client:
+        try:
+            rate = client.read_global_concurrency_limit_by_name(settings.llm_rate_limit_name)
+            inflight = client.read_global_concurrency_limit_by_name(settings.llm_concurrency_limit_name)
+        except ObjectNotFound:
+            logger.warning(
+                "LLM_GLOBAL_LIMITS is on but the limits %r / %r do not exist on the server: `make up` creates them",
+                settings.llm_rate_limit_name,
+                settings.llm_concurrency_limit_name,
+            )
+            return None
+    batch = max(1, min(per_chunk, rate.limit, 10))
+    logger.info(
+        "shared limits: %d LLM calls in flight over all workers (%r), %g requests/s (%r)",
+        inflight.limit,
+        inflight.name,
+        rate.slot_decay_per_second,
+        rate.name,
+    )
+    return PrefectLimits(rate.name, inflight.name, inflight.limit, batch)
 
 
 @task(name="generate-chunk", tags=["llm-generation"], cache_policy=NONE)

@@ -137,3 +137,36 @@ def test_ledger_survives_each_outcome_as_a_whole_line(make_settings, store) -> N
     assert len(segments) == 1
     lines = store.get(segments[0]).decode().splitlines()
     assert len(lines) == 3 and all(json.loads(line)["status"] == "success" for line in lines)
+
+
+def test_shared_limits_hold_slots_per_chunk_and_gate_every_call(make_settings, store) -> None:
+    from contextlib import asynccontextmanager
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.chunks: list[int] = []
+            self.calls = 0
+
+        @asynccontextmanager
+        async def chunk(self, slots: int):
+            self.chunks.append(slots)
+            yield
+
+        @asynccontextmanager
+        async def call(self):
+            self.calls += 1
+            yield
+
+    from content_pipeline.generate import open_generation, plan_chunks, run_chunk
+    from content_pipeline.inventory import take_inventory
+
+    settings = make_settings(chunk_size=5, concurrency=4)
+    items = take_inventory(store, settings.catalogue, "all", settings.run_id).needs
+    chunks, parallel, per_chunk = plan_chunks(items, settings)
+    ctx = open_generation(store, settings, settings.run_id, parallel)
+    ctx.limits = recorder = Recorder()
+    for chunk in chunks:
+        run_chunk(ctx, chunk, per_chunk)
+    ctx.ledger.close()
+    assert recorder.chunks == [per_chunk] * len(chunks) == [4] * 4
+    assert recorder.calls == ctx.stats.calls == 20

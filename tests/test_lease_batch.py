@@ -113,3 +113,13 @@ def test_release_frees_the_claims_and_touches_nothing_else(store: Store, store_d
     before = snapshot(store_dir)
     release(store, "run-a")
     assert snapshot(store_dir) == before
+
+
+def test_go_live_waits_for_a_builder_that_is_claiming(store: Store) -> None:
+    import threading
+
+    holder = Lease(store, layout.BATCH_LOCK, Holder.me("run-a"), 60, "the batch builder")
+    holder.acquire()
+    threading.Timer(0.5, holder.release).start()
+    batch, _, took_over = build_batch(store, "run-b", items(3), 3, pid=None, lease_ttl_s=60, claim_ttl_s=60, wait_s=10)
+    assert len(batch) == 3 and took_over is None

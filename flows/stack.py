@@ -1,0 +1,250 @@
+"""`make up` / `make down`: a local Prefect server on loopback (SQLite), a process work pool, the project's
+blocks, every deployment of prefect.yaml, the global limits, the failure automations and a worker."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+POOL = "content-pipeline"
+AUTOMATION = "content-pipeline: announce failed or crashed runs via {block}"
+NOTIFY_BODY = """content-pipeline run {{ flow_run.name }} ({{ flow.name }}/{{ deployment.name }}) is {{ flow_run.state.name }}.
+Run: {{ flow_run|ui_url }}
+Stage, error and spend so far: {{ flow_run.state.message }}
+Parameters: {{ flow_run.parameters }}"""
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+class Stack:
+    """The processes and state of one local stack, kept under `state_dir`."""
+
+    def __init__(self, state_dir: Path, port: int = 4200) -> None:
+        self.state_dir = state_dir.resolve()
+        self.port = port
+        self.api_url = f"http://127.0.0.1:{port}/api"
+        self.ui_url = f"http://127.0.0.1:{port}"
+        self.pids = self.state_dir / "pids.json"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "PREFECT_HOME": str(self.state_dir / "home"),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_UI_URL": self.ui_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+
+    def _spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> int:
+        log = open(self.state_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=log, stderr=log, start_new_session=True
+        )
+        pids = self._read_pids()
+        pids[name] = proc.pid
+        self.pids.write_text(json.dumps(pids))
+        return proc.pid
+
+    def _read_pids(self) -> dict[str, int]:
+        return json.loads(self.pids.read_text()) if self.pids.exists() else {}
+
+    def _prefect(self, *args: str) -> str:
+        done = subprocess.run([_bin("prefect"), *args], cwd=ROOT, env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"prefect {' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        return done.stdout
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def start_server(self, timeout_s: float = 120) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.healthy():
+            raise SystemExit(f"a Prefect server already answers on {self.api_url}: run `make down` first")
+        self._spawn("server", [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)])
+        deadline = time.monotonic() + timeout_s
+        while not self.healthy():
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"the Prefect server did not answer within {timeout_s:.0f}s; see {self.state_dir}/server.log"
+                )
+            time.sleep(0.5)
+
+    def configure(self, notify: dict[str, str], rate_per_s: float, concurrency: int) -> list[str]:
+        """Work pool, blocks, global limits, deployments and automations; returns the automation names."""
+        self._prefect("work-pool", "create", POOL, "--type", "process", "--overwrite")
+        self._prefect("block", "register", "-m", "blocks")
+        self._prefect("--no-prompt", "deploy", "--all")
+        script = [
+            sys.executable,
+            "-m",
+            "flows.stack",
+            "_configure",
+            json.dumps({"notify": notify, "rate_per_s": rate_per_s, "concurrency": concurrency}),
+        ]
+        done = subprocess.run(script, cwd=ROOT, env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"configuring limits and automations failed:\n{done.stderr[-3000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def start_worker(self, name: str = "worker", extra_env: dict[str, str] | None = None) -> int:
+        return self._spawn(name, [_bin("prefect"), "worker", "start", "--pool", POOL, "--type", "process"], extra_env)
+
+    def down(self) -> list[str]:
+        """Stop exactly the processes this stack started (workers first, the server last)."""
+        pids = self._read_pids()
+        stopped = []
+        for name in sorted(pids, key=lambda n: n == "server"):
+            pid = pids[name]
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and _group_alive(pid):
+                time.sleep(0.2)
+            if not _group_alive(pid):
+                stopped.append(f"{name} (pid {pid})")
+                continue
+            os.killpg(pid, signal.SIGKILL)
+            stopped.append(f"{name} (pid {pid}, killed)")
+        self.pids.unlink(missing_ok=True)
+        return stopped
+
+
+def _group_alive(pid: int) -> bool:
+    """True while any process of the group `pid` leads is alive (a dead leader we started is reaped)."""
+    with contextlib.suppress(ChildProcessError):  # not our child when `make down` runs on its own
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _configure(raw: str) -> None:
+    """Inside the stack's environment: global limits, notification blocks and automations."""
+    from prefect.automations import Automation, EventTrigger, Posture, SendNotification
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock, SlackWebhook
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    config = json.loads(raw)
+    from content_pipeline.settings import load_settings
+
+    settings = load_settings()
+    with get_client(sync_client=True) as client:
+        for name, limit, decay in (
+            (settings.llm_rate_limit_name, max(1, round(config["rate_per_s"])), config["rate_per_s"]),
+            (settings.llm_concurrency_limit_name, config["concurrency"], 0.0),
+        ):
+            try:
+                client.read_global_concurrency_limit_by_name(name)
+                client.update_global_concurrency_limit(
+                    name, GlobalConcurrencyLimitUpdate(limit=limit, slot_decay_per_second=decay, active=True)
+                )
+            except ObjectNotFound:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=limit, slot_decay_per_second=decay, active=True)
+                )
+    blocks = []
+    if config["notify"].get("webhook"):
+        CustomWebhookNotificationBlock(
+            name="content-pipeline failures",
+            url=config["notify"]["webhook"],
+            method="POST",
+            json_data={"subject": "{{subject}}", "text": "{{body}}"},
+        ).save("content-pipeline-webhook", overwrite=True)
+        blocks.append((CustomWebhookNotificationBlock, "content-pipeline-webhook"))
+    if config["notify"].get("slack"):
+        SlackWebhook(url=config["notify"]["slack"]).save("content-pipeline-slack", overwrite=True)
+        blocks.append((SlackWebhook, "content-pipeline-slack"))
+    names = []
+    for block_type, block_name in blocks:
+        name = AUTOMATION.format(block=block_name)
+        while True:  # replace, never duplicate, on a second `make up`
+            try:
+                Automation.read(name=name).delete()
+            except ValueError:
+                break
+        Automation(
+            name=name,
+            description="Announces every failed or crashed go-live or audit run, with its UI link.",
+            trigger=EventTrigger(
+                expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+                match_related={"prefect.resource.role": "flow", "prefect.resource.name": ["go-live", "audit"]},
+                posture=Posture.Reactive,
+                threshold=1,
+            ),
+            actions=[
+                SendNotification(
+                    block_document_id=block_type.load(block_name)._block_document_id,
+                    subject="content-pipeline: {{ flow.name }} run {{ flow_run.name }} {{ flow_run.state.name }}",
+                    body=NOTIFY_BODY,
+                )
+            ],
+        ).create()
+        names.append(name)
+    print(json.dumps(names))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.stack")
+    parser.add_argument("command", choices=["up", "down", "_configure"])
+    parser.add_argument("config", nargs="?")
+    parser.add_argument("--state-dir", default=str(ROOT / ".prefect-local"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PREFECT_PORT", "4200")))
+    args = parser.parse_args(argv)
+    if args.command == "_configure":
+        _configure(args.config)
+        return 0
+    stack = Stack(Path(args.state_dir), args.port)
+    if args.command == "down":
+        stopped = stack.down()
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    from content_pipeline.settings import load_settings
+
+    settings = load_settings()
+    notify = {"webhook": os.environ.get("NOTIFY_WEBHOOK_URL", ""), "slack": os.environ.get("SLACK_WEBHOOK_URL", "")}
+    stack.start_server()
+    try:
+        automations = stack.configure(
+            notify, rate_per_s=float(os.environ.get("LLM_REQUESTS_PER_S", "100")), concurrency=settings.concurrency
+        )
+        stack.start_worker()
+    except BaseException:
+        stack.down()  # leave nothing half-started behind
+        raise
+    print(f"Prefect UI: {stack.ui_url}")
+    print(
+        f"work pool {POOL!r} with one process worker; deployments: go-live/production, go-live/promo, go-live/ad-hoc, audit/daily"
+    )
+    print(
+        "failure notifications: "
+        + (", ".join(automations) if automations else "none (set NOTIFY_WEBHOOK_URL or SLACK_WEBHOOK_URL)")
+    )
+    print(f"export PREFECT_API_URL={stack.api_url}   # to use the prefect CLI against it; `make down` stops it")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

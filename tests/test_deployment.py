@@ -1,0 +1,151 @@
+"""The Prefect deployment end to end: a real server on loopback, `prefect deploy` from prefect.yaml, process
+workers, a parameterised run through the API, failure notifications through the automation, schedules."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from content_pipeline.audit import audit
+from content_pipeline.ledger import scan_ledger
+from content_pipeline.store import open_store
+from flows.stack import Stack
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+class Receiver:
+    """A webhook receiver on loopback that keeps every JSON body it is sent."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                receiver.bodies.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def wait_for(self, needle: str, timeout_s: float = 90) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for body in self.bodies:
+                if needle in json.dumps(body):
+                    return body
+            time.sleep(0.5)
+        raise AssertionError(f"no notification mentioning {needle!r} within {timeout_s}s: {self.bodies}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Receiver, Path]]:
+    state = tmp_path_factory.mktemp("stack")
+    store_dir = state / "store"
+    receiver = Receiver()
+    stack = Stack(state, free_port())
+    stack.start_server()
+    try:
+        stack.configure({"webhook": receiver.url, "slack": ""}, rate_per_s=500, concurrency=64)
+        worker_env = {"STORE_URL": str(store_dir), "OFFLINE_LATENCY_MS": "400", "PREFECT_WORKER_QUERY_SECONDS": "1"}
+        stack.start_worker("worker-1", worker_env)
+        stack.start_worker("worker-2", worker_env)
+        with temporary_settings({PREFECT_API_URL: stack.api_url}):
+            yield stack, receiver, store_dir
+    finally:
+        stack.down()
+        receiver.httpd.shutdown()
+
+
+def test_schedules_parameters_and_limits_are_the_ones_prefect_yaml_states(stack) -> None:
+    with get_client(sync_client=True) as client:
+        crons = {}
+        for name in ("go-live/production", "go-live/promo", "go-live/ad-hoc", "audit/daily"):
+            deployment = client.read_deployment_by_name(name)
+            crons[name] = [s.schedule.cron for s in deployment.schedules]
+            assert deployment.enforce_parameter_schema, name
+            assert deployment.global_concurrency_limit.limit == 1, name
+        production = client.read_deployment_by_name("go-live/production")
+    assert crons == {
+        "go-live/production": ["0 */4 * * *"],
+        "go-live/promo": ["30 */6 * * *"],
+        "go-live/ad-hoc": [],
+        "audit/daily": ["0 6 * * *"],
+    }
+    assert production.parameters == {"scope": "all", "limit": 200, "budget_usd": 50}
+    props = production.parameter_openapi_schema["properties"]
+    assert props["limit"]["minimum"] == 1 and props["budget_usd"]["exclusiveMinimum"] == 0
+    assert props["scope"]["enum"] == ["all", "promo"]
+
+
+def test_a_parameterised_ad_hoc_run_through_the_api(stack) -> None:
+    _, _, store_dir = stack
+    run = run_deployment("go-live/ad-hoc", parameters={"limit": 25, "budget_usd": 10, "run_id": "adhoc-1"}, timeout=300)
+    assert run.state.is_completed(), run.state.message
+    store = open_store(str(store_dir))
+    ledger = scan_ledger(store).frame
+    mine = ledger.filter(ledger["run_id"] == "adhoc-1")
+    assert mine.height == 25 and set(mine["run_budget_usd"]) == {10.0}
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+    keys = {a.key for a in artifacts}
+    assert {"go-live-report", "go-live-progress"} <= keys
+    report = next(a for a in artifacts if a.key == "go-live-report")
+    assert "adhoc-1" in report.data and "$10.00 budget" in report.data
+    with pytest.raises(Exception, match="limit"):
+        run_deployment("go-live/ad-hoc", parameters={"limit": 0}, timeout=0)
+
+
+def test_a_failed_run_is_announced_through_the_automation(stack) -> None:
+    _, receiver, _ = stack
+    run = run_deployment("go-live/ad-hoc", parameters={"limit": 40, "budget_usd": 0.5}, timeout=300)
+    assert run.state.is_failed()
+    body = receiver.wait_for(run.name)
+    text = body["text"]
+    assert f"/runs/flow-run/{run.id}" in text  # the UI link
+    assert "preflight: budget too low for batch size" in text  # the stage and the error
+    assert "(spent $0.0000 of $0.50)" in text  # the spend so far
+    assert "go-live" in body["subject"] and "Failed" in body["subject"]
+
+
+def test_two_workers_run_two_deployments_at_once_without_double_claims(stack) -> None:
+    _, _, store_dir = stack
+    production = run_deployment("go-live/production", timeout=0)
+    promo = run_deployment("go-live/promo", timeout=0)
+    with get_client(sync_client=True) as client:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            runs = [client.read_flow_run(r.id) for r in (production, promo)]
+            if all(r.state.is_final() for r in runs):
+                break
+            time.sleep(1)
+    assert all(r.state.is_completed() for r in runs), [r.state for r in runs]
+    first, second = sorted(runs, key=lambda r: r.start_time)
+    assert second.start_time < first.end_time, "the two runs did not overlap"
+    store = open_store(str(store_dir))
+    ledger = scan_ledger(store).frame
+    assert ledger["slug"].is_unique().all(), "an item was generated (and paid for) twice"
+    assert audit(store).ok, audit(store).violations
