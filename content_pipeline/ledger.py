@@ -141,15 +141,18 @@ def _valid(line: str) -> bool:
     return True
 
 
-def scan_ledger(store: Store, *, repair: bool = False) -> LedgerScan:
+def scan_ledger(store: Store, *, repair: bool = False, upto: dict[str, int] | None = None) -> LedgerScan:
     """Read every complete ledger record. A torn final line is skipped and, with `repair` and its
-    writer known dead, moved to quarantine and cut off; a complete record is never dropped."""
+    writer known dead, moved to quarantine and cut off; a complete record is never dropped.
+    With `upto` (segment -> size), read only that snapshot of the ledger: what a consolidation saw."""
     lines: list[str] = []
     scan = LedgerScan(frame=pl.DataFrame())
     for info in store.list(layout.LEDGER_PREFIX):
-        if not info.key.endswith(".jsonl"):
+        if not info.key.endswith(".jsonl") or (upto is not None and info.key not in upto):
             continue
         data = store.get(info.key) or b""
+        if upto is not None:
+            data = data[: upto[info.key]]
         complete = data.rfind(b"\n") + 1
         size = len(data)
         if complete < len(data):

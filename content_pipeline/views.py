@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +16,7 @@ import polars as pl
 from content_pipeline import layout
 from content_pipeline.batch import live_claims, read_queue
 from content_pipeline.budget import NANO
+from content_pipeline.errors import LeaseHeldError
 from content_pipeline.host import Holder
 from content_pipeline.lease import Lease
 from content_pipeline.ledger import SCHEMA, LedgerScan, ledger_fingerprint, scan_ledger
@@ -137,7 +140,7 @@ def _write_views(store: Store, scan: LedgerScan) -> Consolidation:
         return result
     # master first, the checkpoint (which readers trust for "done") last
     result.changed = [key for key, data in outputs.items() if _put_if_changed(store, key, data)]
-    _put_if_changed(store, layout.VIEWS_STATE, _dump({"fingerprint": scan.fingerprint}))
+    _put_if_changed(store, layout.VIEWS_STATE, _dump({"fingerprint": scan.fingerprint, "segments": scan.segments}))
     result.duration_s = time.perf_counter() - start
     if result.changed or result.repaired:
         line = {
@@ -158,22 +161,38 @@ def _write_views(store: Store, scan: LedgerScan) -> Consolidation:
     return result
 
 
-def consolidate(store: Store, *, wait_s: float = 60.0, lease_ttl_s: float = 60.0) -> Consolidation | None:
-    """Rebuild every view from the ledger under the consolidation lease; idempotent. With wait_s=0 a
-    consolidation already running elsewhere makes this one a no-op (None)."""
+@contextmanager
+def views_lock(store: Store, wait_s: float = 60.0, ttl_s: float = 60.0) -> Iterator[None]:
+    """Hold the views lease: consolidate and sync write the views under it, and the audit reads them
+    under it, so it never sees master from one consolidation and the checkpoint from another."""
     if store.read_only:
-        return _write_views(store, scan_ledger(store))
-    lease = Lease(store, layout.CONSOLIDATE_LOCK, Holder.me("consolidate"), lease_ttl_s, "consolidation")
+        yield
+        return
+    lease = Lease(store, layout.CONSOLIDATE_LOCK, Holder.me("views"), ttl_s, "consolidation")
+    lease.acquire(wait_s)
     try:
-        lease.acquire(wait_s)
-    except Exception:
+        yield
+    finally:
+        lease.release()
+
+
+def consolidate(store: Store, *, wait_s: float = 60.0) -> Consolidation | None:
+    """Rebuild every view from the ledger under the views lease; idempotent. With wait_s=0 a
+    consolidation already running elsewhere makes this one a no-op (None)."""
+    try:
+        with views_lock(store, wait_s):
+            return _write_views(store, scan_ledger(store, repair=not store.read_only))
+    except LeaseHeldError:
         if wait_s == 0:
             return None
         raise
-    try:
-        return _write_views(store, scan_ledger(store, repair=True))
-    finally:
-        lease.release()
+
+
+def views_snapshot(store: Store) -> dict[str, int] | None:
+    """The ledger snapshot (segment -> size) the current views were built from, if any."""
+    raw = store.get(layout.VIEWS_STATE)
+    segments = json.loads(raw).get("segments") if raw else None
+    return None if segments is None else {key: size for key, size in segments}
 
 
 def views_current(store: Store) -> bool:
@@ -190,13 +209,14 @@ def ensure_views_current(store: Store) -> Consolidation | None:
 
 def sync_checkpoint(store: Store) -> bool:
     """The checkpoint from master (and the live claims); True when it changed."""
-    successes = read_master(store, layout.MASTER_SUCCESSES)
-    rejects = read_master(store, layout.MASTER_REJECTS)
-    queue, _ = read_queue(store)
-    data = _dump(build_checkpoint(successes, rejects, queue))
-    if store.read_only:
-        return store.get(layout.CHECKPOINT) != data
-    return _put_if_changed(store, layout.CHECKPOINT, data)
+    with views_lock(store):
+        successes = read_master(store, layout.MASTER_SUCCESSES)
+        rejects = read_master(store, layout.MASTER_REJECTS)
+        queue, _ = read_queue(store)
+        data = _dump(build_checkpoint(successes, rejects, queue))
+        if store.read_only:
+            return store.get(layout.CHECKPOINT) != data
+        return _put_if_changed(store, layout.CHECKPOINT, data)
 
 
 def current_checkpoint(store: Store) -> dict[str, Any]:

@@ -182,3 +182,32 @@ def test_sync_rewrites_the_checkpoint_from_master(store: Store) -> None:
     assert store.get(layout.CHECKPOINT) == good
     assert audit(store).ok
     assert sync_checkpoint(store) is False
+
+
+def test_audit_during_another_runs_generation_is_not_a_false_alarm(store: Store) -> None:
+    write_ledger(store, [record("a"), record("b")])
+    consolidate(store)
+    write_ledger(store, [record("c", run="run-2")], segment="live-writer.jsonl")  # appended since
+    result = audit(store)
+    assert result.ok, result.violations
+    assert result.notes == ["1 ledger record(s) appended since the last consolidation"]
+    consolidate(store)
+    assert audit(store).ok and audit(store).notes == []
+    assert "c" in read_checkpoint(store)["done"]
+
+
+def test_audit_waits_for_a_consolidation_in_progress(store: Store) -> None:
+    import threading
+
+    from content_pipeline.views import views_lock
+
+    write_ledger(store, [record("a")])
+    consolidate(store)
+    with views_lock(store):
+        finished: list[bool] = []
+        thread = threading.Thread(target=lambda: finished.append(audit(store).ok))
+        thread.start()
+        thread.join(0.5)
+        assert finished == []  # the audit waits while the views are being written
+    thread.join(10)
+    assert finished == [True]
