@@ -149,3 +149,40 @@ def test_two_workers_run_two_deployments_at_once_without_double_claims(stack) ->
     ledger = scan_ledger(store).frame
     assert ledger["slug"].is_unique().all(), "an item was generated (and paid for) twice"
     assert audit(store).ok, audit(store).violations
+
+
+def flow_run_pids(flow_run_id: str) -> list[int]:
+    """Processes whose environment names this flow run (the process worker sets PREFECT__FLOW_RUN_ID)."""
+    needle = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle in (proc / "environ").read_bytes():
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_a_crashed_run_is_announced_too(stack) -> None:
+    import os
+    import signal
+
+    _, receiver, store_dir = stack
+    run = run_deployment(
+        "go-live/ad-hoc",
+        parameters={"limit": 60, "budget_usd": 30, "run_id": "to-be-killed"},
+        job_variables={"env": {"OFFLINE_LATENCY_MS": "3000"}},
+        timeout=0,
+    )
+    ledger_dir = store_dir / "ledger" / "to-be-killed"
+    deadline = time.monotonic() + 120
+    while not ledger_dir.exists() and time.monotonic() < deadline:  # generation has started
+        time.sleep(0.2)
+    pids = flow_run_pids(str(run.id))
+    assert pids, "the flow run's process was not found"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    body = receiver.wait_for(run.name, timeout_s=120)
+    assert "Crashed" in body["subject"] and f"/runs/flow-run/{run.id}" in body["text"]

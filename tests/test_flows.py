@@ -112,3 +112,20 @@ def test_consolidation_runs_every_n_successes_during_generation(env, monkeypatch
     report = env.get(layout.run_key("periodic", "report.md")).decode()
     counted = int(report.split("consolidations: ")[1].split(";")[0])
     assert counted >= len(during) + 1  # periodic ones (some may change nothing) and the final one
+
+
+def test_flows_use_the_blocks_that_exist(env, monkeypatch, tmp_path) -> None:
+    from blocks import LLMConfig, StoreLocation
+
+    elsewhere = tmp_path / "block-store"
+    StoreLocation(url=str(elsewhere)).save("test-store-block", overwrite=True)
+    LLMConfig(model="gpt-4.1-mini").save("test-llm-block", overwrite=True)
+    monkeypatch.setenv("STORE_BLOCK", "test-store-block")
+    monkeypatch.setenv("LLM_BLOCK", "test-llm-block")
+    assert pipeline.go_live(run_id="via-blocks", limit=3, return_state=True).is_completed()
+    report = open_store(str(elsewhere)).get(layout.run_key("via-blocks", "report.md")).decode()
+    assert "model: gpt-4.1-mini" in report
+    assert env.get(layout.run_key("via-blocks", "report.md")) is None  # STORE_URL was overridden
+    monkeypatch.setenv("STORE_BLOCK", "no-such-block")
+    assert pipeline.go_live(run_id="via-settings", limit=3, return_state=True).is_completed()
+    assert env.get(layout.run_key("via-settings", "report.md")) is not None  # falls back to STORE_URL
