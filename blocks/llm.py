@@ -12,16 +12,7 @@ from content_pipeline.settings import DEFAULT_PRICES, ModelPrice
 
 
 class LLMConfig(Block):
-    """The LLM content-pipeline calls through the openai SDK: OpenAI or any compatible server.
-
-    Example:
-        Load the LLM settings a run should use:
-        ```python
-        from blocks.llm import LLMConfig
-
-        llm = LLMConfig.load("BLOCK_NAME")
-        ```
-    """
+    """The LLM content-pipeline calls through the openai SDK: OpenAI or any compatible server."""
 
     _block_type_name = "Content Pipeline LLM"
     _block_type_slug = "content-pipeline-llm"

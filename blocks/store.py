@@ -11,16 +11,7 @@ DOCS = HttpUrl("https://docs.prefect.io/v3/concepts/blocks")
 
 
 class StoreLocation(Block):
-    """Where content-pipeline keeps its ledger, views and run artifacts: a local folder or an S3 prefix.
-
-    Example:
-        Load the location a run should use:
-        ```python
-        from blocks.store import StoreLocation
-
-        location = StoreLocation.load("BLOCK_NAME")
-        ```
-    """
+    """Where content-pipeline keeps its ledger, views and run artifacts: a local folder or an S3 prefix."""
 
     _block_type_name = "Content Pipeline Store"
     _block_type_slug = "content-pipeline-store"

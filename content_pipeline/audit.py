@@ -48,8 +48,7 @@ def audit(store: Store) -> AuditResult:
 def _audit(store: Store) -> AuditResult:
     result = AuditResult()
     scan = scan_ledger(store)
-    snapshot = views_snapshot(store)
-    ledger = scan.frame if snapshot is None else scan_ledger(store, upto=snapshot).frame
+    ledger = scan.within(views_snapshot(store))
     if ledger.height < scan.frame.height:
         result.notes.append(
             f"{scan.frame.height - ledger.height} ledger record(s) appended since the last consolidation"

@@ -121,6 +121,16 @@ class LedgerScan:
     torn_tails: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
 
+    def within(self, snapshot: dict[str, int] | None) -> pl.DataFrame:
+        """The records inside a snapshot (segment -> size), i.e. what a consolidation saw."""
+        if snapshot is None:
+            return self.frame
+        limits = pl.DataFrame(
+            {"segment": list(snapshot), "limit": list(snapshot.values())},
+            schema={"segment": pl.String, "limit": pl.Int64},
+        )
+        return self.frame.join(limits, on="segment", how="inner").filter(pl.col("end") <= pl.col("limit")).drop("limit")
+
     @property
     def fingerprint(self) -> str:
         """Identifies the ledger's content: segment names and the sizes that were read."""
@@ -141,18 +151,17 @@ def _valid(line: str) -> bool:
     return True
 
 
-def scan_ledger(store: Store, *, repair: bool = False, upto: dict[str, int] | None = None) -> LedgerScan:
+def scan_ledger(store: Store, *, repair: bool = False) -> LedgerScan:
     """Read every complete ledger record. A torn final line is skipped and, with `repair` and its
     writer known dead, moved to quarantine and cut off; a complete record is never dropped.
-    With `upto` (segment -> size), read only that snapshot of the ledger: what a consolidation saw."""
+    Each row keeps its segment and the byte offset where its line ends (see LedgerScan.within)."""
     lines: list[str] = []
+    where: list[tuple[str, int]] = []
     scan = LedgerScan(frame=pl.DataFrame())
     for info in store.list(layout.LEDGER_PREFIX):
-        if not info.key.endswith(".jsonl") or (upto is not None and info.key not in upto):
+        if not info.key.endswith(".jsonl"):
             continue
         data = store.get(info.key) or b""
-        if upto is not None:
-            data = data[: upto[info.key]]
         complete = data.rfind(b"\n") + 1
         size = len(data)
         if complete < len(data):
@@ -166,25 +175,28 @@ def scan_ledger(store: Store, *, repair: bool = False, upto: dict[str, int] | No
             else:
                 scan.torn_tails.append(f"{info.key}: incomplete final line of {len(tail)} bytes (writer may be live)")
         scan.segments.append((info.key, size))
+        end = 0
         for number, raw in enumerate(data[:complete].split(b"\n")[:-1], start=1):
+            end += len(raw) + 1
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 scan.bad_lines.append(f"{info.key}: line {number} is not UTF-8")
                 continue
-            if not text.strip():
-                continue
-            lines.append(text)
-    frame = pl.DataFrame({"line": lines}, schema={"line": pl.String})
+            if text.strip():
+                lines.append(text)
+                where.append((info.key, end))
+    frame = pl.DataFrame(
+        {"line": lines, "segment": [w[0] for w in where], "end": [w[1] for w in where]},
+        schema={"line": pl.String, "segment": pl.String, "end": pl.Int64},
+    )
     try:
-        decoded = frame.with_columns(rec=pl.col("line").str.json_decode(SCHEMA))
-    except pl.exceptions.PolarsError:
-        ok = [line for line in lines if _valid(line)]
-        scan.bad_lines.extend(f"ledger line does not parse: {line[:80]!r}" for line in lines if not _valid(line))
-        decoded = pl.DataFrame({"line": ok}, schema={"line": pl.String}).with_columns(
-            rec=pl.col("line").str.json_decode(SCHEMA)
-        )
-    scan.frame = decoded.unnest("rec")
+        scan.frame = frame.with_columns(rec=pl.col("line").str.json_decode(SCHEMA)).unnest("rec")
+    except pl.exceptions.PolarsError:  # some line is not a record: find them one by one, keep the rest
+        valid = pl.Series([_valid(line) for line in lines], dtype=pl.Boolean)
+        scan.bad_lines.extend(f"ledger line does not parse: {line[:80]!r}" for line in frame.filter(~valid)["line"])
+        frame = frame.filter(valid)
+        scan.frame = frame.with_columns(rec=pl.col("line").str.json_decode(SCHEMA)).unnest("rec")
     missing = scan.frame.filter(pl.col("id").is_null() | pl.col("slug").is_null() | pl.col("status").is_null())
     if missing.height:
         scan.bad_lines.extend(f"ledger line lacks id/slug/status: {line[:80]!r}" for line in missing["line"])

@@ -4,6 +4,7 @@ edge, the core through tasks, and the report as an artifact."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
@@ -237,6 +238,16 @@ def go_live(
     return outcome
 
 
+def _stage(params: dict[str, Any], body: Callable[[Settings, Store], str]) -> State:
+    """Run one stage flow's body on the resolved settings and store: Completed with its summary line,
+    or Failed with the one-line reason."""
+    settings, store = _open(**params)
+    try:
+        return Completed(message=body(settings, store))
+    except PipelineError as exc:
+        return Failed(message=str(exc))
+
+
 @flow(name="inventory")
 def inventory_flow(
     scope: ScopeParam = _DEFAULT["scope"],
@@ -245,14 +256,14 @@ def inventory_flow(
     run_id: RunIdParam = None,
 ) -> State:
     """Which items need content; writes the run's needs-content and invalid-row reports."""
-    settings, store = _open(scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
-    try:
+
+    def body(settings: Settings, store: Store) -> str:
         inv = inventory_task(store, settings, settings.run_id)
-    except PipelineError as exc:
-        return Failed(message=str(exc))
-    return Completed(
-        message=f"run {settings.run_id}: {len(inv.needs)} item(s) need content; {len(inv.catalogue.invalid)} invalid row(s)"
-    )
+        return (
+            f"run {settings.run_id}: {len(inv.needs)} item(s) need content; {len(inv.catalogue.invalid)} invalid row(s)"
+        )
+
+    return _stage({"scope": scope, "limit": limit, "budget_usd": budget_usd, "run_id": run_id}, body)
 
 
 @flow(name="batch")
@@ -262,14 +273,14 @@ def batch_flow(
     budget_usd: BudgetParam = _DEFAULT["budget_usd"],
     run_id: RunIdParam = None,
 ) -> State:
-    """Claim up to LIMIT of the run's inventory under the batch-builder lease."""
-    settings, store = _open(scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
-    try:
+    """Claim up to LIMIT of the run's inventory under the batch-builder lease (fails at once when held)."""
+
+    def body(settings: Settings, store: Store) -> str:
         needs = _run_items(store, settings.run_id, "needs-content.jsonl", "inventory")
         items = batch_task(store, settings, settings.run_id, needs, hold=False)
-    except PipelineError as exc:
-        return Failed(message=str(exc))
-    return Completed(message=f"run {settings.run_id}: claimed {len(items)} item(s)")
+        return f"run {settings.run_id}: claimed {len(items)} item(s)"
+
+    return _stage({"scope": scope, "limit": limit, "budget_usd": budget_usd, "run_id": run_id}, body)
 
 
 @flow(name="preflight")
@@ -280,14 +291,12 @@ def preflight_flow(
     run_id: RunIdParam = None,
 ) -> State:
     """Filter the run's batch and apply the budget guard."""
-    settings, store = _open(scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
-    try:
+
+    def body(settings: Settings, store: Store) -> str:
         checked = preflight_task(store, settings, settings.run_id)
-    except PipelineError as exc:
-        return Failed(message=str(exc))
-    return Completed(
-        message=f"run {settings.run_id}: {len(checked.items)} item(s) ready; dropped {dict(checked.dropped)}"
-    )
+        return f"run {settings.run_id}: {len(checked.items)} item(s) ready; dropped {dict(checked.dropped)}"
+
+    return _stage({"scope": scope, "limit": limit, "budget_usd": budget_usd, "run_id": run_id}, body)
 
 
 @flow(name="generate", task_runner=ThreadPoolTaskRunner(max_workers=64))
@@ -298,52 +307,55 @@ def generate_flow(
     run_id: RunIdParam = None,
 ) -> State:
     """Generate the run's preflighted batch, then release its claims."""
-    settings, store = _open(scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
-    report = _new_report(settings, store)
-    try:
+
+    def body(settings: Settings, store: Store) -> str:
+        report = _new_report(settings, store)
         items = _run_items(store, settings.run_id, "batch.jsonl", "batch")
         if not store.read_only:
             adopt_task(store, settings, settings.run_id)
         fatal = _generate(store, settings, settings.run_id, items, report)
         if not store.read_only:
             release_task(store, settings.run_id)
-    except PipelineError as exc:
-        return Failed(message=str(exc))
-    if fatal is not None:
-        return Failed(message=str(fatal))
-    return Completed(
-        message=f"run {settings.run_id}: {report.stats.successes} success(es), {report.stats.rejects} reject(s), ${report.spend_usd:.4f}"
-    )
+        if fatal is not None:
+            raise fatal
+        stats = report.stats
+        return (
+            f"run {settings.run_id}: {stats.successes} success(es), {stats.rejects} reject(s), ${report.spend_usd:.4f}"
+        )
+
+    return _stage({"scope": scope, "limit": limit, "budget_usd": budget_usd, "run_id": run_id}, body)
 
 
 @flow(name="consolidate")
 def consolidate_flow() -> State:
     """Rebuild master, indexes, usage and checkpoint from the ledger (idempotent)."""
-    _, store = _open()
-    try:
+
+    def body(settings: Settings, store: Store) -> str:
         result = consolidate_task(store)
-    except PipelineError as exc:
-        return Failed(message=str(exc))
-    changed = ", ".join(result.changed) if result and result.changed else "nothing changed"
-    return Completed(message=f"{result.records if result else 0} ledger records; {changed}")
+        changed = ", ".join(result.changed) if result and result.changed else "nothing changed"
+        return f"{result.records if result else 0} ledger records; {changed}"
+
+    return _stage({}, body)
 
 
 @flow(name="audit")
 def audit_flow() -> State:
     """Check every invariant; fails with one line per violation."""
-    _, store = _open()
-    result = audit_task(store)
-    if not result.ok:
-        return Failed(message="\n".join(result.violations))
-    return Completed(message="all invariants hold")
+
+    def body(settings: Settings, store: Store) -> str:
+        result = audit_task(store)
+        if not result.ok:
+            raise AuditFailedError("\n".join(result.violations))
+        return "all invariants hold"
+
+    return _stage({}, body)
 
 
 @flow(name="sync")
 def sync_flow() -> State:
     """Rewrite the checkpoint from master."""
-    _, store = _open()
-    try:
-        changed = sync_task(store)
-    except PipelineError as exc:
-        return Failed(message=str(exc))
-    return Completed(message="checkpoint rewritten from master" if changed else "checkpoint already matches master")
+
+    def body(settings: Settings, store: Store) -> str:
+        return "checkpoint rewritten from master" if sync_task(store) else "checkpoint already matches master"
+
+    return _stage({}, body)
