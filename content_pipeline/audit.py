@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from content_pipeline import layout
+from content_pipeline.errors import StoreError
 from content_pipeline.ledger import scan_ledger
 from content_pipeline.store import Store
 from content_pipeline.views import master_frames, nano_sum, read_checkpoint, read_master, views_lock, views_snapshot
@@ -53,8 +54,12 @@ def _audit(store: Store) -> AuditResult:
         result.notes.append(
             f"{scan.frame.height - ledger.height} ledger record(s) appended since the last consolidation"
         )
-    succ = read_master(store, layout.MASTER_SUCCESSES)
-    rej = read_master(store, layout.MASTER_REJECTS)
+    try:
+        succ = read_master(store, layout.MASTER_SUCCESSES)
+        rej = read_master(store, layout.MASTER_REJECTS)
+    except StoreError as exc:
+        result.violations.append(f"invariant 1: {exc}")
+        return result
 
     # 1. no success carries an error; every reject carries a non-empty error
     for name, frame in (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,13 @@ def read_queue(store: Store) -> tuple[Queue, str | None]:
     found = store.get_versioned(layout.QUEUE)
     if found is None:
         return {"runs": {}}, None
-    return json.loads(found[0]), found[1]
+    try:
+        queue = json.loads(found[0])
+    except json.JSONDecodeError:
+        raise StoreError(
+            f"{layout.QUEUE} is not valid JSON: nothing was claimed; restore it or remove it to free every claim"
+        ) from None
+    return queue, found[1]
 
 
 def run_alive(entry: dict[str, Any], now: float | None = None) -> bool:
@@ -149,3 +156,40 @@ def build_batch(
     batch = [by_slug[slug] for slug in slugs if slug in by_slug]
     write_items(store, layout.run_key(run_id, "batch.jsonl"), batch)
     return batch, freed, lease.took_over
+
+
+def run_lease(store: Store, run_id: str, ttl_s: float) -> Lease:
+    """Take the run's own lease: a second process with the same run id fails at once instead of
+    generating (and paying for) the same items again."""
+    lease = Lease(store, layout.run_lock(run_id), Holder.me(run_id), ttl_s, f"run {run_id}")
+    lease.acquire()
+    return lease
+
+
+class ClaimKeeper:
+    """Renews a run's claims in the background while it generates, so they never expire under a live run."""
+
+    def __init__(self, store: Store, run_id: str, ttl_s: float) -> None:
+        self.store, self.run_id, self.ttl_s = store, run_id, ttl_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"claims-{run_id}", daemon=True)
+        if not store.read_only:
+            self._thread.start()
+
+    def _renew(self, queue: Queue) -> Queue:
+        entry = queue.get("runs", {}).get(self.run_id)
+        if entry:
+            entry["expires_ts"] = time.time() + self.ttl_s
+        return queue
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            try:
+                update_queue(self.store, self._renew)
+            except StoreError:
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()

@@ -140,7 +140,16 @@ async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item)
             break
         except PipelineError as exc:  # invalid key, quota, unknown model: the whole run stops
             ctx.stop(str(exc), fatal=exc)
-            return None
+            if not attempt.calls:
+                return None
+            # the first call was paid: its outcome goes to the ledger all the same
+            verdict = qa.Verdict(False, verdict.reason, f"{verdict.detail}; escalation stopped: {exc}")
+            retryable = True
+            break
+        except Exception as exc:  # an answer the SDK could not make sense of, say: reject, never lose the item
+            detail = llm.redact(f"{type(exc).__name__}: {exc}", settings)[:300]
+            verdict, retryable = qa.Verdict(False, "provider_error", f"unexpected answer from {model}: {detail}"), True
+            break
         if isinstance(result, str):
             if number == 1:
                 if ctx.stopped:

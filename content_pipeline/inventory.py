@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from content_pipeline import layout
 from content_pipeline.catalogue import Catalogue, Item, load_catalogue
+from content_pipeline.errors import BadInputError
 from content_pipeline.store import Store
 from content_pipeline.views import current_checkpoint
 
@@ -51,4 +52,7 @@ def read_items(store: Store, key: str) -> list[Item] | None:
     data = store.get(key)
     if data is None:
         return None
-    return [Item.model_validate_json(line) for line in data.decode().splitlines() if line.strip()]
+    try:
+        return [Item.model_validate_json(line) for line in data.decode().splitlines() if line.strip()]
+    except (ValueError, UnicodeDecodeError):
+        raise BadInputError(f"{key} is damaged: run the stage that writes it again") from None

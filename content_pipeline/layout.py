@@ -24,3 +24,8 @@ def ledger_dir(run_id: str) -> str:
 def run_key(run_id: str, name: str) -> str:
     """A per-run artifact: needs-content.jsonl, invalid-rows.jsonl, batch.jsonl, report.md, ..."""
     return f"runs/{run_id}/{name}"
+
+
+def run_lock(run_id: str) -> str:
+    """The lease a running run holds, so no second process runs under the same run id."""
+    return f"locks/run-{run_id}.json"

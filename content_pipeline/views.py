@@ -16,7 +16,7 @@ import polars as pl
 from content_pipeline import layout
 from content_pipeline.batch import live_claims, read_queue
 from content_pipeline.budget import NANO
-from content_pipeline.errors import LeaseHeldError
+from content_pipeline.errors import LeaseHeldError, StoreError
 from content_pipeline.host import Holder
 from content_pipeline.lease import Lease
 from content_pipeline.ledger import SCHEMA, LedgerScan, ledger_fingerprint, scan_ledger
@@ -88,7 +88,12 @@ def read_master(store: Store, key: str) -> pl.DataFrame:
     data = store.get(key) or b""
     lines = [line for line in data.decode("utf-8").split("\n") if line.strip()]
     frame = pl.DataFrame({"line": lines}, schema={"line": pl.String})
-    return frame.with_columns(rec=pl.col("line").str.json_decode(SCHEMA)).unnest("rec")
+    try:
+        return frame.with_columns(rec=pl.col("line").str.json_decode(SCHEMA)).unnest("rec")
+    except pl.exceptions.PolarsError:
+        raise StoreError(
+            f"{key} is damaged (a line is not a record): run `content-pipeline consolidate` to rebuild it from the ledger"
+        ) from None
 
 
 def read_checkpoint(store: Store) -> dict[str, Any]:

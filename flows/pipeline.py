@@ -21,6 +21,7 @@ from pydantic import Field
 
 from blocks import LLMConfig, StoreLocation
 from content_pipeline import layout
+from content_pipeline.batch import ClaimKeeper, run_lease
 from content_pipeline.catalogue import Item
 from content_pipeline.errors import AuditFailedError, BadInputError, PipelineError
 from content_pipeline.generate import open_generation, plan_chunks
@@ -136,11 +137,17 @@ def _generate(
         per_chunk,
         "offline model" if settings.offline else settings.model,
     )
+    keeper = ClaimKeeper(store, run_id, settings.claim_ttl_s)  # a long run's claims never expire under it
     progress = create_progress_artifact(progress=0.0, key="go-live-progress", description=f"generation, run {run_id}")
     try:
         futures = [generate_chunk_task.submit(ctx, chunk, per_chunk) for chunk in chunks]
-        for finished, future in enumerate(as_completed(futures), start=1):
-            future.result()
+        failures: list[BaseException] = []
+        for finished, future in enumerate(as_completed(futures), start=1):  # every chunk ends before we go on
+            try:
+                future.result()
+            except Exception as exc:
+                failures.append(exc)
+                ctx.stop(f"a generation chunk failed: {exc}")
             report.spend_usd = ctx.budget.spent_usd
             update_progress_artifact(progress, progress=100.0 * finished / len(chunks))
             logger.info(
@@ -151,7 +158,10 @@ def _generate(
                 ctx.stats.rejects,
                 ctx.budget.spent_usd,
             )
+        if failures:
+            raise failures[0]
     finally:
+        keeper.stop()
         if ctx.ledger is not None:
             ctx.ledger.close()
         periodic.join()
@@ -195,7 +205,10 @@ def go_live(
     run = settings.run_id
     report = _new_report(settings, store)
     claimed = False
+    lease = None
     try:
+        report.stage = "start"
+        lease = None if store.read_only else run_lease(store, run, settings.lease_ttl_s)
         report.stage = "inventory"
         inv = inventory_task(store, settings, run)
         report.catalogue_rows, report.catalogue_valid = inv.catalogue.rows, len(inv.catalogue.items)
@@ -224,6 +237,8 @@ def go_live(
     finally:
         if claimed:
             release_task(store, run)
+        if lease is not None:
+            lease.release()
         report.duration_s = time.perf_counter() - started
         _publish(store, report)
     get_run_logger().info(
@@ -311,11 +326,20 @@ def generate_flow(
     def body(settings: Settings, store: Store) -> str:
         report = _new_report(settings, store)
         items = _run_items(store, settings.run_id, "batch.jsonl", "batch")
-        if not store.read_only:
-            adopt_task(store, settings, settings.run_id)
-        fatal = _generate(store, settings, settings.run_id, items, report)
-        if not store.read_only:
-            release_task(store, settings.run_id)
+        if store.read_only:
+            fatal = _generate(store, settings, settings.run_id, items, report)
+        else:
+            lease = run_lease(store, settings.run_id, settings.lease_ttl_s)
+            try:
+                if items and not adopt_task(store, settings, settings.run_id):
+                    raise BadInputError(
+                        f"run {settings.run_id} holds no claims (expired or released): "
+                        f"run `content-pipeline batch --run-id {settings.run_id}` again"
+                    )
+                fatal = _generate(store, settings, settings.run_id, items, report)
+                release_task(store, settings.run_id)
+            finally:
+                lease.release()
         if fatal is not None:
             raise fatal
         stats = report.stats

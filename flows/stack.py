@@ -53,12 +53,16 @@ class Stack:
             args, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=log, stderr=log, start_new_session=True
         )
         pids = self._read_pids()
-        pids[name] = proc.pid
+        pids[name] = [proc.pid, _started(proc.pid)]
         self.pids.write_text(json.dumps(pids))
         return proc.pid
 
-    def _read_pids(self) -> dict[str, int]:
+    def _read_pids(self) -> dict[str, list[int]]:
         return json.loads(self.pids.read_text()) if self.pids.exists() else {}
+
+    def running(self) -> list[str]:
+        """The processes of this stack that still run (the very ones started: pid and start time match)."""
+        return [name for name, (pid, started) in self._read_pids().items() if _started(pid) == started]
 
     def _prefect(self, *args: str) -> str:
         done = subprocess.run([_bin("prefect"), *args], cwd=ROOT, env=self.env, capture_output=True, text=True)
@@ -111,7 +115,9 @@ class Stack:
         pids = self._read_pids()
         stopped = []
         for name in sorted(pids, key=lambda n: n == "server"):
-            pid = pids[name]
+            pid, started = pids[name]
+            if _started(pid) != started:  # gone, or the pid now belongs to another process: leave it be
+                continue
             try:
                 os.killpg(pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -126,6 +132,16 @@ class Stack:
             stopped.append(f"{name} (pid {pid}, killed)")
         self.pids.unlink(missing_ok=True)
         return stopped
+
+
+def _started(pid: int) -> int:
+    """The process's start time in clock ticks since boot (0 when it does not exist): with the pid, it
+    names one process, so a recycled pid is never mistaken for ours."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def _group_alive(pid: int) -> bool:
@@ -225,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings()
     notify = {"webhook": os.environ.get("NOTIFY_WEBHOOK_URL", ""), "slack": os.environ.get("SLACK_WEBHOOK_URL", "")}
-    stack.start_server()
+    if stack.running():
+        raise SystemExit(f"this stack already runs ({', '.join(stack.running())}): run `make down` first")
     try:
+        stack.start_server()
         automations = stack.configure(
             notify, rate_per_s=float(os.environ.get("LLM_REQUESTS_PER_S", "100")), concurrency=settings.concurrency
         )

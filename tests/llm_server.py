@@ -14,6 +14,7 @@ class LLMServer:
 
     def __init__(self, key: str, strong_model: str = "gpt-4o") -> None:
         self.key, self.strong_model, self.mode = key, strong_model, "ok"
+        self.denied_models: set[str] = set()
         self.requests: list[dict] = []
         server = self
 
@@ -37,6 +38,15 @@ class LLMServer:
                     self._send(
                         401, {"error": {"message": f"Incorrect API key provided: {shown}", "code": "invalid_api_key"}}
                     )
+                elif body.get("model") in server.denied_models:
+                    self._send(403, {"error": {"message": "no access to this model", "code": "model_access_denied"}})
+                elif server.mode == "html":
+                    data = b"<html><body>502 Bad Gateway from a proxy</body></html>"
+                    self.send_response(200)
+                    self.send_header("content-type", "text/html")
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                 elif server.mode == "quota":
                     self._send(429, {"error": {"message": "You exceeded your quota", "code": "insufficient_quota"}})
                 else:

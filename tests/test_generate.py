@@ -170,3 +170,28 @@ def test_shared_limits_hold_slots_per_chunk_and_gate_every_call(make_settings, s
     ctx.ledger.close()
     assert recorder.chunks == [per_chunk] * len(chunks) == [4] * 4
     assert recorder.calls == ctx.stats.calls == 20
+
+
+def test_a_paid_first_call_is_kept_when_the_escalation_cannot_run(make_settings, write_catalogue, store) -> None:
+    from content_pipeline.views import consolidate
+
+    with LLMServer("sk-k") as server:
+        server.denied_models = {"gpt-4o"}
+        catalogue = write_catalogue([make_item(1, features=["A single 4 cm steel frame"])], "thin.jsonl")
+        ctx = run_core(make_settings(catalogue=catalogue, openai_api_key="sk-k", openai_base_url=server.url), store)
+    assert isinstance(ctx.fatal, ProviderAuthError) and "denied access (403)" in str(ctx.fatal)
+    [record] = ledger_records(store)
+    assert record.status == "reject" and record.retryable and len(record.calls) == 1
+    assert "escalation stopped" in record.error and record.cost_usd > 0
+    consolidate(store)
+    assert json.loads(store.get(layout.USAGE))["cost_nano"] == round(record.cost_usd * 1e9)
+
+
+def test_an_answer_the_sdk_cannot_read_is_a_reject_not_a_loss(make_settings, store) -> None:
+    with LLMServer("sk-k") as server:
+        server.mode = "html"
+        ctx = run_core(make_settings(openai_api_key="sk-k", openai_base_url=server.url, limit=5), store)
+    records = ledger_records(store)
+    assert len(records) == 5 and ctx.fatal is None
+    assert {r.reason for r in records} == {"provider_error"} and all(r.retryable for r in records)
+    assert all("unexpected answer from gpt-4o-mini" in r.error for r in records)

@@ -119,3 +119,11 @@ def test_unusable_catalogue_is_one_clear_line_and_damages_nothing(
     assert message in str(err.value) and str(path) in str(err.value)
     assert "\n" not in str(err.value)
     assert snapshot(store_dir) == before
+
+
+def test_a_price_table_that_is_not_json_is_one_clear_line(monkeypatch) -> None:
+    from content_pipeline.settings import load_settings
+
+    monkeypatch.setenv("PRICE_TABLE", "{not json")
+    with pytest.raises(BadInputError, match=r"^settings: error parsing value for field \"price_table\""):
+        load_settings()

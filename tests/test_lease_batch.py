@@ -123,3 +123,37 @@ def test_go_live_waits_for_a_builder_that_is_claiming(store: Store) -> None:
     threading.Timer(0.5, holder.release).start()
     batch, _, took_over = build_batch(store, "run-b", items(3), 3, pid=None, lease_ttl_s=60, claim_ttl_s=60, wait_s=10)
     assert len(batch) == 3 and took_over is None
+
+
+def test_a_second_process_with_the_same_run_id_fails_at_once(store: Store) -> None:
+    from content_pipeline.batch import run_lease
+
+    first = run_lease(store, "run-r", 60)
+    try:
+        with pytest.raises(LeaseHeldError, match=r"^run run-r is already running: lease held by run run-r \(pid "):
+            run_lease(store, "run-r", 60)
+    finally:
+        first.release()
+    run_lease(store, "run-r", 60).release()
+
+
+def test_claims_of_a_live_run_are_renewed_past_their_ttl(store: Store) -> None:
+    from content_pipeline.batch import ClaimKeeper
+
+    claim(store, "long-run", ["a", "b"], 2, None, 0.6)
+    keeper = ClaimKeeper(store, "long-run", 0.6)
+    try:
+        time.sleep(1.5)
+        got, _ = claim(store, "other", ["a", "b"], 2, None, 60)
+    finally:
+        keeper.stop()
+    assert got == []
+
+
+def test_a_corrupt_queue_is_one_clear_line(store: Store) -> None:
+    from content_pipeline.errors import StoreError
+
+    store.put(layout.QUEUE, b"{not json")
+    with pytest.raises(StoreError, match=r"state/queue.json is not valid JSON: nothing was claimed"):
+        build_batch(store, "run-a", items(2), 2, pid=None, lease_ttl_s=60, claim_ttl_s=60)
+    assert store.get(layout.QUEUE) == b"{not json"

@@ -102,3 +102,27 @@ def test_unknown_store_scheme_is_one_clear_line() -> None:
 
     with pytest.raises(BadInputError, match=r"STORE_URL 'ftp://x': unsupported scheme"):
         open_store("ftp://x")
+
+
+def test_a_failed_append_leaves_no_half_record(store: Store, monkeypatch) -> None:
+    import errno
+    import os
+
+    from content_pipeline.errors import StoreIOError
+    from content_pipeline.store import local
+
+    appender = store.appender("ledger/r/seg.jsonl")
+    appender.append(b'{"a": 1}\n')
+    real_write = os.write
+
+    def disk_full(fd: int, data) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(local.os, "write", disk_full)
+    with pytest.raises(StoreIOError, match="No space left on device"):
+        appender.append(b'{"b": 2}\n')
+    monkeypatch.setattr(local.os, "write", real_write)
+    appender.append(b'{"c": 3}\n')
+    appender.close()
+    assert store.get("ledger/r/seg.jsonl") == b'{"a": 1}\n{"c": 3}\n'

@@ -211,3 +211,16 @@ def test_audit_waits_for_a_consolidation_in_progress(store: Store) -> None:
         assert finished == []  # the audit waits while the views are being written
     thread.join(10)
     assert finished == [True]
+
+
+def test_a_damaged_master_file_is_a_violation_not_a_crash(store: Store) -> None:
+    write_ledger(store, [record("a")])
+    consolidate(store)
+    store.put(layout.MASTER_SUCCESSES, b"garbage that is not a record\n")
+    result = audit(store)
+    assert result.violations == [
+        "invariant 1: master/successes.jsonl is damaged (a line is not a record): run `content-pipeline consolidate`"
+        " to rebuild it from the ledger"
+    ]
+    consolidate(store)
+    assert audit(store).ok

@@ -33,6 +33,7 @@ class LocalAppender(Appender):
 
     def __init__(self, path: Path) -> None:
         created = not path.exists()
+        self._path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         if created:
             _fsync_dir(path.parent)
@@ -40,10 +41,15 @@ class LocalAppender(Appender):
 
     def append(self, data: bytes) -> None:
         with self._lock:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            os.fsync(self._fd)
+            start = os.fstat(self._fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+                os.fsync(self._fd)
+            except OSError as exc:  # disk full, say: never leave half a record for the next one to glue onto
+                os.ftruncate(self._fd, start)
+                raise StoreIOError(f"cannot append to {self._path}: {exc.strerror}") from exc
 
     def close(self) -> None:
         with self._lock:
