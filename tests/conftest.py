@@ -60,7 +60,8 @@ def make_settings(store_dir: Path, write_catalogue: Callable[..., str]) -> Calla
     def make(**overrides: Any) -> Settings:
         if "catalogue" not in overrides:
             overrides["catalogue"] = write_catalogue([make_item(n) for n in range(1, 21)], "default-catalogue.jsonl")
-        return load_settings(store_url=str(store_dir), **overrides).with_run_id()
+        overrides.setdefault("store_url", str(store_dir))
+        return load_settings(**overrides).with_run_id()
 
     return make
 
@@ -82,3 +83,50 @@ def prefect_server() -> Iterator[str]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server speaking HTTP on loopback (moto's ThreadedMotoServer), for the session."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    }
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    try:
+        yield endpoint
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+@pytest.fixture
+def s3_url(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket on the loopback S3 server; returns s3://bucket/prefix."""
+    import re
+    import uuid
+
+    import boto3
+
+    bucket = re.sub(r"[^a-z0-9-]", "-", f"t-{uuid.uuid4().hex[:8]}-{request.node.name.lower()}")[:63].rstrip("-")
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/pipeline"

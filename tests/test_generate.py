@@ -195,3 +195,16 @@ def test_an_answer_the_sdk_cannot_read_is_a_reject_not_a_loss(make_settings, sto
     assert len(records) == 5 and ctx.fatal is None
     assert {r.reason for r in records} == {"provider_error"} and all(r.retryable for r in records)
     assert all("unexpected answer from gpt-4o-mini" in r.error for r in records)
+
+
+def test_the_whole_core_run_on_s3(make_settings, write_catalogue, s3_url) -> None:
+    from content_pipeline.audit import audit
+    from content_pipeline.store import open_store
+
+    settings = make_settings(store_url=s3_url, catalogue=mixed_catalogue(write_catalogue))
+    ctx = run_core(settings)
+    store = open_store(s3_url)
+    assert ctx.stats.successes == 8 and ctx.stats.rejects == 3
+    assert len(ledger_records(store)) == 11 and audit(store).ok
+    again = run_core(make_settings(store_url=s3_url, catalogue=settings.catalogue))
+    assert again.stats.calls == 0 and again.budget.spent_usd == 0

@@ -1,4 +1,4 @@
-"""Open the store a URL names: a local folder (default `./data`, or `file://...`)."""
+"""Open the store a URL names: a local folder (default `./data`, or `file://...`) or `s3://bucket/prefix`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ def open_store(url: str, *, read_only: bool = False) -> Store:
     if parsed.scheme in ("", "file"):
         store: Store = LocalStore(parsed.path if parsed.scheme == "file" else url)
     elif parsed.scheme == "s3":
-        raise BadInputError(f"STORE_URL {url!r}: the S3 store is not available in this version")
+        from content_pipeline.store.s3 import S3Store
+
+        if not parsed.netloc:
+            raise BadInputError(f"STORE_URL {url!r}: no bucket; use s3://bucket/prefix")
+        store = S3Store(url, parsed.netloc, parsed.path)
     else:
         raise BadInputError(f"STORE_URL {url!r}: unsupported scheme {parsed.scheme!r} (use a path or file://)")
     return ReadOnlyStore(store) if read_only else store

@@ -1,0 +1,132 @@
+"""The S3 store: PutObject replaces, IfNoneMatch creates, IfMatch compare-and-swap, one object per appended record."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from content_pipeline.errors import BadInputError, StoreError, StoreIOError
+from content_pipeline.store.base import Appender, ObjectInfo, Store, check_key
+
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class S3Appender(Appender):
+    """Each append is one new object under the segment's name, created only if absent: durable once PUT returns."""
+
+    def __init__(self, store: S3Store, key: str) -> None:
+        self.store = store
+        self.base = key[: -len(".jsonl")] if key.endswith(".jsonl") else key
+        self.token = secrets.token_hex(4)
+        self.seq = 0
+        self._lock = threading.Lock()
+
+    def append(self, data: bytes) -> None:
+        with self._lock:
+            self.seq += 1
+            key = f"{self.base}/{self.seq:09d}-{self.token}.jsonl"
+        if not self.store.put_if_absent(key, data):
+            raise StoreError(f"ledger object {key} already exists: refusing to overwrite a record")
+
+    def close(self) -> None:
+        pass
+
+
+class S3Store(Store):
+    """A store under s3://bucket/prefix; keys are relative to the prefix."""
+
+    def __init__(self, url: str, bucket: str, prefix: str, client: Any | None = None) -> None:
+        self.url, self.bucket, self.prefix = url, bucket, prefix.strip("/")
+        self.client = client or boto3.client("s3", config=RETRIES)
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            reason = {404: "does not exist", 403: "access denied", 400: "bad bucket name"}.get(status, _code(exc))
+            raise BadInputError(f"STORE_URL {url}: bucket {bucket!r} {reason}") from None
+        except (EndpointConnectionError, BotoCoreError) as exc:
+            raise BadInputError(f"STORE_URL {url}: S3 endpoint unreachable ({exc})") from None
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(Bucket=self.bucket, **kwargs)
+        except BotoCoreError as exc:
+            raise StoreIOError(f"S3 {what} failed: {exc}") from None
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            resp = self._call("get", self.client.get_object, Key=self._key(key))
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise StoreIOError(f"S3 get {key} failed: {_code(exc)}") from None
+        return resp["Body"].read(), resp["ETag"]
+
+    def get(self, key: str) -> bytes | None:
+        found = self.get_versioned(key)
+        return None if found is None else found[0]
+
+    def _put(self, key: str, data: bytes, **conditions: str) -> bool:
+        try:
+            self._call("put", self.client.put_object, Key=self._key(key), Body=data, **conditions)
+        except ClientError as exc:
+            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "NoSuchKey", "404"):
+                return False
+            raise StoreIOError(f"S3 put {key} failed: {_code(exc)}") from None
+        return True
+
+    def put(self, key: str, data: bytes) -> None:
+        self._put(key, data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self._put(key, data, IfNoneMatch="*")
+
+    def put_if_match(self, key: str, data: bytes, version: str) -> bool:
+        return self._put(key, data, IfMatch=version)
+
+    def delete_if_match(self, key: str, version: str) -> bool:
+        found = self.get_versioned(key)
+        if found is None or found[1] != version:
+            return False
+        self.delete(key)
+        return True
+
+    def delete(self, key: str) -> None:
+        try:
+            self._call("delete", self.client.delete_object, Key=self._key(key))
+        except ClientError as exc:
+            raise StoreIOError(f"S3 delete {key} failed: {_code(exc)}") from None
+
+    def appender(self, key: str) -> Appender:
+        return S3Appender(self, check_key(key))
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        if prefix.strip("/"):
+            check_key(prefix.strip("/"))
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        out = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+                for obj in page.get("Contents", []):
+                    out.append(ObjectInfo(obj["Key"][cut:], obj["Size"], obj["ETag"]))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreIOError(f"S3 list {prefix} failed: {exc}") from None
+        return sorted(out, key=lambda info: info.key)
+
+    def truncate(self, key: str, size: int) -> None:
+        data = self.get(key) or b""
+        self.put(key, data[:size])
