@@ -38,4 +38,11 @@ class StoreLocation(Block):
 
     def settings_overrides(self) -> dict[str, Any]:
         """The settings this block sets for a run."""
-        return {"store_url": self.url}
+        given = {
+            "store_url": self.url,
+            "aws_region": self.region,
+            "aws_endpoint_url": self.endpoint_url,
+            "aws_access_key_id": self.aws_access_key_id,
+            "aws_secret_access_key": self.aws_secret_access_key,
+        }
+        return {name: value for name, value in given.items() if value is not None}

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     strong_model: str = Field("gpt-4o", description="Model for the escalation attempt")
     openai_api_key: SecretStr | None = Field(None, description="API key; unset means the offline model")
     openai_base_url: str | None = Field(None, description="OpenAI-compatible base URL")
+    aws_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO...); unset for AWS S3")
+    aws_region: str | None = Field(None, description="AWS region of the S3 store; unset: the AWS default chain")
+    aws_access_key_id: SecretStr | None = Field(None, description="AWS key id; unset: the standard AWS chain")
+    aws_secret_access_key: SecretStr | None = Field(None, description="AWS secret key; unset: the AWS chain")
     offline_latency_ms: Annotated[int, Field(ge=0, description="Offline model latency per call, ms")] = 0
     concurrency: Annotated[int, Field(ge=1, le=1000, description="LLM calls in flight at most")] = 16
     chunk_size: Annotated[int, Field(ge=1, description="Items per Prefect generation task")] = 50

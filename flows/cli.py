@@ -10,7 +10,7 @@ from collections.abc import Callable
 from content_pipeline import layout
 from content_pipeline.errors import PipelineError
 from content_pipeline.settings import load_settings, new_run_id
-from content_pipeline.store import open_store
+from content_pipeline.store import store_for
 
 STAGES = ("go-live", "inventory", "batch", "preflight", "generate")
 MAINTENANCE = ("consolidate", "audit", "sync")
@@ -61,7 +61,7 @@ def _status(as_json: bool) -> int:
     from content_pipeline.status import status
 
     settings = load_settings()
-    result = status(open_store(settings.store_url, read_only=True), settings.catalogue)
+    result = status(store_for(settings, read_only=True), settings.catalogue)
     if as_json:
         print(json.dumps(result, sort_keys=True))
     else:
@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     state = _flow(args.command)(**params, return_state=True)  # type: ignore[operator]
     run_id = params.get("run_id")
     if args.command == "go-live" and run_id:
-        report = open_store(settings.store_url, read_only=True).get(layout.run_key(str(run_id), "report.md"))
+        report = store_for(settings, read_only=True).get(layout.run_key(str(run_id), "report.md"))
         if report:
             print(report.decode())
     message = state.message or state.name

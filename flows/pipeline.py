@@ -28,7 +28,7 @@ from content_pipeline.generate import open_generation, plan_chunks
 from content_pipeline.inventory import read_items
 from content_pipeline.report import RunReport, run_rejects
 from content_pipeline.settings import RUN_ID_PATTERN, Scope, Settings, load_settings
-from content_pipeline.store import Store, open_store
+from content_pipeline.store import Store, store_for
 from content_pipeline.views import PeriodicConsolidator
 from tasks.stages import (
     adopt_task,
@@ -71,7 +71,7 @@ def _open(**params: Any) -> tuple[Settings, Store]:
     """Settings from the environment, then the blocks that exist, then the flow's parameters on top;
     and the store they name."""
     settings = load_settings(**{**_block_overrides(load_settings()), **params}).with_run_id()
-    return settings, open_store(settings.store_url, read_only=settings.evidence_only)
+    return settings, store_for(settings)
 
 
 def _run_items(store: Store, run_id: str, name: str, stage: str) -> list[Item]:

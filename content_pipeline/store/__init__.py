@@ -5,23 +5,47 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from content_pipeline.errors import BadInputError
+from content_pipeline.settings import Settings
 from content_pipeline.store.base import ObjectInfo, ReadOnlyStore, Store, check_key
 from content_pipeline.store.local import LocalStore
 
-__all__ = ["ObjectInfo", "ReadOnlyStore", "Store", "check_key", "open_store"]
+__all__ = ["ObjectInfo", "ReadOnlyStore", "Store", "check_key", "open_store", "store_for"]
 
 
-def open_store(url: str, *, read_only: bool = False) -> Store:
-    """The store for `url`; read-only stores refuse every write (EVIDENCE_ONLY)."""
+def store_for(settings: Settings, *, read_only: bool | None = None) -> Store:
+    """The store the settings name (read-only under EVIDENCE_ONLY unless told otherwise)."""
+    secret = settings.aws_secret_access_key
+    return open_store(
+        settings.store_url,
+        read_only=settings.evidence_only if read_only is None else read_only,
+        endpoint_url=settings.aws_endpoint_url,
+        region=settings.aws_region,
+        access_key=settings.aws_access_key_id.get_secret_value() if settings.aws_access_key_id else None,
+        secret_key=secret.get_secret_value() if secret else None,
+    )
+
+
+def open_store(
+    url: str,
+    *,
+    read_only: bool = False,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+) -> Store:
+    """The store for `url`; read-only stores refuse every write (EVIDENCE_ONLY). S3 options left None
+    come from the standard AWS chain."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         store: Store = LocalStore(parsed.path if parsed.scheme == "file" else url)
     elif parsed.scheme == "s3":
-        from content_pipeline.store.s3 import S3Store
+        from content_pipeline.store.s3 import S3Store, s3_client
 
         if not parsed.netloc:
             raise BadInputError(f"STORE_URL {url!r}: no bucket; use s3://bucket/prefix")
-        store = S3Store(url, parsed.netloc, parsed.path)
+        client = s3_client(endpoint_url, region, access_key, secret_key)
+        store = S3Store(url, parsed.netloc, parsed.path, client)
     else:
         raise BadInputError(f"STORE_URL {url!r}: unsupported scheme {parsed.scheme!r} (use a path or file://)")
     return ReadOnlyStore(store) if read_only else store

@@ -20,6 +20,23 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def s3_client(
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+) -> Any:
+    """A boto3 S3 client with botocore's standard retry mode; None options come from the AWS chain."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=RETRIES,
+    )
+
+
 class S3Appender(Appender):
     """Each append is one new object under the segment's name, created only if absent: durable once PUT returns."""
 
@@ -46,7 +63,7 @@ class S3Store(Store):
 
     def __init__(self, url: str, bucket: str, prefix: str, client: Any | None = None) -> None:
         self.url, self.bucket, self.prefix = url, bucket, prefix.strip("/")
-        self.client = client or boto3.client("s3", config=RETRIES)
+        self.client = client or s3_client()
         try:
             self.client.head_bucket(Bucket=bucket)
         except ClientError as exc:
