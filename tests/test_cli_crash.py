@@ -85,14 +85,16 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(cli_env, args, extra, c
     assert after == before
 
 
-def ledger_lines(store_dir: Path) -> int:
-    return (
-        sum(p.read_bytes().count(b"\n") for p in (store_dir / "ledger").rglob("*.jsonl")) if store_dir.exists() else 0
-    )
+def ledger_lines(store) -> int:
+    return sum((store.get(i.key) or b"").count(b"\n") for i in store.list("ledger/") if i.key.endswith(".jsonl"))
 
 
-def test_sigkill_mid_generation_loses_nothing_and_pays_nothing_twice(cli_env) -> None:
-    store_dir = Path(cli_env["STORE_URL"])
+@pytest.mark.parametrize("backend", ["file", "s3"])
+def test_sigkill_mid_generation_loses_nothing_and_pays_nothing_twice(cli_env, backend, request) -> None:
+    if backend == "s3":
+        cli_env = {**cli_env, "STORE_URL": request.getfixturevalue("s3_url")}
+        cli_env.update({k: v for k, v in os.environ.items() if k.startswith("AWS_")})
+    store = open_store(cli_env["STORE_URL"])
     proc = subprocess.Popen(
         [*CLI, "go-live", "--run-id", "killed-run"],
         env={**cli_env, "OFFLINE_LATENCY_MS": "150", "CONCURRENCY": "8", "CHUNK_SIZE": "20", "CONSOLIDATE_EVERY": "15"},
@@ -100,11 +102,10 @@ def test_sigkill_mid_generation_loses_nothing_and_pays_nothing_twice(cli_env) ->
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 180
-    while ledger_lines(store_dir) < 40 and time.monotonic() < deadline and proc.poll() is None:
+    while ledger_lines(store) < 40 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    store = open_store(str(store_dir))
     before = scan_ledger(store).frame
     assert 40 <= before.height < 200, "the kill must land in the middle of generation"
     successes_before = set(before.filter(before["status"] == "success")["id"])
