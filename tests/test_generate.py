@@ -208,3 +208,44 @@ def test_the_whole_core_run_on_s3(make_settings, write_catalogue, s3_url) -> Non
     assert len(ledger_records(store)) == 11 and audit(store).ok
     again = run_core(make_settings(store_url=s3_url, catalogue=settings.catalogue))
     assert again.stats.calls == 0 and again.budget.spent_usd == 0
+
+
+class _Raw:
+    """A body for a short-circuited botocore response."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **kwargs):
+        yield self.body
+
+    def read(self, *args) -> bytes:
+        return self.body
+
+
+def test_injected_s3_faults_are_retried_by_botocore_and_lose_nothing(make_settings, s3_url) -> None:
+    """Every 4th S3 request answers 503 SlowDown or 500: botocore's retry mode absorbs them."""
+    from botocore.awsrequest import AWSResponse
+
+    from content_pipeline.audit import audit
+    from content_pipeline.store.s3 import S3Store, s3_client
+
+    client = s3_client()
+    seen = {"requests": 0, "faults": 0}
+
+    def maybe_fail(request, **kwargs):
+        seen["requests"] += 1
+        if seen["requests"] % 4 == 0:
+            seen["faults"] += 1
+            status, code = (503, b"SlowDown") if seen["faults"] % 2 else (500, b"InternalError")
+            body = b"<Error><Code>" + code + b"</Code><Message>injected</Message></Error>"
+            return AWSResponse(request.url, status, {}, _Raw(body))
+        return None
+
+    client.meta.events.register("before-send.s3", maybe_fail)
+    bucket, prefix = s3_url[len("s3://") :].split("/", 1)
+    store = S3Store(s3_url, bucket, prefix, client)
+    ctx = run_core(make_settings(store_url=s3_url), store)
+    assert seen["faults"] > 20
+    assert ctx.stats.successes == 20 and len(ledger_records(store)) == 20
+    assert audit(store).ok, audit(store).violations
