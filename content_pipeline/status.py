@@ -8,9 +8,8 @@ from typing import Any
 from content_pipeline import layout
 from content_pipeline.catalogue import load_catalogue
 from content_pipeline.inventory import needs_content
-from content_pipeline.ledger import ledger_fingerprint
 from content_pipeline.store import Store
-from content_pipeline.views import read_checkpoint
+from content_pipeline.views import read_checkpoint, views_current
 
 
 def status(store: Store, catalogue_source: str) -> dict[str, Any]:
@@ -19,11 +18,15 @@ def status(store: Store, catalogue_source: str) -> dict[str, Any]:
     checkpoint = read_checkpoint(store)
     usage_raw = store.get(layout.USAGE)
     usage = json.loads(usage_raw) if usage_raw else {}
-    records = 0
-    for info in store.list(layout.LEDGER_PREFIX):
-        if info.key.endswith(".jsonl"):
-            records += (store.get(info.key) or b"").count(b"\n")
-    views = store.get(layout.VIEWS_STATE)
+    current = views_current(store)
+    if current:  # the consolidated count is exact: no need to read every ledger segment
+        records = int(usage.get("records", 0))
+    else:
+        records = sum(
+            (store.get(info.key) or b"").count(b"\n")
+            for info in store.list(layout.LEDGER_PREFIX)
+            if info.key.endswith(".jsonl")
+        )
     return {
         "store": store.url,
         "catalogue": len(catalogue.items),
@@ -34,5 +37,5 @@ def status(store: Store, catalogue_source: str) -> dict[str, Any]:
         "queued": len(checkpoint.get("queued", {})),
         "ledger_records": records,
         "spend_usd": round(usage.get("cost_nano", 0) / 1e9, 9),
-        "views_current": views is not None and json.loads(views).get("fingerprint") == ledger_fingerprint(store),
+        "views_current": current,
     }

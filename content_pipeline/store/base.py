@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import NoReturn
 
 from content_pipeline.errors import ReadOnlyViolation, StoreError
 
@@ -102,7 +103,7 @@ class ReadOnlyStore(Store):
     def list(self, prefix: str) -> list[ObjectInfo]:
         return self.inner.list(prefix)
 
-    def _refuse(self, key: str) -> None:
+    def _refuse(self, key: str) -> NoReturn:
         raise ReadOnlyViolation(f"EVIDENCE_ONLY run tried to write {key!r}; nothing was written")
 
     def put(self, key: str, data: bytes) -> None:
@@ -110,22 +111,18 @@ class ReadOnlyStore(Store):
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         self._refuse(key)
-        return False
 
     def put_if_match(self, key: str, data: bytes, version: str) -> bool:
         self._refuse(key)
-        return False
 
     def delete_if_match(self, key: str, version: str) -> bool:
         self._refuse(key)
-        return False
 
     def delete(self, key: str) -> None:
         self._refuse(key)
 
     def appender(self, key: str) -> Appender:
         self._refuse(key)
-        raise AssertionError  # unreachable
 
     def truncate(self, key: str, size: int) -> None:
         self._refuse(key)
