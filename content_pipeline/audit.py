@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from content_pipeline import layout
 from content_pipeline.errors import StoreError
 from content_pipeline.ledger import scan_ledger
 from content_pipeline.store import Store
-from content_pipeline.views import master_frames, nano_sum, read_checkpoint, read_master, views_lock, views_snapshot
+from content_pipeline.views import (
+    master_frames,
+    nano_sum,
+    read_checkpoint,
+    read_master,
+    read_usage,
+    views_lock,
+    views_snapshot,
+)
 
 _SHOW = 5
 
@@ -55,8 +61,8 @@ def _audit(store: Store) -> AuditResult:
             f"{scan.frame.height - ledger.height} ledger record(s) appended since the last consolidation"
         )
     try:
-        succ = read_master(store, layout.MASTER_SUCCESSES)
-        rej = read_master(store, layout.MASTER_REJECTS)
+        succ = read_master(store, "successes")
+        rej = read_master(store, "rejects")
     except StoreError as exc:
         result.violations.append(f"invariant 1: {exc}")
         return result
@@ -128,8 +134,7 @@ def _audit(store: Store) -> AuditResult:
         result.add(4, "slug(s) both queued and decided in the checkpoint", sorted(queued & (done | rejected)))
 
     # 5. recorded spend equals the ledger's sum; no run over its budget
-    raw = store.get(layout.USAGE)
-    usage = json.loads(raw) if raw else {"cost_nano": 0, "by_run": {}}
+    usage = read_usage(store)
     total = nano_sum(ledger)
     if int(usage.get("cost_nano", 0)) != total:
         result.add(5, f"recorded spend {usage.get('cost_nano', 0) / 1e9:.6f} USD != ledger sum {total / 1e9:.6f} USD")

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from openai import AsyncOpenAI
 
-from content_pipeline import layout, llm, prompts, qa
+from content_pipeline import llm, prompts, qa
 from content_pipeline.budget import BudgetExhausted, PriceTable, RunBudget, to_usd
 from content_pipeline.catalogue import Item
 from content_pipeline.errors import PipelineError
@@ -21,7 +21,7 @@ from content_pipeline.ledger import Call, LedgerWriter, OutcomeRecord, record_id
 from content_pipeline.report import RunStats
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store
-from content_pipeline.views import current_checkpoint
+from content_pipeline.views import current_checkpoint, read_usage, read_view
 
 
 def _now() -> str:
@@ -258,10 +258,9 @@ def open_generation(
     decided = set(checkpoint.get("done", {})) | {
         s for s, r in checkpoint.get("rejected", {}).items() if not r.get("retryable")
     }
-    usage_raw = store.get(layout.USAGE)
-    prior = json.loads(usage_raw)["by_run"].get(run_id, {}).get("cost_nano", 0) if usage_raw else 0
+    prior = read_usage(store)["by_run"].get(run_id, {}).get("cost_nano", 0)
     index = qa.NearCopyIndex()
-    for line in (store.get(layout.MASTER_SUCCESSES) or b"").decode().splitlines():
+    for line in (read_view(store, "successes") or b"").decode().splitlines():
         if line.strip():
             record = json.loads(line)
             index.add(record["slug"], record.get("sketch") or [])

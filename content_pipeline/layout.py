@@ -4,14 +4,29 @@ from __future__ import annotations
 
 LEDGER_PREFIX = "ledger/"
 QUARANTINE_PREFIX = "quarantine/"
-MASTER_SUCCESSES = "master/successes.jsonl"
-MASTER_REJECTS = "master/rejects.jsonl"
-PROCESSED_INDEX = "master/processed-slugs.txt"
-REJECTED_INDEX = "master/rejected-slugs.txt"
-USAGE = "master/usage.json"
 TELEMETRY = "master/consolidation-telemetry.jsonl"
-VIEWS_STATE = "master/views-state.json"
-CHECKPOINT = "checkpoint.json"
+MANIFEST = "master/manifest.json"
+VIEW_OBJECTS = "master/objects/"
+# The views one consolidation publishes together, by name and file name. Their bytes live in immutable
+# objects named by their digest; the manifest says which objects are current.
+VIEW_FILES = {
+    "successes": "successes.jsonl",
+    "rejects": "rejects.jsonl",
+    "processed": "processed-slugs.txt",
+    "rejected": "rejected-slugs.txt",
+    "usage": "usage.json",
+    "checkpoint": "checkpoint.json",
+}
+# Where views lived before they were published as snapshots; removed by the first publication.
+LEGACY_VIEWS = (
+    "master/successes.jsonl",
+    "master/rejects.jsonl",
+    "master/processed-slugs.txt",
+    "master/rejected-slugs.txt",
+    "master/usage.json",
+    "master/views-state.json",
+    "checkpoint.json",
+)
 QUEUE = "state/queue.json"
 BATCH_LOCK = "locks/batch-builder.json"
 CONSOLIDATE_LOCK = "locks/consolidate.json"
@@ -29,3 +44,9 @@ def run_key(run_id: str, name: str) -> str:
 def run_lock(run_id: str) -> str:
     """The lease a running run holds, so no second process runs under the same run id."""
     return f"locks/run-{run_id}.json"
+
+
+def view_object(name: str, digest: str) -> str:
+    """The immutable object holding one view's bytes: `master/objects/successes-<digest>.jsonl`."""
+    stem, _, ext = VIEW_FILES[name].rpartition(".")
+    return f"{VIEW_OBJECTS}{stem}-{digest[:24]}.{ext}"

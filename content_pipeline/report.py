@@ -6,9 +6,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from content_pipeline import layout
 from content_pipeline.ledger import OutcomeRecord
-from content_pipeline.store import Store
+from content_pipeline.store import RequestCounts, Store
 from content_pipeline.views import read_master
 
 
@@ -72,6 +71,7 @@ class RunReport:
     audit_violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    requests: RequestCounts | None = None
 
     def markdown(self) -> str:
         mode = (
@@ -93,6 +93,7 @@ class RunReport:
             f"{st.escalations} escalated); skipped as already decided: {st.skipped}; not attempted: {st.not_attempted}",
             f"- spend: ${self.spend_usd:.4f} of ${self.budget_usd:.2f} budget over {st.calls} paid calls",
             f"- tokens: {st.tokens_in} in, {st.tokens_out} out",
+            *([f"- {self.requests.line(st.successes + st.rejects)}"] if self.requests else []),
             f"- consolidations: {self.consolidations}; audit: {audit}",
             f"- duration: {self.duration_s:.1f} s",
         ]
@@ -112,8 +113,8 @@ class RunReport:
             "## Outputs",
             "",
             f"- ledger (the source of truth): `{self.store}/ledger/{self.run_id}/`",
-            f"- master views: `{self.store}/master/` (successes.jsonl, rejects.jsonl, usage.json)",
-            f"- checkpoint: `{self.store}/checkpoint.json`",
+            f"- master views (successes, rejects, processed, rejected, usage, checkpoint): the objects "
+            f"`{self.store}/master/manifest.json` names; print one with `content-pipeline view successes`",
             f"- this run: `{self.store}/runs/{self.run_id}/` (report.md, batch.jsonl, invalid-rows.jsonl)",
         ]
         if self.notes:
@@ -123,7 +124,7 @@ class RunReport:
 
 def run_rejects(store: Store, run_id: str) -> list[dict[str, str]]:
     """The rejects master holds for this run: slug, reason and error, for a table."""
-    rejects = read_master(store, layout.MASTER_REJECTS)
+    rejects = read_master(store, "rejects")
     if rejects.is_empty():
         return []
     mine = rejects.filter(rejects["run_id"] == run_id).select("slug", "reason", "error")

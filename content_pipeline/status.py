@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from content_pipeline import layout
 from content_pipeline.catalogue import load_catalogue
 from content_pipeline.inventory import needs_content
 from content_pipeline.store import Store
-from content_pipeline.views import read_checkpoint, views_current
+from content_pipeline.views import read_checkpoint_and_usage, views_current
 
 
 def status(store: Store, catalogue_source: str) -> dict[str, Any]:
     """Counts from the checkpoint, usage and ledger; never writes."""
     catalogue = load_catalogue(catalogue_source)
-    checkpoint = read_checkpoint(store)
-    usage_raw = store.get(layout.USAGE)
-    usage = json.loads(usage_raw) if usage_raw else {}
+    checkpoint, usage = read_checkpoint_and_usage(store)
     current = views_current(store)
     if current:  # the consolidated count is exact: no need to read every ledger segment
         records = int(usage.get("records", 0))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ import polars as pl
 from content_pipeline import layout
 from content_pipeline.batch import live_claims, read_queue
 from content_pipeline.budget import NANO
-from content_pipeline.errors import LeaseHeldError, StoreError
+from content_pipeline.errors import LeaseHeldError, StoreError, StoreIOError
 from content_pipeline.host import Holder
 from content_pipeline.lease import Lease
 from content_pipeline.ledger import SCHEMA, LedgerScan, ledger_fingerprint, scan_ledger
@@ -83,33 +85,133 @@ def build_checkpoint(successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict
     return {"done": done, "rejected": rejected, "queued": queued}
 
 
-def read_master(store: Store, key: str) -> pl.DataFrame:
-    """A master file as rows (same columns as the ledger scan, with the line)."""
-    data = store.get(key) or b""
+def _dump(obj: Any) -> bytes:
+    return (json.dumps(obj, sort_keys=True, indent=1) + "\n").encode()
+
+
+_REPUBLISH = "run `content-pipeline consolidate` to publish the views again from the ledger"
+
+
+def _load_manifest(store: Store) -> tuple[dict[str, Any] | None, str | None]:
+    """The manifest and its version; a damaged manifest reads as absent (its version kept for the swap)."""
+    found = store.get_versioned(layout.MANIFEST)
+    if found is None:
+        return None, None
+    try:
+        manifest = json.loads(found[0])
+        if not isinstance(manifest.get("files"), dict):
+            raise ValueError
+    except (ValueError, AttributeError):
+        return None, found[1]
+    return manifest, found[1]
+
+
+def read_manifest(store: Store) -> dict[str, Any] | None:
+    """The published views: which object holds each view, and the ledger snapshot they were built from."""
+    manifest, version = _load_manifest(store)
+    if manifest is None and version is not None:
+        raise StoreError(f"{layout.MANIFEST} is damaged: {_REPUBLISH}")
+    return manifest
+
+
+def read_views(store: Store, *names: str) -> dict[str, bytes | None]:
+    """The bytes of current views, all from one published snapshot (None before the first consolidation).
+    Objects are immutable and one manifest names them all, so a reader never mixes two consolidations."""
+    missing = ""
+    for _ in range(3):  # an object may be collected between reading the manifest and reading it: look again
+        manifest = read_manifest(store)
+        files = manifest["files"] if manifest else {}
+        found = {name: store.get(files[name]) if name in files else None for name in names}
+        missing = next((f"{n!r} ({files[n]})" for n, data in found.items() if n in files and data is None), "")
+        if not missing:
+            return found
+    raise StoreError(f"master view {missing} is missing: {_REPUBLISH}")
+
+
+def read_view(store: Store, name: str) -> bytes | None:
+    """The bytes of one current view (None before the first consolidation)."""
+    return read_views(store, name)[name]
+
+
+def read_master(store: Store, name: str) -> pl.DataFrame:
+    """A master view ("successes" or "rejects") as rows (same columns as the ledger scan, with the line)."""
+    data = read_view(store, name) or b""
     lines = [line for line in data.decode("utf-8").split("\n") if line.strip()]
     frame = pl.DataFrame({"line": lines}, schema={"line": pl.String})
     try:
         return frame.with_columns(rec=pl.col("line").str.json_decode(SCHEMA)).unnest("rec")
     except pl.exceptions.PolarsError:
-        raise StoreError(
-            f"{key} is damaged (a line is not a record): run `content-pipeline consolidate` to rebuild it from the ledger"
-        ) from None
+        raise StoreError(f"master {name} is damaged (a line is not a record): {_REPUBLISH}") from None
 
 
-def read_checkpoint(store: Store) -> dict[str, Any]:
-    raw = store.get(layout.CHECKPOINT)
+def _checkpoint(raw: bytes | None) -> dict[str, Any]:
     return json.loads(raw) if raw else {"done": {}, "rejected": {}, "queued": {}}
 
 
-def _dump(obj: Any) -> bytes:
-    return (json.dumps(obj, sort_keys=True, indent=1) + "\n").encode()
+def _usage(raw: bytes | None) -> dict[str, Any]:
+    return json.loads(raw) if raw else {"records": 0, "cost_nano": 0, "by_run": {}}
 
 
-def _put_if_changed(store: Store, key: str, data: bytes) -> bool:
-    if store.get(key) == data:
-        return False
-    store.put(key, data)
-    return True
+def read_checkpoint(store: Store) -> dict[str, Any]:
+    return _checkpoint(read_view(store, "checkpoint"))
+
+
+def read_usage(store: Store) -> dict[str, Any]:
+    return _usage(read_view(store, "usage"))
+
+
+def read_checkpoint_and_usage(store: Store) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checkpoint and the usage totals of one snapshot (for status, which reads without the lease)."""
+    views = read_views(store, "checkpoint", "usage")
+    return _checkpoint(views["checkpoint"]), _usage(views["usage"])
+
+
+def publish_views(store: Store, outputs: dict[str, bytes], state: dict[str, Any] | None = None) -> list[str]:
+    """Publish views as one snapshot: write each changed view to a new immutable object, then swap the
+    manifest by compare-and-swap. Views not in `outputs` keep their object; `state` (the ledger fingerprint
+    and segments) is kept when None. A crash before the swap leaves the previous snapshot current; its
+    leftovers are never named by a manifest and the next publication collects them. Returns the names
+    of the views that changed (computed without writing on a read-only store)."""
+    previous, version = _load_manifest(store)
+    old_files: dict[str, str] = dict(previous["files"]) if previous else {}
+    files = dict(old_files)
+    for name, data in outputs.items():
+        files[name] = layout.view_object(name, hashlib.sha256(data).hexdigest())
+    changed = [name for name in outputs if files[name] != old_files.get(name)]
+    if state is None:
+        state = {k: (previous or {}).get(k) for k in ("fingerprint", "segments")}
+    state = json.loads(json.dumps(state))  # as it reads back from the manifest (lists, not tuples)
+    same_state = previous is not None and all(previous.get(k) == v for k, v in state.items())
+    if store.read_only or (not changed and same_state):
+        return changed
+    for name in changed:
+        store.put(files[name], outputs[name])
+    manifest = {
+        "snapshot": secrets.token_hex(8),
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **state,
+        "files": files,
+        "previous_files": old_files,
+    }
+    swapped = (
+        store.put_if_match(layout.MANIFEST, _dump(manifest), version)
+        if version is not None
+        else store.put_if_absent(layout.MANIFEST, _dump(manifest))
+    )
+    if not swapped:
+        raise StoreIOError(
+            f"{layout.MANIFEST} changed while these views were published (the views lease was lost); "
+            "nothing is lost: consolidate again"
+        )
+    if previous is None:
+        for key in layout.LEGACY_VIEWS:
+            if store.get(key) is not None:
+                store.delete(key)
+    keep = set(files.values()) | set(old_files.values())  # a reader of the previous snapshot may still be reading
+    for info in store.list(layout.VIEW_OBJECTS):
+        if info.key not in keep:
+            store.delete(info.key)
+    return changed
 
 
 @dataclass
@@ -131,21 +233,19 @@ def _write_views(store: Store, scan: LedgerScan) -> Consolidation:
     successes, rejects = master_frames(scan.frame)
     queue, _ = read_queue(store)
     outputs = {
-        layout.MASTER_SUCCESSES: _jsonl(successes),
-        layout.MASTER_REJECTS: _jsonl(rejects),
-        layout.PROCESSED_INDEX: "".join(s + "\n" for s in successes["slug"]).encode(),
-        layout.REJECTED_INDEX: "".join(s + "\n" for s in rejects["slug"]).encode(),
-        layout.USAGE: _dump(usage_totals(scan.frame)),
-        layout.CHECKPOINT: _dump(build_checkpoint(successes, rejects, queue)),
+        "successes": _jsonl(successes),
+        "rejects": _jsonl(rejects),
+        "processed": "".join(s + "\n" for s in successes["slug"]).encode(),
+        "rejected": "".join(s + "\n" for s in rejects["slug"]).encode(),
+        "usage": _dump(usage_totals(scan.frame)),
+        "checkpoint": _dump(build_checkpoint(successes, rejects, queue)),
     }
     result = Consolidation(scan.frame.height, successes.height, rejects.height)
     result.repaired, result.torn_tails, result.bad_lines = scan.repaired, scan.torn_tails, scan.bad_lines
+    # every view of this consolidation becomes current at once, with the ledger snapshot it was built from
+    result.changed = publish_views(store, outputs, {"fingerprint": scan.fingerprint, "segments": scan.segments})
     if store.read_only:
-        result.changed = [key for key, data in outputs.items() if store.get(key) != data]
         return result
-    # master first, the checkpoint (which readers trust for "done") last
-    result.changed = [key for key, data in outputs.items() if _put_if_changed(store, key, data)]
-    _put_if_changed(store, layout.VIEWS_STATE, _dump({"fingerprint": scan.fingerprint, "segments": scan.segments}))
     result.duration_s = time.perf_counter() - start
     if result.changed or result.repaired:
         line = {
@@ -195,14 +295,15 @@ def consolidate(store: Store, *, wait_s: float = 60.0) -> Consolidation | None:
 
 def views_snapshot(store: Store) -> dict[str, int] | None:
     """The ledger snapshot (segment -> size) the current views were built from, if any."""
-    raw = store.get(layout.VIEWS_STATE)
-    segments = json.loads(raw).get("segments") if raw else None
+    manifest = read_manifest(store)
+    segments = manifest.get("segments") if manifest else None
     return None if segments is None else {key: size for key, size in segments}
 
 
 def views_current(store: Store) -> bool:
-    raw = store.get(layout.VIEWS_STATE)
-    return raw is not None and json.loads(raw).get("fingerprint") == ledger_fingerprint(store)
+    """True when the published views were built from the ledger as it stands now."""
+    manifest, _ = _load_manifest(store)
+    return manifest is not None and manifest.get("fingerprint") == ledger_fingerprint(store)
 
 
 def ensure_views_current(store: Store) -> Consolidation | None:
@@ -215,13 +316,10 @@ def ensure_views_current(store: Store) -> Consolidation | None:
 def sync_checkpoint(store: Store) -> bool:
     """The checkpoint from master (and the live claims); True when it changed."""
     with views_lock(store):
-        successes = read_master(store, layout.MASTER_SUCCESSES)
-        rejects = read_master(store, layout.MASTER_REJECTS)
+        successes = read_master(store, "successes")
+        rejects = read_master(store, "rejects")
         queue, _ = read_queue(store)
-        data = _dump(build_checkpoint(successes, rejects, queue))
-        if store.read_only:
-            return store.get(layout.CHECKPOINT) != data
-        return _put_if_changed(store, layout.CHECKPOINT, data)
+        return bool(publish_views(store, {"checkpoint": _dump(build_checkpoint(successes, rejects, queue))}))
 
 
 def current_checkpoint(store: Store) -> dict[str, Any]:

@@ -29,8 +29,9 @@ def _parser() -> argparse.ArgumentParser:
         "audit": "check every invariant; non-zero exit on a violation",
         "sync": "rewrite the checkpoint from master",
         "status": "counts from the store (read-only, quick)",
+        "view": "print one current master view (read-only)",
     }
-    for name in (*STAGES, *MAINTENANCE, "status"):
+    for name in (*STAGES, *MAINTENANCE, "status", "view"):
         cmd = sub.add_parser(name, help=helps[name], description=helps[name])
         if name in STAGES:
             cmd.add_argument("--scope", choices=["all", "promo"], help="all items, or promo items only (SCOPE)")
@@ -39,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--run-id", metavar="ID", help="run id (RUN_ID); made unique when not given")
         if name == "status":
             cmd.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "view":
+            cmd.add_argument("view", choices=list(layout.VIEW_FILES), help="which view")
     return parser
 
 
@@ -71,6 +74,17 @@ def _status(as_json: bool) -> int:
     return 0
 
 
+def _view(name: str) -> int:
+    from content_pipeline.views import read_view
+
+    data = read_view(store_for(load_settings(), read_only=True), name)
+    if data is None:
+        print("error: no views are published yet: run `content-pipeline consolidate` (or go-live)", file=sys.stderr)
+        return 1
+    sys.stdout.buffer.write(data)
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     params: dict[str, object] = {}
     if args.command in STAGES:
@@ -99,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "status":
             return _status(args.json)
+        if args.command == "view":
+            return _view(args.view)
         return _run(args)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)

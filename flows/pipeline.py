@@ -240,6 +240,7 @@ def go_live(
         if lease is not None:
             lease.release()
         report.duration_s = time.perf_counter() - started
+        report.requests = store.request_counts()
         _publish(store, report)
     get_run_logger().info(
         "run %s: %d success(es), %d reject(s), $%.4f of $%.2f, audit %s",

@@ -12,6 +12,7 @@ from content_pipeline.batch import read_queue
 from content_pipeline.host import Holder
 from content_pipeline.lease import Lease
 from content_pipeline.store import open_store
+from content_pipeline.views import publish_views, read_checkpoint, read_view
 from flows import pipeline
 from tests.conftest import make_item, snapshot
 
@@ -19,12 +20,12 @@ pytestmark = pytest.mark.server
 
 
 @pytest.fixture
-def env(prefect_server, monkeypatch, tmp_path, write_catalogue):
-    """Point the flows' settings (read from the environment at the edge) at this test's store and catalogue."""
-    store_dir = tmp_path / "flow-store"
-    monkeypatch.setenv("STORE_URL", str(store_dir))
+def env(prefect_server, monkeypatch, store_url, write_catalogue):
+    """Point the flows' settings (read from the environment at the edge) at this test's store (a local
+    folder or an S3 bucket: every test runs on both) and catalogue."""
+    monkeypatch.setenv("STORE_URL", store_url)
     monkeypatch.setenv("CATALOGUE", write_catalogue([make_item(n) for n in range(1, 31)] + [b"{broken"]))
-    return open_store(str(store_dir))
+    return open_store(store_url)
 
 
 def test_go_live_completes_with_a_green_audit_and_a_report(env) -> None:
@@ -40,6 +41,18 @@ def test_go_live_completes_with_a_green_audit_and_a_report(env) -> None:
     again = pipeline.go_live(run_id="flow-run-2", return_state=True)
     assert again.is_completed()
     assert "spend: $0.0000" in env.get(layout.run_key("flow-run-2", "report.md")).decode()
+
+
+def test_go_live_reports_its_store_requests(env, backend) -> None:
+    assert pipeline.go_live(run_id="counted", return_state=True).is_completed()
+    report = env.get(layout.run_key("counted", "report.md")).decode()
+    if backend == "file":
+        assert "S3 requests" not in report
+        return
+    line = next(x for x in report.splitlines() if x.startswith("- S3 requests: "))
+    per_item = float(line.split("PUTs per generated item outside consolidation: ")[1].split(" ")[0])
+    assert per_item <= 2.0, line  # the target: at most 2 PUTs per item, consolidation excluded
+    assert "ledger 30," in line, line  # one PUT per generated record, the record itself
 
 
 def test_budget_refusal_fails_the_run_before_any_spend(env) -> None:
@@ -62,7 +75,7 @@ def test_stage_flows_chain_like_the_runbook(env) -> None:
     for flow in (pipeline.consolidate_flow, pipeline.audit_flow, pipeline.sync_flow, pipeline.audit_flow):
         state = flow(return_state=True)
         assert state.is_completed(), (flow.name, state.message)
-    assert len(json.loads(env.get(layout.CHECKPOINT))["done"]) == 10
+    assert len(read_checkpoint(env)["done"]) == 10
 
 
 def test_batch_flow_without_inventory_names_the_command(env) -> None:
@@ -84,28 +97,27 @@ def test_held_lease_fails_the_batch_with_the_holder(env) -> None:
 
 def test_audit_flow_fails_with_one_line_per_violation(env) -> None:
     assert pipeline.go_live(run_id="audited", limit=5, return_state=True).is_completed()
-    master = env.get(layout.MASTER_SUCCESSES).decode().splitlines()
-    env.put(layout.MASTER_SUCCESSES, ("\n".join(master + master[:1]) + "\n").encode())
+    master = read_view(env, "successes").decode().splitlines()
+    publish_views(env, {"successes": ("\n".join(master + master[:1]) + "\n").encode()})
     state = pipeline.audit_flow(return_state=True)
     assert state.is_failed()
     assert state.message.startswith("invariant 2: slug(s) more than once in master successes: item-0001")
 
 
-def test_evidence_only_go_live_writes_nothing_and_spends_nothing(env, monkeypatch, store_dir) -> None:
+def test_evidence_only_go_live_writes_nothing_and_spends_nothing(env, monkeypatch) -> None:
     assert pipeline.go_live(run_id="before", limit=10, return_state=True).is_completed()
-    root = env.root
-    before = snapshot(root)
+    before = snapshot(env)
     monkeypatch.setenv("EVIDENCE_ONLY", "1")
     state = pipeline.go_live(run_id="probe", return_state=True)
     assert state.is_completed(), state.message
-    assert snapshot(root) == before
+    assert snapshot(env) == before
 
 
 def test_consolidation_runs_every_n_successes_during_generation(env, monkeypatch) -> None:
     monkeypatch.setenv("CONSOLIDATE_EVERY", "10")
     monkeypatch.setenv("CHUNK_SIZE", "5")
     assert pipeline.go_live(run_id="periodic", return_state=True).is_completed()
-    telemetry = [json.loads(x) for x in env.get(layout.TELEMETRY).decode().splitlines()]
+    telemetry = [json.loads(x) for x in env.read_appended(layout.TELEMETRY).decode().splitlines()]
     during = [t for t in telemetry if 0 < t["successes"] < 30]
     assert during, telemetry  # at least one consolidation while generating
     assert telemetry[-1]["successes"] == 30

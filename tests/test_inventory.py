@@ -107,10 +107,10 @@ def test_csv_with_invalid_utf8_reports_the_row(tmp_path: Path) -> None:
     ],
 )
 def test_unusable_catalogue_is_one_clear_line_and_damages_nothing(
-    tmp_path: Path, store: Store, store_dir: Path, name: str, content: bytes | None, message: str
+    tmp_path: Path, store: Store, name: str, content: bytes | None, message: str
 ) -> None:
-    store.put(layout.MASTER_SUCCESSES, b"{}\n")
-    before = snapshot(store_dir)
+    store.put(layout.run_key("earlier-run", "report.md"), b"an earlier run\n")
+    before = snapshot(store)
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
@@ -118,7 +118,7 @@ def test_unusable_catalogue_is_one_clear_line_and_damages_nothing(
         take_inventory(store, str(path), "all", "run-1")
     assert message in str(err.value) and str(path) in str(err.value)
     assert "\n" not in str(err.value)
-    assert snapshot(store_dir) == before
+    assert snapshot(store) == before
 
 
 def test_a_price_table_that_is_not_json_is_one_clear_line(monkeypatch) -> None:

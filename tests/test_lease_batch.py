@@ -19,16 +19,6 @@ from content_pipeline.store import Store
 from tests.conftest import make_item
 
 
-@pytest.fixture(params=["file", "s3"])
-def store(request: pytest.FixtureRequest, store_dir) -> Store:
-    """Leases and claims behave the same on a local folder and on S3 (412 PreconditionFailed)."""
-    from content_pipeline.store import open_store
-
-    if request.param == "file":
-        return open_store(str(store_dir))
-    return open_store(request.getfixturevalue("s3_url"))
-
-
 def items(n: int) -> list[Item]:
     return [Item(**make_item(i)) for i in range(1, n + 1)]
 

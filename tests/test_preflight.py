@@ -37,7 +37,7 @@ def test_drops_invalid_done_and_not_queued_and_rewrites_the_batch(make_settings,
     assert [json.loads(x)["slug"] for x in store.get(key).decode().splitlines()] == ["item-0003", "item-0004"]
 
 
-def test_budget_guard_refuses_before_any_spend(make_settings, store, store_dir) -> None:
+def test_budget_guard_refuses_before_any_spend(make_settings, store) -> None:
     settings = make_settings(budget_usd=1.0, min_item_cost_usd=0.25)
     with pytest.raises(BudgetRefusedError) as err:
         run_core(settings, store)
@@ -54,9 +54,9 @@ def test_unknown_model_is_refused_before_any_spend(make_settings, store) -> None
     assert store.list(layout.LEDGER_PREFIX) == []
 
 
-def test_missing_batch_names_the_command_to_run(make_settings, store, store_dir) -> None:
+def test_missing_batch_names_the_command_to_run(make_settings, store) -> None:
     settings = make_settings(run_id="never-batched")
-    before = snapshot(store_dir)
+    before = snapshot(store)
     with pytest.raises(BadInputError, match="run `content-pipeline batch --run-id never-batched` first"):
         preflight(store, settings, "never-batched")
-    assert snapshot(store_dir) == before
+    assert snapshot(store) == before

@@ -11,14 +11,6 @@ from content_pipeline.errors import BadInputError, ReadOnlyViolation, StoreError
 from content_pipeline.store import ReadOnlyStore, Store, open_store
 
 
-@pytest.fixture(params=["file", "s3"])
-def store(request: pytest.FixtureRequest, store_dir: Path) -> Store:
-    """The same behaviour on both backends: a local folder and an S3 bucket over HTTP."""
-    if request.param == "file":
-        return open_store(str(store_dir))
-    return open_store(request.getfixturevalue("s3_url"))
-
-
 def test_put_get_replace_and_list(store: Store) -> None:
     assert store.get("a/b.json") is None
     store.put("a/b.json", b"one")

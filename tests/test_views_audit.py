@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -13,7 +14,16 @@ from content_pipeline.audit import audit
 from content_pipeline.host import this_host
 from content_pipeline.ledger import OutcomeRecord, record_id
 from content_pipeline.store import Store
-from content_pipeline.views import consolidate, read_checkpoint, read_master, sync_checkpoint
+from content_pipeline.views import (
+    consolidate,
+    publish_views,
+    read_checkpoint,
+    read_master,
+    read_view,
+    read_views,
+    sync_checkpoint,
+    views_current,
+)
 from tests.conftest import snapshot
 
 
@@ -62,23 +72,23 @@ def test_latest_success_wins_and_a_reject_never_shadows_a_success(store: Store) 
         ],
     )
     consolidate(store)
-    succ = read_master(store, layout.MASTER_SUCCESSES)
+    succ = read_master(store, "successes")
     assert dict(zip(succ["slug"], succ["run_id"], strict=True)) == {"a": "run-2", "b": "run-2"}
-    assert read_master(store, layout.MASTER_REJECTS)["slug"].to_list() == ["c"]
+    assert read_master(store, "rejects")["slug"].to_list() == ["c"]
     ck = read_checkpoint(store)
     assert set(ck["done"]) == {"a", "b"} and set(ck["rejected"]) == {"c"}
     assert audit(store).ok
 
 
-def test_consolidating_twice_changes_nothing(store: Store, store_dir) -> None:
+def test_consolidating_twice_changes_nothing(store: Store) -> None:
     write_ledger(store, [record(f"s{n}") for n in range(5)] + [record("r", status="reject")])
     first = consolidate(store)
-    assert layout.MASTER_SUCCESSES in first.changed
-    before = snapshot(store_dir)
+    assert first.changed == ["successes", "rejects", "processed", "rejected", "usage", "checkpoint"]
+    before = snapshot(store)
     second = consolidate(store)
     assert second.changed == []
-    assert snapshot(store_dir) == before
-    assert len(store.get(layout.TELEMETRY).decode().splitlines()) == 1
+    assert snapshot(store) == before
+    assert len(store.read_appended(layout.TELEMETRY).decode().splitlines()) == 1
 
 
 def dead_pid() -> int:
@@ -96,9 +106,9 @@ def test_torn_final_line_is_repaired_and_reported_and_no_record_is_dropped(store
     assert store.get(key) == b"".join(r.line() for r in whole)
     quarantined = [i.key for i in store.list(layout.QUARANTINE_PREFIX)]
     assert len(quarantined) == 1 and store.get(quarantined[0]) == torn
-    assert read_master(store, layout.MASTER_SUCCESSES)["slug"].to_list() == ["a", "b"]
+    assert read_master(store, "successes")["slug"].to_list() == ["a", "b"]
     assert audit(store).ok
-    telemetry = json.loads(store.get(layout.TELEMETRY).decode().splitlines()[-1])
+    telemetry = json.loads(store.read_appended(layout.TELEMETRY).decode().splitlines()[-1])
     assert telemetry["repaired"] == result.repaired
 
 
@@ -109,9 +119,10 @@ def test_torn_tail_of_a_live_writer_is_left_alone(store: Store) -> None:
     assert store.get(key).endswith(b'{"id": "x"')
 
 
-def tamper(store: Store, key: str, change) -> None:
-    lines = [json.loads(x) for x in store.get(key).decode().splitlines()]
-    store.put(key, "".join(json.dumps(x) + "\n" for x in change(lines)).encode())
+def tamper(store: Store, name: str, change) -> None:
+    """Publish a damaged view the way a hand edit or a bug would: the audit must name what is wrong."""
+    lines = [json.loads(x) for x in read_view(store, name).decode().splitlines()]
+    publish_views(store, {name: "".join(json.dumps(x) + "\n" for x in change(lines)).encode()})
 
 
 @pytest.mark.parametrize(
@@ -135,30 +146,30 @@ def test_audit_names_each_violation(store: Store, what: str, expected: str) -> N
     if what == "error-in-success":
         tamper(
             store,
-            layout.MASTER_SUCCESSES,
+            "successes",
             lambda rows: [{**r, "error": "boom"} if r["slug"] == "a" else r for r in rows],
         )
     elif what == "dupe-in-master":
-        tamper(store, layout.MASTER_SUCCESSES, lambda rows: [*rows, rows[0]])
+        tamper(store, "successes", lambda rows: [*rows, rows[0]])
     elif what == "in-both":
-        rej = json.loads(store.get(layout.MASTER_REJECTS))
-        tamper(store, layout.MASTER_SUCCESSES, lambda rows: [*rows, {**rej, "status": "success", "error": None}])
+        rej = json.loads(read_view(store, "rejects"))
+        tamper(store, "successes", lambda rows: [*rows, {**rej, "status": "success", "error": None}])
     elif what == "lost":
-        tamper(store, layout.MASTER_SUCCESSES, lambda rows: [r for r in rows if r["slug"] != "b"])
+        tamper(store, "successes", lambda rows: [r for r in rows if r["slug"] != "b"])
     elif what == "not-in-ledger":
-        tamper(store, layout.MASTER_SUCCESSES, lambda rows: [*rows, {**rows[0], "slug": "zz", "id": "nope"}])
+        tamper(store, "successes", lambda rows: [*rows, {**rows[0], "slug": "zz", "id": "nope"}])
     elif what == "checkpoint-drift":
         ck = read_checkpoint(store)
         del ck["done"]["a"]
-        store.put(layout.CHECKPOINT, json.dumps(ck).encode())
+        publish_views(store, {"checkpoint": json.dumps(ck).encode()})
     elif what == "queued-and-done":
         ck = read_checkpoint(store)
         ck["queued"]["a"] = "run-9"
-        store.put(layout.CHECKPOINT, json.dumps(ck).encode())
+        publish_views(store, {"checkpoint": json.dumps(ck).encode()})
     elif what == "spend-drift":
-        usage = json.loads(store.get(layout.USAGE))
+        usage = json.loads(read_view(store, "usage"))
         usage["cost_nano"] = 1_000_000_000
-        store.put(layout.USAGE, json.dumps(usage).encode())
+        publish_views(store, {"usage": json.dumps(usage).encode()})
     elif what == "bad-line":
         store.put("ledger/run-1/other.jsonl", b"this is not json\n")
     result = audit(store)
@@ -175,11 +186,11 @@ def test_run_over_budget_is_a_violation(store: Store) -> None:
 def test_sync_rewrites_the_checkpoint_from_master(store: Store) -> None:
     write_ledger(store, [record("a"), record("r", status="reject")])
     consolidate(store)
-    good = store.get(layout.CHECKPOINT)
-    store.put(layout.CHECKPOINT, b'{"done": {}, "rejected": {}, "queued": {"a": "x"}}')
+    good = read_view(store, "checkpoint")
+    publish_views(store, {"checkpoint": b'{"done": {}, "rejected": {}, "queued": {"a": "x"}}'})
     assert not audit(store).ok
     assert sync_checkpoint(store) is True
-    assert store.get(layout.CHECKPOINT) == good
+    assert read_view(store, "checkpoint") == good
     assert audit(store).ok
     assert sync_checkpoint(store) is False
 
@@ -216,11 +227,90 @@ def test_audit_waits_for_a_consolidation_in_progress(store: Store) -> None:
 def test_a_damaged_master_file_is_a_violation_not_a_crash(store: Store) -> None:
     write_ledger(store, [record("a")])
     consolidate(store)
-    store.put(layout.MASTER_SUCCESSES, b"garbage that is not a record\n")
+    publish_views(store, {"successes": b"garbage that is not a record\n"})
     result = audit(store)
     assert result.violations == [
-        "invariant 1: master/successes.jsonl is damaged (a line is not a record): run `content-pipeline consolidate`"
-        " to rebuild it from the ledger"
+        "invariant 1: master successes is damaged (a line is not a record): run `content-pipeline consolidate`"
+        " to publish the views again from the ledger"
     ]
     consolidate(store)
     assert audit(store).ok
+
+
+KILLED_AT_THE_SWAP = """
+import os, signal, sys
+from content_pipeline import layout
+from content_pipeline.store import open_store
+from content_pipeline.views import consolidate
+
+store = open_store(sys.argv[1])
+cas = store.put_if_match
+
+def swap(key, data, version):  # the process dies at the moment it would swap the manifest
+    if key == layout.MANIFEST:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return cas(key, data, version)
+
+store.put_if_match = swap
+consolidate(store)
+"""
+
+
+def view_bytes(store: Store) -> dict[str, bytes | None]:
+    return read_views(store, *layout.VIEW_FILES)
+
+
+def test_a_killed_consolidation_leaves_the_previous_snapshot_current_and_the_next_completes_it(
+    store: Store, store_url: str
+) -> None:
+    write_ledger(store, [record("a"), record("b")])
+    consolidate(store)
+    manifest_before, views_before = store.get(layout.MANIFEST), view_bytes(store)
+    write_ledger(store, [record("c", run="run-2"), record("d", run="run-2", status="reject")], "later.jsonl")
+
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_THE_SWAP, store_url], timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    named = set(json.loads(manifest_before)["files"].values())
+    leftovers = {i.key for i in store.list(layout.VIEW_OBJECTS)} - named
+    assert leftovers, "the killed consolidation had written its new objects"
+    assert store.get(layout.MANIFEST) == manifest_before and view_bytes(store) == views_before
+    assert not views_current(store)
+    result = audit(store)  # the previous snapshot is whole: c and d are only "appended since"
+    assert result.ok and result.notes == ["2 ledger record(s) appended since the last consolidation"]
+
+    consolidate(store)  # takes over the dead process's views lease at once, and completes the work
+    assert read_master(store, "successes")["slug"].to_list() == ["a", "b", "c"]
+    assert read_master(store, "rejects")["slug"].to_list() == ["d"]
+    manifest = json.loads(store.get(layout.MANIFEST))
+    kept = set(manifest["files"].values()) | set(manifest["previous_files"].values())
+    assert {i.key for i in store.list(layout.VIEW_OBJECTS)} <= kept  # nothing unnamed is left behind
+    assert views_current(store) and audit(store).ok and audit(store).notes == []
+
+
+def test_a_reader_never_sees_half_a_consolidation(store: Store) -> None:
+    import threading
+
+    write_ledger(store, [record("s0")])
+    consolidate(store)
+    stop, seen, mixed = threading.Event(), set(), []
+
+    def read() -> None:
+        while not stop.is_set():
+            views = read_views(store, "successes", "checkpoint", "usage")
+            slugs = {json.loads(line)["slug"] for line in views["successes"].decode().splitlines()}
+            checkpoint, usage = json.loads(views["checkpoint"]), json.loads(views["usage"])
+            if set(checkpoint["done"]) != slugs or usage["records"] != len(slugs):
+                mixed.append((sorted(slugs), sorted(checkpoint["done"]), usage["records"]))
+            seen.add(len(slugs))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(1, 12):
+            write_ledger(store, [record(f"s{n}")], segment=f"seg-{n}.jsonl")
+            consolidate(store)
+    finally:
+        stop.set()
+        reader.join(30)
+    assert mixed == []
+    assert len(seen) > 2, "the reader ran alongside the consolidations"

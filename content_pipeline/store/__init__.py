@@ -6,10 +6,10 @@ from urllib.parse import urlparse
 
 from content_pipeline.errors import BadInputError
 from content_pipeline.settings import Settings
-from content_pipeline.store.base import ObjectInfo, ReadOnlyStore, Store, check_key
+from content_pipeline.store.base import ObjectInfo, ReadOnlyStore, RequestCounts, Store, check_key
 from content_pipeline.store.local import LocalStore
 
-__all__ = ["ObjectInfo", "ReadOnlyStore", "Store", "check_key", "open_store", "store_for"]
+__all__ = ["ObjectInfo", "ReadOnlyStore", "RequestCounts", "Store", "check_key", "open_store", "store_for"]
 
 
 def store_for(settings: Settings, *, read_only: bool | None = None) -> Store:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 from content_pipeline.errors import ReadOnlyViolation, StoreError
@@ -26,6 +27,50 @@ class ObjectInfo:
     key: str
     size: int
     version: str
+
+
+def store_area(key: str) -> str:
+    """Which part of the store a key belongs to, for counting requests."""
+    if key.startswith(("master/", "locks/consolidate")):
+        return "views"
+    return {"ledger": "ledger", "quarantine": "ledger", "state": "claims", "locks": "leases", "runs": "run files"}.get(
+        key.split("/", 1)[0], "other"
+    )
+
+
+@dataclass
+class RequestCounts:
+    """The requests a remote store made, by verb and area (ledger, views, claims, leases, run files);
+    `attempts` counts HTTP attempts, so retries are the difference."""
+
+    by_verb_area: Counter[tuple[str, str]] = field(default_factory=Counter)
+    attempts: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_verb_area.values())
+
+    def puts(self, *, views: bool) -> dict[str, int]:
+        """PUTs by area, of the views (consolidation) or of everything else."""
+        return {
+            area: n
+            for (verb, area), n in sorted(self.by_verb_area.items())
+            if verb == "PUT" and (area == "views") == views
+        }
+
+    def line(self, items: int) -> str:
+        """One line for the run report."""
+        verbs: Counter[str] = Counter()
+        for (verb, _), n in self.by_verb_area.items():
+            verbs[verb] += n
+        outside = self.puts(views=False)
+        per_item = f"{sum(outside.values()) / items:.2f}" if items else "n/a"
+        return (
+            f"S3 requests: {self.total} ({', '.join(f'{v} {n}' for v, n in sorted(verbs.items()))}; "
+            f"{max(self.attempts - self.total, 0)} retried); PUTs per generated item outside consolidation: "
+            f"{per_item} ({', '.join(f'{a} {n}' for a, n in outside.items()) or 'none'}); "
+            f"consolidation PUTs: {sum(self.puts(views=True).values())}"
+        )
 
 
 class Appender(ABC):
@@ -80,6 +125,14 @@ class Store(ABC):
     def list(self, prefix: str) -> list[ObjectInfo]:
         """Every object whose key starts with `prefix`, sorted by key."""
 
+    def read_appended(self, key: str) -> bytes:
+        """Everything appended to `key` so far, in order (b"" when nothing was)."""
+        return self.get(key) or b""
+
+    def request_counts(self) -> RequestCounts | None:
+        """The requests made so far, for a remote store (None for a local folder)."""
+        return None
+
     @abstractmethod
     def truncate(self, key: str, size: int) -> None:
         """Cut the object down to `size` bytes (used only to repair a torn ledger tail)."""
@@ -102,6 +155,12 @@ class ReadOnlyStore(Store):
 
     def list(self, prefix: str) -> list[ObjectInfo]:
         return self.inner.list(prefix)
+
+    def read_appended(self, key: str) -> bytes:
+        return self.inner.read_appended(key)
+
+    def request_counts(self) -> RequestCounts | None:
+        return self.inner.request_counts()
 
     def _refuse(self, key: str) -> NoReturn:
         raise ReadOnlyViolation(f"EVIDENCE_ONLY run tried to write {key!r}; nothing was written")

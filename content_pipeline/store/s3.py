@@ -11,7 +11,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from content_pipeline.errors import BadInputError, StoreError, StoreIOError
-from content_pipeline.store.base import Appender, ObjectInfo, Store, check_key
+from content_pipeline.store.base import Appender, ObjectInfo, RequestCounts, Store, check_key, store_area
 
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
 
@@ -37,12 +37,17 @@ def s3_client(
     )
 
 
+def _append_base(key: str) -> str:
+    """The folder holding the objects appended to `key`: `a/b.jsonl` -> `a/b`."""
+    return key[: -len(".jsonl")] if key.endswith(".jsonl") else key
+
+
 class S3Appender(Appender):
     """Each append is one new object under the segment's name, created only if absent: durable once PUT returns."""
 
     def __init__(self, store: S3Store, key: str) -> None:
         self.store = store
-        self.base = key[: -len(".jsonl")] if key.endswith(".jsonl") else key
+        self.base = _append_base(key)
         self.token = secrets.token_hex(4)
         self.seq = 0
         self._lock = threading.Lock()
@@ -64,7 +69,11 @@ class S3Store(Store):
     def __init__(self, url: str, bucket: str, prefix: str, client: Any | None = None) -> None:
         self.url, self.bucket, self.prefix = url, bucket, prefix.strip("/")
         self.client = client or s3_client()
+        self._counts = RequestCounts()
+        self._count_lock = threading.Lock()
+        self.client.meta.events.register("before-send.s3", self._attempt)
         try:
+            self._count("HEAD", "")
             self.client.head_bucket(Bucket=bucket)
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -72,6 +81,19 @@ class S3Store(Store):
             raise BadInputError(f"STORE_URL {url}: bucket {bucket!r} {reason}") from None
         except (EndpointConnectionError, BotoCoreError) as exc:
             raise BadInputError(f"STORE_URL {url}: S3 endpoint unreachable ({exc})") from None
+
+    def _count(self, verb: str, key: str) -> None:
+        with self._count_lock:
+            self._counts.by_verb_area[(verb, store_area(key))] += 1
+
+    def _attempt(self, **_: Any) -> None:
+        """Every HTTP attempt botocore sends (retries included); returns None so the request goes out."""
+        with self._count_lock:
+            self._counts.attempts += 1
+
+    def request_counts(self) -> RequestCounts:
+        with self._count_lock:
+            return RequestCounts(self._counts.by_verb_area.copy(), self._counts.attempts)
 
     def _key(self, key: str) -> str:
         check_key(key)
@@ -85,6 +107,7 @@ class S3Store(Store):
 
     def get_versioned(self, key: str) -> tuple[bytes, str] | None:
         try:
+            self._count("GET", key)
             resp = self._call("get", self.client.get_object, Key=self._key(key))
         except ClientError as exc:
             if _code(exc) in ("NoSuchKey", "404"):
@@ -98,6 +121,7 @@ class S3Store(Store):
 
     def _put(self, key: str, data: bytes, **conditions: str) -> bool:
         try:
+            self._count("PUT", key)
             self._call("put", self.client.put_object, Key=self._key(key), Body=data, **conditions)
         except ClientError as exc:
             if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "NoSuchKey", "404"):
@@ -123,6 +147,7 @@ class S3Store(Store):
 
     def delete(self, key: str) -> None:
         try:
+            self._count("DELETE", key)
             self._call("delete", self.client.delete_object, Key=self._key(key))
         except ClientError as exc:
             raise StoreIOError(f"S3 delete {key} failed: {_code(exc)}") from None
@@ -138,11 +163,16 @@ class S3Store(Store):
         out = []
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+                self._count("LIST", prefix)
                 for obj in page.get("Contents", []):
                     out.append(ObjectInfo(obj["Key"][cut:], obj["Size"], obj["ETag"]))
         except (ClientError, BotoCoreError) as exc:
             raise StoreIOError(f"S3 list {prefix} failed: {exc}") from None
         return sorted(out, key=lambda info: info.key)
+
+    def read_appended(self, key: str) -> bytes:
+        """The appended objects under the key's folder, in the order they were appended (by writer, then seq)."""
+        return b"".join(self.get(info.key) or b"" for info in self.list(_append_base(check_key(key)) + "/"))
 
     def truncate(self, key: str, size: int) -> None:
         data = self.get(key) or b""
