@@ -171,8 +171,15 @@ def validate_row(row: dict[str, Any], *, coerce: bool = False) -> Item:
     )
 
 
-def _read_source(source: str) -> bytes:
+def _read_source(source: str, s3_options: dict[str, str | None] | None) -> bytes:
     parsed = urlparse(source)
+    if parsed.scheme == "s3":
+        from content_pipeline.store.s3 import read_s3_url
+
+        try:
+            return read_s3_url(source, s3_options)
+        except BadInputError as exc:
+            raise BadInputError(f"catalogue {exc}") from None
     if parsed.scheme in ("http", "https"):
         try:
             with urllib.request.urlopen(source, timeout=30) as resp:
@@ -226,11 +233,12 @@ def _raw_rows(source: str, data: bytes) -> list[tuple[int, dict[str, Any] | str,
     return rows
 
 
-def load_catalogue(source: str) -> Catalogue:
-    """Every valid item of `source`; invalid rows are reported with row and reason, and skipped."""
+def load_catalogue(source: str, s3_options: dict[str, str | None] | None = None) -> Catalogue:
+    """Every valid item of `source` (a path, file://, http(s):// or s3:// URL); invalid rows are reported
+    with row and reason, and skipped."""
     catalogue = Catalogue(source=source)
     seen: dict[str, int] = {}
-    for number, raw, coerce in _raw_rows(source, _read_source(source)):
+    for number, raw, coerce in _raw_rows(source, _read_source(source, s3_options)):
         if isinstance(raw, str):
             catalogue.invalid.append(InvalidRow(number, None, raw))
             continue

@@ -18,6 +18,7 @@ from content_pipeline.budget import BudgetExhausted, PriceTable, RunBudget, to_u
 from content_pipeline.catalogue import Item
 from content_pipeline.errors import PipelineError
 from content_pipeline.ledger import Call, LedgerWriter, OutcomeRecord, record_id
+from content_pipeline.pacing import Pacer, backoff
 from content_pipeline.report import RunStats
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store
@@ -53,6 +54,7 @@ class GenerationContext:
     already: frozenset[str] = frozenset()
     on_success: Callable[[int], None] | None = None
     limits: SharedLimits | None = None
+    pacer: Pacer = field(default_factory=Pacer)
     slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
     stats: RunStats = field(default_factory=RunStats)
     stop_reason: str | None = None
@@ -83,43 +85,72 @@ class _Attempt:
 async def _call(
     ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]], attempt: _Attempt
 ) -> llm.Completion | str:
-    """One paid call under a reservation; returns the completion or why no call was made."""
+    """One call to `model`, retried here (the only retry layer) on 429, 5xx, timeouts and dropped
+    connections. Every attempt is paced, reserved against the budget, settled and counted in the record.
+    Returns the completion or why no call was made; raises CallFailed when the tries are used up."""
     settings = ctx.settings
     worst = ctx.prices.cost_nano(model, prompts.prompt_tokens_upper_bound(msgs), settings.max_output_tokens)
     item_limit = round(settings.item_budget_usd * 1_000_000_000)
-    if attempt.spent_nano + worst > item_limit:
-        return f"item budget ${settings.item_budget_usd:g} cannot cover a call to {model} (up to ${to_usd(worst):.4f})"
-    try:
-        reservation = ctx.budget.reserve(worst)
-    except BudgetExhausted as exc:
-        ctx.stop(str(exc))
-        return str(exc)
-    actual = 0
-    try:
-        if ctx.limits is None:
-            completion = await llm.complete(client, settings, model, msgs)
-        else:
-            async with ctx.limits.call():  # a provider-wide rate shared with other workers
-                completion = await llm.complete(client, settings, model, msgs)
-        if completion.tokens_in or completion.tokens_out:
-            actual = ctx.prices.cost_nano(model, completion.tokens_in, completion.tokens_out)
-        else:
-            actual = worst  # no usage reported: book the worst case rather than lose track of money
-    finally:
-        ctx.budget.settle(reservation, actual)
-    attempt.spent_nano += actual
-    attempt.tokens_in += completion.tokens_in
-    attempt.tokens_out += completion.tokens_out
-    attempt.calls.append(
-        Call(
-            model=model,
-            tokens_in=completion.tokens_in,
-            tokens_out=completion.tokens_out,
-            cost_usd=to_usd(actual),
-            outcome="pending",
+    retries = waits = 0
+    while True:
+        if attempt.spent_nano + worst > item_limit:
+            return (
+                f"item budget ${settings.item_budget_usd:g} cannot cover a call to {model} (up to ${to_usd(worst):.4f})"
+            )
+        await ctx.pacer.wait()
+        try:
+            reservation = ctx.budget.reserve(worst)
+        except BudgetExhausted as exc:
+            ctx.stop(str(exc))
+            return str(exc)
+        actual, failure, completion = 0, None, None
+        try:
+            if ctx.limits is None:
+                completion = await llm.complete(client, settings, model, msgs, ctx.pacer)
+            else:
+                async with ctx.limits.call():  # a provider-wide rate shared with other workers
+                    completion = await llm.complete(client, settings, model, msgs, ctx.pacer)
+            if completion.tokens_in or completion.tokens_out:
+                actual = ctx.prices.cost_nano(model, completion.tokens_in, completion.tokens_out)
+            else:
+                actual = worst  # no usage reported: book the worst case rather than lose track of money
+        except llm.CallFailed as exc:
+            failure = exc
+            # an answer lost in flight may have been generated and billed: book the worst case
+            actual = worst if exc.unknown_outcome else 0
+        finally:
+            ctx.budget.settle(reservation, actual)
+        attempt.spent_nano += actual
+        if completion is not None:
+            attempt.tokens_in += completion.tokens_in
+            attempt.tokens_out += completion.tokens_out
+            attempt.calls.append(
+                Call(
+                    model=model,
+                    tokens_in=completion.tokens_in,
+                    tokens_out=completion.tokens_out,
+                    cost_usd=to_usd(actual),
+                    outcome="pending",
+                )
+            )
+            return completion
+        assert failure is not None
+        attempt.calls.append(
+            Call(model=model, tokens_in=0, tokens_out=0, cost_usd=to_usd(actual), outcome=f"failed: {failure.cause}")
         )
-    )
-    return completion
+        if failure.rate_limited:
+            waits += 1
+            used_up = waits > settings.max_rate_limit_retries
+        else:
+            retries += 1
+            used_up = retries > settings.max_retries
+        if not failure.transient or used_up or ctx.stopped:
+            tries = sum(c.model == model for c in attempt.calls)
+            raise llm.CallFailed(f"{failure.cause}; {tries} attempt(s)", failure.retryable)
+        if failure.retry_after is not None:
+            ctx.pacer.hold(failure.retry_after)  # every call of the run waits as told
+        else:
+            await asyncio.sleep(backoff(retries or waits))
 
 
 async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item) -> OutcomeRecord | None:
@@ -132,7 +163,9 @@ async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item)
     content: prompts.ItemContent | None = None
     model = settings.model
     retryable = False
+    tried = 0
     for number, model in enumerate((settings.model, settings.strong_model), start=1):
+        tried = number
         try:
             result = await _call(ctx, client, model, msgs, attempt)
         except llm.CallFailed as exc:
@@ -152,9 +185,10 @@ async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item)
             break
         if isinstance(result, str):
             if number == 1:
-                if ctx.stopped:
+                if ctx.stopped and not attempt.calls:
                     return None
-                verdict, retryable = qa.Verdict(False, "item_budget", result), True
+                # failed attempts may already have been paid: their record goes to the ledger
+                verdict, retryable = qa.Verdict(False, "budget" if ctx.stopped else "item_budget", result), True
             else:
                 verdict = qa.Verdict(False, verdict.reason, f"{verdict.detail}; escalation skipped: {result}")
                 retryable = True
@@ -169,7 +203,7 @@ async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item)
     if verdict.ok and content is not None:
         signature = qa.sketch(content.description)
         verdict = ctx.near_copies.claim(item.slug, signature)
-    number = len(attempt.calls) or 1
+    number = tried or 1
     record = OutcomeRecord(
         id=record_id(ctx.run_id, item.slug, number),
         run_id=ctx.run_id,

@@ -26,9 +26,11 @@ def needs_content(items: list[Item], checkpoint: dict, scope: str) -> list[Item]
     return [i for i in items if i.slug not in done and i.slug not in final and (scope == "all" or i.promo)]
 
 
-def take_inventory(store: Store, catalogue_source: str, scope: str, run_id: str) -> Inventory:
+def take_inventory(
+    store: Store, catalogue_source: str, scope: str, run_id: str, s3_options: dict[str, str | None] | None = None
+) -> Inventory:
     """Read and validate the catalogue, and write the run's needs-content and invalid-row reports."""
-    catalogue = load_catalogue(catalogue_source)
+    catalogue = load_catalogue(catalogue_source, s3_options)
     checkpoint = current_checkpoint(store)
     needs = needs_content(catalogue.items, checkpoint, scope)
     if not store.read_only:

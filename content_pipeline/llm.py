@@ -9,6 +9,7 @@ import openai
 
 from content_pipeline import offline
 from content_pipeline.errors import BadInputError, ProviderAuthError, QuotaExhaustedError
+from content_pipeline.pacing import Pacer, retry_after
 from content_pipeline.prompts import RESPONSE_FORMAT
 from content_pipeline.settings import Settings
 
@@ -25,12 +26,23 @@ class Completion:
 
 
 class CallFailed(Exception):
-    """A call that failed after the SDK's retries; the item is rejected with this cause."""
+    """A call that got no usable answer. `transient`: worth another try now (429, 5xx, timeout, dropped
+    connection); `retryable`: a later run may try the item again; `retry_after`: what the provider asked
+    us to wait; `unknown_outcome`: the provider may have done (and billed) the work before the answer was lost."""
 
-    def __init__(self, cause: str, retryable: bool) -> None:
+    def __init__(
+        self,
+        cause: str,
+        retryable: bool,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
+        unknown_outcome: bool = False,
+        rate_limited: bool = False,
+    ) -> None:
         super().__init__(cause)
-        self.cause = cause
-        self.retryable = retryable
+        self.cause, self.retryable, self.transient = cause, retryable, transient
+        self.retry_after, self.unknown_outcome, self.rate_limited = retry_after, unknown_outcome, rate_limited
 
 
 def redact(text: str, settings: Settings) -> str:
@@ -41,7 +53,8 @@ def redact(text: str, settings: Settings) -> str:
 
 def make_client(settings: Settings) -> openai.AsyncOpenAI:
     """The async client: the real provider when a key is set, otherwise the in-process offline model.
-    Retries (429 with Retry-After, 5xx, timeouts, dropped connections) live in the SDK alone."""
+    The SDK does not retry (max_retries=0): retries live in one layer, generate's, where each attempt is
+    reserved against the budget, paced, and counted."""
     if settings.offline:
         return openai.AsyncOpenAI(
             api_key="offline",
@@ -55,7 +68,7 @@ def make_client(settings: Settings) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
         api_key=settings.openai_api_key.get_secret_value(),
         base_url=settings.openai_base_url,
-        max_retries=settings.max_retries,
+        max_retries=0,
         timeout=settings.request_timeout_s,
     )
 
@@ -67,44 +80,41 @@ def _error_code(exc: openai.APIStatusError) -> str | None:
 
 
 async def complete(
-    client: openai.AsyncOpenAI, settings: Settings, model: str, msgs: list[dict[str, str]]
+    client: openai.AsyncOpenAI,
+    settings: Settings,
+    model: str,
+    msgs: list[dict[str, str]],
+    pacer: Pacer | None = None,
 ) -> Completion:
-    """One chat completion with structured output; raises CallFailed, ProviderAuthError or QuotaExhaustedError."""
+    """One chat completion with structured output, one HTTP request; the provider's rate-limit headers go
+    to `pacer`. Raises CallFailed, ProviderAuthError or QuotaExhaustedError."""
     where = "the offline model" if settings.offline else (settings.openai_base_url or "api.openai.com")
     try:
-        resp = await client.chat.completions.create(
+        raw = await client.chat.completions.with_raw_response.create(
             model=model,
             messages=msgs,  # type: ignore[arg-type]
             response_format=RESPONSE_FORMAT,  # type: ignore[arg-type]
             max_completion_tokens=settings.max_output_tokens,
             temperature=0.4,
         )
-    except openai.AuthenticationError:
-        raise ProviderAuthError(
-            f"the provider at {where} rejected the API key (401): set a valid OPENAI_API_KEY"
-        ) from None
-    except openai.PermissionDeniedError:
-        raise ProviderAuthError(f"the provider at {where} denied access (403) for model {model!r}") from None
-    except openai.NotFoundError:
-        raise BadInputError(f"model {model!r} was not found at {where} (404): check MODEL / STRONG_MODEL") from None
-    except openai.RateLimitError as exc:
-        if _error_code(exc) == "insufficient_quota":
-            raise QuotaExhaustedError(
-                f"the provider at {where} reports insufficient_quota: the run stopped claiming work"
-            ) from None
-        raise CallFailed(f"rate limited (429) after {settings.max_retries} retries", retryable=True) from None
+        resp = raw.parse()
+    except openai.APIStatusError as exc:
+        if pacer is not None:
+            pacer.observe(exc.response.headers)
+        raise _status_error(exc, settings, model, where) from None
     except openai.APITimeoutError:
         raise CallFailed(
-            f"timed out after {settings.request_timeout_s:g}s and {settings.max_retries} retries", retryable=True
+            f"timed out after {settings.request_timeout_s:g}s", retryable=True, transient=True, unknown_outcome=True
         ) from None
-    except openai.APIConnectionError:
-        raise CallFailed(f"connection to {where} failed after {settings.max_retries} retries", retryable=True) from None
-    except openai.APIStatusError as exc:
-        retryable = exc.status_code >= 500
-        detail = redact(str(exc.message), settings)[:160]
-        raise CallFailed(f"provider error {exc.status_code}: {detail}", retryable=retryable) from None
-    choice = resp.choices[0] if resp.choices else None
+    except openai.APIConnectionError as exc:
+        detail = redact(str(exc.__cause__ or exc), settings)[:120]
+        raise CallFailed(
+            f"connection to {where} failed ({detail})", retryable=True, transient=True, unknown_outcome=True
+        ) from None
     usage = resp.usage
+    if pacer is not None:
+        pacer.observe(raw.headers, usage.total_tokens if usage else 0)
+    choice = resp.choices[0] if resp.choices else None
     return Completion(
         text=choice.message.content if choice else None,
         refusal=getattr(choice.message, "refusal", None) if choice else None,
@@ -112,3 +122,22 @@ async def complete(
         tokens_in=usage.prompt_tokens if usage else 0,
         tokens_out=usage.completion_tokens if usage else 0,
     )
+
+
+def _status_error(exc: openai.APIStatusError, settings: Settings, model: str, where: str) -> Exception:
+    """What an HTTP error answer means for the run: stop it, or fail (and maybe retry) this call."""
+    status = exc.status_code
+    if status == 401:
+        return ProviderAuthError(f"the provider at {where} rejected the API key (401): set a valid OPENAI_API_KEY")
+    if status == 403:
+        return ProviderAuthError(f"the provider at {where} denied access (403) for model {model!r}")
+    if status == 404:
+        return BadInputError(f"model {model!r} was not found at {where} (404): check MODEL / STRONG_MODEL")
+    if status == 429 and _error_code(exc) == "insufficient_quota":
+        return QuotaExhaustedError(f"the provider at {where} reports insufficient_quota: the run stopped claiming work")
+    wait = retry_after(exc.response.headers)
+    if status == 429:
+        return CallFailed("rate limited (429)", retryable=True, transient=True, retry_after=wait, rate_limited=True)
+    detail = redact(str(exc.message), settings)[:160]
+    transient = status >= 500 or status in (408, 409)
+    return CallFailed(f"provider error {status}: {detail}", retryable=transient, transient=transient, retry_after=wait)

@@ -89,11 +89,11 @@ def check_content(content: ItemContent, item: Item) -> Verdict:
         if not HIGHLIGHT_LEN[0] <= len(line.strip()) <= HIGHLIGHT_LEN[1]:
             return Verdict(False, "length", f"a highlight has {len(line.strip())} characters")
     everything = " ".join([content.headline, content.description, content.seo_description, *content.highlights])
+    if _LEAK in everything.lower():
+        return Verdict(False, "prompt_leak", "the content repeats the system prompt")
     bad = _BAD_TEXT.search(everything)
     if bad:
         return Verdict(False, "error_text", f"error or refusal text {bad.group(0)!r} in the content")
-    if _LEAK in everything.lower():
-        return Verdict(False, "prompt_leak", "the content repeats the system prompt")
     words = set(_words(everything))
     if not _covers(words, item.title, 0.6):
         return Verdict(False, "fields_unused", "the content does not name the item's title")

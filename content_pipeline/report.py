@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from content_pipeline.ledger import OutcomeRecord
+from content_pipeline.pacing import PacerStats
 from content_pipeline.store import RequestCounts, Store
 from content_pipeline.views import read_master
 
@@ -19,6 +20,7 @@ class RunStats:
     rejects: int = 0
     escalations: int = 0
     calls: int = 0
+    failed_calls: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
     skipped: int = 0
@@ -35,6 +37,7 @@ class RunStats:
                 self.reject_reasons[record.reason or "unknown"] += 1
             self.escalations += record.escalated
             self.calls += len(record.calls)
+            self.failed_calls += sum(c.outcome.startswith("failed") for c in record.calls)
             self.tokens_in += record.tokens_in
             self.tokens_out += record.tokens_out
 
@@ -72,6 +75,7 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     requests: RequestCounts | None = None
+    pacing: PacerStats | None = None
 
     def markdown(self) -> str:
         mode = (
@@ -91,9 +95,18 @@ class RunReport:
             + f"preflight dropped: {sum(self.preflight_dropped.values())}",
             f"- generated: {st.successes + st.rejects} ({st.successes} successes, {st.rejects} rejects, "
             f"{st.escalations} escalated); skipped as already decided: {st.skipped}; not attempted: {st.not_attempted}",
-            f"- spend: ${self.spend_usd:.4f} of ${self.budget_usd:.2f} budget over {st.calls} paid calls",
+            f"- spend: ${self.spend_usd:.4f} of ${self.budget_usd:.2f} budget over {st.calls - st.failed_calls} "
+            f"answered calls and {st.failed_calls} failed attempt(s) (retried, or the item rejected with the cause)",
             f"- tokens: {st.tokens_in} in, {st.tokens_out} out",
             *([f"- {self.requests.line(st.successes + st.rejects)}"] if self.requests else []),
+            *(
+                [
+                    f"- provider pacing: {self.pacing.paced_calls} call(s) spaced out over {self.pacing.paced_s:.1f} s "
+                    f"from its rate-limit headers; told to wait (Retry-After) {self.pacing.told_to_wait} time(s)"
+                ]
+                if self.pacing and (self.pacing.paced_calls or self.pacing.told_to_wait)
+                else []
+            ),
             f"- consolidations: {self.consolidations}; audit: {audit}",
             f"- duration: {self.duration_s:.1f} s",
         ]

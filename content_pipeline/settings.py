@@ -79,7 +79,12 @@ class Settings(BaseSettings):
     concurrency: Annotated[int, Field(ge=1, le=1000, description="LLM calls in flight at most")] = 16
     chunk_size: Annotated[int, Field(ge=1, description="Items per Prefect generation task")] = 50
     max_output_tokens: Annotated[int, Field(ge=64, description="max_tokens of one call")] = 800
-    max_retries: Annotated[int, Field(ge=0, le=10, description="SDK retries on 429/5xx/timeouts")] = 3
+    max_retries: Annotated[
+        int, Field(ge=0, le=10, description="Retries of one call on 5xx, timeouts and dropped connections")
+    ] = 3
+    max_rate_limit_retries: Annotated[
+        int, Field(ge=0, le=100, description="Retries of one call after a 429, each after the wait it asks for")
+    ] = 10
     request_timeout_s: Annotated[float, Field(gt=0, description="Timeout of one LLM call, s")] = 60.0
     price_table: dict[str, ModelPrice] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES), description="USD per 1M tokens by model (JSON)"
@@ -107,6 +112,16 @@ class Settings(BaseSettings):
     def offline(self) -> bool:
         """True when no API key is configured: the in-process offline model answers."""
         return self.openai_api_key is None
+
+    def s3_options(self) -> dict[str, str | None]:
+        """Endpoint, region and keys for S3 (store and catalogue); None values come from the AWS chain."""
+        key, secret = self.aws_access_key_id, self.aws_secret_access_key
+        return {
+            "endpoint_url": self.aws_endpoint_url,
+            "region": self.aws_region,
+            "access_key": key.get_secret_value() if key else None,
+            "secret_key": secret.get_secret_value() if secret else None,
+        }
 
     def with_run_id(self) -> Settings:
         """These settings with a run id, made unique when none was given."""

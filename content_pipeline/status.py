@@ -11,9 +11,9 @@ from content_pipeline.store import Store
 from content_pipeline.views import read_checkpoint_and_usage, views_current
 
 
-def status(store: Store, catalogue_source: str) -> dict[str, Any]:
+def status(store: Store, catalogue_source: str, s3_options: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Counts from the checkpoint, usage and ledger; never writes."""
-    catalogue = load_catalogue(catalogue_source)
+    catalogue = load_catalogue(catalogue_source, s3_options)
     checkpoint, usage = read_checkpoint_and_usage(store)
     current = views_current(store)
     if current:  # the consolidated count is exact: no need to read every ledger segment

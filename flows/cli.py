@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from collections.abc import Callable
 
 from content_pipeline import layout
-from content_pipeline.errors import PipelineError
+from content_pipeline.errors import BadInputError, PipelineError
 from content_pipeline.settings import load_settings, new_run_id
 from content_pipeline.store import store_for
 
@@ -30,8 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         "sync": "rewrite the checkpoint from master",
         "status": "counts from the store (read-only, quick)",
         "view": "print one current master view (read-only)",
+        "fake-llm": "a local OpenAI-compatible server to rehearse a run (fake-llm serve)",
     }
-    for name in (*STAGES, *MAINTENANCE, "status", "view"):
+    for name in (*STAGES, *MAINTENANCE, "status", "view", "fake-llm"):
         cmd = sub.add_parser(name, help=helps[name], description=helps[name])
         if name in STAGES:
             cmd.add_argument("--scope", choices=["all", "promo"], help="all items, or promo items only (SCOPE)")
@@ -42,7 +44,67 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--json", action="store_true", help="print one JSON object")
         if name == "view":
             cmd.add_argument("view", choices=list(layout.VIEW_FILES), help="which view")
+        if name == "fake-llm":
+            _fake_llm_arguments(cmd)
     return parser
+
+
+def _fake_llm_arguments(cmd: argparse.ArgumentParser) -> None:
+    from content_pipeline.fake_llm import FAULTS
+
+    cmd.add_argument("action", choices=["serve"], help="serve: run the server until interrupted")
+    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    cmd.add_argument("--key", help="the only API key accepted (default: any key)")
+    cmd.add_argument("--latency-ms", type=float, default=0.0, help="mean latency of an answer, ms")
+    cmd.add_argument("--jitter", type=float, default=0.0, help="latency spread: uniform within mean x (1 +- J)")
+    cmd.add_argument("--rpm", type=int, default=0, help="requests per minute before 429 (0: no limit)")
+    cmd.add_argument("--tpm", type=int, default=0, help="tokens per minute before 429 (0: no limit)")
+    cmd.add_argument("--burst", type=float, default=0.0, help="share of a minute's allowance usable at once")
+    cmd.add_argument("--seed", type=int, help="seed for latencies and fault draws")
+    cmd.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[:RATE][@TEXT][*TIMES]",
+        help="a fault on demand (repeatable); KIND: " + ", ".join(FAULTS),
+    )
+
+
+def _fake_llm(args: argparse.Namespace) -> int:
+    import signal
+
+    from content_pipeline.fake_llm import FakeLLM, FakeLLMConfig, FaultRule
+
+    config = FakeLLMConfig(
+        key=args.key,
+        latency_ms=args.latency_ms,
+        jitter=args.jitter,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        burst=args.burst,
+        seed=args.seed,
+        faults=[FaultRule.parse(spec) for spec in args.fault],
+    )
+    try:
+        server = FakeLLM(config, args.host, args.port)
+    except OSError as exc:
+        raise BadInputError(f"fake-llm: cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
+    signal.signal(signal.SIGTERM, lambda *_: server.httpd.shutdown())
+    print(f"fake-llm: OpenAI-compatible API at {server.url}  (OPENAI_BASE_URL={server.url})", flush=True)
+    for rule in config.faults:
+        print(f"fake-llm: fault {rule.describe()}", flush=True)
+    print(f"fake-llm: stats at {server.url}/_fake/stats; new faults: POST {server.url}/_fake/faults", flush=True)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        while serving.is_alive():
+            serving.join(0.5)
+    except KeyboardInterrupt:
+        server.httpd.shutdown()
+        serving.join()
+    print(f"fake-llm: stopped; {json.dumps(server.stats())}", flush=True)
+    return 0
 
 
 def _flow(name: str) -> Callable[..., object]:
@@ -64,7 +126,7 @@ def _status(as_json: bool) -> int:
     from content_pipeline.status import status
 
     settings = load_settings()
-    result = status(store_for(settings, read_only=True), settings.catalogue)
+    result = status(store_for(settings, read_only=True), settings.catalogue, settings.s3_options())
     if as_json:
         print(json.dumps(result, sort_keys=True))
     else:
@@ -115,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             return _status(args.json)
         if args.command == "view":
             return _view(args.view)
+        if args.command == "fake-llm":
+            return _fake_llm(args)
         return _run(args)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)

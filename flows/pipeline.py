@@ -128,7 +128,7 @@ def _generate(
     periodic = PeriodicConsolidator(store, settings.consolidate_every)
     ctx = open_generation(store, settings, run_id, parallel, on_success=periodic)
     ctx.limits = prefect_limits(settings, per_chunk)
-    report.stats = ctx.stats
+    report.stats, report.pacing = ctx.stats, ctx.pacer.stats
     logger.info(
         "generate: %d item(s) in %d chunk(s), %d chunk(s) at a time, %d call(s) in flight per chunk, %s",
         len(items),

@@ -43,7 +43,7 @@ STORE_IO = {
 
 @task(name="inventory", **STORE_IO)
 def inventory_task(store: Store, settings: Settings, run_id: str) -> Inventory:
-    inv = take_inventory(store, settings.catalogue, settings.scope, run_id)
+    inv = take_inventory(store, settings.catalogue, settings.scope, run_id, settings.s3_options())
     logger = get_run_logger()
     for row in inv.catalogue.invalid:
         logger.warning("invalid catalogue row skipped: %s", row.line(settings.catalogue))

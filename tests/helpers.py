@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from content_pipeline.batch import build_batch, release
+from content_pipeline.fake_llm import FakeLLM, FakeLLMConfig
 from content_pipeline.generate import GenerationContext, open_generation, plan_chunks, run_chunk
 from content_pipeline.inventory import take_inventory
 from content_pipeline.preflight import preflight
@@ -31,3 +35,11 @@ def run_core(settings: Settings, store: Store | None = None) -> GenerationContex
         consolidate(store)
         sync_checkpoint(store)
     return ctx
+
+
+@contextmanager
+def fake_llm(key: str = "sk-k", *faults: str, **config: Any) -> Iterator[FakeLLM]:
+    """The project's fake provider on loopback, recording every request, with `faults` from the start."""
+    with FakeLLM(FakeLLMConfig(key=key, record=True, seed=7, **config)) as server:
+        server.set_faults(list(faults))
+        yield server

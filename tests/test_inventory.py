@@ -127,3 +127,18 @@ def test_a_price_table_that_is_not_json_is_one_clear_line(monkeypatch) -> None:
     monkeypatch.setenv("PRICE_TABLE", "{not json")
     with pytest.raises(BadInputError, match=r"^settings: error parsing value for field \"price_table\""):
         load_settings()
+
+
+def test_the_catalogue_can_be_read_from_s3(s3_url: str) -> None:
+    import boto3
+
+    bucket = s3_url[len("s3://") :].split("/", 1)[0]
+    rows = [make_item(1), make_item(2), {"slug": "Bad Slug"}]
+    boto3.client("s3").put_object(
+        Bucket=bucket, Key="in/catalogue.jsonl", Body=b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+    )
+    catalogue = load_catalogue(f"s3://{bucket}/in/catalogue.jsonl")
+    assert [i.slug for i in catalogue.items] == ["item-0001", "item-0002"]
+    assert [r.row for r in catalogue.invalid] == [3]
+    with pytest.raises(BadInputError, match=rf"^catalogue s3://{bucket}/in/missing.jsonl: no such object$"):
+        load_catalogue(f"s3://{bucket}/in/missing.jsonl")

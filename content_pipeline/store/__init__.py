@@ -14,14 +14,10 @@ __all__ = ["ObjectInfo", "ReadOnlyStore", "RequestCounts", "Store", "check_key",
 
 def store_for(settings: Settings, *, read_only: bool | None = None) -> Store:
     """The store the settings name (read-only under EVIDENCE_ONLY unless told otherwise)."""
-    secret = settings.aws_secret_access_key
     return open_store(
         settings.store_url,
         read_only=settings.evidence_only if read_only is None else read_only,
-        endpoint_url=settings.aws_endpoint_url,
-        region=settings.aws_region,
-        access_key=settings.aws_access_key_id.get_secret_value() if settings.aws_access_key_id else None,
-        secret_key=secret.get_secret_value() if secret else None,
+        **settings.s3_options(),
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from typing import Any
+from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
@@ -42,20 +44,38 @@ def _append_base(key: str) -> str:
     return key[: -len(".jsonl")] if key.endswith(".jsonl") else key
 
 
+def read_s3_url(url: str, options: dict[str, str | None] | None = None) -> bytes:
+    """The bytes of one object named `s3://bucket/key` (the catalogue, say); a clear line when it cannot be read."""
+    parsed = urlparse(url)
+    key = parsed.path.lstrip("/")
+    if not parsed.netloc or not key:
+        raise BadInputError(f"{url}: expected s3://bucket/key")
+    client = s3_client(**(options or {}))
+    try:
+        return client.get_object(Bucket=parsed.netloc, Key=key)["Body"].read()
+    except ClientError as exc:
+        code = _code(exc)
+        reason = {"NoSuchKey": "no such object", "NoSuchBucket": "no such bucket", "AccessDenied": "access denied"}
+        raise BadInputError(f"{url}: {reason.get(code, code)}") from None
+    except BotoCoreError as exc:
+        raise BadInputError(f"{url}: cannot read ({exc})") from None
+
+
 class S3Appender(Appender):
     """Each append is one new object under the segment's name, created only if absent: durable once PUT returns."""
 
     def __init__(self, store: S3Store, key: str) -> None:
         self.store = store
         self.base = _append_base(key)
-        self.token = secrets.token_hex(4)
+        # objects sort by the appender's start (ms), then by writer, then in the order they were appended
+        self.token = f"{time.time_ns() // 1_000_000:013d}-{secrets.token_hex(4)}"
         self.seq = 0
         self._lock = threading.Lock()
 
     def append(self, data: bytes) -> None:
         with self._lock:
             self.seq += 1
-            key = f"{self.base}/{self.seq:09d}-{self.token}.jsonl"
+            key = f"{self.base}/{self.token}-{self.seq:09d}.jsonl"
         if not self.store.put_if_absent(key, data):
             raise StoreError(f"ledger object {key} already exists: refusing to overwrite a record")
 
