@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format lock clean up down
+.PHONY: install run test lint format lock clean up down chaos bench
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+chaos: $(STAMP)
+	CHAOS_TRIALS=20 $(BIN)/pytest -s -p no:cacheprovider tests/test_chaos.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -19,6 +19,11 @@ def to_usd(nano: int) -> float:
     return nano / NANO
 
 
+def usd(value: float) -> str:
+    """Money for a message: cents from a dollar up, tenths of a cent below (a $0.002 budget is not "$0.00")."""
+    return f"${value:.2f}" if value >= 1 or value == 0 else f"${value:.4f}"
+
+
 class PriceTable:
     """USD per token by model; an unknown model is refused before any spend."""
 
@@ -62,7 +67,7 @@ class RunBudget:
         with self._lock:
             if self.spent + self.reserved + nano > self.limit:
                 raise BudgetExhausted(
-                    f"run budget ${to_usd(self.limit):.2f} reached: spent ${to_usd(self.spent):.4f}, "
+                    f"run budget {usd(to_usd(self.limit))} reached: spent ${to_usd(self.spent):.4f}, "
                     f"in flight ${to_usd(self.reserved):.4f}, next call needs up to ${to_usd(nano):.4f}"
                 )
             self.reserved += nano

@@ -131,6 +131,18 @@ class FakeLLMConfig:
     record: bool = False  # keep every request (path, authorization, body) in `requests`, for tests
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer (killed, timed out) is normal here, not a traceback."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FakeLLM:
     """The server. Start it with `with FakeLLM(config) as server:` (or `serve_forever`); `url` is the base URL
     to give the `openai` client, `stats()` what it answered."""
@@ -146,9 +158,7 @@ class FakeLLM:
         self.in_flight = 0
         self.peak_in_flight = 0
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer((host, port), _handler(self))
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 256
+        self.httpd = _Server((host, port), _handler(self))
         self.url = f"http://{host}:{self.httpd.server_address[1]}/v1"
         self._thread: threading.Thread | None = None
 

@@ -69,7 +69,7 @@ def test_run_budget_is_never_exceeded_and_the_rest_stays_claimable(make_settings
     ctx = run_core(settings, store)
     spent = sum(r.cost_usd for r in ledger_records(store))
     assert 0 < spent <= 0.0012
-    assert ctx.stop_reason and "run budget $0.00 reached" in ctx.stop_reason
+    assert ctx.stop_reason and "run budget $0.0012 reached" in ctx.stop_reason
     assert ctx.stats.not_attempted > 0
     generated = ctx.stats.successes + ctx.stats.rejects
     assert generated + ctx.stats.not_attempted == 20
