@@ -294,6 +294,7 @@ def _item_text(body: dict[str, Any]) -> str:
 def _handler(server: FakeLLM) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart (Nagle + delayed ACK)
 
         def log_message(self, *args: object) -> None:
             pass
@@ -322,6 +323,7 @@ def _handler(server: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
 
         def do_POST(self) -> None:
+            arrived = time.monotonic()
             length = int(self.headers.get("content-length") or 0)
             try:
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -374,9 +376,12 @@ def _handler(server: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
+            answer = server.answer(body, kind) if kind not in (*_ERRORS, "echo", "html") else None
             server._flight(1)
             try:
-                time.sleep(server.config.hang_s if kind == "timeout" else server._latency())
+                # the latency is the time to answer, from the request's arrival: our own work counts against it
+                wait = server.config.hang_s if kind == "timeout" else server._latency() - (time.monotonic() - arrived)
+                time.sleep(max(0.0, wait))
             finally:
                 server._flight(-1)
             if kind == "echo":
@@ -397,6 +402,7 @@ def _handler(server: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 return
             server._count("paid")
             server._count(kind or "ok")
-            self._send(200, server.answer(body, kind), headers)
+            assert answer is not None
+            self._send(200, answer, headers)
 
     return Handler

@@ -17,6 +17,7 @@ from content_pipeline import llm, prompts, qa
 from content_pipeline.budget import BudgetExhausted, PriceTable, RunBudget, to_usd
 from content_pipeline.catalogue import Item
 from content_pipeline.errors import PipelineError
+from content_pipeline.gate import InFlightGate
 from content_pipeline.ledger import Call, LedgerWriter, OutcomeRecord, record_id
 from content_pipeline.pacing import Pacer, backoff
 from content_pipeline.report import RunStats
@@ -55,6 +56,7 @@ class GenerationContext:
     on_success: Callable[[int], None] | None = None
     limits: SharedLimits | None = None
     pacer: Pacer = field(default_factory=Pacer)
+    gate: InFlightGate | None = None  # calls in flight over every chunk of the run (CONCURRENCY)
     slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
     stats: RunStats = field(default_factory=RunStats)
     stop_reason: str | None = None
@@ -231,7 +233,9 @@ async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item)
         finished_at=_now(),
     )
     if ctx.ledger is not None:
-        ctx.ledger.append(record)  # durable before anything else is told
+        # durable before anything else is told; in a thread, so the fsync never stalls this chunk's event
+        # loop, and records finishing together share one write and one fsync (group commit)
+        await asyncio.to_thread(ctx.ledger.append, record)
     ctx.stats.count(record)
     if record.status == "success" and ctx.on_success is not None:
         ctx.on_success(ctx.stats.successes)
@@ -244,8 +248,10 @@ async def generate_chunk(ctx: GenerationContext, items: list[Item], concurrency:
     client = llm.make_client(ctx.settings)
     outcomes: list[OutcomeRecord] = []
 
+    shared = ctx.gate if ctx.gate is not None else nullcontext()
+
     async def one(item: Item) -> None:
-        async with gate:
+        async with gate, shared:
             if item.slug in ctx.already:
                 ctx.stats.bump("skipped")
                 return
@@ -273,13 +279,18 @@ def run_chunk(ctx: GenerationContext, items: list[Item], concurrency: int) -> li
         return asyncio.run(generate_chunk(ctx, items, concurrency))
 
 
-def plan_chunks(items: list[Item], settings: Settings) -> tuple[list[list[Item]], int, int]:
-    """Split items into chunks; returns (chunks, chunks run in parallel, calls in flight per chunk)."""
+def plan_chunks(items: list[Item], settings: Settings, overlap: bool = True) -> tuple[list[list[Item]], int, int]:
+    """Split items into chunks; returns (chunks, chunks run in parallel, calls in flight per chunk).
+    With `overlap` one more chunk runs than CONCURRENCY needs, each free to use all of it: the run's
+    InFlightGate keeps the total at CONCURRENCY, and a chunk's slow last calls no longer leave slots idle.
+    Without it (Prefect's global limits hold a chunk's slots for its whole life) the chunks share it out."""
     size = settings.chunk_size
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    parallel = max(1, min(len(chunks), -(-settings.concurrency // size)))
-    per_chunk = max(1, -(-settings.concurrency // parallel))
-    return chunks, parallel, per_chunk
+    needed = -(-settings.concurrency // size)
+    if overlap:
+        return chunks, max(1, min(len(chunks), needed + 1)), max(1, min(size, settings.concurrency))
+    parallel = max(1, min(len(chunks), needed))
+    return chunks, parallel, max(1, -(-settings.concurrency // parallel))
 
 
 def open_generation(
@@ -308,4 +319,5 @@ def open_generation(
         already=frozenset(decided),
         on_success=on_success,
         slots=threading.BoundedSemaphore(parallel),
+        gate=InFlightGate(settings.concurrency),
     )

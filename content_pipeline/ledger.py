@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -64,17 +65,50 @@ class OutcomeRecord(BaseModel):
         return (self.model_dump_json(exclude_none=False) + "\n").encode()
 
 
+@dataclass
+class _Pending:
+    line: bytes
+    done: bool = False
+    error: BaseException | None = None
+
+
 class LedgerWriter:
-    """Appends records to this process's own segment of a run; each append is fsynced before it returns."""
+    """Appends records to this process's own segment of a run; `append` returns once its record is durable.
+    Group commit: while one thread writes and fsyncs, records from other threads queue, and the next
+    writer takes them all in one write and one fsync (one object on S3)."""
 
     def __init__(self, store: Store, run_id: str) -> None:
         self.key = f"{layout.ledger_dir(run_id)}{this_host()}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
         self._appender = store.appender(self.key)
         self.records = 0
+        self._cond = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._writing = False
 
     def append(self, record: OutcomeRecord) -> None:
-        self._appender.append(record.line())
-        self.records += 1
+        mine = _Pending(record.line())
+        batch: list[_Pending] = []
+        with self._cond:
+            self._queue.append(mine)
+            while self._writing and not mine.done:
+                self._cond.wait()
+            if not mine.done:  # nobody is writing: write everything queued, ours included
+                self._writing = True
+                batch, self._queue = self._queue, []
+        if batch:
+            error: BaseException | None = None
+            try:
+                self._appender.append(b"".join(p.line for p in batch))
+            except BaseException as exc:  # every record of the group failed: each caller hears it
+                error = exc
+            with self._cond:
+                for pending in batch:
+                    pending.done, pending.error = True, error
+                self.records += 0 if error else len(batch)
+                self._writing = False
+                self._cond.notify_all()
+        if mine.error is not None:
+            raise mine.error
 
     def close(self) -> None:
         self._appender.close()

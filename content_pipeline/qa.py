@@ -26,6 +26,7 @@ _LEAK = SYSTEM_PROMPT[:60].lower()
 _WORD = re.compile(r"[a-z0-9]+")
 SKETCH_SIZE = 32
 NEAR_COPY_JACCARD = 0.8
+FREQUENT_HASH = 64  # a shingle hash in more sketches than this is boilerplate for candidate counting
 
 
 @dataclass(frozen=True)
@@ -137,11 +138,19 @@ class NearCopyIndex:
             self._by_hash.setdefault(h, set()).add(slug)
 
     def _match(self, slug: str, signature: list[int]) -> str | None:
+        # A near-copy (estimated Jaccard >= J) shares at least J x len(signature) hashes of its sketch.
+        # Hashes of boilerplate are shared by many items; counting only the rare ones, it must still share
+        # J x len - (frequent hashes in the signature) of them. Lossless, and no longer O(items) per claim.
+        need = len(signature) * NEAR_COPY_JACCARD
+        postings = [self._by_hash.get(h, ()) for h in signature]
+        frequent = sum(len(p) > FREQUENT_HASH for p in postings)
+        rare_only = need - frequent > 0  # else the sketch is nearly all boilerplate: count every hash
         counts: Counter[str] = Counter()
-        for h in signature:
-            counts.update(self._by_hash.get(h, ()))
+        for posting in postings:
+            if len(posting) <= FREQUENT_HASH or not rare_only:
+                counts.update(posting)
         for other, shared in counts.most_common():
-            if shared < len(signature) * NEAR_COPY_JACCARD / 2:
+            if shared < (need - frequent if rare_only else need):
                 break
             if other != slug and estimate_jaccard(signature, self._sketches[other]) >= NEAR_COPY_JACCARD:
                 return other

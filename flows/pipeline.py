@@ -124,7 +124,7 @@ def _generate(
     if settings.evidence_only:
         logger.info("EVIDENCE_ONLY: %d item(s) would be generated; no call made, nothing spent", len(items))
         return None
-    chunks, parallel, per_chunk = plan_chunks(items, settings)
+    chunks, parallel, per_chunk = plan_chunks(items, settings, overlap=not settings.llm_global_limits)
     periodic = PeriodicConsolidator(store, settings.consolidate_every)
     ctx = open_generation(store, settings, run_id, parallel, on_success=periodic)
     ctx.limits = prefect_limits(settings, per_chunk)

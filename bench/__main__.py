@@ -1,0 +1,211 @@
+"""`python -m bench [--smoke] [--only N]`: every scenario of BENCHMARKS.md in one go; one JSON line per
+measurement, then a summary table. Each measurement runs in a fresh process (clean peak memory)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+FULL = {
+    "throughput": {"items": 3000, "latency_ms": 500, "jitter": 0.2, "concurrency": 50, "rpm": 6000},
+    "bookkeeping": [100_000, 1_000_000],
+    "appends": 5000,
+    "go_live": 1000,
+}
+SMOKE = {
+    "throughput": {"items": 40, "latency_ms": 20, "jitter": 0.2, "concurrency": 8, "rpm": 6000},
+    "bookkeeping": [2000],
+    "appends": 200,
+    "go_live": 30,
+}
+
+
+def run(name: str, **args: Any) -> dict[str, Any]:
+    """bench.workloads.<name>(**args) in a fresh process; its result with peak_rss_mb."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.one",
+        name,
+        json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in args.items()}),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"bench: {name} failed (exit {done.returncode}): {done.stderr.strip()[-1500:]}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+@contextmanager
+def fake_provider(latency_ms: float, jitter: float, rpm: int) -> Iterator[str]:
+    """`content-pipeline fake-llm serve` in its own process (so it does not share the client's GIL)."""
+    cmd = [sys.executable, "-m", "flows.cli", "fake-llm", "serve", "--port", "0", "--seed", "1"]
+    cmd += ["--latency-ms", str(latency_ms), "--jitter", str(jitter), "--rpm", str(rpm)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        url = first.split("API at ", 1)[1].split()[0]
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def emit(line: dict[str, Any], out: list[dict[str, Any]]) -> None:
+    out.append(line)
+    print(json.dumps(line), flush=True)
+
+
+def throughput(cfg: dict[str, Any], work: Path, out: list[dict[str, Any]]) -> None:
+    items, conc, latency = cfg["items"], cfg["concurrency"], cfg["latency_ms"]
+    ceiling = min(conc / (latency / 1000), cfg["rpm"] / 60)
+    rates = {}
+    for form in ("bare_asyncio", "generate_stage", "task_per_item"):
+        with fake_provider(latency, cfg["jitter"], cfg["rpm"]) as url:
+            result = run(form, work=work / form, url=url, items=items, concurrency=conc)
+        rates[form] = items / result["seconds"]
+        emit(
+            {
+                "scenario": "1-throughput",
+                "form": form,
+                "items": items,
+                "latency_ms": latency,
+                "concurrency": conc,
+                "rpm": cfg["rpm"],
+                "seconds": round(result["seconds"], 2),
+                "items_per_s": round(rates[form], 2),
+                "ceiling_items_per_s": round(ceiling, 2),
+                "share_of_ceiling": round(rates[form] / ceiling, 3),
+                "peak_rss_mb": result["peak_rss_mb"],
+            },
+            out,
+        )
+    emit(
+        {
+            "scenario": "1-throughput",
+            "form": "ratios",
+            "generate_stage_share_of_ceiling": round(rates["generate_stage"] / ceiling, 3),
+            "generate_stage_vs_task_per_item": round(rates["generate_stage"] / rates["task_per_item"], 2),
+            "generate_stage_vs_bare_asyncio": round(rates["generate_stage"] / rates["bare_asyncio"], 3),
+            "target_met": rates["generate_stage"] >= 0.95 * ceiling
+            and rates["generate_stage"] > rates["task_per_item"],
+        },
+        out,
+    )
+
+
+def bookkeeping(sizes: list[int], work: Path, out: list[dict[str, Any]]) -> None:
+    for size in sizes:
+        root = work / f"ledger-{size}"
+        made = run("make_ledger", root=root, records=size)
+        ours = run("bookkeeping", root=root)
+        bare = run("bare_polars_scan", root=root)
+        emit(
+            {
+                "scenario": "2-bookkeeping",
+                "records": made["records"],
+                "ledger_mb": round(made["bytes"] / 2**20, 1),
+                "consolidate_audit_sync_s": round(ours["seconds"], 2),
+                "consolidate_s": round(ours["consolidate_s"], 2),
+                "audit_s": round(ours["audit_s"], 2),
+                "sync_s": round(ours["sync_s"], 2),
+                "peak_rss_mb": ours["peak_rss_mb"],
+                "bare_polars_scan_s": round(bare["seconds"], 2),
+                "bare_peak_rss_mb": bare["peak_rss_mb"],
+                "ratio_to_bare": round(ours["seconds"] / bare["seconds"], 2),
+                "target_met": ours["seconds"] <= 2 * bare["seconds"] and ours["peak_rss_mb"] < 2048,
+            },
+            out,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def appends(records: int, work: Path, out: list[dict[str, Any]]) -> None:
+    ours = run("durable_appends", root=work / "appends", records=records)
+    bare = run("bare_fsync_loop", root=work / "bare-appends", records=records)
+    emit(
+        {
+            "scenario": "3-durable-appends",
+            "records": records,
+            "ledger_appends_per_s": round(ours["per_s"]),
+            "bare_write_fsync_per_s": round(bare["per_s"]),
+            "ratio_to_bare": round(ours["per_s"] / bare["per_s"], 3),
+            "target_met": ours["per_s"] >= 0.5 * bare["per_s"],
+        },
+        out,
+    )
+
+
+def go_live(items: int, work: Path, out: list[dict[str, Any]]) -> None:
+    result = run("go_live_end_to_end", work=work / "go-live", items=items)
+    emit(
+        {
+            "scenario": "4-go-live",
+            "items": items,
+            "seconds": round(result["seconds"], 2),
+            "peak_rss_mb": result["child_peak_rss_mb"],
+            "generated": result["generated"],
+            "one_item_first_run_fresh_prefect_home_s": result["first_run_on_a_fresh_prefect_home_s"],
+            "target_met": result["seconds"] < 60,
+        },
+        out,
+    )
+
+
+def table(lines: list[dict[str, Any]]) -> str:
+    rows = ["| scenario | measurement | figure | target met |", "|---|---|---|---|"]
+    for line in lines:
+        rest = {k: v for k, v in line.items() if k not in ("scenario", "target_met")}
+        figure = ", ".join(f"{k}={v}" for k, v in rest.items())
+        rows.append(f"| {line['scenario']} | {rest.get('form', '')} | {figure} | {line.get('target_met', '')} |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the bench code runs (seconds)")
+    parser.add_argument("--only", choices=["1", "2", "3", "4"], action="append", help="run only these scenarios")
+    args = parser.parse_args()
+    cfg = SMOKE if args.smoke else FULL
+    only = set(args.only or ["1", "2", "3", "4"])
+    out: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    print(
+        json.dumps(
+            {
+                "machine": platform.platform(),
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "smoke": args.smoke,
+            }
+        ),
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="content-pipeline-bench-", dir=os.environ.get("BENCH_DIR")) as tmp:
+        work = Path(tmp)
+        if "3" in only:
+            appends(cfg["appends"], work, out)
+        if "4" in only:
+            go_live(cfg["go_live"], work, out)
+        if "1" in only:
+            throughput(cfg["throughput"], work, out)
+        if "2" in only:
+            bookkeeping(cfg["bookkeeping"], work, out)
+    print(f"\n{table(out)}\n\nbench: {time.perf_counter() - started:.0f} s in all", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""The work each benchmark measures, one function per form; each runs in its own process (see `__main__`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+FEATURES = ["steel frame", "colour options", "uses a day", "litre capacity", "hour battery", "year warranty"]
+CATEGORIES = ["Kitchen", "Outdoor", "Travel", "Office", "Garden"]
+
+
+def write_catalogue(path: Path, n: int) -> str:
+    """n valid, distinct items (no near-copies), as JSONL."""
+    rng = random.Random(n)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        for i in range(n):
+            feats = [f"{rng.randint(2, 90)} {f} model {i}" for f in rng.sample(FEATURES, 3)]
+            row = {
+                "slug": f"bench-item-{i:07d}",
+                "title": f"Bench Widget {i} {rng.choice(['Pro', 'Lite', 'Max', 'Mini'])}",
+                "category": CATEGORIES[i % len(CATEGORIES)],
+                "price": round(5 + rng.random() * 200, 2),
+                "features": feats,
+                "promo": i % 5 == 0,
+            }
+            out.write(json.dumps(row) + "\n")
+    return str(path)
+
+
+def _env(work: Path, **extra: str) -> None:
+    os.environ.update({"STORE_URL": str(work / "store"), **extra})
+    os.environ.setdefault("PREFECT_HOME", str(work / "prefect-home"))
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def generate_stage(work: Path, url: str, items: int, concurrency: int) -> dict[str, Any]:
+    """go-live's generate stage (Prefect flow, one task per chunk), after inventory, batch and preflight."""
+    catalogue = write_catalogue(work / "catalogue.jsonl", items)
+    _env(work, CATALOGUE=catalogue, OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=url, CONCURRENCY=str(concurrency))
+    from flows import pipeline
+
+    params = {"limit": items, "budget_usd": 10_000.0, "run_id": "bench-generate"}
+    for stage in (pipeline.inventory_flow, pipeline.batch_flow, pipeline.preflight_flow):
+        state = stage(**params, return_state=True)
+        assert state.is_completed(), state.message
+    start = time.perf_counter()
+    state = pipeline.generate_flow(**params, return_state=True)
+    seconds = time.perf_counter() - start
+    assert state.is_completed(), state.message
+    return {"seconds": seconds, "items": items, "summary": state.message}
+
+
+def task_per_item(work: Path, url: str, items: int, concurrency: int) -> dict[str, Any]:
+    """The same work written as one Prefect task per item (what a first Prefect version would do)."""
+    catalogue = write_catalogue(work / "catalogue.jsonl", items)
+    _env(work, CATALOGUE=catalogue, OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=url, CONCURRENCY=str(concurrency))
+    from prefect import flow, task
+    from prefect.futures import wait
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from content_pipeline.catalogue import load_catalogue
+    from content_pipeline.generate import GenerationContext, open_generation, run_chunk
+    from content_pipeline.settings import load_settings
+    from content_pipeline.store import store_for
+
+    settings = load_settings(budget_usd=10_000.0, run_id="bench-per-item")
+    store = store_for(settings)
+    things = load_catalogue(catalogue).items
+
+    @task(name="generate-one")
+    def one(ctx: GenerationContext, item: Any) -> int:
+        return len(run_chunk(ctx, [item], 1))
+
+    @flow(name="per-item", task_runner=ThreadPoolTaskRunner(max_workers=concurrency))
+    def per_item() -> None:
+        ctx = open_generation(store, settings, "bench-per-item", parallel=concurrency)
+        wait([one.submit(ctx, item) for item in things])
+        if ctx.ledger is not None:
+            ctx.ledger.close()
+
+    @flow(name="warm-up")
+    def warm_up() -> None:
+        pass
+
+    warm_up()  # start Prefect's API before the clock starts, as the generate stage's earlier stages do
+    start = time.perf_counter()
+    per_item()
+    return {"seconds": time.perf_counter() - start, "items": items}
+
+
+def bare_asyncio(work: Path, url: str, items: int, concurrency: int) -> dict[str, Any]:
+    """A bare asyncio loop over the `openai` client: the same requests, no QA, no ledger, no Prefect."""
+    from openai import AsyncOpenAI
+
+    from content_pipeline.catalogue import load_catalogue
+    from content_pipeline.prompts import RESPONSE_FORMAT, messages
+
+    things = load_catalogue(write_catalogue(work / "catalogue.jsonl", items)).items
+
+    async def main() -> None:
+        client = AsyncOpenAI(api_key="sk-bench", base_url=url, max_retries=0)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(item: Any) -> None:
+            async with gate:
+                await client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=messages(item),  # type: ignore[arg-type]
+                    response_format=RESPONSE_FORMAT,  # type: ignore[arg-type]
+                    max_completion_tokens=800,
+                )
+
+        await asyncio.gather(*(one(item) for item in things))
+        await client.close()
+
+    start = time.perf_counter()
+    asyncio.run(main())
+    return {"seconds": time.perf_counter() - start, "items": items}
+
+
+def _record_line(i: int, run: str, status: str = "success") -> str:
+    """One realistic ledger line (about 2 KB with content and sketch)."""
+    from content_pipeline.ledger import Call, OutcomeRecord, record_id
+
+    slug = f"bench-item-{i % 10_000_000:07d}"
+    ok = status == "success"
+    content = {
+        "headline": f"Bench Widget {i} | Kitchen",
+        "description": f"Meet the Bench Widget {i}, a kitchen pick at $25.00. " + "It offers a steel frame. " * 12,
+        "highlights": ["A steel frame", "Three colour options", "Rated for daily use"],
+        "seo_description": f"Bench Widget {i}: kitchen at $25.00. A steel frame; three colour options",
+    }
+    record = OutcomeRecord(
+        id=record_id(run, slug, 1),
+        run_id=run,
+        slug=slug,
+        status=status,
+        content=content if ok else None,
+        sketch=list(range(i, i + 32)) if ok else [],
+        error=None if ok else "length: description has 12 characters",
+        reason=None if ok else "length",
+        retryable=not ok,
+        model="gpt-4o-mini",
+        prompt_template="catalogue-item",
+        prompt_version="1",
+        input_hash=f"{i:032x}",
+        tokens_in=180,
+        tokens_out=170,
+        cost_usd=0.0001275,
+        attempt=1,
+        escalated=False,
+        calls=[Call(model="gpt-4o-mini", tokens_in=180, tokens_out=170, cost_usd=0.0001275, outcome="pass")],
+        run_budget_usd=10_000.0,
+        offline=False,
+        source_fields=["title", "category", "price", "features", "promo", "description"],
+        started_at="2026-11-23T00:00:00.000+00:00",
+        finished_at=f"2026-11-23T{i // 3_600_000 % 24:02d}:{i // 60_000 % 60:02d}:{i // 1000 % 60:02d}.{i % 1000:03d}+00:00",
+    )
+    return record.line().decode()
+
+
+def make_ledger(root: Path, records: int, runs: int = 20) -> dict[str, Any]:
+    """A ledger of `records` lines over `runs` runs (one segment each), 5% rejects; no views yet."""
+    from content_pipeline.host import this_host
+
+    per_run = -(-records // runs)
+    written = 0
+    for r in range(runs):
+        run = f"bench-run-{r:03d}"
+        folder = root / "ledger" / run
+        folder.mkdir(parents=True, exist_ok=True)
+        template_ok, template_rej = _record_line(0, run), _record_line(0, run, "reject")
+        with (folder / f"{this_host()}-1-{r:08x}.jsonl").open("w") as out:
+            for i in range(written, min(records, written + per_run)):
+                template = template_rej if i % 20 == 19 else template_ok
+                out.write(
+                    template.replace("bench-item-0000000", f"bench-item-{i:07d}").replace("Widget 0", f"Widget {i}")
+                )
+            written = min(records, written + per_run)
+    size = sum(p.stat().st_size for p in (root / "ledger").rglob("*.jsonl"))
+    return {"records": written, "bytes": size}
+
+
+def bookkeeping(root: Path) -> dict[str, Any]:
+    """consolidate + audit + sync of the whole ledger, as go-live's finish runs them."""
+    from content_pipeline.audit import audit
+    from content_pipeline.store import open_store
+    from content_pipeline.views import consolidate, sync_checkpoint
+
+    store = open_store(str(root))
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    result = consolidate(store)
+    timings["consolidate_s"] = time.perf_counter() - start
+    mark = time.perf_counter()
+    checked = audit(store)
+    timings["audit_s"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    sync_checkpoint(store)
+    timings["sync_s"] = time.perf_counter() - mark
+    assert checked.ok, checked.violations[:3]
+    assert result is not None
+    return {"seconds": time.perf_counter() - start, "records": result.records, **timings}
+
+
+def bare_polars_scan(root: Path) -> dict[str, Any]:
+    """What a user would write: scan every ledger file with polars and collect it."""
+    import polars as pl
+
+    start = time.perf_counter()
+    frame = pl.scan_ndjson(sorted(str(p) for p in (root / "ledger").rglob("*.jsonl"))).collect()
+    return {"seconds": time.perf_counter() - start, "records": frame.height}
+
+
+def durable_appends(root: Path, records: int) -> dict[str, Any]:
+    """Ledger appends through the store, each safe on disk before append returns."""
+    from content_pipeline.ledger import LedgerWriter, OutcomeRecord
+    from content_pipeline.store import open_store
+
+    record = OutcomeRecord.model_validate_json(_record_line(1, "bench-appends"))
+    writer = LedgerWriter(open_store(str(root)), "bench-appends")
+    start = time.perf_counter()
+    for _ in range(records):
+        writer.append(record)
+    seconds = time.perf_counter() - start
+    writer.close()
+    return {"seconds": seconds, "records": records, "per_s": records / seconds}
+
+
+def bare_fsync_loop(root: Path, records: int) -> dict[str, Any]:
+    """The floor: write one line and fsync it, in a loop, on the same disk."""
+    line = _record_line(1, "bench-bare").encode()
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / "bare.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    start = time.perf_counter()
+    for _ in range(records):
+        os.write(fd, line)
+        os.fsync(fd)
+    seconds = time.perf_counter() - start
+    os.close(fd)
+    return {"seconds": seconds, "records": records, "per_s": records / seconds}
+
+
+def go_live_end_to_end(work: Path, items: int) -> dict[str, Any]:
+    """`content-pipeline go-live` on `items` items with the offline model at zero latency, as a user runs it
+    (a fresh process, Prefect's temporary server included); wall time and the process's peak memory."""
+    import resource
+    import subprocess
+    import sys
+
+    catalogue = write_catalogue(work / "catalogue.jsonl", items)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PREFECT_API_URL"))}
+    env.update(
+        STORE_URL=str(work / "store"),
+        CATALOGUE=catalogue,
+        PREFECT_HOME=str(work / "prefect-home"),
+        PREFECT_LOGGING_LEVEL="WARNING",
+    )
+    cmd = [sys.executable, "-m", "flows.cli", "go-live", "--budget-usd", "1000"]
+    # a first run on a fresh PREFECT_HOME creates Prefect's database: do it once on another store, untimed,
+    # as every machine has done before its first real run
+    cold = time.perf_counter()
+    first = subprocess.run([*cmd, "--limit", "1"], env={**env, "STORE_URL": str(work / "warm-up")}, capture_output=True)
+    cold_s = time.perf_counter() - cold
+    assert first.returncode == 0, first.stderr[-2000:]
+    cmd += ["--limit", str(items)]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr[-2000:]
+    generated = next((line for line in done.stdout.splitlines() if line.startswith("- generated:")), "")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "seconds": seconds,
+        "items": items,
+        "generated": generated[2:],
+        "child_peak_rss_mb": round(peak, 1),
+        "first_run_on_a_fresh_prefect_home_s": round(cold_s, 1),
+    }

@@ -1,0 +1,35 @@
+"""A smoke run of `make bench` at tiny sizes: every scenario runs and reports its figures (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_benchmark_scenario_runs_and_reports(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}, "BENCH_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+    by = {(x.get("scenario"), x.get("form")) for x in lines}
+    assert {("1-throughput", f) for f in ("bare_asyncio", "generate_stage", "task_per_item", "ratios")} <= by
+    assert {("2-bookkeeping", None), ("3-durable-appends", None), ("4-go-live", None)} <= by
+    figures = {x["scenario"]: x for x in lines[1:] if x.get("form") in (None, "ratios")}
+    assert figures["2-bookkeeping"]["records"] == 2000 and figures["2-bookkeeping"]["peak_rss_mb"] > 0
+    assert figures["3-durable-appends"]["ledger_appends_per_s"] > 0
+    assert "generated: 30 (30 successes" in figures["4-go-live"]["generated"]
+    assert "| scenario | measurement | figure | target met |" in done.stdout
