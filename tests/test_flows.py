@@ -52,7 +52,8 @@ def test_go_live_reports_its_store_requests(env, backend) -> None:
     line = next(x for x in report.splitlines() if x.startswith("- S3 requests: "))
     per_item = float(line.split("PUTs per generated item outside consolidation: ")[1].split(" ")[0])
     assert per_item <= 2.0, line  # the target: at most 2 PUTs per item, consolidation excluded
-    assert "ledger 30," in line, line  # one PUT per generated record, the record itself
+    ledger_puts = int(line.split("ledger ")[1].split(",")[0])
+    assert 1 <= ledger_puts <= 30, line  # at most one PUT per record: records finishing together share one
 
 
 def test_budget_refusal_fails_the_run_before_any_spend(env) -> None:
