@@ -236,9 +236,9 @@ async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item)
         # durable before anything else is told; in a thread, so the fsync never stalls this chunk's event
         # loop, and records finishing together share one write and one fsync (group commit)
         await asyncio.to_thread(ctx.ledger.append, record)
-    ctx.stats.count(record)
+    successes = ctx.stats.count(record)
     if record.status == "success" and ctx.on_success is not None:
-        ctx.on_success(ctx.stats.successes)
+        ctx.on_success(successes)
     return record
 
 

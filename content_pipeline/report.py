@@ -28,7 +28,8 @@ class RunStats:
     reject_reasons: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, record: OutcomeRecord) -> None:
+    def count(self, record: OutcomeRecord) -> int:
+        """Count a decided item; returns the successes so far, this one included (each count seen once)."""
         with self._lock:
             if record.status == "success":
                 self.successes += 1
@@ -40,6 +41,7 @@ class RunStats:
             self.failed_calls += sum(c.outcome.startswith("failed") for c in record.calls)
             self.tokens_in += record.tokens_in
             self.tokens_out += record.tokens_out
+            return self.successes
 
     def bump(self, name: str) -> None:
         with self._lock:

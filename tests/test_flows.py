@@ -117,6 +117,8 @@ def test_evidence_only_go_live_writes_nothing_and_spends_nothing(env, monkeypatc
 def test_consolidation_runs_every_n_successes_during_generation(env, monkeypatch) -> None:
     monkeypatch.setenv("CONSOLIDATE_EVERY", "10")
     monkeypatch.setenv("CHUNK_SIZE", "5")
+    monkeypatch.setenv("CONCURRENCY", "5")
+    monkeypatch.setenv("OFFLINE_LATENCY_MS", "100")  # about 0.6 s of generation: room for a consolidation
     assert pipeline.go_live(run_id="periodic", return_state=True).is_completed()
     telemetry = [json.loads(x) for x in env.read_appended(layout.TELEMETRY).decode().splitlines()]
     during = [t for t in telemetry if 0 < t["successes"] < 30]
