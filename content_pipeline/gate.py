@@ -46,9 +46,10 @@ class InFlightGate:
         with self._lock:
             while self._waiters:
                 loop, waiter = self._waiters.popleft()
-                if loop.is_closed():
+                try:
+                    loop.call_soon_threadsafe(self._hand, waiter)
+                except RuntimeError:  # its event loop has closed: the next waiter gets the slot
                     continue
-                loop.call_soon_threadsafe(self._hand, waiter)
                 return
             self.free += 1
 
