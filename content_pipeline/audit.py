@@ -10,6 +10,7 @@ from content_pipeline.errors import StoreError
 from content_pipeline.ledger import scan_ledger
 from content_pipeline.store import Store
 from content_pipeline.views import (
+    ViewDigestError,
     master_frames,
     nano_sum,
     read_checkpoint,
@@ -52,84 +53,79 @@ def audit(store: Store) -> AuditResult:
         return _audit(store)
 
 
+def _slugs(frame: pl.DataFrame) -> list[str]:
+    return frame["slug"].unique().sort().to_list()
+
+
+def _absent(frame: pl.DataFrame, other: pl.DataFrame, on: str) -> pl.DataFrame:
+    """Rows of `frame` whose `on` value is not in `other`."""
+    return frame.join(other.select(on).unique(), on=on, how="anti")
+
+
 def _audit(store: Store) -> AuditResult:
     result = AuditResult()
-    scan = scan_ledger(store)
-    ledger = scan.within(views_snapshot(store))
+    scan = scan_ledger(store, snapshot=views_snapshot(store))
+    ledger = scan.within()
     if ledger.height < scan.frame.height:
         result.notes.append(
             f"{scan.frame.height - ledger.height} ledger record(s) appended since the last consolidation"
         )
     try:
-        succ = read_master(store, "successes")
-        rej = read_master(store, "rejects")
+        succ = read_master(store, "successes", verify=True)
+        rej = read_master(store, "rejects", verify=True)
+    except ViewDigestError as exc:
+        result.violations.append(f"invariant 3: {exc}")
+        return result
     except StoreError as exc:
         result.violations.append(f"invariant 1: {exc}")
         return result
 
     # 1. no success carries an error; every reject carries a non-empty error
-    for name, frame in (
-        ("ledger", scan.frame),
-        ("master", pl.concat([succ, rej]) if succ.height or rej.height else succ),
-    ):
-        if frame.is_empty():
-            continue
+    for name, frame in (("ledger", scan.frame), ("master", pl.concat([succ, rej.select(succ.columns)]))):
         bad = frame.filter((pl.col("status") == "success") & ~_no_error())
         if bad.height:
             result.add(1, f"{bad.height} {name} success(es) carry an error", bad["slug"].to_list())
         bad = frame.filter((pl.col("status") == "reject") & _no_error())
         if bad.height:
             result.add(1, f"{bad.height} {name} reject(s) have no error", bad["slug"].to_list())
-    if succ.height and (succ["status"] != "success").any():
-        result.add(
-            1,
-            "master successes hold a non-success record",
-            succ.filter(pl.col("status") != "success")["slug"].to_list(),
-        )
-    if rej.height and (rej["status"] != "reject").any():
-        result.add(
-            1, "master rejects hold a non-reject record", rej.filter(pl.col("status") != "reject")["slug"].to_list()
-        )
+    for name, status, frame in (("successes", "success", succ), ("rejects", "reject", rej)):
+        wrong = frame.filter(pl.col("status") != status)
+        if wrong.height:
+            result.add(1, f"master {name} hold a non-{status} record", wrong["slug"].to_list())
 
     # 2. a slug at most once in each master file, and in at most one of them
     for name, frame in (("successes", succ), ("rejects", rej)):
-        dupes = frame.filter(pl.col("slug").is_duplicated())["slug"].unique().sort().to_list() if frame.height else []
+        dupes = _slugs(frame.filter(pl.col("slug").is_duplicated()))
         if dupes:
             result.add(2, f"slug(s) more than once in master {name}", dupes)
-    both = sorted(set(succ["slug"].to_list()) & set(rej["slug"].to_list()))
+    both = _slugs(succ.join(rej.select("slug").unique(), on="slug", how="semi"))
     if both:
         result.add(2, "slug(s) in both master successes and rejects", both)
 
     # 3. nothing lost: master is exactly what the ledger derives; nothing in master absent from the ledger
     want_succ, want_rej = master_frames(ledger)
-    ledger_ids = set(ledger["id"].to_list())
-    lost = sorted(set(want_succ["slug"].to_list()) - set(succ["slug"].to_list()))
+    lost = _slugs(_absent(want_succ, succ, "slug"))
     if lost:
         result.add(3, f"{len(lost)} ledger success(es) missing from master (run consolidate)", lost)
-    stale = sorted(set(want_succ["id"].to_list()) - set(succ["id"].to_list()) - {None})
-    stale_slugs = want_succ.filter(pl.col("id").is_in(stale) & pl.col("slug").is_in(succ["slug"].implode()))[
-        "slug"
-    ].to_list()
-    if stale_slugs:
-        result.add(3, "master holds an older version than the ledger's latest success", stale_slugs)
+    stale = _slugs(_absent(want_succ, succ, "id").join(succ.select("slug").unique(), on="slug", how="semi"))
+    if stale:
+        result.add(3, "master holds an older version than the ledger's latest success", stale)
     for name, frame in (("successes", succ), ("rejects", rej)):
-        orphans = frame.filter(~pl.col("id").is_in(list(ledger_ids)))["slug"].to_list() if frame.height else []
+        orphans = _absent(frame, ledger, "id")["slug"].to_list()
         if orphans:
             result.add(3, f"master {name} hold record(s) absent from the ledger", orphans)
-    missing_rej = sorted(set(want_rej["slug"].to_list()) - set(rej["slug"].to_list()))
+    missing_rej = _slugs(_absent(want_rej, rej, "slug"))
     if missing_rej:
         result.add(3, f"{len(missing_rej)} ledger reject(s) missing from master (run consolidate)", missing_rej)
 
     # 4. checkpoint equals master; nothing both queued and done
     ck = read_checkpoint(store)
     done, rejected, queued = set(ck.get("done", {})), set(ck.get("rejected", {})), set(ck.get("queued", {}))
-    if done != set(succ["slug"].to_list()):
-        diff = sorted(done ^ set(succ["slug"].to_list()))
-        result.add(4, "checkpoint 'done' differs from master successes", diff)
-    if rejected != set(rej["slug"].to_list()):
-        result.add(
-            4, "checkpoint 'rejected' differs from master rejects", sorted(rejected ^ set(rej["slug"].to_list()))
-        )
+    for label, have, frame in (("done", done, succ), ("rejected", rejected, rej)):
+        master = set(frame["slug"].to_list())
+        if have != master:
+            what = "successes" if label == "done" else "rejects"
+            result.add(4, f"checkpoint {label!r} differs from master {what}", sorted(have ^ master))
     if queued & (done | rejected):
         result.add(4, "slug(s) both queued and decided in the checkpoint", sorted(queued & (done | rejected)))
 
@@ -138,15 +134,12 @@ def _audit(store: Store) -> AuditResult:
     total = nano_sum(ledger)
     if int(usage.get("cost_nano", 0)) != total:
         result.add(5, f"recorded spend {usage.get('cost_nano', 0) / 1e9:.6f} USD != ledger sum {total / 1e9:.6f} USD")
-    if scan.frame.height:
-        per_run = scan.frame.group_by("run_id").agg(
-            cost=(pl.col("cost_usd") * 1e9).round().cast(pl.Int64).sum(), budget=pl.col("run_budget_usd").max()
-        )
-        over = per_run.filter(pl.col("cost") > (pl.col("budget") * 1e9).round())
-        for row in over.iter_rows(named=True):
-            result.add(
-                5, f"run {row['run_id']} spent {row['cost'] / 1e9:.6f} USD over its budget {row['budget']:.2f} USD"
-            )
+    per_run = scan.frame.group_by("run_id").agg(
+        cost=(pl.col("cost_usd") * 1e9).round().cast(pl.Int64).sum(), budget=pl.col("run_budget_usd").max()
+    )
+    over = per_run.filter(pl.col("cost") > (pl.col("budget") * 1e9).round())
+    for row in over.sort("run_id").iter_rows(named=True):
+        result.add(5, f"run {row['run_id']} spent {row['cost'] / 1e9:.6f} USD over its budget {row['budget']:.2f} USD")
 
     # 6. every ledger line parses; torn tails are repaired by consolidate and reported
     for line in scan.bad_lines:

@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 
 from content_pipeline import layout
 from content_pipeline.host import pid_alive, this_host
-from content_pipeline.store import Store
+from content_pipeline.scan import decode_objects, iter_pieces
+from content_pipeline.store import ObjectInfo, Store
 
 
 def record_id(run_id: str, slug: str, attempt: int) -> str:
@@ -124,60 +125,66 @@ def _segment_writer_gone(key: str) -> bool:
     return host == this_host() and not pid_alive(pid)
 
 
-# The columns every view needs; the full record travels along as its original line.
-SCHEMA = pl.Struct(
-    {
-        "id": pl.String,
-        "run_id": pl.String,
-        "slug": pl.String,
-        "status": pl.String,
-        "error": pl.String,
-        "reason": pl.String,
-        "retryable": pl.Boolean,
-        "model": pl.String,
-        "tokens_in": pl.Int64,
-        "tokens_out": pl.Int64,
-        "cost_usd": pl.Float64,
-        "escalated": pl.Boolean,
-        "run_budget_usd": pl.Float64,
-        "finished_at": pl.String,
-    }
-)
+# The columns the views and the audit need; a scan decodes only these (the full record stays in its line).
+SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "run_id": pl.String(),
+    "slug": pl.String(),
+    "status": pl.String(),
+    "error": pl.String(),
+    "reason": pl.String(),
+    "retryable": pl.Boolean(),
+    "tokens_in": pl.Int64(),
+    "tokens_out": pl.Int64(),
+    "cost_usd": pl.Float64(),
+    "run_budget_usd": pl.Float64(),
+    "finished_at": pl.String(),
+}
 
 
 @dataclass
 class LedgerScan:
-    """The parsed ledger: one row per complete record, plus what could not be read."""
+    """The ledger's columns: one row per complete record, with `seg` (index into `segments`) and `line`
+    (its line number there), plus what could not be read."""
 
     frame: pl.DataFrame
     segments: list[tuple[str, int]] = field(default_factory=list)
     bad_lines: list[str] = field(default_factory=list)
     torn_tails: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    snapshot_lines: dict[int, int] | None = None  # seg -> lines inside the snapshot the scan was given
 
-    def within(self, snapshot: dict[str, int] | None) -> pl.DataFrame:
-        """The records inside a snapshot (segment -> size), i.e. what a consolidation saw."""
-        if snapshot is None:
+    def within(self) -> pl.DataFrame:
+        """The records inside the snapshot given to `scan_ledger` (what that consolidation saw); all without one."""
+        if self.snapshot_lines is None:
             return self.frame
         limits = pl.DataFrame(
-            {"segment": list(snapshot), "limit": list(snapshot.values())},
-            schema={"segment": pl.String, "limit": pl.Int64},
+            {"seg": list(self.snapshot_lines), "limit": list(self.snapshot_lines.values())},
+            schema={"seg": pl.UInt32, "limit": pl.UInt32},
         )
-        return self.frame.join(limits, on="segment", how="inner").filter(pl.col("end") <= pl.col("limit")).drop("limit")
+        return self.frame.join(limits, on="seg", how="inner").filter(pl.col("line") < pl.col("limit")).drop("limit")
 
     @property
     def fingerprint(self) -> str:
         """Identifies the ledger's content: segment names and the sizes that were read."""
-        return hashlib.sha256(json.dumps(self.segments).encode()).hexdigest()[:32]
+        return _fingerprint(self.segments)
+
+
+def _segments(store: Store) -> list[ObjectInfo]:
+    return [info for info in store.list(layout.LEDGER_PREFIX) if info.key.endswith(".jsonl")]
+
+
+def _fingerprint(segments: list[tuple[str, int]]) -> str:
+    return hashlib.sha256(json.dumps(segments).encode()).hexdigest()[:32]
 
 
 def ledger_fingerprint(store: Store) -> str:
     """Fingerprint of the ledger as it stands, without reading it."""
-    segments = [(info.key, info.size) for info in store.list(layout.LEDGER_PREFIX) if info.key.endswith(".jsonl")]
-    return hashlib.sha256(json.dumps(segments).encode()).hexdigest()[:32]
+    return _fingerprint([(info.key, info.size) for info in _segments(store)])
 
 
-def _valid(line: str) -> bool:
+def valid_record(line: str) -> bool:
+    """True when the line is a whole outcome record."""
     try:
         OutcomeRecord.model_validate_json(line)
     except ValueError:
@@ -185,54 +192,51 @@ def _valid(line: str) -> bool:
     return True
 
 
-def scan_ledger(store: Store, *, repair: bool = False) -> LedgerScan:
-    """Read every complete ledger record. A torn final line is skipped and, with `repair` and its
-    writer known dead, moved to quarantine and cut off; a complete record is never dropped.
-    Each row keeps its segment and the byte offset where its line ends (see LedgerScan.within)."""
-    lines: list[str] = []
-    where: list[tuple[str, int]] = []
-    scan = LedgerScan(frame=pl.DataFrame())
-    for info in store.list(layout.LEDGER_PREFIX):
-        if not info.key.endswith(".jsonl"):
+def scan_ledger(store: Store, *, repair: bool = False, snapshot: dict[str, int] | None = None) -> LedgerScan:
+    """The SCHEMA columns of every complete ledger record, read segment by segment in bounded chunks
+    (a segment this process decoded before, at the same version, is not read again). A torn final line
+    is skipped and, with `repair` and its writer known dead, moved to quarantine and cut off; a complete
+    record is never dropped. With `snapshot` (segment -> size), `within()` gives the records it held."""
+    infos = _segments(store)
+    keys = [info.key for info in infos]
+    limits = None
+    if snapshot is not None:
+        limits = {seg: snapshot[key] for seg, key in enumerate(keys) if key in snapshot}
+    objects = [(info.key, info.size, info.version) for info in infos]
+    decoded = decode_objects(store, objects, SCHEMA, valid_record, limits=limits)
+    scan = LedgerScan(frame=pl.DataFrame(), segments=[(info.key, info.size) for info in infos])
+    frames = [d.frame.with_columns(seg=pl.lit(seg, pl.UInt32)) for seg, d in enumerate(decoded) if d.frame.height]
+    columns = [*SCHEMA, "seg", "line"]
+    empty = pl.DataFrame(schema={**SCHEMA, "seg": pl.UInt32, "line": pl.UInt32})
+    scan.frame = pl.concat([f.select(columns) for f in frames], rechunk=False) if frames else empty
+    for seg, (key, d) in enumerate(zip(keys, decoded, strict=True)):
+        scan.bad_lines.extend(d.bad)
+        if not d.end.tail:
             continue
-        data = store.get(info.key) or b""
-        complete = data.rfind(b"\n") + 1
-        size = len(data)
-        if complete < len(data):
-            tail = data[complete:]
-            if repair and not store.read_only and _segment_writer_gone(info.key):
-                qkey = f"{layout.QUARANTINE_PREFIX}{info.key}.torn-at-{complete}"
-                store.put(qkey, tail)
-                store.truncate(info.key, complete)
-                size = complete
-                scan.repaired.append(f"{info.key}: torn final line of {len(tail)} bytes moved to {qkey}")
-            else:
-                scan.torn_tails.append(f"{info.key}: incomplete final line of {len(tail)} bytes (writer may be live)")
-        scan.segments.append((info.key, size))
-        end = 0
-        for number, raw in enumerate(data[:complete].split(b"\n")[:-1], start=1):
-            end += len(raw) + 1
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                scan.bad_lines.append(f"{info.key}: line {number} is not UTF-8")
-                continue
-            if text.strip():
-                lines.append(text)
-                where.append((info.key, end))
-    frame = pl.DataFrame(
-        {"line": lines, "segment": [w[0] for w in where], "end": [w[1] for w in where]},
-        schema={"line": pl.String, "segment": pl.String, "end": pl.Int64},
-    )
-    try:
-        scan.frame = frame.with_columns(rec=pl.col("line").str.json_decode(SCHEMA)).unnest("rec")
-    except pl.exceptions.PolarsError:  # some line is not a record: find them one by one, keep the rest
-        valid = pl.Series([_valid(line) for line in lines], dtype=pl.Boolean)
-        scan.bad_lines.extend(f"ledger line does not parse: {line[:80]!r}" for line in frame.filter(~valid)["line"])
-        frame = frame.filter(valid)
-        scan.frame = frame.with_columns(rec=pl.col("line").str.json_decode(SCHEMA)).unnest("rec")
+        if repair and not store.read_only and _segment_writer_gone(key):
+            qkey = f"{layout.QUARANTINE_PREFIX}{key}.torn-at-{d.end.complete}"
+            store.put(qkey, d.end.tail)
+            store.truncate(key, d.end.complete)
+            scan.segments[seg] = (key, d.end.complete)
+            scan.repaired.append(f"{key}: torn final line of {len(d.end.tail)} bytes moved to {qkey}")
+        else:
+            scan.torn_tails.append(f"{key}: incomplete final line of {len(d.end.tail)} bytes (writer may be live)")
+    if limits is not None:
+        scan.snapshot_lines = {seg: decoded[seg].end.lines_at[limit] for seg, limit in limits.items()}
     missing = scan.frame.filter(pl.col("id").is_null() | pl.col("slug").is_null() | pl.col("status").is_null())
+    for seg, line in missing.select("seg", "line").iter_rows():
+        scan.bad_lines.append(f"{keys[seg]}: line {line + 1} lacks id/slug/status")
     if missing.height:
-        scan.bad_lines.extend(f"ledger line lacks id/slug/status: {line[:80]!r}" for line in missing["line"])
-        scan.frame = scan.frame.filter(pl.col("id").is_not_null() & pl.col("slug").is_not_null())
+        scan.frame = scan.frame.filter(
+            pl.col("id").is_not_null() & pl.col("slug").is_not_null() & pl.col("status").is_not_null()
+        )
     return scan
+
+
+def read_records(store: Store) -> list[OutcomeRecord]:
+    """Every complete ledger record, parsed whole (for tools and tests; the views use `scan_ledger`)."""
+    records = []
+    for info in _segments(store):
+        for piece in iter_pieces(store, [(info.key, info.size)]):
+            records.extend(OutcomeRecord.model_validate_json(line) for line in piece.data.splitlines() if line.strip())
+    return records

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
+import queue
 import secrets
 import threading
 import time
+from array import array
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import cached_property
+from typing import Any, BinaryIO
 
 import polars as pl
 
@@ -21,17 +25,18 @@ from content_pipeline.budget import NANO
 from content_pipeline.errors import LeaseHeldError, StoreError, StoreIOError
 from content_pipeline.host import Holder
 from content_pipeline.lease import Lease
-from content_pipeline.ledger import SCHEMA, LedgerScan, ledger_fingerprint, scan_ledger
+from content_pipeline.ledger import SCHEMA, LedgerScan, ledger_fingerprint, scan_ledger, valid_record
+from content_pipeline.scan import CHUNK_BYTES, Piece, decode_objects, iter_pieces
 from content_pipeline.store import Store
-
-
-def _jsonl(frame: pl.DataFrame) -> bytes:
-    return "".join(line + "\n" for line in frame["line"]).encode()
+from content_pipeline.store.base import ObjectWriter
 
 
 def master_frames(ledger: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(successes, rejects): one per slug, the latest version; a reject never shadows a success."""
+    """(successes, rejects): one per slug, the latest version; a reject never shadows a success. They
+    keep the columns views are built from (id, slug, status, reason, retryable, and seg/line if given)."""
     order = ["slug", "finished_at", "id"]
+    keep = ["id", "slug", "status", "finished_at", "reason", "retryable", "seg", "line"]
+    ledger = ledger.select(c for c in keep if c in ledger.columns)
     successes = ledger.filter(pl.col("status") == "success").sort(order).unique("slug", keep="last").sort("slug")
     rejects = (
         ledger.filter((pl.col("status") == "reject") & ~pl.col("slug").is_in(successes["slug"].implode()))
@@ -50,18 +55,21 @@ def nano_sum(frame: pl.DataFrame) -> int:
 
 def usage_totals(ledger: pl.DataFrame) -> dict[str, Any]:
     """Spend and tokens in total and by run, summed in nano-dollars."""
-    by_run: dict[str, Any] = {}
-    for run_id in sorted(set(ledger["run_id"].to_list())) if ledger.height else []:
-        part = ledger.filter(pl.col("run_id") == run_id)
-        by_run[run_id] = {
-            "records": part.height,
-            "successes": part.filter(pl.col("status") == "success").height,
-            "rejects": part.filter(pl.col("status") == "reject").height,
-            "tokens_in": int(part["tokens_in"].sum()),
-            "tokens_out": int(part["tokens_out"].sum()),
-            "cost_nano": nano_sum(part),
-            "budget_usd": float(part["run_budget_usd"].max()),
-        }
+    nano = (pl.col("cost_usd") * NANO).round().cast(pl.Int64)
+    runs = (
+        ledger.group_by("run_id")
+        .agg(
+            records=pl.len(),
+            successes=(pl.col("status") == "success").sum(),
+            rejects=(pl.col("status") == "reject").sum(),
+            tokens_in=pl.col("tokens_in").sum(),
+            tokens_out=pl.col("tokens_out").sum(),
+            cost_nano=nano.sum(),
+            budget_usd=pl.col("run_budget_usd").max().cast(pl.Float64),
+        )
+        .sort("run_id")
+    )
+    by_run = {row.pop("run_id"): row for row in runs.to_dicts()}
     return {
         "records": ledger.height,
         "tokens_in": int(ledger["tokens_in"].sum()) if ledger.height else 0,
@@ -72,21 +80,40 @@ def usage_totals(ledger: pl.DataFrame) -> dict[str, Any]:
     }
 
 
+def _json_string(column: str) -> pl.Expr:
+    """Each value as a JSON literal (escaped as JSON requires)."""
+    return pl.struct(pl.col(column).alias("v")).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}")
+
+
+def _json_members(frame: pl.DataFrame, value: pl.Expr) -> str:
+    """`"slug":<value>` for every row in slug order, joined by commas (a JSON object's inside)."""
+    if frame.is_empty():
+        return ""
+    members = frame.sort("slug").select(pl.concat_str(_json_string("slug"), pl.lit(":"), value).str.join(","))
+    return str(members.item())
+
+
+def checkpoint_bytes(successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict[str, Any]) -> bytes:
+    """done / rejected / queued, exactly as master says; queued excludes anything already decided.
+    Written column-wise (a million entries in a fraction of a second), keys in slug order."""
+    claims = live_claims(queue)
+    decided = pl.concat([successes.select("slug"), rejects.select("slug")])["slug"]
+    taken = set(decided.filter(decided.is_in(list(claims))).to_list()) if claims else set()
+    queued = {slug: run for slug, run in sorted(claims.items()) if slug not in taken}
+    done = _json_members(successes, _json_string("id"))
+    flags = pl.struct("id", "reason", pl.col("retryable").fill_null(False))
+    rejected = _json_members(rejects, flags.struct.json_encode())
+    text = f'{{"done":{{{done}}},"queued":{json.dumps(queued, separators=(",", ":"))},"rejected":{{{rejected}}}}}\n'
+    return text.encode()
+
+
 def build_checkpoint(successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict[str, Any]) -> dict[str, Any]:
-    """done / rejected / queued, exactly as master says; queued excludes anything already decided."""
-    done = dict(zip(successes["slug"].to_list(), successes["id"].to_list(), strict=True))
-    rejected = {
-        row["slug"]: {"id": row["id"], "reason": row["reason"], "retryable": bool(row["retryable"])}
-        for row in rejects.select("slug", "id", "reason", "retryable").iter_rows(named=True)
-    }
-    queued = {
-        slug: run for slug, run in sorted(live_claims(queue).items()) if slug not in done and slug not in rejected
-    }
-    return {"done": done, "rejected": rejected, "queued": queued}
+    """The checkpoint as a dict (what `checkpoint_bytes` writes)."""
+    return json.loads(checkpoint_bytes(successes, rejects, queue))
 
 
 def _dump(obj: Any) -> bytes:
-    return (json.dumps(obj, sort_keys=True, indent=1) + "\n").encode()
+    return (json.dumps(obj, sort_keys=True) + "\n").encode()  # no indent: json's C encoder (10x faster)
 
 
 _REPUBLISH = "run `content-pipeline consolidate` to publish the views again from the ledger"
@@ -133,15 +160,99 @@ def read_view(store: Store, name: str) -> bytes | None:
     return read_views(store, name)[name]
 
 
-def read_master(store: Store, name: str) -> pl.DataFrame:
-    """A master view ("successes" or "rejects") as rows (same columns as the ledger scan, with the line)."""
-    data = read_view(store, name) or b""
-    lines = [line for line in data.decode("utf-8").split("\n") if line.strip()]
-    frame = pl.DataFrame({"line": lines}, schema={"line": pl.String})
-    try:
-        return frame.with_columns(rec=pl.col("line").str.json_decode(SCHEMA)).unnest("rec")
-    except pl.exceptions.PolarsError:
-        raise StoreError(f"master {name} is damaged (a line is not a record): {_REPUBLISH}") from None
+def stream_view(store: Store, name: str, out: BinaryIO) -> bool:
+    """Write one current view to `out` in bounded chunks (a master file may be gigabytes); False when no
+    views are published yet."""
+    manifest = read_manifest(store) or {}
+    key = manifest.get("files", {}).get(name)
+    if key is None:
+        return False
+    size = manifest.get("sizes", {}).get(name)
+    size = _object_size(store, key) if size is None else int(size)
+    written = 0
+    for data in _chunks(store, key, size):
+        out.write(data)
+        written += len(data)
+    if written < size:
+        raise StoreError(f"master view {name!r} ({key}) went away while it was read: run the command again")
+    return True
+
+
+class ViewDigestError(StoreError):
+    """A view object's bytes differ from the digest its manifest recorded: edited outside the pipeline."""
+
+
+def _object_size(store: Store, key: str) -> int:
+    return next((info.size for info in store.list(key) if info.key == key), 0)
+
+
+def _chunks(store: Store, key: str, size: int) -> Iterator[bytes]:
+    """The object's first `size` bytes, CHUNK_BYTES at a time (fewer when it is shorter)."""
+    pos = 0
+    while pos < size and (data := store.get_range(key, pos, min(size, pos + CHUNK_BYTES))):
+        yield data
+        pos += len(data)
+
+
+# The columns of master the audit, sync and the run report read (the full record stays in its line).
+MASTER_COLUMNS: dict[str, pl.DataType] = {
+    k: SCHEMA[k] for k in ("id", "run_id", "slug", "status", "error", "reason", "retryable")
+}
+
+
+def read_master(store: Store, name: str, *, verify: bool = False) -> pl.DataFrame:
+    """A master view ("successes" or "rejects") as MASTER_COLUMNS, read in bounded chunks from one
+    published snapshot. With `verify`, its bytes must still match the digest its manifest recorded."""
+    return _view_columns(store, name, MASTER_COLUMNS, verify)
+
+
+def read_sketches(store: Store) -> pl.DataFrame:
+    """slug and near-copy sketch of every master success (for the near-copy index), read column-wise."""
+    return _view_columns(store, "successes", {"slug": pl.String(), "sketch": pl.List(pl.Int64())}, False)
+
+
+class _Hasher:
+    """Hashes the pieces a decode reads (the view's bytes, in the same pass)."""
+
+    def __init__(self) -> None:
+        self.digest, self.read = hashlib.sha256(), 0
+
+    def __call__(self, piece: Piece) -> None:
+        self.digest.update(piece.data)
+        self.read += len(piece.data)
+
+    def matches(self, size: int, sha256: str) -> bool:
+        return self.read == size and self.digest.hexdigest() == sha256
+
+
+def _view_columns(store: Store, name: str, schema: dict[str, pl.DataType], verify: bool) -> pl.DataFrame:
+    for _ in range(3):  # the object may be collected while it is read (a reader outside the lease): look again
+        manifest = read_manifest(store) or {}
+        key = manifest.get("files", {}).get(name)
+        if key is None:
+            return pl.DataFrame(schema=schema)
+        recorded = manifest.get("sha256", {}).get(name)
+        size = manifest.get("sizes", {}).get(name)
+        size = _object_size(store, key) if size is None else int(size)
+        version = None if recorded is None else f"sha256:{recorded}"  # the object never changes under its name
+        hashed = _Hasher()
+        observe = hashed if verify else None
+        [decoded] = decode_objects(store, [(key, size, version)], schema, valid_record, observe=observe)
+        end = decoded.end
+        if end.complete + len(end.tail) < size:
+            continue
+        # hashed while it was decoded, or read again when its columns came from the cache
+        checked = not verify or recorded is None
+        if not checked and not (hashed.matches(size, recorded) if hashed.read else _intact(store, key, recorded)):
+            raise ViewDigestError(
+                f"master {name} ({key}) differs from the digest its manifest recorded "
+                f"(changed outside the pipeline): {_REPUBLISH}"
+            )
+        if decoded.bad or end.tail:
+            problem = decoded.bad[0] if decoded.bad else f"{key}: its last line is incomplete"
+            raise StoreError(f"master {name} is damaged ({problem}): {_REPUBLISH}")
+        return decoded.frame.drop("line")
+    raise StoreError(f"master view {name!r} is missing: {_REPUBLISH}")
 
 
 def _checkpoint(raw: bytes | None) -> dict[str, Any]:
@@ -166,31 +277,153 @@ def read_checkpoint_and_usage(store: Store) -> tuple[dict[str, Any], dict[str, A
     return _checkpoint(views["checkpoint"]), _usage(views["usage"])
 
 
-def publish_views(store: Store, outputs: dict[str, bytes], state: dict[str, Any] | None = None) -> list[str]:
+@dataclass
+class LedgerLines:
+    """A view made of ledger lines: the `rows` (seg, line) of `segments` it holds, written in ledger order."""
+
+    rows: pl.DataFrame
+    segments: list[tuple[str, int]]
+
+    @cached_property
+    def by_segment(self) -> dict[int, list[int]]:
+        """The line numbers it holds in each segment, in order."""
+        return dict(self.rows.group_by("seg").agg(pl.col("line").sort()).iter_rows())
+
+    def digest(self) -> str:
+        """Names the view by what it holds: a ledger line never changes, so the same rows are the same bytes."""
+        digest = hashlib.sha256(b"ledger-lines\0")
+        for seg, lines in sorted(self.by_segment.items()):
+            digest.update(self.segments[seg][0].encode() + b"\0" + array("I", lines).tobytes())
+        return digest.hexdigest()
+
+
+class _Sink:
+    """Writes (and hashes) chunks on a thread of its own, a few chunks behind the reader, so the disk or
+    network write of a view overlaps the reading and splitting of the next ledger chunk."""
+
+    def __init__(self, writers: list[ObjectWriter]) -> None:
+        self.writers = writers
+        self.digests = [hashlib.sha256() for _ in writers]
+        self.sizes = [0] * len(writers)
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=4)
+        self._thread = threading.Thread(target=self._drain, name="view-writer", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.error is not None:
+                continue
+            i, data = item
+            try:
+                self.writers[i].write(data)
+                self.digests[i].update(data)
+                self.sizes[i] += len(data)
+            except BaseException as exc:  # reported to the reader at the next put or at close
+                self.error = exc
+
+    def put(self, i: int, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put((i, data))
+
+    def close(self) -> None:
+        """Wait for every chunk to be written; raise what the writing thread met."""
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _copy_lines(store: Store, views: dict[str, LedgerLines], keys: dict[str, str]) -> dict[str, tuple[str, int]]:
+    """Write the views' ledger lines to their objects in one pass over the ledger, a chunk at a time;
+    (sha256, size) of each object written."""
+    names = list(views)
+    segments = views[names[0]].segments
+    picks = [views[n].by_segment for n in names]
+    writers: list[ObjectWriter] = []
+    sink: _Sink | None = None
+    try:
+        writers = [store.writer(keys[n]) for n in names]
+        sink = _Sink(writers)
+        for seg in sorted(set().union(*picks)):
+            wanted = [(i, chosen[seg]) for i, chosen in enumerate(picks) if seg in chosen]
+            for piece in iter_pieces(store, [segments[seg]]):
+                split: list[bytes] | None = None
+                for i, lines in wanted:
+                    lo = bisect.bisect_left(lines, piece.first)
+                    hi = bisect.bisect_left(lines, piece.first + piece.lines, lo)
+                    if lo == hi:
+                        continue
+                    split = split or piece.data.split(b"\n")
+                    first = piece.first
+                    sink.put(i, b"\n".join([split[line - first] for line in lines[lo:hi]]) + b"\n")
+        sink.close()
+        for writer in writers:
+            writer.commit()
+    except BaseException:
+        if sink is not None:
+            with suppress(BaseException):
+                sink.close()
+        for writer in writers:
+            writer.abort()
+        raise
+    return {n: (sink.digests[i].hexdigest(), sink.sizes[i]) for i, n in enumerate(names)}
+
+
+def _intact(store: Store, key: str, sha256: str | None) -> bool:
+    """True when the object's bytes still hash to `sha256` (read in bounded chunks)."""
+    size, read, digest = _object_size(store, key), 0, hashlib.sha256()
+    for data in _chunks(store, key, size):
+        digest.update(data)
+        read += len(data)
+    return sha256 is not None and read == size and digest.hexdigest() == sha256
+
+
+def publish_views(
+    store: Store, outputs: dict[str, bytes | LedgerLines], state: dict[str, Any] | None = None, *, verify: bool = False
+) -> list[str]:
     """Publish views as one snapshot: write each changed view to a new immutable object, then swap the
-    manifest by compare-and-swap. Views not in `outputs` keep their object; `state` (the ledger fingerprint
-    and segments) is kept when None. A crash before the swap leaves the previous snapshot current; its
+    manifest by compare-and-swap. A view is given as its bytes or as the ledger lines it holds (copied in
+    one streaming pass). Views not in `outputs` keep their object; `state` (the ledger fingerprint and
+    segments) is kept when None. A crash before the swap leaves the previous snapshot current; its
     leftovers are never named by a manifest and the next publication collects them. Returns the names
-    of the views that changed (computed without writing on a read-only store)."""
+    of the views that changed (computed without writing on a read-only store). With `verify`, a view
+    whose object no longer matches its recorded digest (changed by hand) is written again."""
     previous, version = _load_manifest(store)
     old_files: dict[str, str] = dict(previous["files"]) if previous else {}
     files = dict(old_files)
-    for name, data in outputs.items():
-        files[name] = layout.view_object(name, hashlib.sha256(data).hexdigest())
+    for name, body in outputs.items():
+        digest = body.digest() if isinstance(body, LedgerLines) else hashlib.sha256(body).hexdigest()
+        files[name] = layout.view_object(name, digest)
     changed = [name for name in outputs if files[name] != old_files.get(name)]
+    if verify and previous is not None:
+        recorded = previous.get("sha256", {})
+        changed += [n for n in outputs if n not in changed and not _intact(store, files[n], recorded.get(n))]
     if state is None:
         state = {k: (previous or {}).get(k) for k in ("fingerprint", "segments")}
     state = json.loads(json.dumps(state))  # as it reads back from the manifest (lists, not tuples)
     same_state = previous is not None and all(previous.get(k) == v for k, v in state.items())
     if store.read_only or (not changed and same_state):
         return changed
+    sha256 = {n: d for n, d in (previous or {}).get("sha256", {}).items() if files.get(n) == old_files.get(n)}
+    sizes = {n: z for n, z in (previous or {}).get("sizes", {}).items() if files.get(n) == old_files.get(n)}
+    copies = {n: body for n in changed if isinstance(body := outputs[n], LedgerLines)}
+    if copies:
+        for name, (digest, size) in _copy_lines(store, copies, files).items():
+            sha256[name], sizes[name] = digest, size
     for name in changed:
-        store.put(files[name], outputs[name])
+        body = outputs[name]
+        if not isinstance(body, LedgerLines):
+            store.put(files[name], body)
+            sha256[name], sizes[name] = hashlib.sha256(body).hexdigest(), len(body)
     manifest = {
         "snapshot": secrets.token_hex(8),
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **state,
         "files": files,
+        "sha256": sha256,
+        "sizes": sizes,
         "previous_files": old_files,
     }
     swapped = (
@@ -228,22 +461,30 @@ class Consolidation:
     duration_s: float = 0.0
 
 
-def _write_views(store: Store, scan: LedgerScan) -> Consolidation:
+def _slugs(frame: pl.DataFrame) -> bytes:
+    """The slug index: one slug per line, sorted."""
+    if frame.is_empty():
+        return b""
+    return (str(frame.select(pl.col("slug").sort().str.join("\n")).item()) + "\n").encode()
+
+
+def _write_views(store: Store, scan: LedgerScan, verify: bool = False) -> Consolidation:
     start = time.perf_counter()
     successes, rejects = master_frames(scan.frame)
     queue, _ = read_queue(store)
-    outputs = {
-        "successes": _jsonl(successes),
-        "rejects": _jsonl(rejects),
-        "processed": "".join(s + "\n" for s in successes["slug"]).encode(),
-        "rejected": "".join(s + "\n" for s in rejects["slug"]).encode(),
+    outputs: dict[str, bytes | LedgerLines] = {
+        "successes": LedgerLines(successes.select("seg", "line"), scan.segments),
+        "rejects": LedgerLines(rejects.select("seg", "line"), scan.segments),
+        "processed": _slugs(successes),
+        "rejected": _slugs(rejects),
         "usage": _dump(usage_totals(scan.frame)),
-        "checkpoint": _dump(build_checkpoint(successes, rejects, queue)),
+        "checkpoint": checkpoint_bytes(successes, rejects, queue),
     }
     result = Consolidation(scan.frame.height, successes.height, rejects.height)
     result.repaired, result.torn_tails, result.bad_lines = scan.repaired, scan.torn_tails, scan.bad_lines
     # every view of this consolidation becomes current at once, with the ledger snapshot it was built from
-    result.changed = publish_views(store, outputs, {"fingerprint": scan.fingerprint, "segments": scan.segments})
+    state = {"fingerprint": scan.fingerprint, "segments": scan.segments}
+    result.changed = publish_views(store, outputs, state, verify=verify)
     if store.read_only:
         return result
     result.duration_s = time.perf_counter() - start
@@ -281,12 +522,13 @@ def views_lock(store: Store, wait_s: float = 60.0, ttl_s: float = 60.0) -> Itera
         lease.release()
 
 
-def consolidate(store: Store, *, wait_s: float = 60.0) -> Consolidation | None:
+def consolidate(store: Store, *, wait_s: float = 60.0, verify: bool = False) -> Consolidation | None:
     """Rebuild every view from the ledger under the views lease; idempotent. With wait_s=0 a
-    consolidation already running elsewhere makes this one a no-op (None)."""
+    consolidation already running elsewhere makes this one a no-op (None). With `verify`, views whose
+    objects were changed by hand are written again even when the ledger did not change."""
     try:
         with views_lock(store, wait_s):
-            return _write_views(store, scan_ledger(store, repair=not store.read_only))
+            return _write_views(store, scan_ledger(store, repair=not store.read_only), verify)
     except LeaseHeldError:
         if wait_s == 0:
             return None
@@ -319,7 +561,7 @@ def sync_checkpoint(store: Store) -> bool:
         successes = read_master(store, "successes")
         rejects = read_master(store, "rejects")
         queue, _ = read_queue(store)
-        return bool(publish_views(store, {"checkpoint": _dump(build_checkpoint(successes, rejects, queue))}))
+        return bool(publish_views(store, {"checkpoint": checkpoint_bytes(successes, rejects, queue)}))
 
 
 def current_checkpoint(store: Store) -> dict[str, Any]:
@@ -333,13 +575,16 @@ def current_checkpoint(store: Store) -> dict[str, Any]:
 
 
 class PeriodicConsolidator:
-    """Runs a consolidation in the background every `every` successes; skips while one is running."""
+    """Runs a consolidation in the background every `every` successes; skips while one is running, and
+    while the last one's share of the time since it started would exceed `share` (a consolidation of a
+    million-record master takes seconds: it must not crowd the generation it runs beside)."""
 
-    def __init__(self, store: Store, every: int) -> None:
-        self.store, self.every = store, every
-        self.runs = 0
+    def __init__(self, store: Store, every: int, share: float = 0.1) -> None:
+        self.store, self.every, self.share = store, every, share
+        self.runs = self.skipped = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._next_at = 0.0  # monotonic time before which no new consolidation starts
 
     def __call__(self, successes: int) -> None:
         if self.every <= 0 or self.store.read_only or successes % self.every:
@@ -347,12 +592,21 @@ class PeriodicConsolidator:
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return
+            if time.monotonic() < self._next_at:
+                self.skipped += 1
+                return
             self._thread = threading.Thread(target=self._run, name="periodic-consolidate", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
-        if consolidate(self.store, wait_s=0) is not None:
-            self.runs += 1
+        start = time.monotonic()
+        try:
+            if consolidate(self.store, wait_s=0) is not None:
+                self.runs += 1
+        finally:
+            took = time.monotonic() - start
+            with self._lock:
+                self._next_at = start + took / self.share
 
     def join(self) -> None:
         with self._lock:

@@ -137,13 +137,11 @@ def _status(as_json: bool) -> int:
 
 
 def _view(name: str) -> int:
-    from content_pipeline.views import read_view
+    from content_pipeline.views import stream_view
 
-    data = read_view(store_for(load_settings(), read_only=True), name)
-    if data is None:
+    if not stream_view(store_for(load_settings(), read_only=True), name, sys.stdout.buffer):
         print("error: no views are published yet: run `content-pipeline consolidate` (or go-live)", file=sys.stderr)
         return 1
-    sys.stdout.buffer.write(data)
     return 0
 
 

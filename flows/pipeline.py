@@ -353,10 +353,11 @@ def generate_flow(
 
 @flow(name="consolidate")
 def consolidate_flow() -> State:
-    """Rebuild master, indexes, usage and checkpoint from the ledger (idempotent)."""
+    """Rebuild master, indexes, usage and checkpoint from the ledger (idempotent); views changed by hand
+    are written again."""
 
     def body(settings: Settings, store: Store) -> str:
-        result = consolidate_task(store)
+        result = consolidate_task(store, verify=True)
         changed = ", ".join(result.changed) if result and result.changed else "nothing changed"
         return f"{result.records if result else 0} ledger records; {changed}"
 

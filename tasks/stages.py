@@ -168,8 +168,9 @@ def release_task(store: Store, run_id: str) -> None:
 
 
 @task(name="consolidate", **STORE_IO)
-def consolidate_task(store: Store) -> Consolidation | None:
-    result = consolidate(store)
+def consolidate_task(store: Store, verify: bool = False) -> Consolidation | None:
+    """Rebuild the views; with `verify`, also rewrite views whose objects were changed by hand."""
+    result = consolidate(store, verify=verify)
     logger = get_run_logger()
     if result is not None:
         for line in result.repaired:

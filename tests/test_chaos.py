@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from content_pipeline.audit import audit
-from content_pipeline.ledger import OutcomeRecord, scan_ledger
+from content_pipeline.ledger import read_records, scan_ledger
 from content_pipeline.store import open_store
 from content_pipeline.views import read_master
 from tests.conftest import make_item
@@ -109,7 +109,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_pays_nothing_twice(prefect_
             assert master["slug"].is_unique().all() and master.height == ITEMS, f"trial {trial} ({moment})"
             result = audit(store)
             assert result.ok, f"trial {trial} ({moment}): {result.violations}"
-            records = [OutcomeRecord.model_validate_json(x) for x in scan_ledger(store).frame["line"]]
+            records = read_records(store)
             answered = sum(1 for r in records for c in r.calls if not c.outcome.startswith("failed"))
             assert len({r.slug for r in records}) == len(records) == ITEMS, f"trial {trial}: an item generated twice"
             assert answered == ITEMS  # every item paid once in the ledger (none of these needs escalating)

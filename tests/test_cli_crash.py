@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from content_pipeline.audit import audit
-from content_pipeline.ledger import scan_ledger
+from content_pipeline.ledger import OutcomeRecord, scan_ledger
 from content_pipeline.store import open_store
 from content_pipeline.views import read_master
 from tests.conftest import make_item, snapshot
@@ -46,6 +46,11 @@ def test_status_json_after_go_live(cli_env) -> None:
     assert status["catalogue"] == 200 and status["done"] == 50 and status["needs_content"] == 150
     assert status["ledger_records"] == 50 and status["queued"] == 0 and status["rejected"] == 0
     assert 0 < status["spend_usd"] < 20 and status["views_current"] is True
+    shown = run(cli_env, "view", "successes")
+    records = [OutcomeRecord.model_validate_json(line) for line in shown.stdout.splitlines()]
+    assert shown.returncode == 0 and len(records) == 50 and {r.status for r in records} == {"success"}
+    slugs = run(cli_env, "view", "processed").stdout.split()
+    assert slugs == sorted(r.slug for r in records)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from content_pipeline.audit import audit
 from content_pipeline.budget import to_nano
 from content_pipeline.errors import BadInputError
 from content_pipeline.fake_llm import FaultRule
-from content_pipeline.ledger import OutcomeRecord, scan_ledger
+from content_pipeline.ledger import OutcomeRecord, read_records
 from content_pipeline.pacing import Pacer, parse_duration
 from tests.conftest import make_item
 from tests.helpers import fake_llm, run_core
@@ -36,7 +36,7 @@ CASES = [
 
 
 def records_by_title(store, titles: dict[str, str]) -> dict[str, OutcomeRecord]:
-    records = [OutcomeRecord.model_validate_json(line) for line in scan_ledger(store).frame["line"]]
+    records = read_records(store)
     return {titles[r.slug]: r for r in records}
 
 
@@ -107,7 +107,7 @@ def test_spend_never_exceeds_the_budget_under_random_faults(make_settings, store
             concurrency=6,
         )
         ctx = run_core(settings, store)
-    records = [OutcomeRecord.model_validate_json(line) for line in scan_ledger(store).frame["line"]]
+    records = read_records(store)
     assert ctx.budget.spent_usd <= settings.budget_usd
     assert sum(to_nano(r.cost_usd) for r in records) <= to_nano(settings.budget_usd)
     assert ctx.stats.calls == sum(len(r.calls) for r in records)
@@ -145,7 +145,7 @@ def test_prompt_injection_in_a_field_is_caught_by_qa(make_settings, write_catalo
             catalogue=write_catalogue(rows, "evil.jsonl"), openai_api_key="sk-k", openai_base_url=server.url
         )
         run_core(settings, store)
-    records = {r.slug: r for r in (OutcomeRecord.model_validate_json(x) for x in scan_ledger(store).frame["line"])}
+    records = {r.slug: r for r in read_records(store)}
     assert records["item-0001"].status == "success"
     hijacked = records["item-0002"]
     assert hijacked.status == "reject" and hijacked.reason == "prompt_leak" and hijacked.content is None

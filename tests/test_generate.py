@@ -10,7 +10,7 @@ import pytest
 from content_pipeline import layout
 from content_pipeline.audit import audit
 from content_pipeline.errors import ProviderAuthError, QuotaExhaustedError
-from content_pipeline.ledger import OutcomeRecord, record_id, scan_ledger
+from content_pipeline.ledger import OutcomeRecord, read_records, record_id
 from content_pipeline.views import read_checkpoint, read_usage
 from tests.conftest import make_item, snapshot
 from tests.helpers import fake_llm, run_core
@@ -28,7 +28,7 @@ def mixed_catalogue(write_catalogue) -> str:
 
 
 def ledger_records(store) -> list[OutcomeRecord]:
-    return [OutcomeRecord.model_validate_json(line) for line in scan_ledger(store).frame["line"]]
+    return read_records(store)
 
 
 def test_outcomes_escalation_and_ledger_records(make_settings, write_catalogue, store) -> None:

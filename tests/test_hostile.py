@@ -11,7 +11,7 @@ import pytest
 
 from content_pipeline import layout
 from content_pipeline.catalogue import SLUG
-from content_pipeline.ledger import OutcomeRecord, scan_ledger
+from content_pipeline.ledger import read_records
 from content_pipeline.store import Store
 from tests.conftest import make_item, snapshot
 from tests.helpers import fake_llm, run_core
@@ -66,7 +66,7 @@ def test_a_hostile_catalogue_is_reported_row_by_row_and_the_good_rows_are_genera
         assert report["slug"] is None or SLUG.match(report["slug"])  # a hostile slug is never echoed back
     assert all(len(json.dumps(r)) < 400 for r in reported)  # a 10 MB field is never copied into a report
 
-    records = {r.slug: r for r in (OutcomeRecord.model_validate_json(x) for x in scan_ledger(store).frame["line"])}
+    records = {r.slug: r for r in read_records(store)}
     assert set(records) == {"item-0001", "item-0002", "item-0003", "item-0004"}
     assert all(records[s].status == "success" for s in ("item-0001", "item-0002", "item-0004"))
     hijacked = records["item-0003"]  # the model followed the injected text: QA caught the leaked prompt
@@ -133,7 +133,7 @@ def test_secrets_are_in_no_byte_the_run_produced(
 
     asyncio.run(from_the_server())
     assert produced["store:" + layout.run_key(f"secret-{where}", "report.md")]
-    errors = [r.error or "" for r in (OutcomeRecord.model_validate_json(x) for x in scan_ledger(store).frame["line"])]
+    errors = [r.error or "" for r in read_records(store)]
     assert any("authorization Bearer [redacted]" in e for e in errors)  # the echo reached the ledger, redacted
     for name, data in produced.items():
         for secret in secrets:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from content_pipeline import layout
+from content_pipeline import layout, views
 from content_pipeline.audit import audit
 from content_pipeline.host import this_host
 from content_pipeline.ledger import OutcomeRecord, record_id
@@ -18,6 +18,7 @@ from content_pipeline.views import (
     consolidate,
     publish_views,
     read_checkpoint,
+    read_manifest,
     read_master,
     read_view,
     read_views,
@@ -136,7 +137,7 @@ def tamper(store: Store, name: str, change) -> None:
         ("checkpoint-drift", "invariant 4: checkpoint 'done' differs from master successes: a"),
         ("queued-and-done", "invariant 4: slug(s) both queued and decided in the checkpoint: a"),
         ("spend-drift", "invariant 5: recorded spend 1.000000 USD != ledger sum 0.000400 USD"),
-        ("bad-line", "invariant 6: ledger line does not parse"),
+        ("bad-line", "invariant 6: ledger/run-1/other.jsonl: line 1 does not parse"),
     ],
 )
 def test_audit_names_each_violation(store: Store, what: str, expected: str) -> None:
@@ -229,11 +230,24 @@ def test_a_damaged_master_file_is_a_violation_not_a_crash(store: Store) -> None:
     consolidate(store)
     publish_views(store, {"successes": b"garbage that is not a record\n"})
     result = audit(store)
-    assert result.violations == [
-        "invariant 1: master successes is damaged (a line is not a record): run `content-pipeline consolidate`"
-        " to publish the views again from the ledger"
-    ]
+    [violation] = result.violations
+    assert violation.startswith("invariant 1: master successes is damaged (master/objects/successes-")
+    assert "line 1 does not parse: 'garbage that is not a record'" in violation
+    assert violation.endswith("run `content-pipeline consolidate` to publish the views again from the ledger")
     consolidate(store)
+    assert audit(store).ok
+
+
+def test_a_master_object_changed_by_hand_fails_the_audit(store: Store) -> None:
+    write_ledger(store, [record("a"), record("b")])
+    consolidate(store)
+    key = read_manifest(store)["files"]["successes"]
+    edited = store.get(key).replace(b"gpt-4o-mini", b"gpt-4o-mega")  # still valid records, same ids and slugs
+    store.put(key, edited)
+    result = audit(store)
+    [violation] = result.violations
+    assert violation.startswith(f"invariant 3: master successes ({key}) differs from the digest its manifest recorded")
+    consolidate(store, verify=True)  # what `content-pipeline consolidate` runs: the edited object is written again
     assert audit(store).ok
 
 
@@ -314,3 +328,23 @@ def test_a_reader_never_sees_half_a_consolidation(store: Store) -> None:
         reader.join(30)
     assert mixed == []
     assert len(seen) > 2, "the reader ran alongside the consolidations"
+
+
+def test_periodic_consolidation_keeps_to_its_share_of_the_time(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A consolidation that took 2 s is not followed by another within 20 s (share 0.1)."""
+    clock = [1000.0]
+    monkeypatch.setattr(views.time, "monotonic", lambda: clock[0])
+
+    def slow_consolidation(store: Store, wait_s: float) -> views.Consolidation:
+        clock[0] += 2.0
+        return views.Consolidation(records=0, successes=0, rejects=0)
+
+    monkeypatch.setattr(views, "consolidate", slow_consolidation)
+    periodic = views.PeriodicConsolidator(store, every=50)
+    for successes, advance in ((50, 0.0), (100, 10.0), (150, 8.0), (160, 0.0), (200, 0.0)):
+        clock[0] += advance
+        periodic(successes)
+        periodic.join()
+    # 50 runs (1000-1002, next at 1020); 100 at 1012 is too soon; 150 at 1020 runs (next at 1040); 160 is no
+    # multiple of 50; 200 at 1022 is too soon
+    assert (periodic.runs, periodic.skipped) == (2, 2)

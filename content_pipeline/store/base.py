@@ -73,6 +73,39 @@ class RequestCounts:
         )
 
 
+class ObjectWriter(ABC):
+    """Writes one object in pieces, bounded in memory; nothing is visible under the key until `commit`."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Make the whole object visible at once (atomically replacing any previous one)."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard what was written; the key is left as it was."""
+
+
+class BufferedWriter(ObjectWriter):
+    """The fallback writer: collects the pieces and writes them in one `put` on commit."""
+
+    def __init__(self, store: Store, key: str) -> None:
+        self.store, self.key = store, key
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(data)
+
+    def commit(self) -> None:
+        self.store.put(self.key, b"".join(self._parts))
+        self._parts = []
+
+    def abort(self) -> None:
+        self._parts = []
+
+
 class Appender(ABC):
     """Durable appends of whole records to one object; `append` returns once the bytes are safe."""
 
@@ -129,6 +162,14 @@ class Store(ABC):
         """Everything appended to `key` so far, in order (b"" when nothing was)."""
         return self.get(key) or b""
 
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of the object (fewer at its end; b"" when absent): reads bounded in memory."""
+        return (self.get(key) or b"")[start:end]
+
+    def writer(self, key: str) -> ObjectWriter:
+        """A writer that builds the object in pieces and replaces it atomically on commit."""
+        return BufferedWriter(self, check_key(key))
+
     def request_counts(self) -> RequestCounts | None:
         """The requests made so far, for a remote store (None for a local folder)."""
         return None
@@ -158,6 +199,12 @@ class ReadOnlyStore(Store):
 
     def read_appended(self, key: str) -> bytes:
         return self.inner.read_appended(key)
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        return self.inner.get_range(key, start, end)
+
+    def writer(self, key: str) -> ObjectWriter:
+        self._refuse(key)
 
     def request_counts(self) -> RequestCounts | None:
         return self.inner.request_counts()

@@ -11,7 +11,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from content_pipeline.errors import StoreError, StoreIOError
-from content_pipeline.store.base import Appender, ObjectInfo, Store, check_key
+from content_pipeline.store.base import Appender, ObjectInfo, ObjectWriter, Store, check_key
 
 _LOCK_DIR = ".locks"
 
@@ -56,6 +56,42 @@ class LocalAppender(Appender):
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+
+class LocalWriter(ObjectWriter):
+    """Writes a temp file beside the target; commit fsyncs it and renames it into place."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+    def write(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self.abort()
+            raise StoreIOError(f"cannot write {self._path}: {exc.strerror}") from exc
+
+    def commit(self) -> None:
+        try:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            os.replace(self._tmp, self._path)
+            _fsync_dir(self._path.parent)
+        except OSError as exc:
+            self.abort()
+            raise StoreIOError(f"cannot write {self._path}: {exc.strerror}") from exc
+
+    def abort(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        with suppress(FileNotFoundError):
+            os.unlink(self._tmp)
 
 
 class LocalStore(Store):
@@ -105,26 +141,26 @@ class LocalStore(Store):
         except OSError as exc:
             raise StoreIOError(f"cannot read {key!r} from {self.root}: {exc.strerror}") from exc
 
-    def _write_new(self, path: Path, data: bytes) -> Path:
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    def get_range(self, key: str, start: int, end: int) -> bytes:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return tmp
+            with open(self._path(key), "rb") as fh:
+                fh.seek(start)
+                return fh.read(max(0, end - start))
+        except FileNotFoundError:
+            return b""
+        except OSError as exc:
+            raise StoreIOError(f"cannot read {key!r} from {self.root}: {exc.strerror}") from exc
 
-    def put(self, key: str, data: bytes) -> None:
-        path = self._parent(key)
+    def writer(self, key: str) -> ObjectWriter:
         try:
-            tmp = self._write_new(path, data)
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            return LocalWriter(self._parent(key))
         except OSError as exc:
             raise StoreIOError(f"cannot write {key!r} in {self.root}: {exc.strerror}") from exc
+
+    def put(self, key: str, data: bytes) -> None:
+        writer = self.writer(key)
+        writer.write(data)
+        writer.commit()
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         path = self._parent(key)
