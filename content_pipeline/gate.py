@@ -1,4 +1,4 @@
-"""A limit on calls in flight shared by every chunk of a run, though each chunk has its own thread and event loop."""
+"""A limit on calls in flight shared by every chunk of a run, whatever thread and event loop each chunk runs in."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from collections import deque
 
 class InFlightGate:
     """An asyncio semaphore across event loops: at most `limit` holders in all loops together. A released
-    slot goes straight to the oldest waiter, in whichever loop it waits."""
+    slot goes straight to the oldest waiter, in whichever loop it waits (at once when that is the loop
+    releasing it, else through the waiter's loop)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -33,8 +34,10 @@ class InFlightGate:
                     self._waiters.remove((loop, waiter))
                     handed = False
                 except ValueError:
-                    handed = True  # the slot was already on its way to us: pass it on
-            if handed:
+                    handed = True  # a release took us off the queue
+            # The slot is ours to pass on only if it reached us; a cancelled waiter's slot is passed on by
+            # the hand-over (`_hand`, or `release` skipping it), never twice.
+            if handed and waiter.done() and not waiter.cancelled():
                 self.release()
             raise
 
@@ -43,18 +46,29 @@ class InFlightGate:
 
     def release(self) -> None:
         """Give a slot back: to the oldest live waiter, or to the pool."""
-        with self._lock:
-            while self._waiters:
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        while True:
+            with self._lock:
+                if not self._waiters:
+                    self.free += 1
+                    return
                 loop, waiter = self._waiters.popleft()
-                try:
-                    loop.call_soon_threadsafe(self._hand, waiter)
-                except RuntimeError:  # its event loop has closed: the next waiter gets the slot
+            if loop is here:
+                if waiter.done():  # cancelled while queued: the next waiter gets the slot
                     continue
+                waiter.set_result(None)
                 return
-            self.free += 1
+            try:
+                loop.call_soon_threadsafe(self._hand, waiter)
+            except RuntimeError:  # its event loop has closed: the next waiter gets the slot
+                continue
+            return
 
     def _hand(self, waiter: asyncio.Future[None]) -> None:
-        if waiter.cancelled():
+        if waiter.done():  # cancelled on its way: pass the slot on
             self.release()
         else:
             waiter.set_result(None)

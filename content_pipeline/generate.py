@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import gc
 import threading
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from openai import AsyncOpenAI
 
@@ -23,7 +23,9 @@ from content_pipeline.pacing import Pacer, backoff
 from content_pipeline.report import RunStats
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store
-from content_pipeline.views import current_checkpoint, read_usage, read_view
+from content_pipeline.views import current_checkpoint, read_sketches, read_usage
+
+T = TypeVar("T")
 
 
 def _now() -> str:
@@ -40,6 +42,98 @@ class SharedLimits(Protocol):
     def call(self) -> AbstractAsyncContextManager[None]:
         """One request's share of the shared rate limit."""
         ...
+
+
+class ChunkLoop:
+    """The run's one event loop, on a thread of its own, with one client, shared by every chunk while any
+    chunk runs (started by the first, closed by the last). Chunks keep their own threads (Prefect task
+    runs), but their calls take turns in one loop and reuse one connection pool: a loop, client, SSL
+    context, thread pool and new connections per chunk, and several loops contending for the GIL, cost
+    more CPU than the calls themselves."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._users = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: AsyncOpenAI | None = None
+
+    def run(
+        self, make: Callable[[AsyncOpenAI], Coroutine[Any, Any, T]], turn: AbstractContextManager[object] | None = None
+    ) -> T:
+        """Wait for `turn` (a chunk slot; the loop stays up meanwhile), then run `make(client)` in the loop
+        and wait for it. It runs in the caller's context (contextvars), as it would under asyncio.run in the
+        caller's thread; an exception in the caller cancels it."""
+        loop, client = self._enter()
+        ended = threading.Event()
+
+        async def guarded() -> T:
+            try:
+                return await make(client)
+            finally:
+                ended.set()
+
+        try:
+            with turn if turn is not None else nullcontext():
+                future = asyncio.run_coroutine_threadsafe(guarded(), loop)
+                try:
+                    return future.result()
+                except BaseException:
+                    if future.cancel():  # interrupted while it runs: let it wind down before the loop may close
+                        ended.wait(30)
+                    raise
+        finally:
+            self._leave()
+
+    def _enter(self) -> tuple[asyncio.AbstractEventLoop, AsyncOpenAI]:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=self._serve, args=(loop,), name="generation-loop", daemon=True)
+                thread.start()
+                self._loop, self._thread, self._client = loop, thread, llm.make_client(self._settings)
+            self._users += 1
+            assert self._client is not None
+            return self._loop, self._client
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users or self._loop is None:
+                return
+            loop, thread, client = self._loop, self._thread, self._client
+            self._loop = self._thread = self._client = None
+            assert thread is not None and client is not None
+            try:
+                asyncio.run_coroutine_threadsafe(self._close(client), loop).result()
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+                thread.join()
+                loop.close()
+
+    @staticmethod
+    def _serve(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+
+    @staticmethod
+    async def _close(client: AsyncOpenAI) -> None:
+        loop = asyncio.get_running_loop()
+        await client.close()
+        await loop.shutdown_asyncgens()
+        await loop.shutdown_default_executor()
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """While generating, the cycle collector leaves alone the objects the process held before (gc.freeze):
+    a full collection of a Prefect worker's heap holds the GIL for ~0.2 s, stalling every call's answer."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @dataclass
@@ -59,6 +153,7 @@ class GenerationContext:
     gate: InFlightGate | None = None  # calls in flight over every chunk of the run (CONCURRENCY)
     slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
     stats: RunStats = field(default_factory=RunStats)
+    loop: ChunkLoop | None = None  # made from `settings` when None
     stop_reason: str | None = None
     fatal: PipelineError | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -74,6 +169,10 @@ class GenerationContext:
     @property
     def stopped(self) -> bool:
         return self.stop_reason is not None
+
+    def __post_init__(self) -> None:
+        if self.loop is None:
+            self.loop = ChunkLoop(self.settings)
 
 
 @dataclass
@@ -93,35 +192,39 @@ async def _call(
     settings = ctx.settings
     worst = ctx.prices.cost_nano(model, prompts.prompt_tokens_upper_bound(msgs), settings.max_output_tokens)
     item_limit = round(settings.item_budget_usd * 1_000_000_000)
+    shared = ctx.gate if ctx.gate is not None else nullcontext()
     retries = waits = 0
     while True:
         if attempt.spent_nano + worst > item_limit:
             return (
                 f"item budget ${settings.item_budget_usd:g} cannot cover a call to {model} (up to ${to_usd(worst):.4f})"
             )
-        await ctx.pacer.wait()
-        try:
-            reservation = ctx.budget.reserve(worst)
-        except BudgetExhausted as exc:
-            ctx.stop(str(exc))
-            return str(exc)
-        actual, failure, completion = 0, None, None
-        try:
-            if ctx.limits is None:
-                completion = await llm.complete(client, settings, model, msgs, ctx.pacer)
-            else:
-                async with ctx.limits.call():  # a provider-wide rate shared with other workers
+        async with shared:  # CONCURRENCY bounds calls in flight: an item holds a slot only while it calls
+            if ctx.stopped and not attempt.calls:
+                return f"the run stopped: {ctx.stop_reason}"
+            await ctx.pacer.wait()
+            try:
+                reservation = ctx.budget.reserve(worst)
+            except BudgetExhausted as exc:
+                ctx.stop(str(exc))
+                return str(exc)
+            actual, failure, completion = 0, None, None
+            try:
+                if ctx.limits is None:
                     completion = await llm.complete(client, settings, model, msgs, ctx.pacer)
-            if completion.tokens_in or completion.tokens_out:
-                actual = ctx.prices.cost_nano(model, completion.tokens_in, completion.tokens_out)
-            else:
-                actual = worst  # no usage reported: book the worst case rather than lose track of money
-        except llm.CallFailed as exc:
-            failure = exc
-            # an answer lost in flight may have been generated and billed: book the worst case
-            actual = worst if exc.unknown_outcome else 0
-        finally:
-            ctx.budget.settle(reservation, actual)
+                else:
+                    async with ctx.limits.call():  # a provider-wide rate shared with other workers
+                        completion = await llm.complete(client, settings, model, msgs, ctx.pacer)
+                if completion.tokens_in or completion.tokens_out:
+                    actual = ctx.prices.cost_nano(model, completion.tokens_in, completion.tokens_out)
+                else:
+                    actual = worst  # no usage reported: book the worst case rather than lose track of money
+            except llm.CallFailed as exc:
+                failure = exc
+                # an answer lost in flight may have been generated and billed: book the worst case
+                actual = worst if exc.unknown_outcome else 0
+            finally:
+                ctx.budget.settle(reservation, actual)
         attempt.spent_nano += actual
         if completion is not None:
             attempt.tokens_in += completion.tokens_in
@@ -198,7 +301,14 @@ async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item)
         content, verdict = qa.parse_content(result.text, result.finish_reason, result.refusal)
         if content is not None:
             verdict = qa.check_content(content, item)
-        attempt.calls[-1] = attempt.calls[-1].model_copy(update={"outcome": "pass" if verdict.ok else verdict.reason})
+        last = attempt.calls[-1]  # a new Call rather than model_copy(update=...), which costs ~15x more
+        attempt.calls[-1] = Call(
+            model=last.model,
+            tokens_in=last.tokens_in,
+            tokens_out=last.tokens_out,
+            cost_usd=last.cost_usd,
+            outcome="pass" if verdict.ok else str(verdict.reason),
+        )
         if verdict.ok:
             break
     signature: list[int] = []
@@ -242,23 +352,25 @@ async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item)
     return record
 
 
-async def generate_chunk(ctx: GenerationContext, items: list[Item], concurrency: int) -> list[OutcomeRecord]:
-    """Generate a chunk of items with at most `concurrency` calls in flight."""
+async def generate_chunk(
+    ctx: GenerationContext, items: list[Item], concurrency: int, client: AsyncOpenAI | None = None
+) -> list[OutcomeRecord]:
+    """Generate a chunk of items with at most `concurrency` calls in flight; with its own client unless
+    given one. When an item fails, the chunk's other items are cancelled before the error goes up."""
     gate = asyncio.Semaphore(concurrency)
-    client = llm.make_client(ctx.settings)
+    own = client is None
+    caller = llm.make_client(ctx.settings) if client is None else client
     outcomes: list[OutcomeRecord] = []
 
-    shared = ctx.gate if ctx.gate is not None else nullcontext()
-
     async def one(item: Item) -> None:
-        async with gate, shared:
+        async with gate:
             if item.slug in ctx.already:
                 ctx.stats.bump("skipped")
                 return
             if ctx.stopped:
                 ctx.stats.bump("not_attempted")
                 return
-            record = await generate_item(ctx, client, item)
+            record = await generate_item(ctx, caller, item)
             if record is None:
                 ctx.stats.bump("not_attempted")
             else:
@@ -267,16 +379,24 @@ async def generate_chunk(ctx: GenerationContext, items: list[Item], concurrency:
     held = ctx.limits.chunk(concurrency) if ctx.limits is not None else nullcontext()
     try:
         async with held:
-            await asyncio.gather(*(one(item) for item in items))
+            tasks = [asyncio.ensure_future(one(item)) for item in items]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
     finally:
-        await client.close()
+        if own:
+            await caller.close()
     return outcomes
 
 
 def run_chunk(ctx: GenerationContext, items: list[Item], concurrency: int) -> list[OutcomeRecord]:
-    """Synchronous entry for one chunk: waits for a chunk slot, then its own event loop and client."""
-    with ctx.slots:
-        return asyncio.run(generate_chunk(ctx, items, concurrency))
+    """Synchronous entry for one chunk: waits for a chunk slot, then runs in the run's shared event loop."""
+    assert ctx.loop is not None
+    return ctx.loop.run(lambda client: generate_chunk(ctx, items, concurrency, client), turn=ctx.slots)
 
 
 def plan_chunks(items: list[Item], settings: Settings, overlap: bool = True) -> tuple[list[list[Item]], int, int]:
@@ -305,10 +425,8 @@ def open_generation(
     }
     prior = read_usage(store)["by_run"].get(run_id, {}).get("cost_nano", 0)
     index = qa.NearCopyIndex()
-    for line in (read_view(store, "successes") or b"").decode().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            index.add(record["slug"], record.get("sketch") or [])
+    for slug, signature in read_sketches(store).iter_rows():  # two columns, not every success's content
+        index.add(slug, signature or [])
     return GenerationContext(
         settings=settings,
         run_id=run_id,

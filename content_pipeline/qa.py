@@ -22,6 +22,24 @@ _BAD_TEXT = re.compile(
     r"|\[object object\]|\berror:\s|</?item>|\{\{|\}\}",
     re.IGNORECASE,
 )
+# A literal that every match of _BAD_TEXT contains, in lower case: text without any of them cannot match.
+# Checked only on ASCII text, where a case-insensitive match is a match on the lower-cased text (the
+# regex costs ~130 us per item; these checks ~5 us). Keep in step with _BAD_TEXT (tests check it).
+_BAD_TEXT_NEEDS = (
+    "as an ai",
+    "m sorry",
+    "i can",
+    "i won't",
+    "traceback (most recent call last)",
+    "internal server error",
+    "rate limit exceeded",
+    "lorem ipsum",
+    "[object object]",
+    "error:",
+    "item>",
+    "{{",
+    "}}",
+)
 _LEAK = SYSTEM_PROMPT[:60].lower()
 _WORD = re.compile(r"[a-z0-9]+")
 SKETCH_SIZE = 32
@@ -90,9 +108,10 @@ def check_content(content: ItemContent, item: Item) -> Verdict:
         if not HIGHLIGHT_LEN[0] <= len(line.strip()) <= HIGHLIGHT_LEN[1]:
             return Verdict(False, "length", f"a highlight has {len(line.strip())} characters")
     everything = " ".join([content.headline, content.description, content.seo_description, *content.highlights])
-    if _LEAK in everything.lower():
+    lowered = everything.lower()
+    if _LEAK in lowered:
         return Verdict(False, "prompt_leak", "the content repeats the system prompt")
-    bad = _BAD_TEXT.search(everything)
+    bad = bad_text(everything, lowered)
     if bad:
         return Verdict(False, "error_text", f"error or refusal text {bad.group(0)!r} in the content")
     words = set(_words(everything))
@@ -103,6 +122,15 @@ def check_content(content: ItemContent, item: Item) -> Verdict:
     if item.features and not any(_covers(words, f, 0.5) for f in item.features):
         return Verdict(False, "fields_unused", "the content uses none of the item's features")
     return OK
+
+
+def bad_text(text: str, lowered: str | None = None) -> re.Match[str] | None:
+    """The first error or refusal phrase in `text` (`_BAD_TEXT`), or None."""
+    if text.isascii():
+        lowered = text.lower() if lowered is None else lowered
+        if not any(needed in lowered for needed in _BAD_TEXT_NEEDS):
+            return None
+    return _BAD_TEXT.search(text)
 
 
 def sketch(text: str) -> list[int]:

@@ -3,8 +3,9 @@ edge, the core through tasks, and the report as an artifact."""
 
 from __future__ import annotations
 
+import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
@@ -14,9 +15,10 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from blocks import LLMConfig, StoreLocation
@@ -24,7 +26,7 @@ from content_pipeline import layout
 from content_pipeline.batch import ClaimKeeper, run_lease
 from content_pipeline.catalogue import Item
 from content_pipeline.errors import AuditFailedError, BadInputError, PipelineError
-from content_pipeline.generate import open_generation, plan_chunks
+from content_pipeline.generate import GenerationContext, frozen_heap, open_generation, plan_chunks
 from content_pipeline.inventory import read_items
 from content_pipeline.report import RunReport, run_rejects
 from content_pipeline.settings import RUN_ID_PATTERN, Scope, Settings, load_settings
@@ -34,8 +36,8 @@ from tasks.stages import (
     adopt_task,
     audit_task,
     batch_task,
+    chunk_task,
     consolidate_task,
-    generate_chunk_task,
     inventory_task,
     prefect_limits,
     preflight_task,
@@ -43,6 +45,8 @@ from tasks.stages import (
     sync_task,
 )
 
+CHUNKS_AHEAD = 2  # chunk task runs started beyond those generating, ready to take a slot when one ends
+PROGRESS_EVERY_S = 1.0  # the progress artifact is updated at most this often (and when the last chunk ends)
 _DEFAULT = {name: field.default for name, field in Settings.model_fields.items()}
 ScopeParam = Annotated[Scope, Field(description="all: every item; promo: promo items only")]
 LimitParam = Annotated[int, Field(ge=1, description="Most items this run claims")]
@@ -112,6 +116,42 @@ def _publish(store: Store, report: RunReport) -> None:
         store.put(layout.run_key(report.run_id, "report.md"), markdown.encode())
 
 
+def _chunks_in_turn(
+    ctx: GenerationContext, chunks: list[list[Item]], parallel: int, per_chunk: int, failures: list[BaseException]
+) -> Iterator[PrefectFuture[int]]:
+    """Each chunk's task run as it finishes. A chunk's task run is started (its state, its log lines) only
+    a little ahead of its turn, as earlier ones finish: starting them all at once costs a burst of CPU just
+    as the first calls go out. A chunk that cannot be started goes to `failures` and stops the run; those
+    already started are still waited for. quote: the context and items hold no futures to look for."""
+    task = chunk_task()
+    done: queue.SimpleQueue[PrefectFuture[int]] = queue.SimpleQueue()
+    waiting = iter(chunks)
+    running = 0
+
+    def start_next() -> None:
+        nonlocal running, waiting
+        chunk = next(waiting, None)
+        if chunk is None:
+            return
+        try:
+            future = task.submit(quote(ctx), quote(chunk), per_chunk)
+        except Exception as exc:
+            failures.append(exc)
+            ctx.stop(f"a generation chunk could not be started: {exc}")
+            waiting = iter(())
+            return
+        running += 1
+        future.add_done_callback(done.put)
+
+    for _ in range(parallel + CHUNKS_AHEAD):
+        start_next()
+    while running:
+        future = done.get()
+        running -= 1
+        start_next()
+        yield future
+
+
 def _generate(
     store: Store, settings: Settings, run_id: str, items: list[Item], report: RunReport
 ) -> PipelineError | None:
@@ -139,34 +179,37 @@ def _generate(
     )
     keeper = ClaimKeeper(store, run_id, settings.claim_ttl_s)  # a long run's claims never expire under it
     progress = create_progress_artifact(progress=0.0, key="go-live-progress", description=f"generation, run {run_id}")
-    try:
-        futures = [generate_chunk_task.submit(ctx, chunk, per_chunk) for chunk in chunks]
-        failures: list[BaseException] = []
-        for finished, future in enumerate(as_completed(futures), start=1):  # every chunk ends before we go on
-            try:
-                future.result()
-            except Exception as exc:
-                failures.append(exc)
-                ctx.stop(f"a generation chunk failed: {exc}")
+    with frozen_heap():  # no full collections of the heap under the calls
+        try:
+            failures: list[BaseException] = []
+            shown = time.monotonic()
+            for finished, future in enumerate(_chunks_in_turn(ctx, chunks, parallel, per_chunk, failures), start=1):
+                try:
+                    future.result()
+                except Exception as exc:
+                    failures.append(exc)
+                    ctx.stop(f"a generation chunk failed: {exc}")
+                report.spend_usd = ctx.budget.spent_usd
+                if finished == len(chunks) or time.monotonic() - shown >= PROGRESS_EVERY_S:
+                    update_progress_artifact(progress, progress=100.0 * finished / len(chunks))
+                    shown = time.monotonic()
+                logger.info(
+                    "progress: %d/%d chunk(s); %d success(es), %d reject(s), $%.4f spent",
+                    finished,
+                    len(chunks),
+                    ctx.stats.successes,
+                    ctx.stats.rejects,
+                    ctx.budget.spent_usd,
+                )
+            if failures:
+                raise failures[0]
+        finally:
+            keeper.stop()
+            if ctx.ledger is not None:
+                ctx.ledger.close()
+            periodic.join()
             report.spend_usd = ctx.budget.spent_usd
-            update_progress_artifact(progress, progress=100.0 * finished / len(chunks))
-            logger.info(
-                "progress: %d/%d chunk(s); %d success(es), %d reject(s), $%.4f spent",
-                finished,
-                len(chunks),
-                ctx.stats.successes,
-                ctx.stats.rejects,
-                ctx.budget.spent_usd,
-            )
-        if failures:
-            raise failures[0]
-    finally:
-        keeper.stop()
-        if ctx.ledger is not None:
-            ctx.ledger.close()
-        periodic.join()
-        report.spend_usd = ctx.budget.spent_usd
-        report.stop_reason, report.consolidations = ctx.stop_reason, periodic.runs
+            report.stop_reason, report.consolidations = ctx.stop_reason, periodic.runs
     return ctx.fatal
 
 

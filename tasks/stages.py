@@ -7,7 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import TaskRun
@@ -39,6 +39,7 @@ STORE_IO = {
     "retry_condition_fn": retry_on_store_io,
     "cache_policy": NONE,
 }
+CHUNK_TAG = "llm-generation"  # `prefect concurrency-limit create llm-generation N` caps chunks across runs
 
 
 @task(name="inventory", **STORE_IO)
@@ -148,12 +149,24 @@ def prefect_limits(settings: Settings, per_chunk: int) -> PrefectLimits | None:
     return PrefectLimits(rate.name, inflight.name, inflight.limit, batch)
 
 
-@task(name="generate-chunk", tags=["llm-generation"], cache_policy=NONE)
+@task(name="generate-chunk", cache_policy=NONE)
 def generate_chunk_task(ctx: GenerationContext, items: list[Item], concurrency: int) -> int:
     """One chunk of items, `concurrency` calls in flight; no task retry (the ledger already holds what finished)."""
     records = run_chunk(ctx, items, concurrency)
     get_run_logger().info("chunk done: %d outcome(s) of %d item(s)", len(records), len(items))
     return len(records)
+
+
+def chunk_task() -> Task[..., int]:
+    """The chunk task for this run: tagged `CHUNK_TAG` when a tag limit by that name exists on the server
+    (checked once per run), so the limit caps chunks across runs. Untagged otherwise: every tagged task
+    run asks the server for a slot before it starts, 0.1-2 s at the start of a run for nothing."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_concurrency_limit_by_tag(CHUNK_TAG)
+        except ObjectNotFound:
+            return generate_chunk_task
+    return generate_chunk_task.with_options(tags=[CHUNK_TAG])
 
 
 @task(name="adopt-claims", **STORE_IO)

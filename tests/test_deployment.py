@@ -133,8 +133,11 @@ def test_a_failed_run_is_announced_through_the_automation(stack) -> None:
 
 def test_two_workers_run_two_deployments_at_once_without_double_claims(stack) -> None:
     _, _, store_dir = stack
-    production = run_deployment("go-live/production", timeout=0)
-    promo = run_deployment("go-live/promo", timeout=0)
+    # slow calls (3 s each: production's 200 items take 4 rounds of 64, promo's 100 take 2) keep both runs
+    # generating long after each flow-run process has started, however slowly the machine starts them
+    slow = {"env": {"OFFLINE_LATENCY_MS": "3000"}}
+    production = run_deployment("go-live/production", job_variables=slow, timeout=0)
+    promo = run_deployment("go-live/promo", job_variables=slow, timeout=0)
     with get_client(sync_client=True) as client:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:

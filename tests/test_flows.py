@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -144,3 +145,49 @@ def test_flows_use_the_blocks_that_exist(env, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("STORE_BLOCK", "no-such-block")
     assert pipeline.go_live(run_id="via-settings", limit=3, return_state=True).is_completed()
     assert env.get(layout.run_key("via-settings", "report.md")) is not None  # falls back to STORE_URL
+
+
+def _chunk_runs(state) -> list:
+    """The generate-chunk task runs of a finished flow run, once the server has their end times."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+
+    flow_runs = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    chunks = TaskRunFilter(name=TaskRunFilterName(like_="generate-chunk"))
+    with get_client(sync_client=True) as client:
+        for _ in range(60):
+            runs = client.read_task_runs(flow_run_filter=flow_runs, task_run_filter=chunks)
+            if len(runs) == 3 and all(r.end_time for r in runs):
+                return runs
+            time.sleep(0.5)
+    raise AssertionError(f"expected 3 finished chunk task runs, found {runs}")
+
+
+def _overlap(runs: list) -> bool:
+    spans = sorted((r.start_time, r.end_time) for r in runs)
+    return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
+
+
+def test_a_tag_limit_on_llm_generation_caps_chunks_across_runs(env, monkeypatch) -> None:
+    from prefect.client.orchestration import get_client
+
+    monkeypatch.setenv("CHUNK_SIZE", "5")  # 15 items a run: 3 chunks, all 3 at once when nothing caps them
+    monkeypatch.setenv("CONCURRENCY", "10")
+    monkeypatch.setenv("OFFLINE_LATENCY_MS", "200")
+    free = pipeline.go_live(limit=15, run_id="untagged", return_state=True)
+    assert free.is_completed(), free.message
+    runs = _chunk_runs(free)
+    assert all("llm-generation" not in r.tags for r in runs)  # no limit: no slot to ask the server for
+    assert _overlap(runs)
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag="llm-generation", concurrency_limit=1)
+        try:
+            capped = pipeline.go_live(limit=15, run_id="capped", return_state=True)
+        finally:
+            client.delete_concurrency_limit_by_tag("llm-generation")
+    assert capped.is_completed(), capped.message
+    runs = _chunk_runs(capped)
+    assert all("llm-generation" in r.tags for r in runs)
+    assert not _overlap(runs), [(r.start_time, r.end_time) for r in runs]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 from content_pipeline.gate import InFlightGate
 
@@ -50,3 +51,52 @@ def test_a_cancelled_waiter_gives_its_slot_back() -> None:
             assert gate.free == 0
 
     asyncio.run(main())
+
+
+def test_a_waiter_cancelled_while_its_slot_is_on_the_way_passes_it_on_once() -> None:
+    async def main() -> None:
+        gate = InFlightGate(1)
+        await gate.__aenter__()
+        first = asyncio.create_task(gate.__aenter__())
+        second = asyncio.create_task(gate.__aenter__())
+        await asyncio.sleep(0.01)
+        await gate.__aexit__()  # the slot goes to `first` at once (same loop)
+        first.cancel()  # ... which is cancelled before it runs: the slot goes on to `second`, once
+        await asyncio.gather(first, return_exceptions=True)
+        await asyncio.wait_for(second, 1)
+        assert gate.free == 0
+        await gate.__aexit__()
+        assert gate.free == 1
+
+    asyncio.run(main())
+
+
+def test_a_slot_handed_across_loops_to_a_cancelled_waiter_is_passed_on_once() -> None:
+    gate = InFlightGate(1)
+    ready, go = threading.Event(), threading.Event()
+
+    async def holder() -> None:
+        await gate.__aenter__()
+        ready.set()
+        await asyncio.to_thread(go.wait, 5)
+        await gate.__aexit__()  # hands the slot to the waiter in the other loop
+
+    async def waiter_side() -> None:
+        ready.wait(5)
+        waiter = asyncio.create_task(gate.__aenter__())
+        await asyncio.sleep(0.01)
+        assert len(gate._waiters) == 1
+        go.set()
+        for _ in range(500):  # this loop is blocked: the slot cannot reach the waiter before it is cancelled
+            if not gate._waiters:
+                break
+            time.sleep(0.01)
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+        await asyncio.sleep(0.05)
+
+    other = threading.Thread(target=lambda: asyncio.run(holder()))
+    other.start()
+    asyncio.run(waiter_side())
+    other.join(5)
+    assert gate.free == 1

@@ -233,3 +233,80 @@ def test_injected_s3_faults_are_retried_by_botocore_and_lose_nothing(make_settin
     assert seen["faults"] > 20
     assert ctx.stats.successes == 20 and len(ledger_records(store)) == 20
     assert audit(store).ok, audit(store).violations
+
+
+def test_the_error_text_prefilter_agrees_with_the_regex() -> None:
+    from content_pipeline import qa
+
+    phrases = [
+        "As an AI model",
+        "I'm sorry",
+        "im Sorry",
+        "I am sorry",
+        "I cannot help",
+        "I can not assist",
+        "i can't comply",
+        "I canNOT provide",
+        "I won't write",
+        "Traceback (most recent call last)",
+        "Internal Server Error",
+        "RATE LIMIT EXCEEDED",
+        "Lorem Ipsum",
+        "[object Object]",
+        "Error: boom",
+        "<item>",
+        "</ITEM>",
+        "{{ name }}",
+        "}}",
+    ]
+    texts = [f"A fine steel kettle. {p} and more." for p in phrases]
+    texts += ["A fine steel kettle that pours well.", "Error:x no space", "I can help", "aſ an AI", "İ'm sorry"]
+    for text in texts:
+        fast, full = qa.bad_text(text), qa._BAD_TEXT.search(text)
+        assert (fast and fast.group(0)) == (full and full.group(0)), text
+    assert all(qa.bad_text(t) for t in texts[: len(phrases)])
+
+
+def test_chunks_share_one_event_loop_and_client_and_the_gate_bounds_calls(make_settings, store) -> None:
+    """Chunks run from several threads take turns in one event loop with one client, which closes after
+    the last chunk; CONCURRENCY bounds calls in flight, not items being recorded."""
+    import threading
+
+    from content_pipeline import generate
+    from content_pipeline.generate import open_generation, plan_chunks, run_chunk
+    from content_pipeline.inventory import take_inventory
+
+    with fake_llm("sk-k", latency_ms=30) as server:
+        settings = make_settings(openai_api_key="sk-k", openai_base_url=server.url, chunk_size=5, concurrency=3)
+        items = take_inventory(store, settings.catalogue, "all", settings.run_id).needs
+        chunks, parallel, per_chunk = plan_chunks(items, settings)
+        ctx = open_generation(store, settings, settings.run_id, parallel)
+        made: list[object] = []
+        make_client = generate.llm.make_client
+
+        def counting(s):
+            made.append(s)
+            return make_client(s)
+
+        generate.llm.make_client = counting
+        slow_append = ctx.ledger.append
+
+        def append(record) -> None:  # a slow disk: recording must not hold a call slot
+            threading.Event().wait(0.05)
+            slow_append(record)
+
+        ctx.ledger.append = append
+        try:
+            threads = [threading.Thread(target=run_chunk, args=(ctx, chunk, per_chunk)) for chunk in chunks]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        finally:
+            generate.llm.make_client = make_client
+        ctx.ledger.close()
+        stats = server.stats()
+    assert ctx.stats.successes == 20 and len(ledger_records(store)) == 20
+    assert len(made) == 1  # one client for every chunk that ran while another was running
+    assert stats["peak_in_flight"] <= 3 and ctx.gate is not None and ctx.gate.free == 3
+    assert ctx.loop is not None and ctx.loop._loop is None  # closed after the last chunk
