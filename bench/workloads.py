@@ -7,6 +7,7 @@ import json
 import os
 import random
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,20 @@ def generate_stage(work: Path, url: str, items: int, concurrency: int) -> dict[s
     state = pipeline.generate_flow(**params, return_state=True)
     seconds = time.perf_counter() - start
     assert state.is_completed(), state.message
-    return {"seconds": seconds, "items": items, "summary": state.message}
+    return {"seconds": seconds, "items": items, "summary": state.message, "calls_span_s": _calls_span(params)}
+
+
+def _calls_span(params: dict[str, Any]) -> float:
+    """Seconds from the first item's start to the last item's answer, from the run's ledger records (the
+    part of the stage that is generation, without the Prefect flow run's start and end)."""
+    from content_pipeline.ledger import read_records
+    from content_pipeline.settings import load_settings
+    from content_pipeline.store import store_for
+
+    records = [r for r in read_records(store_for(load_settings())) if r.run_id == params["run_id"]]
+    first = min(datetime.fromisoformat(r.started_at) for r in records)
+    last = max(datetime.fromisoformat(r.finished_at) for r in records)
+    return (last - first).total_seconds()
 
 
 def task_per_item(work: Path, url: str, items: int, concurrency: int) -> dict[str, Any]:

@@ -28,6 +28,8 @@ def test_every_benchmark_scenario_runs_and_reports(tmp_path: Path) -> None:
     by = {(x.get("scenario"), x.get("form")) for x in lines}
     assert {("1-throughput", f) for f in ("bare_asyncio", "generate_stage", "task_per_item", "ratios")} <= by
     assert {("2-bookkeeping", None), ("3-durable-appends", None), ("4-go-live", None)} <= by
+    stage = next(x for x in lines if x.get("form") == "generate_stage")
+    assert 0 < stage["first_call_to_last_answer_s"] <= stage["seconds"]  # the split of the stage's wall time
     figures = {x["scenario"]: x for x in lines[1:] if x.get("form") in (None, "ratios")}
     assert figures["2-bookkeeping"]["records"] == 2000 and figures["2-bookkeeping"]["peak_rss_mb"] > 0
     assert figures["3-durable-appends"]["ledger_appends_per_s"] > 0
