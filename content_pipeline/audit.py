@@ -11,11 +11,13 @@ from content_pipeline.ledger import scan_ledger
 from content_pipeline.store import Store
 from content_pipeline.views import (
     ViewDigestError,
+    checkpoint_queued,
     master_frames,
     nano_sum,
-    read_checkpoint,
+    parse_checkpoint,
     read_master,
     read_usage,
+    read_view,
     views_lock,
     views_snapshot,
 )
@@ -119,15 +121,22 @@ def _audit(store: Store) -> AuditResult:
         result.add(3, f"{len(missing_rej)} ledger reject(s) missing from master (run consolidate)", missing_rej)
 
     # 4. checkpoint equals master; nothing both queued and done
-    ck = read_checkpoint(store)
-    done, rejected, queued = set(ck.get("done", {})), set(ck.get("rejected", {})), set(ck.get("queued", {}))
-    for label, have, frame in (("done", done, succ), ("rejected", rejected, rej)):
-        master = set(frame["slug"].to_list())
-        if have != master:
-            what = "successes" if label == "done" else "rejects"
-            result.add(4, f"checkpoint {label!r} differs from master {what}", sorted(have ^ master))
-    if queued & (done | rejected):
-        result.add(4, "slug(s) both queued and decided in the checkpoint", sorted(queued & (done | rejected)))
+    raw = read_view(store, "checkpoint")
+    queued = checkpoint_queued(raw, succ, rej) if raw else None
+    if queued is not None:  # done and rejected are master's, byte for byte
+        decided = pl.concat([succ["slug"], rej["slug"]])
+        clash = sorted(decided.filter(decided.is_in(list(queued))).to_list()) if queued else []
+    else:  # compare entry by entry, to name the slugs that differ
+        ck = parse_checkpoint(raw)
+        done, rejected, queued = set(ck.get("done", {})), set(ck.get("rejected", {})), ck.get("queued", {})
+        for label, have, frame in (("done", done, succ), ("rejected", rejected, rej)):
+            master = set(frame["slug"].to_list())
+            if have != master:
+                what = "successes" if label == "done" else "rejects"
+                result.add(4, f"checkpoint {label!r} differs from master {what}", sorted(have ^ master))
+        clash = sorted(set(queued) & (done | rejected))
+    if clash:
+        result.add(4, "slug(s) both queued and decided in the checkpoint", clash)
 
     # 5. recorded spend equals the ledger's sum; no run over its budget
     usage = read_usage(store)

@@ -153,13 +153,16 @@ class LedgerScan:
     torn_tails: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     snapshot_lines: dict[int, int] | None = None  # seg -> lines inside the snapshot the scan was given
+    lines: dict[int, int] = field(default_factory=dict)  # seg -> complete lines read
 
     def within(self) -> pl.DataFrame:
-        """The records inside the snapshot given to `scan_ledger` (what that consolidation saw); all without one."""
-        if self.snapshot_lines is None:
+        """The records inside the snapshot given to `scan_ledger` (what that consolidation saw); all without
+        one, or when nothing was appended since (no copy of the frame)."""
+        inside = self.snapshot_lines
+        if inside is None or all(inside.get(seg, 0) >= n for seg, n in self.lines.items() if n):
             return self.frame
         limits = pl.DataFrame(
-            {"seg": list(self.snapshot_lines), "limit": list(self.snapshot_lines.values())},
+            {"seg": list(inside), "limit": list(inside.values())},
             schema={"seg": pl.UInt32, "limit": pl.UInt32},
         )
         return self.frame.join(limits, on="seg", how="inner").filter(pl.col("line") < pl.col("limit")).drop("limit")
@@ -210,6 +213,7 @@ def scan_ledger(store: Store, *, repair: bool = False, snapshot: dict[str, int] 
     empty = pl.DataFrame(schema={**SCHEMA, "seg": pl.UInt32, "line": pl.UInt32})
     scan.frame = pl.concat([f.select(columns) for f in frames], rechunk=False) if frames else empty
     for seg, (key, d) in enumerate(zip(keys, decoded, strict=True)):
+        scan.lines[seg] = d.end.lines
         scan.bad_lines.extend(d.bad)
         if not d.end.tail:
             continue

@@ -93,6 +93,14 @@ def _json_members(frame: pl.DataFrame, value: pl.Expr) -> str:
     return str(members.item())
 
 
+def _decided(successes: pl.DataFrame, rejects: pl.DataFrame) -> tuple[bytes, bytes]:
+    """The checkpoint's text before and after its queued object: done and rejected, from master."""
+    done = _json_members(successes, _json_string("id"))
+    flags = pl.struct("id", "reason", pl.col("retryable").fill_null(False))
+    rejected = _json_members(rejects, flags.struct.json_encode())
+    return f'{{"done":{{{done}}},"queued":'.encode(), f',"rejected":{{{rejected}}}}}\n'.encode()
+
+
 def checkpoint_bytes(successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict[str, Any]) -> bytes:
     """done / rejected / queued, exactly as master says; queued excludes anything already decided.
     Written column-wise (a million entries in a fraction of a second), keys in slug order."""
@@ -100,11 +108,21 @@ def checkpoint_bytes(successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict
     decided = pl.concat([successes.select("slug"), rejects.select("slug")])["slug"]
     taken = set(decided.filter(decided.is_in(list(claims))).to_list()) if claims else set()
     queued = {slug: run for slug, run in sorted(claims.items()) if slug not in taken}
-    done = _json_members(successes, _json_string("id"))
-    flags = pl.struct("id", "reason", pl.col("retryable").fill_null(False))
-    rejected = _json_members(rejects, flags.struct.json_encode())
-    text = f'{{"done":{{{done}}},"queued":{json.dumps(queued, separators=(",", ":"))},"rejected":{{{rejected}}}}}\n'
-    return text.encode()
+    head, tail = _decided(successes, rejects)
+    return head + json.dumps(queued, separators=(",", ":")).encode() + tail
+
+
+def checkpoint_queued(raw: bytes, successes: pl.DataFrame, rejects: pl.DataFrame) -> dict[str, Any] | None:
+    """The checkpoint's queued entries when `raw` holds exactly master's done and rejected entries as
+    `checkpoint_bytes` writes them (compared as bytes, without a dict of a million entries); else None."""
+    head, tail = _decided(successes, rejects)
+    if len(raw) < len(head) + len(tail) or not (raw.startswith(head) and raw.endswith(tail)):
+        return None
+    try:
+        queued = json.loads(raw[len(head) : len(raw) - len(tail)])
+    except ValueError:
+        return None
+    return queued if isinstance(queued, dict) else None
 
 
 def build_checkpoint(successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict[str, Any]) -> dict[str, Any]:
@@ -255,7 +273,7 @@ def _view_columns(store: Store, name: str, schema: dict[str, pl.DataType], verif
     raise StoreError(f"master view {name!r} is missing: {_REPUBLISH}")
 
 
-def _checkpoint(raw: bytes | None) -> dict[str, Any]:
+def parse_checkpoint(raw: bytes | None) -> dict[str, Any]:
     return json.loads(raw) if raw else {"done": {}, "rejected": {}, "queued": {}}
 
 
@@ -264,7 +282,7 @@ def _usage(raw: bytes | None) -> dict[str, Any]:
 
 
 def read_checkpoint(store: Store) -> dict[str, Any]:
-    return _checkpoint(read_view(store, "checkpoint"))
+    return parse_checkpoint(read_view(store, "checkpoint"))
 
 
 def read_usage(store: Store) -> dict[str, Any]:
@@ -274,7 +292,7 @@ def read_usage(store: Store) -> dict[str, Any]:
 def read_checkpoint_and_usage(store: Store) -> tuple[dict[str, Any], dict[str, Any]]:
     """The checkpoint and the usage totals of one snapshot (for status, which reads without the lease)."""
     views = read_views(store, "checkpoint", "usage")
-    return _checkpoint(views["checkpoint"]), _usage(views["usage"])
+    return parse_checkpoint(views["checkpoint"]), _usage(views["usage"])
 
 
 @dataclass

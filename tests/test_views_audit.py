@@ -136,6 +136,8 @@ def tamper(store: Store, name: str, change) -> None:
         ("not-in-ledger", "invariant 3: master successes hold record(s) absent from the ledger: zz"),
         ("checkpoint-drift", "invariant 4: checkpoint 'done' differs from master successes: a"),
         ("queued-and-done", "invariant 4: slug(s) both queued and decided in the checkpoint: a"),
+        ("checkpoint-drift-in-place", "invariant 4: checkpoint 'done' differs from master successes: a"),
+        ("queued-and-done-in-place", "invariant 4: slug(s) both queued and decided in the checkpoint: a"),
         ("spend-drift", "invariant 5: recorded spend 1.000000 USD != ledger sum 0.000400 USD"),
         ("bad-line", "invariant 6: ledger/run-1/other.jsonl: line 1 does not parse"),
     ],
@@ -167,6 +169,15 @@ def test_audit_names_each_violation(store: Store, what: str, expected: str) -> N
         ck = read_checkpoint(store)
         ck["queued"]["a"] = "run-9"
         publish_views(store, {"checkpoint": json.dumps(ck).encode()})
+    elif what == "checkpoint-drift-in-place":  # the bytes as consolidate writes them, one entry cut out
+        raw = read_view(store, "checkpoint")
+        entry = b'"a":' + json.dumps(read_checkpoint(store)["done"]["a"]).encode() + b","
+        assert entry in raw
+        publish_views(store, {"checkpoint": raw.replace(entry, b"")})
+    elif what == "queued-and-done-in-place":
+        raw = read_view(store, "checkpoint")
+        assert b'"queued":{}' in raw
+        publish_views(store, {"checkpoint": raw.replace(b'"queued":{}', b'"queued":{"a":"run-9"}')})
     elif what == "spend-drift":
         usage = json.loads(read_view(store, "usage"))
         usage["cost_nano"] = 1_000_000_000
@@ -206,6 +217,17 @@ def test_audit_during_another_runs_generation_is_not_a_false_alarm(store: Store)
     consolidate(store)
     assert audit(store).ok and audit(store).notes == []
     assert "c" in read_checkpoint(store)["done"]
+
+
+def test_records_appended_to_a_consolidated_segment_are_only_appended_since(store: Store) -> None:
+    write_ledger(store, [record("a"), record("b")])
+    consolidate(store)
+    write_ledger(store, [record("a"), record("b"), record("c"), record("d", status="reject")])  # same segment, grown
+    result = audit(store)
+    assert result.ok, result.violations
+    assert result.notes == ["2 ledger record(s) appended since the last consolidation"]
+    consolidate(store)
+    assert audit(store).ok and audit(store).notes == []
 
 
 def test_audit_waits_for_a_consolidation_in_progress(store: Store) -> None:
