@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 
 import pytest
 from prefect.artifacts import Artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
 
 from content_pipeline import layout
 from content_pipeline.batch import read_queue
@@ -149,11 +152,6 @@ def test_flows_use_the_blocks_that_exist(env, monkeypatch, tmp_path) -> None:
 
 def _chunk_runs(state) -> list:
     """The generate-chunk task runs of a finished flow run, once the server has their end times."""
-    import time
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
-
     flow_runs = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
     chunks = TaskRunFilter(name=TaskRunFilterName(like_="generate-chunk"))
     with get_client(sync_client=True) as client:
@@ -171,8 +169,6 @@ def _overlap(runs: list) -> bool:
 
 
 def test_a_tag_limit_on_llm_generation_caps_chunks_across_runs(env, monkeypatch) -> None:
-    from prefect.client.orchestration import get_client
-
     monkeypatch.setenv("CHUNK_SIZE", "5")  # 15 items a run: 3 chunks, all 3 at once when nothing caps them
     monkeypatch.setenv("CONCURRENCY", "10")
     monkeypatch.setenv("OFFLINE_LATENCY_MS", "200")

@@ -267,7 +267,7 @@ def test_the_error_text_prefilter_agrees_with_the_regex() -> None:
     assert all(qa.bad_text(t) for t in texts[: len(phrases)])
 
 
-def test_chunks_share_one_event_loop_and_client_and_the_gate_bounds_calls(make_settings, store) -> None:
+def test_chunks_share_one_event_loop_and_client_and_the_gate_bounds_calls(make_settings, store, monkeypatch) -> None:
     """Chunks run from several threads take turns in one event loop with one client, which closes after
     the last chunk; CONCURRENCY bounds calls in flight, not items being recorded."""
     import threading
@@ -288,22 +288,19 @@ def test_chunks_share_one_event_loop_and_client_and_the_gate_bounds_calls(make_s
             made.append(s)
             return make_client(s)
 
-        generate.llm.make_client = counting
+        monkeypatch.setattr(generate.llm, "make_client", counting)
         slow_append = ctx.ledger.append
 
         def append(record) -> None:  # a slow disk: recording must not hold a call slot
             threading.Event().wait(0.05)
             slow_append(record)
 
-        ctx.ledger.append = append
-        try:
-            threads = [threading.Thread(target=run_chunk, args=(ctx, chunk, per_chunk)) for chunk in chunks]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(60)
-        finally:
-            generate.llm.make_client = make_client
+        monkeypatch.setattr(ctx.ledger, "append", append)
+        threads = [threading.Thread(target=run_chunk, args=(ctx, chunk, per_chunk)) for chunk in chunks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
         ctx.ledger.close()
         stats = server.stats()
     assert ctx.stats.successes == 20 and len(ledger_records(store)) == 20
