@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from content_pipeline.errors import StoreError
-from content_pipeline.ledger import scan_ledger
 from content_pipeline.store import Store
 from content_pipeline.views import (
     ViewDigestError,
     checkpoint_queued,
+    ledger_partitions,
     master_frames,
     nano_sum,
     parse_checkpoint,
@@ -64,32 +64,76 @@ def _absent(frame: pl.DataFrame, other: pl.DataFrame, on: str) -> pl.DataFrame:
     return frame.join(other.select(on).unique(), on=on, how="anti")
 
 
+@dataclass
+class _Derivation:
+    """Master against what the ledger derives, added up one slug partition at a time."""
+
+    records: int = 0
+    within: int = 0
+    cost_nano: int = 0
+    offenders: dict[str, list[pl.DataFrame]] = field(default_factory=lambda: {"success": [], "reject": []})
+    lost: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    orphans_succ: list[str] = field(default_factory=list)
+    orphans_rej: list[str] = field(default_factory=list)
+    missing_rej: list[str] = field(default_factory=list)
+
+    def add(self, part: pl.DataFrame, ledger: pl.DataFrame, succ: pl.DataFrame, rej: pl.DataFrame) -> None:
+        """One partition: its ledger rows (`part`, and `ledger`: those inside the snapshot), master's rows."""
+        self.records += part.height
+        self.within += ledger.height
+        self.cost_nano += nano_sum(ledger)
+        for status, broken in (("success", ~_no_error()), ("reject", _no_error())):
+            bad = part.filter((pl.col("status") == status) & broken)
+            if bad.height:
+                self.offenders[status].append(bad.select("seg", "line", "slug"))
+        want_succ, want_rej = master_frames(ledger)
+        self.lost += _slugs(_absent(want_succ, succ, "slug"))
+        self.stale += _slugs(_absent(want_succ, succ, "id").join(succ.select("slug").unique(), on="slug", how="semi"))
+        self.orphans_succ += _absent(succ, ledger, "id")["slug"].to_list()
+        self.orphans_rej += _absent(rej, ledger, "id")["slug"].to_list()
+        self.missing_rej += _slugs(_absent(want_rej, rej, "slug"))
+
+    def offending(self, status: str) -> list[str]:
+        """Slugs of the ledger records of `status` that break invariant 1, in ledger order."""
+        frames = self.offenders[status]
+        return pl.concat(frames).sort("seg", "line")["slug"].to_list() if frames else []
+
+
 def _audit(store: Store) -> AuditResult:
     result = AuditResult()
-    scan = scan_ledger(store, snapshot=views_snapshot(store))
-    ledger = scan.within()
-    if ledger.height < scan.frame.height:
-        result.notes.append(
-            f"{scan.frame.height - ledger.height} ledger record(s) appended since the last consolidation"
-        )
-    try:
-        succ = read_master(store, "successes", verify=True)
-        rej = read_master(store, "rejects", verify=True)
-    except ViewDigestError as exc:
-        result.violations.append(f"invariant 3: {exc}")
-        return result
-    except StoreError as exc:
-        result.violations.append(f"invariant 1: {exc}")
-        return result
+    with ledger_partitions(store, snapshot=views_snapshot(store)) as passed:
+        try:
+            succ = read_master(store, "successes", verify=True)
+            rej = read_master(store, "rejects", verify=True)
+        except ViewDigestError as exc:
+            result.violations.append(f"invariant 3: {exc}")
+            return result
+        except StoreError as exc:
+            result.violations.append(f"invariant 1: {exc}")
+            return result
+        # 3. nothing lost: master is exactly what the ledger derives (inside the snapshot master was built
+        # from); nothing in master absent from the ledger. Worked one slug partition at a time.
+        found = _Derivation()
+        scan, parts = passed.scan, passed.parts
+        succ_part, rej_part = parts.part_of(succ), parts.part_of(rej)
+        for i, part in enumerate(parts):
+            found.add(part, scan.within(part), succ.filter(succ_part == i), rej.filter(rej_part == i))
+
+    if found.within < found.records:
+        result.notes.append(f"{found.records - found.within} ledger record(s) appended since the last consolidation")
 
     # 1. no success carries an error; every reject carries a non-empty error
-    for name, frame in (("ledger", scan.frame), ("master", pl.concat([succ, rej.select(succ.columns)]))):
-        bad = frame.filter((pl.col("status") == "success") & ~_no_error())
+    for status, what in (("success", "success(es) carry an error"), ("reject", "reject(s) have no error")):
+        slugs = found.offending(status)
+        if slugs:
+            result.add(1, f"{len(slugs)} ledger {what}", slugs)
+    master = pl.concat([succ, rej.select(succ.columns)])
+    for status, what in (("success", "success(es) carry an error"), ("reject", "reject(s) have no error")):
+        broken = ~_no_error() if status == "success" else _no_error()
+        bad = master.filter((pl.col("status") == status) & broken)
         if bad.height:
-            result.add(1, f"{bad.height} {name} success(es) carry an error", bad["slug"].to_list())
-        bad = frame.filter((pl.col("status") == "reject") & _no_error())
-        if bad.height:
-            result.add(1, f"{bad.height} {name} reject(s) have no error", bad["slug"].to_list())
+            result.add(1, f"{bad.height} master {what}", bad["slug"].to_list())
     for name, status, frame in (("successes", "success", succ), ("rejects", "reject", rej)):
         wrong = frame.filter(pl.col("status") != status)
         if wrong.height:
@@ -104,21 +148,17 @@ def _audit(store: Store) -> AuditResult:
     if both:
         result.add(2, "slug(s) in both master successes and rejects", both)
 
-    # 3. nothing lost: master is exactly what the ledger derives; nothing in master absent from the ledger
-    want_succ, want_rej = master_frames(ledger)
-    lost = _slugs(_absent(want_succ, succ, "slug"))
-    if lost:
-        result.add(3, f"{len(lost)} ledger success(es) missing from master (run consolidate)", lost)
-    stale = _slugs(_absent(want_succ, succ, "id").join(succ.select("slug").unique(), on="slug", how="semi"))
-    if stale:
-        result.add(3, "master holds an older version than the ledger's latest success", stale)
-    for name, frame in (("successes", succ), ("rejects", rej)):
-        orphans = _absent(frame, ledger, "id")["slug"].to_list()
+    # 3. (found partition by partition above)
+    if found.lost:
+        result.add(3, f"{len(found.lost)} ledger success(es) missing from master (run consolidate)", sorted(found.lost))
+    if found.stale:
+        result.add(3, "master holds an older version than the ledger's latest success", sorted(found.stale))
+    for name, orphans in (("successes", found.orphans_succ), ("rejects", found.orphans_rej)):
         if orphans:
-            result.add(3, f"master {name} hold record(s) absent from the ledger", orphans)
-    missing_rej = _slugs(_absent(want_rej, rej, "slug"))
-    if missing_rej:
-        result.add(3, f"{len(missing_rej)} ledger reject(s) missing from master (run consolidate)", missing_rej)
+            result.add(3, f"master {name} hold record(s) absent from the ledger", sorted(orphans))
+    if found.missing_rej:
+        missing = sorted(found.missing_rej)
+        result.add(3, f"{len(missing)} ledger reject(s) missing from master (run consolidate)", missing)
 
     # 4. checkpoint equals master; nothing both queued and done
     raw = read_view(store, "checkpoint")
@@ -139,16 +179,16 @@ def _audit(store: Store) -> AuditResult:
         result.add(4, "slug(s) both queued and decided in the checkpoint", clash)
 
     # 5. recorded spend equals the ledger's sum; no run over its budget
-    usage = read_usage(store)
-    total = nano_sum(ledger)
-    if int(usage.get("cost_nano", 0)) != total:
-        result.add(5, f"recorded spend {usage.get('cost_nano', 0) / 1e9:.6f} USD != ledger sum {total / 1e9:.6f} USD")
-    per_run = scan.frame.group_by("run_id").agg(
-        cost=(pl.col("cost_usd") * 1e9).round().cast(pl.Int64).sum(), budget=pl.col("run_budget_usd").max()
-    )
-    over = per_run.filter(pl.col("cost") > (pl.col("budget") * 1e9).round())
-    for row in over.sort("run_id").iter_rows(named=True):
-        result.add(5, f"run {row['run_id']} spent {row['cost'] / 1e9:.6f} USD over its budget {row['budget']:.2f} USD")
+    recorded = read_usage(store)
+    if int(recorded.get("cost_nano", 0)) != found.cost_nano:
+        result.add(
+            5,
+            f"recorded spend {recorded.get('cost_nano', 0) / 1e9:.6f} USD != ledger sum {found.cost_nano / 1e9:.6f} USD",
+        )
+    over = passed.usage.by_run().filter(pl.col("cost_nano") > (pl.col("budget_usd") * 1e9).round())
+    for row in over.iter_rows(named=True):
+        spent, budget = row["cost_nano"] / 1e9, row["budget_usd"]
+        result.add(5, f"run {row['run_id']} spent {spent:.6f} USD over its budget {budget:.2f} USD")
 
     # 6. every ledger line parses; torn tails are repaired by consolidate and reported
     for line in scan.bad_lines:

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from content_pipeline import layout
 from content_pipeline.host import pid_alive, this_host
-from content_pipeline.scan import decode_objects, iter_pieces
+from content_pipeline.scan import ObjectEnd, decode_objects, iter_frames, iter_pieces
 from content_pipeline.store import ObjectInfo, Store
 
 
@@ -155,17 +156,18 @@ class LedgerScan:
     snapshot_lines: dict[int, int] | None = None  # seg -> lines inside the snapshot the scan was given
     lines: dict[int, int] = field(default_factory=dict)  # seg -> complete lines read
 
-    def within(self) -> pl.DataFrame:
-        """The records inside the snapshot given to `scan_ledger` (what that consolidation saw); all without
-        one, or when nothing was appended since (no copy of the frame)."""
+    def within(self, frame: pl.DataFrame | None = None) -> pl.DataFrame:
+        """The records of `frame` (the scan's own when None) inside the snapshot the scan was given (what
+        that consolidation saw); all without one, or when nothing was appended since (then no copy)."""
+        frame = self.frame if frame is None else frame
         inside = self.snapshot_lines
         if inside is None or all(inside.get(seg, 0) >= n for seg, n in self.lines.items() if n):
-            return self.frame
+            return frame
         limits = pl.DataFrame(
             {"seg": list(inside), "limit": list(inside.values())},
             schema={"seg": pl.UInt32, "limit": pl.UInt32},
         )
-        return self.frame.join(limits, on="seg", how="inner").filter(pl.col("line") < pl.col("limit")).drop("limit")
+        return frame.join(limits, on="seg", how="inner").filter(pl.col("line") < pl.col("limit")).drop("limit")
 
     @property
     def fingerprint(self) -> str:
@@ -173,7 +175,8 @@ class LedgerScan:
         return _fingerprint(self.segments)
 
 
-def _segments(store: Store) -> list[ObjectInfo]:
+def ledger_segments(store: Store) -> list[ObjectInfo]:
+    """The ledger's segment objects, as listed now."""
     return [info for info in store.list(layout.LEDGER_PREFIX) if info.key.endswith(".jsonl")]
 
 
@@ -183,7 +186,7 @@ def _fingerprint(segments: list[tuple[str, int]]) -> str:
 
 def ledger_fingerprint(store: Store) -> str:
     """Fingerprint of the ledger as it stands, without reading it."""
-    return _fingerprint([(info.key, info.size) for info in _segments(store)])
+    return _fingerprint([(info.key, info.size) for info in ledger_segments(store)])
 
 
 def valid_record(line: str) -> bool:
@@ -195,52 +198,98 @@ def valid_record(line: str) -> bool:
     return True
 
 
-def scan_ledger(store: Store, *, repair: bool = False, snapshot: dict[str, int] | None = None) -> LedgerScan:
-    """The SCHEMA columns of every complete ledger record, read segment by segment in bounded chunks
-    (a segment this process decoded before, at the same version, is not read again). A torn final line
-    is skipped and, with `repair` and its writer known dead, moved to quarantine and cut off; a complete
-    record is never dropped. With `snapshot` (segment -> size), `within()` gives the records it held."""
-    infos = _segments(store)
+# the columns of a scanned row: the decoded fields, then where the row is (segment index and line number)
+COLUMNS = [*SCHEMA, "seg", "line"]
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(schema={**SCHEMA, "seg": pl.UInt32, "line": pl.UInt32})
+
+
+def _whole(frame: pl.DataFrame, keys: list[str], missing: list[str]) -> pl.DataFrame:
+    """The rows that carry id, slug and status; the others are described in `missing`."""
+    lacking = pl.col("id").is_null() | pl.col("slug").is_null() | pl.col("status").is_null()
+    bad = frame.filter(lacking)
+    if bad.is_empty():
+        return frame
+    missing.extend(
+        f"{keys[seg]}: line {line + 1} lacks id/slug/status" for seg, line in bad.select("seg", "line").iter_rows()
+    )
+    return frame.filter(~lacking)
+
+
+def stream_ledger(
+    store: Store,
+    consume: Callable[[pl.DataFrame], None],
+    *,
+    repair: bool = False,
+    snapshot: dict[str, int] | None = None,
+    segments: list[ObjectInfo] | None = None,
+    cached: bool = True,
+) -> LedgerScan:
+    """Hand the SCHEMA columns of every complete ledger record (with `seg` and `line`) to `consume`, a
+    chunk or a segment at a time, reading in bounded ranges; what could not be read is in the returned
+    scan (its frame left empty). A torn final line is skipped and, with `repair` and its writer known dead,
+    moved to quarantine and cut off; a complete record is never dropped. With `snapshot` (segment ->
+    size), the scan's `snapshot_lines` say which lines it held. `segments` is the listing to read (listed
+    now when None). `cached`: a segment this process decoded before, at the same version, is not read
+    again (its columns are kept in memory); otherwise nothing outlives the chunk being consumed."""
+    infos = ledger_segments(store) if segments is None else segments
     keys = [info.key for info in infos]
     limits = None
     if snapshot is not None:
         limits = {seg: snapshot[key] for seg, key in enumerate(keys) if key in snapshot}
-    objects = [(info.key, info.size, info.version) for info in infos]
-    decoded = decode_objects(store, objects, SCHEMA, valid_record, limits=limits)
-    scan = LedgerScan(frame=pl.DataFrame(), segments=[(info.key, info.size) for info in infos])
-    frames = [d.frame.with_columns(seg=pl.lit(seg, pl.UInt32)) for seg, d in enumerate(decoded) if d.frame.height]
-    columns = [*SCHEMA, "seg", "line"]
-    empty = pl.DataFrame(schema={**SCHEMA, "seg": pl.UInt32, "line": pl.UInt32})
-    scan.frame = pl.concat([f.select(columns) for f in frames], rechunk=False) if frames else empty
-    for seg, (key, d) in enumerate(zip(keys, decoded, strict=True)):
-        scan.lines[seg] = d.end.lines
-        scan.bad_lines.extend(d.bad)
-        if not d.end.tail:
+    scan = LedgerScan(frame=_empty(), segments=[(info.key, info.size) for info in infos])
+    missing: list[str] = []
+    if cached:
+        objects = [(info.key, info.size, info.version) for info in infos]
+        decoded = decode_objects(store, objects, SCHEMA, valid_record, limits=limits)
+        ends, bad = [d.end for d in decoded], [d.bad for d in decoded]
+        for seg, d in enumerate(decoded):
+            if d.frame.height:
+                consume(_whole(d.frame.with_columns(seg=pl.lit(seg, pl.UInt32)).select(COLUMNS), keys, missing))
+    else:
+        found: dict[int, ObjectEnd] = {}
+        damaged: list[tuple[int, str]] = []
+        pieces = iter_pieces(store, scan.segments, found, limits)
+        for frame in iter_frames(pieces, SCHEMA, keys, valid_record, damaged):
+            if frame.height:
+                consume(_whole(frame.select(COLUMNS), keys, missing))
+        ends = [found.get(seg, ObjectEnd()) for seg in range(len(keys))]
+        bad = [[m for s, m in damaged if s == seg] for seg in range(len(keys))]
+    for seg, (key, end) in enumerate(zip(keys, ends, strict=True)):
+        scan.lines[seg] = end.lines
+        scan.bad_lines.extend(bad[seg])
+        if not end.tail:
             continue
         if repair and not store.read_only and _segment_writer_gone(key):
-            qkey = f"{layout.QUARANTINE_PREFIX}{key}.torn-at-{d.end.complete}"
-            store.put(qkey, d.end.tail)
-            store.truncate(key, d.end.complete)
-            scan.segments[seg] = (key, d.end.complete)
-            scan.repaired.append(f"{key}: torn final line of {len(d.end.tail)} bytes moved to {qkey}")
+            qkey = f"{layout.QUARANTINE_PREFIX}{key}.torn-at-{end.complete}"
+            store.put(qkey, end.tail)
+            store.truncate(key, end.complete)
+            scan.segments[seg] = (key, end.complete)
+            scan.repaired.append(f"{key}: torn final line of {len(end.tail)} bytes moved to {qkey}")
         else:
-            scan.torn_tails.append(f"{key}: incomplete final line of {len(d.end.tail)} bytes (writer may be live)")
+            scan.torn_tails.append(f"{key}: incomplete final line of {len(end.tail)} bytes (writer may be live)")
     if limits is not None:
-        scan.snapshot_lines = {seg: decoded[seg].end.lines_at[limit] for seg, limit in limits.items()}
-    missing = scan.frame.filter(pl.col("id").is_null() | pl.col("slug").is_null() | pl.col("status").is_null())
-    for seg, line in missing.select("seg", "line").iter_rows():
-        scan.bad_lines.append(f"{keys[seg]}: line {line + 1} lacks id/slug/status")
-    if missing.height:
-        scan.frame = scan.frame.filter(
-            pl.col("id").is_not_null() & pl.col("slug").is_not_null() & pl.col("status").is_not_null()
-        )
+        scan.snapshot_lines = {seg: ends[seg].lines_at[limit] for seg, limit in limits.items()}
+    scan.bad_lines.extend(missing)
+    return scan
+
+
+def scan_ledger(store: Store, *, repair: bool = False, snapshot: dict[str, int] | None = None) -> LedgerScan:
+    """`stream_ledger` gathered into one frame: every complete record's SCHEMA columns with `seg` and
+    `line`. With `snapshot` (segment -> size), `within()` gives the records it held."""
+    frames: list[pl.DataFrame] = []
+    scan = stream_ledger(store, frames.append, repair=repair, snapshot=snapshot)
+    if frames:
+        scan.frame = pl.concat(frames, rechunk=False)
     return scan
 
 
 def read_records(store: Store) -> list[OutcomeRecord]:
     """Every complete ledger record, parsed whole (for tools and tests; the views use `scan_ledger`)."""
     records = []
-    for info in _segments(store):
+    for info in ledger_segments(store):
         for piece in iter_pieces(store, [(info.key, info.size)]):
             records.extend(OutcomeRecord.model_validate_json(line) for line in piece.data.splitlines() if line.strip())
     return records

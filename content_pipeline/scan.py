@@ -107,6 +107,29 @@ def _decode(data: bytes, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return pl.read_ndjson(io.BytesIO(data), schema=schema)
 
 
+def iter_frames(
+    pieces: Iterable[Piece],
+    schema: dict[str, pl.DataType],
+    names: list[str],
+    valid: Callable[[str], bool],
+    bad: list[tuple[int, str]],
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[pl.DataFrame]:
+    """The `schema` fields of every line, a batch of pieces at a time, with `seg` and `line` saying where
+    each row came from. Blank lines are skipped; lines that are not UTF-8 or fail `valid` are left out and
+    described in `bad` as (seg, "<object name>: line N ...")."""
+    for batch in batches(pieces, chunk_bytes):
+        data = batch[0].data if len(batch) == 1 else b"".join(p.data for p in batch)
+        runs = [(p.seg, p.first, p.lines) for p in batch]
+        try:
+            frame = _decode(data, schema)
+            if frame.height != sum(r[2] for r in runs):  # blank lines were skipped: find them line by line
+                raise ValueError
+            yield frame.hstack(_positions(runs))
+        except (pl.exceptions.PolarsError, ValueError):
+            yield _line_by_line(batch, schema, names, valid, bad)
+
+
 def decode_columns(
     pieces: Iterable[Piece],
     schema: dict[str, pl.DataType],
@@ -115,23 +138,12 @@ def decode_columns(
     bad: list[tuple[int, str]],
     chunk_bytes: int = CHUNK_BYTES,
 ) -> dict[int, pl.DataFrame]:
-    """The `schema` fields of every line, by object (seg), with `line` saying where each row came from.
-    Blank lines are skipped; lines that are not UTF-8 or fail `valid` are left out and described in
-    `bad` as (seg, "<object name>: line N ...")."""
+    """`iter_frames` gathered by object (seg): each object's rows with their `line`."""
     parts: dict[int, list[pl.DataFrame]] = {}
-    for batch in batches(pieces, chunk_bytes):
-        data = batch[0].data if len(batch) == 1 else b"".join(p.data for p in batch)
-        runs = [(p.seg, p.first, p.lines) for p in batch]
-        try:
-            frame = _decode(data, schema)
-            if frame.height != sum(r[2] for r in runs):  # blank lines were skipped: find them line by line
-                raise ValueError
-            frame = frame.hstack(_positions(runs))
-        except (pl.exceptions.PolarsError, ValueError):
-            frame = _line_by_line(batch, schema, names, valid, bad)
-        segs = {p.seg for p in batch}
+    for frame in iter_frames(pieces, schema, names, valid, bad, chunk_bytes):
+        segs = frame["seg"].unique()
         if len(segs) == 1:
-            parts.setdefault(segs.pop(), []).append(frame.drop("seg"))
+            parts.setdefault(int(segs[0]), []).append(frame.drop("seg"))
         else:
             for (seg,), part in frame.partition_by("seg", as_dict=True, include_key=False).items():
                 parts.setdefault(int(seg), []).append(part)  # type: ignore[call-overload]

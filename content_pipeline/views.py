@@ -12,7 +12,7 @@ import time
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, BinaryIO
@@ -25,8 +25,9 @@ from content_pipeline.budget import NANO
 from content_pipeline.errors import LeaseHeldError, StoreError, StoreIOError
 from content_pipeline.host import Holder
 from content_pipeline.lease import Lease
-from content_pipeline.ledger import SCHEMA, LedgerScan, ledger_fingerprint, scan_ledger, valid_record
+from content_pipeline.ledger import SCHEMA, LedgerScan, ledger_fingerprint, ledger_segments, stream_ledger, valid_record
 from content_pipeline.scan import CHUNK_BYTES, Piece, decode_objects, iter_pieces
+from content_pipeline.spill import Partitions, partitions_for
 from content_pipeline.store import Store
 from content_pipeline.store.base import ObjectWriter
 
@@ -53,31 +54,60 @@ def nano_sum(frame: pl.DataFrame) -> int:
     return int((frame["cost_usd"] * NANO).round().cast(pl.Int64).sum())
 
 
+class UsageSums:
+    """Spend and tokens in total and by run, summed a frame at a time: each record's cost is rounded to
+    nano-dollars, then summed (the same totals however the ledger is cut into frames)."""
+
+    _FOLD = 64  # partial sums kept before they are folded into one
+
+    def __init__(self) -> None:
+        self._partials: list[pl.DataFrame] = []
+
+    def add(self, ledger: pl.DataFrame) -> None:
+        nano = (pl.col("cost_usd") * NANO).round().cast(pl.Int64)
+        self._partials.append(
+            ledger.group_by("run_id").agg(
+                records=pl.len().cast(pl.Int64),
+                successes=(pl.col("status") == "success").sum().cast(pl.Int64),
+                rejects=(pl.col("status") == "reject").sum().cast(pl.Int64),
+                tokens_in=pl.col("tokens_in").sum(),
+                tokens_out=pl.col("tokens_out").sum(),
+                cost_nano=nano.sum(),
+                budget_usd=pl.col("run_budget_usd").max().cast(pl.Float64),
+            )
+        )
+        if len(self._partials) >= self._FOLD:
+            self._partials = [self.by_run()]
+
+    def by_run(self) -> pl.DataFrame:
+        """One row per run: records, successes, rejects, tokens_in, tokens_out, cost_nano, budget_usd."""
+        if not self._partials:
+            return pl.DataFrame(
+                schema={"run_id": pl.String, **dict.fromkeys(["records", "successes", "rejects"], pl.Int64)}
+                | {"tokens_in": pl.Int64, "tokens_out": pl.Int64, "cost_nano": pl.Int64, "budget_usd": pl.Float64}
+            )
+        sums = [pl.col(c).sum() for c in ("records", "successes", "rejects", "tokens_in", "tokens_out", "cost_nano")]
+        return pl.concat(self._partials).group_by("run_id").agg(*sums, pl.col("budget_usd").max()).sort("run_id")
+
+    def totals(self) -> dict[str, Any]:
+        runs = self.by_run()
+        by_run = {row.pop("run_id"): row for row in runs.to_dicts()}
+        cost = int(runs["cost_nano"].sum())
+        return {
+            "records": int(runs["records"].sum()),
+            "tokens_in": int(runs["tokens_in"].sum()),
+            "tokens_out": int(runs["tokens_out"].sum()),
+            "cost_nano": cost,
+            "cost_usd": cost / NANO,
+            "by_run": by_run,
+        }
+
+
 def usage_totals(ledger: pl.DataFrame) -> dict[str, Any]:
     """Spend and tokens in total and by run, summed in nano-dollars."""
-    nano = (pl.col("cost_usd") * NANO).round().cast(pl.Int64)
-    runs = (
-        ledger.group_by("run_id")
-        .agg(
-            records=pl.len(),
-            successes=(pl.col("status") == "success").sum(),
-            rejects=(pl.col("status") == "reject").sum(),
-            tokens_in=pl.col("tokens_in").sum(),
-            tokens_out=pl.col("tokens_out").sum(),
-            cost_nano=nano.sum(),
-            budget_usd=pl.col("run_budget_usd").max().cast(pl.Float64),
-        )
-        .sort("run_id")
-    )
-    by_run = {row.pop("run_id"): row for row in runs.to_dicts()}
-    return {
-        "records": ledger.height,
-        "tokens_in": int(ledger["tokens_in"].sum()) if ledger.height else 0,
-        "tokens_out": int(ledger["tokens_out"].sum()) if ledger.height else 0,
-        "cost_nano": nano_sum(ledger),
-        "cost_usd": nano_sum(ledger) / NANO,
-        "by_run": by_run,
-    }
+    sums = UsageSums()
+    sums.add(ledger)
+    return sums.totals()
 
 
 def _json_string(column: str) -> pl.Expr:
@@ -486,19 +516,146 @@ def _slugs(frame: pl.DataFrame) -> bytes:
     return (str(frame.select(pl.col("slug").sort().str.join("\n")).item()) + "\n").encode()
 
 
-def _write_views(store: Store, scan: LedgerScan, verify: bool = False) -> Consolidation:
+# the ledger columns master is chosen from, and where each record's line is
+MASTER_FROM = ["id", "slug", "status", "finished_at", "reason", "retryable", "seg", "line"]
+
+
+@dataclass
+class Derived:
+    """What the ledger derives: master successes (id, slug, seg, line) and rejects (also reason and
+    retryable), each in slug order; the usage totals; what the scan found (its frame left empty)."""
+
+    successes: pl.DataFrame
+    rejects: pl.DataFrame
+    usage: dict[str, Any]
+    scan: LedgerScan
+    partitions: int = 1
+
+
+# the ledger columns a pass keeps, by slug partition: what master is chosen from, and what the audit checks
+LEDGER_FROM = [*MASTER_FROM, "error", "cost_usd"]
+
+
+@dataclass
+class LedgerPass:
+    """One streaming read of the whole ledger: what the scan found, the LEDGER_FROM columns of every
+    record spread by slug over partitions, and the usage sums; `listing` is the ledger it read."""
+
+    scan: LedgerScan
+    parts: Partitions
+    usage: UsageSums
+    listing: tuple[tuple[str, int, str], ...]
+
+
+class _KeptPass:
+    """The latest spilled pass of this process, kept on local disk (not in memory) so the next pass over
+    the same ledger (go-live's audit after its consolidation) works the partitions without reading the
+    ledger again. One at a time: a pass in use elsewhere is not shared."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: tuple[str, LedgerPass] | None = None
+
+    def take(self, url: str, listing: tuple[tuple[str, int, str], ...]) -> LedgerPass | None:
+        with self._lock:
+            if self._kept is None or self._kept[0] != url or self._kept[1].listing != listing:
+                return None
+            found, self._kept = self._kept[1], None
+            return found
+
+    def keep(self, url: str, passed: LedgerPass) -> None:
+        with self._lock:
+            old, self._kept = self._kept, (url, passed)
+        if old is not None and old[1] is not passed:
+            old[1].parts.close()
+
+    def clear(self) -> None:
+        with self._lock:
+            old, self._kept = self._kept, None
+        if old is not None:
+            old[1].parts.close()
+
+
+KEPT_PASS = _KeptPass()
+
+
+def _reused(found: LedgerPass, repair: bool, snapshot: dict[str, int] | None) -> LedgerPass | None:
+    """A kept pass as a pass of this call: None where this call must read the ledger itself (a torn tail
+    it may now repair, or a snapshot other than the ledger as listed)."""
+    listed = {key: size for key, size, _ in found.listing}
+    if (repair and found.scan.torn_tails) or (snapshot is not None and snapshot != listed):
+        return None
+    lines = None if snapshot is None else dict(found.scan.lines)
+    scan = replace(found.scan, repaired=[], snapshot_lines=lines)
+    return LedgerPass(scan, found.parts, found.usage, found.listing)
+
+
+@contextmanager
+def ledger_partitions(
+    store: Store, *, repair: bool = False, snapshot: dict[str, int] | None = None
+) -> Iterator[LedgerPass]:
+    """Read the whole ledger once, streaming: usage summed and the LEDGER_FROM columns of every record
+    spread by slug over partitions, to be worked one at a time (local temporary files when the ledger is
+    bigger than one partition; in memory, with the segments' columns cached, when it is not). A spilled
+    pass is kept for the next call over the same ledger (see `_KeptPass`)."""
+    infos = ledger_segments(store)
+    listing = tuple((info.key, info.size, info.version) for info in infos)
+    kept = KEPT_PASS.take(store.url, listing)
+    if kept is not None and (passed := _reused(kept, repair, snapshot)) is not None:
+        try:
+            yield passed
+        finally:
+            KEPT_PASS.keep(store.url, kept)
+        return
+    if kept is not None:
+        kept.parts.close()
+    usage = UsageSums()
+    schema = pl.Schema({c: pl.UInt32() if c in ("seg", "line") else SCHEMA[c] for c in LEDGER_FROM})
+    count = partitions_for(sum(info.size for info in infos))
+    parts = Partitions(count, schema=schema)
+    try:
+
+        def consume(frame: pl.DataFrame) -> None:
+            usage.add(frame)
+            parts.add(frame.select(LEDGER_FROM))
+
+        scan = stream_ledger(store, consume, repair=repair, snapshot=snapshot, segments=infos, cached=count == 1)
+        parts.seal()
+        passed = LedgerPass(scan, parts, usage, listing)
+        yield passed
+    except BaseException:
+        parts.close()
+        raise
+    if count > 1 and not scan.repaired:
+        KEPT_PASS.keep(store.url, passed)
+    else:
+        parts.close()
+
+
+def derive(store: Store, *, repair: bool = False) -> Derived:
+    """Master and usage from the whole ledger in one streaming read. A big ledger's records are spread by
+    slug over partitions and master is chosen one partition at a time, so memory follows the size of
+    master (the catalogue), not the number of records in the ledger."""
+    with ledger_partitions(store, repair=repair) as passed:
+        chosen = [master_frames(part) for part in passed.parts]
+    successes = pl.concat([s.select("id", "slug", "seg", "line") for s, _ in chosen]).sort("slug")
+    rejects = pl.concat([r.select("id", "slug", "reason", "retryable", "seg", "line") for _, r in chosen])
+    return Derived(successes, rejects.sort("slug"), passed.usage.totals(), passed.scan, passed.parts.count)
+
+
+def _write_views(store: Store, derived: Derived, verify: bool = False) -> Consolidation:
     start = time.perf_counter()
-    successes, rejects = master_frames(scan.frame)
+    successes, rejects, scan = derived.successes, derived.rejects, derived.scan
     queue, _ = read_queue(store)
     outputs: dict[str, bytes | LedgerLines] = {
         "successes": LedgerLines(successes.select("seg", "line"), scan.segments),
         "rejects": LedgerLines(rejects.select("seg", "line"), scan.segments),
         "processed": _slugs(successes),
         "rejected": _slugs(rejects),
-        "usage": _dump(usage_totals(scan.frame)),
+        "usage": _dump(derived.usage),
         "checkpoint": checkpoint_bytes(successes, rejects, queue),
     }
-    result = Consolidation(scan.frame.height, successes.height, rejects.height)
+    result = Consolidation(derived.usage["records"], successes.height, rejects.height)
     result.repaired, result.torn_tails, result.bad_lines = scan.repaired, scan.torn_tails, scan.bad_lines
     # every view of this consolidation becomes current at once, with the ledger snapshot it was built from
     state = {"fingerprint": scan.fingerprint, "segments": scan.segments}
@@ -546,7 +703,7 @@ def consolidate(store: Store, *, wait_s: float = 60.0, verify: bool = False) -> 
     objects were changed by hand are written again even when the ledger did not change."""
     try:
         with views_lock(store, wait_s):
-            return _write_views(store, scan_ledger(store, repair=not store.read_only), verify)
+            return _write_views(store, derive(store, repair=not store.read_only), verify)
     except LeaseHeldError:
         if wait_s == 0:
             return None
@@ -586,8 +743,8 @@ def current_checkpoint(store: Store) -> dict[str, Any]:
     """The checkpoint as the ledger stands now: rebuilt first when stale (in memory for read-only runs)."""
     if not views_current(store):
         if store.read_only:
-            successes, rejects = master_frames(scan_ledger(store).frame)
-            return build_checkpoint(successes, rejects, read_queue(store)[0])
+            derived = derive(store)
+            return build_checkpoint(derived.successes, derived.rejects, read_queue(store)[0])
         consolidate(store)
     return read_checkpoint(store)
 
