@@ -126,22 +126,22 @@ def tamper(store: Store, name: str, change) -> None:
     publish_views(store, {name: "".join(json.dumps(x) + "\n" for x in change(lines)).encode()})
 
 
-@pytest.mark.parametrize(
-    ("what", "expected"),
-    [
-        ("error-in-success", "invariant 1: 1 master success(es) carry an error: a"),
-        ("dupe-in-master", "invariant 2: slug(s) more than once in master successes: a"),
-        ("in-both", "invariant 2: slug(s) in both master successes and rejects: r"),
-        ("lost", "invariant 3: 1 ledger success(es) missing from master (run consolidate): b"),
-        ("not-in-ledger", "invariant 3: master successes hold record(s) absent from the ledger: zz"),
-        ("checkpoint-drift", "invariant 4: checkpoint 'done' differs from master successes: a"),
-        ("queued-and-done", "invariant 4: slug(s) both queued and decided in the checkpoint: a"),
-        ("checkpoint-drift-in-place", "invariant 4: checkpoint 'done' differs from master successes: a"),
-        ("queued-and-done-in-place", "invariant 4: slug(s) both queued and decided in the checkpoint: a"),
-        ("spend-drift", "invariant 5: recorded spend 1.000000 USD != ledger sum 0.000400 USD"),
-        ("bad-line", "invariant 6: ledger/run-1/other.jsonl: line 1 does not parse"),
-    ],
-)
+VIOLATIONS = [  # (a hand edit or bug, the violation the audit names)
+    ("error-in-success", "invariant 1: 1 master success(es) carry an error: a"),
+    ("dupe-in-master", "invariant 2: slug(s) more than once in master successes: a"),
+    ("in-both", "invariant 2: slug(s) in both master successes and rejects: r"),
+    ("lost", "invariant 3: 1 ledger success(es) missing from master (run consolidate): b"),
+    ("not-in-ledger", "invariant 3: master successes hold record(s) absent from the ledger: zz"),
+    ("checkpoint-drift", "invariant 4: checkpoint 'done' differs from master successes: a"),
+    ("queued-and-done", "invariant 4: slug(s) both queued and decided in the checkpoint: a"),
+    ("checkpoint-drift-in-place", "invariant 4: checkpoint 'done' differs from master successes: a"),
+    ("queued-and-done-in-place", "invariant 4: slug(s) both queued and decided in the checkpoint: a"),
+    ("spend-drift", "invariant 5: recorded spend 1.000000 USD != ledger sum 0.000400 USD"),
+    ("bad-line", "invariant 6: ledger/run-1/other.jsonl: line 1 does not parse"),
+]
+
+
+@pytest.mark.parametrize(("what", "expected"), VIOLATIONS)
 def test_audit_names_each_violation(store: Store, what: str, expected: str) -> None:
     write_ledger(store, [record("a"), record("b"), record("c"), record("r", status="reject")])
     consolidate(store)
