@@ -179,9 +179,12 @@ def _record_line(i: int, run: str, status: str = "success") -> str:
     return record.line().decode()
 
 
-def make_ledger(root: Path, records: int, runs: int = 20) -> dict[str, Any]:
-    """A ledger of `records` lines over `runs` runs (one segment each), 5% rejects; no views yet."""
+def make_ledger(root: Path, records: int, runs: int = 20, slugs: int | None = None) -> dict[str, Any]:
+    """A ledger of `records` lines over `runs` runs (one segment each), 5% rejects; no views yet. With
+    `slugs`, record i is about slug i % slugs (each slug generated again in later runs), else every record
+    has a slug of its own."""
     from content_pipeline.host import this_host
+    from content_pipeline.ledger import record_id
 
     per_run = -(-records // runs)
     written = 0
@@ -190,15 +193,30 @@ def make_ledger(root: Path, records: int, runs: int = 20) -> dict[str, Any]:
         folder = root / "ledger" / run
         folder.mkdir(parents=True, exist_ok=True)
         template_ok, template_rej = _record_line(0, run), _record_line(0, run, "reject")
+        first_id = record_id(run, "bench-item-0000000", 1)
         with (folder / f"{this_host()}-1-{r:08x}.jsonl").open("w") as out:
             for i in range(written, min(records, written + per_run)):
                 template = template_rej if i % 20 == 19 else template_ok
+                slug = f"bench-item-{i % (slugs or records):07d}"
                 out.write(
-                    template.replace("bench-item-0000000", f"bench-item-{i:07d}").replace("Widget 0", f"Widget {i}")
+                    template.replace(first_id, record_id(run, slug, 1))
+                    .replace("bench-item-0000000", slug)
+                    .replace("Widget 0", f"Widget {i}")
                 )
             written = min(records, written + per_run)
     size = sum(p.stat().st_size for p in (root / "ledger").rglob("*.jsonl"))
     return {"records": written, "bytes": size}
+
+
+def consolidate_alone(root: Path) -> dict[str, Any]:
+    """One consolidation of the whole ledger (the first: every view is written), in a process of its own."""
+    from content_pipeline.store import open_store
+    from content_pipeline.views import consolidate
+
+    start = time.perf_counter()
+    result = consolidate(open_store(str(root)))
+    assert result is not None
+    return {"seconds": time.perf_counter() - start, "records": result.records, "successes": result.successes}
 
 
 def bookkeeping(root: Path) -> dict[str, Any]:

@@ -32,6 +32,9 @@ def test_every_benchmark_scenario_runs_and_reports(tmp_path: Path) -> None:
     assert 0 < stage["first_call_to_last_answer_s"] <= stage["seconds"]  # the split of the stage's wall time
     figures = {x["scenario"]: x for x in lines[1:] if x.get("form") in (None, "ratios")}
     assert figures["2-bookkeeping"]["records"] == 2000 and figures["2-bookkeeping"]["peak_rss_mb"] > 0
+    kept = [x for x in lines if x.get("scenario") == "2-bookkeeping"]
+    assert [(x["records"], x["slugs"]) for x in kept] == [(2000, 2000), (2000, 200)]
+    assert all(x["consolidate_peak_rss_mb"] > 0 and x["consolidate_alone_s"] > 0 for x in kept)
     assert figures["3-durable-appends"]["ledger_appends_per_s"] > 0
     assert "generated: 30 (30 successes" in figures["4-go-live"]["generated"]
     assert "| scenario | measurement | figure | target met |" in done.stdout
