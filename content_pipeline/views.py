@@ -115,20 +115,27 @@ def _json_string(column: str) -> pl.Expr:
     return pl.struct(pl.col(column).alias("v")).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}")
 
 
-def _json_members(frame: pl.DataFrame, value: pl.Expr) -> str:
-    """`"slug":<value>` for every row in slug order, joined by commas (a JSON object's inside)."""
-    if frame.is_empty():
-        return ""
-    members = frame.sort("slug").select(pl.concat_str(_json_string("slug"), pl.lit(":"), value).str.join(","))
-    return str(members.item())
+_MEMBERS_BATCH = 100_000  # rows made into JSON text at a time: the text of a batch, not of master, in flight
 
 
-def _decided(successes: pl.DataFrame, rejects: pl.DataFrame) -> tuple[bytes, bytes]:
-    """The checkpoint's text before and after its queued object: done and rejected, from master."""
+def _json_members(frame: pl.DataFrame, value: pl.Expr) -> list[bytes]:
+    """`"slug":<value>` for every row in slug order, joined by commas (a JSON object's inside), as pieces
+    of a batch of rows each (joined once, by the caller)."""
+    frame = frame.sort("slug")
+    pieces = []
+    for start in range(0, frame.height, _MEMBERS_BATCH):
+        batch = frame.slice(start, _MEMBERS_BATCH)
+        members = batch.select(pl.concat_str(_json_string("slug"), pl.lit(":"), value).str.join(","))
+        pieces.append((b"," if start else b"") + str(members.item()).encode())
+    return pieces
+
+
+def _decided(successes: pl.DataFrame, rejects: pl.DataFrame) -> tuple[list[bytes], list[bytes]]:
+    """The checkpoint's text before and after its queued object (done and rejected, from master), in pieces."""
     done = _json_members(successes, _json_string("id"))
     flags = pl.struct("id", "reason", pl.col("retryable").fill_null(False))
     rejected = _json_members(rejects, flags.struct.json_encode())
-    return f'{{"done":{{{done}}},"queued":'.encode(), f',"rejected":{{{rejected}}}}}\n'.encode()
+    return [b'{"done":{', *done, b'},"queued":'], [b',"rejected":{', *rejected, b"}}\n"]
 
 
 def checkpoint_bytes(successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict[str, Any]) -> bytes:
@@ -139,17 +146,29 @@ def checkpoint_bytes(successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict
     taken = set(decided.filter(decided.is_in(list(claims))).to_list()) if claims else set()
     queued = {slug: run for slug, run in sorted(claims.items()) if slug not in taken}
     head, tail = _decided(successes, rejects)
-    return head + json.dumps(queued, separators=(",", ":")).encode() + tail
+    return b"".join([*head, json.dumps(queued, separators=(",", ":")).encode(), *tail])
+
+
+def _starts_with(raw: memoryview, pieces: list[bytes], at: int) -> int | None:
+    """Where `pieces`, laid end to end from `at`, end in `raw`; None when the bytes there differ."""
+    for piece in pieces:
+        if raw[at : at + len(piece)] != piece:
+            return None
+        at += len(piece)
+    return at
 
 
 def checkpoint_queued(raw: bytes, successes: pl.DataFrame, rejects: pl.DataFrame) -> dict[str, Any] | None:
     """The checkpoint's queued entries when `raw` holds exactly master's done and rejected entries as
     `checkpoint_bytes` writes them (compared as bytes, without a dict of a million entries); else None."""
     head, tail = _decided(successes, rejects)
-    if len(raw) < len(head) + len(tail) or not (raw.startswith(head) and raw.endswith(tail)):
+    view = memoryview(raw)
+    start = _starts_with(view, head, 0)
+    size = sum(len(p) for p in tail)
+    if start is None or len(raw) - size < start or _starts_with(view, tail, len(raw) - size) != len(raw):
         return None
     try:
-        queued = json.loads(raw[len(head) : len(raw) - len(tail)])
+        queued = json.loads(raw[start : len(raw) - size])
     except ValueError:
         return None
     return queued if isinstance(queued, dict) else None
