@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from content_pipeline.errors import StoreError
+from content_pipeline.spill import compact
 from content_pipeline.store import Store
 from content_pipeline.views import (
     ViewDigestError,
@@ -86,7 +87,7 @@ class _Derivation:
         for status, broken in (("success", ~_no_error()), ("reject", _no_error())):
             bad = part.filter((pl.col("status") == status) & broken)
             if bad.height:
-                self.offenders[status].append(bad.select("seg", "line", "slug"))
+                self.offenders[status].append(compact(bad.select("seg", "line", "slug")))
         want_succ, want_rej = master_frames(ledger)
         self.lost += _slugs(_absent(want_succ, succ, "slug"))
         self.stale += _slugs(_absent(want_succ, succ, "id").join(succ.select("slug").unique(), on="slug", how="semi"))

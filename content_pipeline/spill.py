@@ -12,7 +12,7 @@ from types import TracebackType
 import polars as pl
 
 PART_BYTES = 128 * 2**20  # ledger bytes per partition: a partition's columns stay in the tens of megabytes
-FLUSH_ROWS = 8192  # rows a partition gathers in memory before they are written to its file
+FLUSH_ROWS = 65_536  # rows gathered in memory (over all partitions) before each partition's are written
 _SEED = 0x5EED  # the hash seed: the same value goes to the same partition in every Partitions of a process
 _LENGTH = 8  # bytes of the length prefix of each written block
 
@@ -22,12 +22,20 @@ def partitions_for(ledger_bytes: int) -> int:
     return max(1, math.ceil(ledger_bytes / PART_BYTES))
 
 
+def compact(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with its text copied into buffers of its own: the rows a filter keeps still point into
+    the buffers of every row it read (a whole partition), which would otherwise stay in memory."""
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    return frame.with_columns(pl.concat_str(pl.col(name), pl.lit("")) for name in text)
+
+
 class Partitions:
     """Frames added are split by a hash of `key` into `count` partitions; iterating gives each partition's
     rows (in the order they were added), one partition at a time. Every row with the same `key` value
-    lands in the same partition. With one partition the rows stay in memory; with more, each partition
-    gathers `flush_rows` rows and writes them to its own file (Arrow IPC) in a temporary directory that
-    `close` removes."""
+    lands in the same partition. With one partition the rows stay in memory; with more, rows are gathered
+    until `flush_rows` of them wait (over all partitions, so what waits does not grow with the count),
+    then each partition's are written to its own file (Arrow IPC) in a temporary directory that `close`
+    removes."""
 
     def __init__(
         self, count: int, key: str = "slug", schema: pl.Schema | None = None, flush_rows: int = FLUSH_ROWS
@@ -36,7 +44,7 @@ class Partitions:
         self.spilled_bytes = 0
         self.schema = schema  # of the frames added (the first one's when not given)
         self._pending: list[list[pl.DataFrame]] = [[] for _ in range(count)]
-        self._rows = [0] * count
+        self._waiting = 0  # rows gathered and not yet written
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._files: list[io.BufferedWriter] = []
         if count > 1:
@@ -59,11 +67,12 @@ class Partitions:
             return
         parts = frame.with_columns(_part=self.part_of(frame)).partition_by("_part", as_dict=True, include_key=False)
         for (i,), part in parts.items():
-            i = int(i)  # type: ignore[call-overload]
-            self._pending[i].append(part)
-            self._rows[i] += part.height
-            if self._rows[i] >= self.flush_rows:
+            self._pending[int(i)].append(part)  # type: ignore[call-overload]
+        self._waiting += frame.height
+        if self._waiting >= self.flush_rows:
+            for i in range(self.count):
                 self._flush(i)
+            self._waiting = 0
 
     def _flush(self, i: int) -> None:
         if not self._pending[i]:
@@ -73,7 +82,7 @@ class Partitions:
         block = out.getvalue()
         self._files[i].write(len(block).to_bytes(_LENGTH, "little") + block)
         self.spilled_bytes += _LENGTH + len(block)
-        self._pending[i], self._rows[i] = [], 0
+        self._pending[i] = []
 
     def seal(self) -> None:
         """Write what is still gathered and close the files: no more rows are added."""

@@ -27,7 +27,7 @@ from content_pipeline.host import Holder
 from content_pipeline.lease import Lease
 from content_pipeline.ledger import SCHEMA, LedgerScan, ledger_fingerprint, ledger_segments, stream_ledger, valid_record
 from content_pipeline.scan import CHUNK_BYTES, Piece, decode_objects, iter_pieces
-from content_pipeline.spill import Partitions, partitions_for
+from content_pipeline.spill import Partitions, compact, partitions_for
 from content_pipeline.store import Store
 from content_pipeline.store.base import ObjectWriter
 
@@ -655,11 +655,16 @@ def derive(store: Store, *, repair: bool = False) -> Derived:
     """Master and usage from the whole ledger in one streaming read. A big ledger's records are spread by
     slug over partitions and master is chosen one partition at a time, so memory follows the size of
     master (the catalogue), not the number of records in the ledger."""
+    chosen: list[tuple[pl.DataFrame, pl.DataFrame]] = []
     with ledger_partitions(store, repair=repair) as passed:
-        chosen = [master_frames(part) for part in passed.parts]
-    successes = pl.concat([s.select("id", "slug", "seg", "line") for s, _ in chosen]).sort("slug")
-    rejects = pl.concat([r.select("id", "slug", "reason", "retryable", "seg", "line") for _, r in chosen])
-    return Derived(successes, rejects.sort("slug"), passed.usage.totals(), passed.scan, passed.parts.count)
+        for part in passed.parts:
+            succ, rej = master_frames(part)
+            chosen.append(
+                (compact(succ.select("id", "slug", "seg", "line")), compact(rej.drop("status", "finished_at")))
+            )
+    successes = pl.concat([s for s, _ in chosen]).sort("slug")
+    rejects = pl.concat([r for _, r in chosen]).sort("slug")
+    return Derived(successes, rejects, passed.usage.totals(), passed.scan, passed.parts.count)
 
 
 def _write_views(store: Store, derived: Derived, verify: bool = False) -> Consolidation:

@@ -63,6 +63,11 @@ def test_one_partition_stays_in_memory_and_an_empty_one_keeps_the_schema() -> No
         assert [p.schema for p in empty] == [schema] * 3
 
 
+def test_compact_keeps_every_value_and_null() -> None:
+    frame = pl.DataFrame({"slug": ["a", None, "ccc" * 20], "n": [1, 2, 3]}).filter(pl.col("n") > 1)
+    assert spill.compact(frame).equals(frame) and spill.compact(frame)["slug"].null_count() == 1
+
+
 def ledger(store: Store) -> None:
     """Three runs: later versions, a reject followed by a success, a reject alone, a damaged line."""
     write_ledger(store, [record(f"s{i:03d}", at="2026-11-23T00:00:01") for i in range(40)], segment="a.jsonl")
