@@ -130,17 +130,10 @@ def iter_frames(
             yield _line_by_line(batch, schema, names, valid, bad)
 
 
-def decode_columns(
-    pieces: Iterable[Piece],
-    schema: dict[str, pl.DataType],
-    names: list[str],
-    valid: Callable[[str], bool],
-    bad: list[tuple[int, str]],
-    chunk_bytes: int = CHUNK_BYTES,
-) -> dict[int, pl.DataFrame]:
-    """`iter_frames` gathered by object (seg): each object's rows with their `line`."""
+def _by_object(frames: Iterable[pl.DataFrame]) -> dict[int, pl.DataFrame]:
+    """`iter_frames`' rows gathered by object (seg): each object's rows with their `line`."""
     parts: dict[int, list[pl.DataFrame]] = {}
-    for frame in iter_frames(pieces, schema, names, valid, bad, chunk_bytes):
+    for frame in frames:
         segs = frame["seg"].unique()
         if len(segs) == 1:
             parts.setdefault(int(segs[0]), []).append(frame.drop("seg"))
@@ -279,7 +272,7 @@ def decode_objects(
         pieces = iter_pieces(store, sub, ends, sublimits, chunk_bytes)
         if observe is not None:
             pieces = _observed(pieces, observe)
-        frames = decode_columns(pieces, schema, [key for key, _ in sub], valid, bad, chunk_bytes)
+        frames = _by_object(iter_frames(pieces, schema, [key for key, _ in sub], valid, bad, chunk_bytes))
         empty = pl.DataFrame(schema={**schema, "line": pl.UInt32})
         for j, i in enumerate(todo):
             decoded = Decoded(frames.get(j, empty), ends.get(j, ObjectEnd()), [m for s, m in bad if s == j])
