@@ -44,6 +44,14 @@ class AuditResult:
         self.violations.append(f"invariant {invariant}: {what}{shown}")
 
 
+def _broken() -> list[tuple[str, pl.Expr, str]]:
+    """Invariant 1 by status: (status, the rows of that status that break it, what the violation says)."""
+    return [
+        ("success", (pl.col("status") == "success") & ~_no_error(), "success(es) carry an error"),
+        ("reject", (pl.col("status") == "reject") & _no_error(), "reject(s) have no error"),
+    ]
+
+
 def _no_error() -> pl.Expr:
     return pl.col("error").is_null() | (pl.col("error").str.strip_chars() == "")
 
@@ -84,8 +92,8 @@ class _Derivation:
         self.records += part.height
         self.within += ledger.height
         self.cost_nano += nano_sum(ledger)
-        for status, broken in (("success", ~_no_error()), ("reject", _no_error())):
-            bad = part.filter((pl.col("status") == status) & broken)
+        for status, broken, _ in _broken():
+            bad = part.filter(broken)
             if bad.height:
                 self.offenders[status].append(compact(bad.select("seg", "line", "slug")))
         want_succ, want_rej = master_frames(ledger)
@@ -125,14 +133,13 @@ def _audit(store: Store) -> AuditResult:
         result.notes.append(f"{found.records - found.within} ledger record(s) appended since the last consolidation")
 
     # 1. no success carries an error; every reject carries a non-empty error
-    for status, what in (("success", "success(es) carry an error"), ("reject", "reject(s) have no error")):
+    master = pl.concat([succ, rej.select(succ.columns)])
+    for status, _, what in _broken():
         slugs = found.offending(status)
         if slugs:
             result.add(1, f"{len(slugs)} ledger {what}", slugs)
-    master = pl.concat([succ, rej.select(succ.columns)])
-    for status, what in (("success", "success(es) carry an error"), ("reject", "reject(s) have no error")):
-        broken = ~_no_error() if status == "success" else _no_error()
-        bad = master.filter((pl.col("status") == status) & broken)
+    for _, broken, what in _broken():
+        bad = master.filter(broken)
         if bad.height:
             result.add(1, f"{bad.height} master {what}", bad["slug"].to_list())
     for name, status, frame in (("successes", "success", succ), ("rejects", "reject", rej)):

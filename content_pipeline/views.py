@@ -103,13 +103,6 @@ class UsageSums:
         }
 
 
-def usage_totals(ledger: pl.DataFrame) -> dict[str, Any]:
-    """Spend and tokens in total and by run, summed in nano-dollars."""
-    sums = UsageSums()
-    sums.add(ledger)
-    return sums.totals()
-
-
 def _json_string(column: str) -> pl.Expr:
     """Each value as a JSON literal (escaped as JSON requires)."""
     return pl.struct(pl.col(column).alias("v")).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}")
