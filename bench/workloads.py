@@ -6,6 +6,10 @@ import asyncio
 import json
 import os
 import random
+import shutil
+import statistics
+import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -54,17 +58,17 @@ def generate_stage(work: Path, url: str, items: int, concurrency: int) -> dict[s
     state = pipeline.generate_flow(**params, return_state=True)
     seconds = time.perf_counter() - start
     assert state.is_completed(), state.message
-    return {"seconds": seconds, "items": items, "summary": state.message, "calls_span_s": _calls_span(params)}
+    span = _calls_span(os.environ["STORE_URL"], params["run_id"])
+    return {"seconds": seconds, "items": items, "summary": state.message, "calls_span_s": span}
 
 
-def _calls_span(params: dict[str, Any]) -> float:
+def _calls_span(store_url: str, run_id: str) -> float:
     """Seconds from the first item's start to the last item's answer, from the run's ledger records (the
     part of the stage that is generation, without the Prefect flow run's start and end)."""
-    from content_pipeline.ledger import read_records
-    from content_pipeline.settings import load_settings
-    from content_pipeline.store import store_for
+    from content_pipeline.ledger.scan import read_records
+    from content_pipeline.store import open_store
 
-    records = [r for r in read_records(store_for(load_settings())) if r.run_id == params["run_id"]]
+    records = [r for r in read_records(open_store(store_url)) if r.run_id == run_id]
     first = min(datetime.fromisoformat(r.started_at) for r in records)
     last = max(datetime.fromisoformat(r.finished_at) for r in records)
     return (last - first).total_seconds()
@@ -78,8 +82,9 @@ def task_per_item(work: Path, url: str, items: int, concurrency: int) -> dict[st
     from prefect.futures import wait
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from content_pipeline.catalogue import load_catalogue
-    from content_pipeline.generate import GenerationContext, open_generation, run_chunk
+    from content_pipeline.generation.chunk import run_chunk
+    from content_pipeline.generation.context import GenerationContext, open_generation
+    from content_pipeline.intake.catalogue import load_catalogue
     from content_pipeline.settings import load_settings
     from content_pipeline.store import store_for
 
@@ -112,8 +117,9 @@ def bare_asyncio(work: Path, url: str, items: int, concurrency: int) -> dict[str
     """A bare asyncio loop over the `openai` client: the same requests, no QA, no ledger, no Prefect."""
     from openai import AsyncOpenAI
 
-    from content_pipeline.catalogue import load_catalogue
-    from content_pipeline.prompts import RESPONSE_FORMAT, messages
+    from content_pipeline.generation.content import RESPONSE_FORMAT
+    from content_pipeline.generation.prompts import messages
+    from content_pipeline.intake.catalogue import load_catalogue
 
     things = load_catalogue(write_catalogue(work / "catalogue.jsonl", items)).items
 
@@ -140,7 +146,7 @@ def bare_asyncio(work: Path, url: str, items: int, concurrency: int) -> dict[str
 
 def _record_line(i: int, run: str, status: str = "success") -> str:
     """One realistic ledger line (about 2 KB with content and sketch)."""
-    from content_pipeline.ledger import Call, OutcomeRecord, record_id
+    from content_pipeline.ledger.records import Call, OutcomeRecord, record_id
 
     slug = f"bench-item-{i % 10_000_000:07d}"
     ok = status == "success"
@@ -183,8 +189,8 @@ def make_ledger(root: Path, records: int, runs: int = 20, slugs: int | None = No
     """A ledger of `records` lines over `runs` runs (one segment each), 5% rejects; no views yet. With
     `slugs`, record i is about slug i % slugs (each slug generated again in later runs), else every record
     has a slug of its own."""
-    from content_pipeline.host import this_host
-    from content_pipeline.ledger import record_id
+    from content_pipeline.ledger.records import record_id
+    from content_pipeline.store.host import this_host
 
     per_run = -(-records // runs)
     written = 0
@@ -211,7 +217,7 @@ def make_ledger(root: Path, records: int, runs: int = 20, slugs: int | None = No
 def consolidate_alone(root: Path) -> dict[str, Any]:
     """One consolidation of the whole ledger (the first: every view is written), in a process of its own."""
     from content_pipeline.store import open_store
-    from content_pipeline.views import consolidate
+    from content_pipeline.views.consolidate import consolidate
 
     start = time.perf_counter()
     result = consolidate(open_store(str(root)))
@@ -221,9 +227,9 @@ def consolidate_alone(root: Path) -> dict[str, Any]:
 
 def bookkeeping(root: Path) -> dict[str, Any]:
     """consolidate + audit + sync of the whole ledger, as go-live's finish runs them."""
-    from content_pipeline.audit import audit
     from content_pipeline.store import open_store
-    from content_pipeline.views import consolidate, sync_checkpoint
+    from content_pipeline.views.audit import audit
+    from content_pipeline.views.consolidate import consolidate, sync_checkpoint
 
     store = open_store(str(root))
     timings: dict[str, float] = {}
@@ -252,7 +258,8 @@ def bare_polars_scan(root: Path) -> dict[str, Any]:
 
 def durable_appends(root: Path, records: int) -> dict[str, Any]:
     """Ledger appends through the store, each safe on disk before append returns."""
-    from content_pipeline.ledger import LedgerWriter, OutcomeRecord
+    from content_pipeline.ledger.records import OutcomeRecord
+    from content_pipeline.ledger.writer import LedgerWriter
     from content_pipeline.store import open_store
 
     record = OutcomeRecord.model_validate_json(_record_line(1, "bench-appends"))
@@ -279,33 +286,110 @@ def bare_fsync_loop(root: Path, records: int) -> dict[str, Any]:
     return {"seconds": seconds, "records": records, "per_s": records / seconds}
 
 
-def go_live_end_to_end(work: Path, items: int) -> dict[str, Any]:
-    """`content-pipeline go-live` on `items` items with the offline model at zero latency, as a user runs it
-    (a fresh process, Prefect's temporary server included); wall time and the process's peak memory."""
-    import resource
-    import subprocess
-    import sys
+def cli_env(work: Path, **extra: str) -> dict[str, str]:
+    """A shell on a fresh machine with no Prefect API configured: no PREFECT_* or OPENAI_* from outside, an
+    empty PREFECT_HOME (no profile points anywhere)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PREFECT_"))}
+    env.update(PREFECT_HOME=str(work / "prefect-home"), PREFECT_LOGGING_LEVEL="WARNING", **extra)
+    return env
+
+
+CLI = [sys.executable, "-m", "flows.cli"]
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """(wall clock at the start, seconds to the exit, the finished command); it must succeed."""
+    started, start = time.time(), time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+    seconds = time.perf_counter() - start
+    assert done.returncode == 0, f"{' '.join(cmd[2:])}: {done.stderr[-2000:]}"
+    return started, seconds, done
+
+
+def cli_go_live(work: Path, url: str, items: int, concurrency: int) -> dict[str, Any]:
+    """`content-pipeline go-live` end to end in a fresh process, as an operator runs it ad hoc with no Prefect
+    server configured (the core directly): from the command's start to its exit."""
+    from bench.provider import provider_stats
 
     catalogue = write_catalogue(work / "catalogue.jsonl", items)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PREFECT_API_URL"))}
-    env.update(
-        STORE_URL=str(work / "store"),
+    store = str(work / "store")
+    env = cli_env(
+        work,
+        STORE_URL=store,
         CATALOGUE=catalogue,
-        PREFECT_HOME=str(work / "prefect-home"),
-        PREFECT_LOGGING_LEVEL="WARNING",
+        OPENAI_API_KEY="sk-bench",
+        OPENAI_BASE_URL=url,
+        CONCURRENCY=str(concurrency),
     )
-    cmd = [sys.executable, "-m", "flows.cli", "go-live", "--budget-usd", "1000"]
+    cmd = [*CLI, "go-live", "--limit", str(items), "--budget-usd", "10000", "--run-id", "bench-cli"]
+    started, seconds, done = _timed(cmd, env)
+    assert f"generated: {items} ({items} successes" in done.stdout, done.stdout[-2000:]
+    first = provider_stats(url)["first_request_at"]
+    return {
+        "seconds": seconds,
+        "items": items,
+        "calls_span_s": _calls_span(store, "bench-cli"),
+        "first_request_s": first - started,
+    }
+
+
+def _first_request(work: Path, env: dict[str, str], extra: list[str]) -> float:
+    """Seconds from `go-live --limit 20` starting to its first LLM request reaching a fresh provider."""
+    from bench.provider import fake_provider, provider_stats
+
+    shutil.rmtree(work, ignore_errors=True)
+    with fake_provider(latency_ms=200) as url:
+        run_env = {**env, "STORE_URL": str(work), "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": url}
+        started, _, _ = _timed([*CLI, "go-live", "--limit", "20", *extra], run_env)
+        return float(provider_stats(url)["first_request_at"]) - started
+
+
+def start_up(work: Path, repeats: int) -> dict[str, Any]:
+    """The fixed cost of an ad-hoc run on the bundled sample: `status`, `go-live` with nothing left to do,
+    and the time to the first LLM request of a run, on each front door: the core directly (no Prefect API
+    configured), the flow on a running server (PREFECT_API_URL), the flow on a temporary server of its own
+    (`--prefect`). Medians of `repeats` runs (fewer for the slow temporary server)."""
+    from flows.temporary_server import temporary_server
+
+    env = cli_env(work, STORE_URL=str(work / "sample-store"))
+    _timed([*CLI, "go-live"], env)  # the sample generated once: now nothing is left to do
+    _timed([*CLI, "go-live", "--prefect"], env)  # untimed: a fresh PREFECT_HOME creates Prefect's database once
+    out: dict[str, Any] = {"repeats": repeats}
+    out["status_s"] = statistics.median(_timed([*CLI, "status"], env)[1] for _ in range(repeats))
+    few = max(1, repeats // 3)
+    os.environ.update(PREFECT_HOME=str(work / "server-home"))  # the running server's own database
+    with temporary_server() as api:
+        doors = {
+            "direct": (env, []),
+            "server": ({**env, "PREFECT_API_URL": api}, []),
+            "temporary": (env, ["--prefect"]),
+        }
+        for door, (door_env, extra) in doors.items():
+            n = few if door == "temporary" else repeats
+            out[f"nothing_to_do_{door}_s"] = statistics.median(
+                _timed([*CLI, "go-live", *extra], door_env)[1] for _ in range(n)
+            )
+            out[f"first_request_{door}_s"] = statistics.median(
+                _first_request(work / f"fresh-{door}", door_env, extra) for _ in range(n)
+            )
+    return out
+
+
+def go_live_end_to_end(work: Path, items: int, prefect: bool = False) -> dict[str, Any]:
+    """`content-pipeline go-live` on `items` items with the offline model at zero latency, as a user runs it
+    with no Prefect server configured: the core directly, or with `prefect` the flow on a temporary server
+    of its own; wall time and the process's peak memory (the temporary server's not included)."""
+    import resource
+
+    catalogue = write_catalogue(work / "catalogue.jsonl", items)
+    env = cli_env(work, STORE_URL=str(work / "store"), CATALOGUE=catalogue)
+    cmd = [*CLI, "go-live", "--budget-usd", "1000", *(["--prefect"] if prefect else [])]
     # a first run on a fresh PREFECT_HOME creates Prefect's database: do it once on another store, untimed,
     # as every machine has done before its first real run
     cold = time.perf_counter()
-    first = subprocess.run([*cmd, "--limit", "1"], env={**env, "STORE_URL": str(work / "warm-up")}, capture_output=True)
+    _timed([*cmd, "--limit", "1"], {**env, "STORE_URL": str(work / "warm-up")})
     cold_s = time.perf_counter() - cold
-    assert first.returncode == 0, first.stderr[-2000:]
-    cmd += ["--limit", str(items)]
-    start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    seconds = time.perf_counter() - start
-    assert done.returncode == 0, done.stderr[-2000:]
+    _, seconds, done = _timed([*cmd, "--limit", str(items)], env)
     generated = next((line for line in done.stdout.splitlines() if line.startswith("- generated:")), "")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {

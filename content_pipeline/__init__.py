@@ -1,4 +1,5 @@
-"""content-pipeline core: the Prefect-free domain package (ledger, store, generation, QA, views)."""
+"""content-pipeline core: the Prefect-free domain package (store, ledger, claims, views, intake, generation,
+llm, run, ops), with the rehearsal server beside it."""
 
 from __future__ import annotations
 

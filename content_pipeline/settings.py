@@ -16,6 +16,7 @@ from content_pipeline.errors import BadInputError
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 Scope = Literal["all", "promo"]
+RunMode = Literal["auto", "prefect", "direct"]
 
 
 def sample_catalogue() -> str:
@@ -94,6 +95,11 @@ class Settings(BaseSettings):
     llm_concurrency_limit_name: str = Field("llm-concurrency", description="Prefect limit on LLM calls in flight")
     store_block: str = Field("content-pipeline-store", description="StoreLocation block used when it exists")
     llm_block: str = Field("content-pipeline-llm", description="LLMConfig block used when it exists")
+    run_mode: RunMode = Field(
+        "auto",
+        description="CLI: auto runs a Prefect flow when a Prefect API is configured and the core directly when "
+        "not; prefect always runs the flow (with a temporary server); direct never does",
+    )
     lease_ttl_s: Annotated[float, Field(gt=0, description="Batch-builder lease lifetime, s")] = 60.0
     lease_wait_s: Annotated[float, Field(ge=0, description="How long go-live waits for a busy batch builder, s")] = 30.0
     claim_ttl_s: Annotated[float, Field(gt=0, description="How long a run's claims live without it, s")] = 6 * 3600.0

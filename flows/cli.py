@@ -1,19 +1,25 @@
-"""The `content-pipeline` command: each stage runs its Prefect flow; `status` only reads the store."""
+"""The `content-pipeline` command: go-live and each stage run the core directly, or as their Prefect flow
+when a Prefect API is configured; `status` and `view` only read the store."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
-from collections.abc import Callable
+from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
-from content_pipeline import layout
 from content_pipeline.errors import BadInputError, PipelineError
-from content_pipeline.settings import load_settings, new_run_id
-from content_pipeline.store import store_for
+from content_pipeline.settings import Settings, load_settings
+from content_pipeline.store import layout, store_for
+from flows.prefect_api import configured_api_url
 
-STAGES = ("go-live", "inventory", "batch", "preflight", "generate")
+if TYPE_CHECKING:
+    from content_pipeline.run.report import RunReport
+
+RUN_COMMANDS = ("go-live", "inventory", "batch", "preflight", "generate")  # those that take a run id
 MAINTENANCE = ("consolidate", "audit", "sync")
 
 
@@ -33,9 +39,11 @@ def _parser() -> argparse.ArgumentParser:
         "view": "print one current master view (read-only)",
         "fake-llm": "a local OpenAI-compatible server to rehearse a run (fake-llm serve)",
     }
-    for name in (*STAGES, *MAINTENANCE, "status", "view", "fake-llm"):
+    for name in (*RUN_COMMANDS, *MAINTENANCE, "status", "view", "fake-llm"):
         cmd = sub.add_parser(name, help=helps[name], description=helps[name])
-        if name in STAGES:
+        if name in (*RUN_COMMANDS, *MAINTENANCE):
+            _mode_arguments(cmd)
+        if name in RUN_COMMANDS:
             cmd.add_argument("--scope", choices=["all", "promo"], help="all items, or promo items only (SCOPE)")
             cmd.add_argument("--limit", type=int, metavar="N", help="most items to claim (LIMIT)")
             cmd.add_argument("--budget-usd", type=float, metavar="X", help="hard spend ceiling, USD (BUDGET_USD)")
@@ -49,8 +57,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _mode_arguments(cmd: argparse.ArgumentParser) -> None:
+    mode = cmd.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--prefect",
+        action="store_true",
+        help="run it as a Prefect flow even when no Prefect API is configured (a temporary server) (RUN_MODE)",
+    )
+    mode.add_argument("--direct", action="store_true", help="run the core directly even when one is (RUN_MODE)")
+
+
 def _fake_llm_arguments(cmd: argparse.ArgumentParser) -> None:
-    from content_pipeline.fake_llm import FAULTS
+    from content_pipeline.rehearsal.faults import FAULTS
 
     cmd.add_argument("action", choices=["serve"], help="serve: run the server until interrupted")
     cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -74,7 +92,8 @@ def _fake_llm_arguments(cmd: argparse.ArgumentParser) -> None:
 def _fake_llm(args: argparse.Namespace) -> int:
     import signal
 
-    from content_pipeline.fake_llm import FakeLLM, FakeLLMConfig, FaultRule
+    from content_pipeline.rehearsal.faults import FaultRule
+    from content_pipeline.rehearsal.server import FakeLLM, FakeLLMConfig
 
     config = FakeLLMConfig(
         key=args.key,
@@ -107,23 +126,8 @@ def _fake_llm(args: argparse.Namespace) -> int:
     return 0
 
 
-def _flow(name: str) -> Callable[..., object]:
-    from flows import pipeline  # Prefect is imported only for the commands that run a flow
-
-    return {
-        "go-live": pipeline.go_live,
-        "inventory": pipeline.inventory_flow,
-        "batch": pipeline.batch_flow,
-        "preflight": pipeline.preflight_flow,
-        "generate": pipeline.generate_flow,
-        "consolidate": pipeline.consolidate_flow,
-        "audit": pipeline.audit_flow,
-        "sync": pipeline.sync_flow,
-    }[name]
-
-
 def _status(as_json: bool) -> int:
-    from content_pipeline.status import status
+    from content_pipeline.ops.status import status
 
     settings = load_settings()
     result = status(store_for(settings, read_only=True), settings.catalogue, settings.s3_options())
@@ -137,7 +141,7 @@ def _status(as_json: bool) -> int:
 
 
 def _view(name: str) -> int:
-    from content_pipeline.views import stream_view
+    from content_pipeline.views.snapshot import stream_view
 
     if not stream_view(store_for(load_settings(), read_only=True), name, sys.stdout.buffer):
         print("error: no views are published yet: run `content-pipeline consolidate` (or go-live)", file=sys.stderr)
@@ -145,26 +149,60 @@ def _view(name: str) -> int:
     return 0
 
 
+def _mode(args: argparse.Namespace) -> str | None:
+    return "prefect" if getattr(args, "prefect", False) else ("direct" if getattr(args, "direct", False) else None)
+
+
 def _run(args: argparse.Namespace) -> int:
-    params: dict[str, object] = {}
-    if args.command in STAGES:
-        settings = load_settings(scope=args.scope, limit=args.limit, budget_usd=args.budget_usd, run_id=args.run_id)
-        params = {"scope": settings.scope, "limit": settings.limit, "budget_usd": settings.budget_usd}
-        params["run_id"] = settings.run_id or new_run_id()
+    """A run or stage command: the core directly, or its Prefect flow when a Prefect API is configured
+    (or RUN_MODE / --prefect asks for one), so the run shows in a UI exactly when there is one."""
+    if args.command in RUN_COMMANDS:
+        flags = {"scope": args.scope, "limit": args.limit, "budget_usd": args.budget_usd, "run_id": args.run_id}
+        settings = load_settings(**flags, run_mode=_mode(args)).with_run_id()
     else:
-        settings = load_settings()
-    state = _flow(args.command)(**params, return_state=True)  # type: ignore[operator]
-    run_id = params.get("run_id")
-    if args.command == "go-live" and run_id:
-        report = store_for(settings, read_only=True).get(layout.run_key(str(run_id), "report.md"))
-        if report:
-            print(report.decode())
-    message = state.message or state.name
-    if state.is_completed():
-        print(f"{args.command}: {message}" + (f" (run id {run_id})" if run_id and args.command != "go-live" else ""))
+        settings = load_settings(run_mode=_mode(args))
+    configured = configured_api_url()
+    if settings.run_mode == "prefect" or (settings.run_mode == "auto" and configured is not None):
+        return _via_flow(args.command, settings, temporary=configured is None)
+    from content_pipeline.run.commands import run_command  # the run's modules: not for status, view, fake-llm
+    from content_pipeline.run.reporter import PlainReporter, log_to_stderr
+
+    log_to_stderr()
+    outcome = run_command(args.command, settings, store_for(settings), PlainReporter())
+    return _show(args.command, settings, outcome.ok, outcome.message, outcome.report)
+
+
+def _via_flow(command: str, settings: Settings, temporary: bool) -> int:
+    """The command's flow; with `temporary`, on a Prefect server of this run's own that dies with it."""
+    from flows.temporary_server import temporary_server
+
+    with temporary_server() if temporary else nullcontext(None) as url:
+        if url is not None:
+            os.environ["PREFECT_API_URL"] = url  # before Prefect is imported: its settings are read once
+        from flows.pipeline import FLOWS  # Prefect is imported only for the commands that run a flow
+
+        params: dict[str, object] = {}
+        if command in RUN_COMMANDS:
+            params = {"scope": settings.scope, "limit": settings.limit, "budget_usd": settings.budget_usd}
+            params["run_id"] = settings.run_id
+        state = FLOWS[command](**params, return_state=True)  # type: ignore[operator]
+    report = None
+    if command == "go-live" and settings.run_id:
+        stored = store_for(settings, read_only=True).get(layout.run_key(settings.run_id, layout.REPORT))
+        report = stored.decode() if stored else None
+    return _show(command, settings, state.is_completed(), state.message or state.name, report)
+
+
+def _show(command: str, settings: Settings, ok: bool, message: str, report: RunReport | str | None) -> int:
+    """The report (go-live) on stdout, then the outcome: one line, or one line per failure on stderr."""
+    if report is not None:
+        print(report if isinstance(report, str) else report.markdown())
+    if ok:
+        named = f" (run id {settings.run_id})" if command in RUN_COMMANDS and command != "go-live" else ""
+        print(f"{command}: {message}{named}")
         return 0
     for line in message.splitlines():
-        print(f"{args.command} failed: {line}", file=sys.stderr)
+        print(f"{command} failed: {line}", file=sys.stderr)
     return 1
 
 

@@ -1,9 +1,11 @@
-"""The `content-pipeline` command as an operator runs it, and go-live killed with SIGKILL mid-generation."""
+"""The `content-pipeline` command as an operator runs it, on both front doors: the core directly (no Prefect
+API configured) and the Prefect flow (a server configured); and go-live killed with SIGKILL mid-generation."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,24 +14,39 @@ from pathlib import Path
 
 import pytest
 
-from content_pipeline.audit import audit
-from content_pipeline.ledger import OutcomeRecord, scan_ledger
-from content_pipeline.store import open_store
-from content_pipeline.views import read_master
+from content_pipeline.ledger.records import OutcomeRecord
+from content_pipeline.ledger.scan import scan_ledger
+from content_pipeline.store import layout, open_store
+from content_pipeline.views.audit import audit
+from content_pipeline.views.snapshot import read_master
 from tests.conftest import make_item, snapshot
 
-pytestmark = [pytest.mark.server, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 CLI = [sys.executable, "-m", "flows.cli"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a shell with no Prefect API configured: no PREFECT_* from outside, an empty
+    PREFECT_HOME (so no profile of the developer's points anywhere), no provider settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PYTEST_", "PREFECT_"))}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(ROOT))
+    return env
+
+
+@pytest.fixture(params=["direct", pytest.param("flow", marks=pytest.mark.server)])
+def front_door(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def cli_env(prefect_server, tmp_path, write_catalogue) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PYTEST_"))}
+def cli_env(front_door: str, request: pytest.FixtureRequest, tmp_path, write_catalogue) -> dict[str, str]:
+    env = base_env(tmp_path)
+    if front_door == "flow":
+        env["PREFECT_API_URL"] = request.getfixturevalue("prefect_server")
     env.update(
-        PREFECT_API_URL=prefect_server,
         STORE_URL=str(tmp_path / "cli-store"),
         CATALOGUE=write_catalogue([make_item(n) for n in range(1, 201)], "cli-catalogue.jsonl"),
-        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
     )
     return env
 
@@ -89,11 +106,74 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(cli_env, args, extra, c
     assert after == before
 
 
+def _comparable(report: str) -> str:
+    """A report without what differs between two runs of the same work: the store's path and the duration."""
+    report = re.sub(r"- duration: [0-9.]+ s", "- duration: N s", report)
+    return re.sub(r"`[^`]*cli-store-(direct|flow)", "`STORE", report)
+
+
+@pytest.mark.server
+def test_both_front_doors_give_the_same_report_files_and_exit_codes(prefect_server, tmp_path, write_catalogue):
+    env = base_env(tmp_path)
+    env["CATALOGUE"] = write_catalogue([make_item(n) for n in range(1, 41)], "same.jsonl")
+    doors = {"direct": {}, "flow": {"PREFECT_API_URL": prefect_server}}
+    results = {}
+    for door, extra in doors.items():
+        door_env = {**env, **extra, "STORE_URL": str(tmp_path / f"cli-store-{door}")}
+        ok = run(door_env, "go-live", "--run-id", "same-run", "--limit", "30")
+        refused = run(door_env, "go-live", "--run-id", "poor-run", "--budget-usd", "1")
+        results[door] = (ok, refused, open_store(door_env["STORE_URL"]))
+    (d_ok, d_refused, d_store), (f_ok, f_refused, f_store) = results["direct"], results["flow"]
+    assert d_ok.returncode == f_ok.returncode == 0 and d_refused.returncode == f_refused.returncode == 1
+    assert d_ok.stdout.splitlines()[-1] == f_ok.stdout.splitlines()[-1] == "go-live: all invariants hold"
+    failed = [x for x in d_refused.stderr.splitlines() if x.startswith("go-live failed:")]
+    assert failed == [x for x in f_refused.stderr.splitlines() if x.startswith("go-live failed:")]
+    assert failed == [
+        "go-live failed: preflight: budget too low for batch size: batch size 10 items, budget $1.00, "
+        "minimum needed $2.50 (at $0.25/item) (spent $0.0000 of $1.00)"
+    ]
+    for run_id in ("same-run", "poor-run"):
+        names = {i.key for i in d_store.list(layout.run_dir(run_id))}
+        assert names == {i.key for i in f_store.list(layout.run_dir(run_id))}
+        for key in names:
+            if key.endswith(layout.REPORT):
+                assert _comparable(d_store.get(key).decode()) == _comparable(f_store.get(key).decode())
+            else:
+                assert d_store.get(key) == f_store.get(key), key
+    assert _comparable(d_ok.stdout) == _comparable(f_ok.stdout)  # the report the operator sees
+    assert "Starting temporary server" not in d_ok.stderr + d_refused.stderr
+
+
 def ledger_lines(store) -> int:
     return sum((store.get(i.key) or b"").count(b"\n") for i in store.list("ledger/") if i.key.endswith(".jsonl"))
 
 
-def test_sigkill_mid_generation_loses_nothing_and_pays_nothing_twice(cli_env, store_url) -> None:
+def descendants(pid: int) -> set[int]:
+    """Every living process below `pid`, from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        kids = {child for child, ppid in parents.items() if ppid == parent}
+        found |= kids
+        todo.extend(kids)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigkill_mid_generation_loses_nothing_and_pays_nothing_twice(cli_env, store_url, front_door) -> None:
     cli_env = {**cli_env, "STORE_URL": store_url}
     cli_env.update({k: v for k, v in os.environ.items() if k.startswith("AWS_")})
     store = open_store(cli_env["STORE_URL"])
@@ -106,10 +186,12 @@ def test_sigkill_mid_generation_loses_nothing_and_pays_nothing_twice(cli_env, st
     deadline = time.monotonic() + 180
     while ledger_lines(store) < 40 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    left = descendants(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = scan_ledger(store).frame
     assert 40 <= before.height < 200, "the kill must land in the middle of generation"
+    assert left == set() or front_door == "flow", f"the direct CLI run had child processes: {left}"
     successes_before = set(before.filter(before["status"] == "success")["id"])
 
     result = run(cli_env, "go-live", "--run-id", "resumed-run")
@@ -123,3 +205,30 @@ def test_sigkill_mid_generation_loses_nothing_and_pays_nothing_twice(cli_env, st
     resumed = set(after.filter(after["run_id"] == "resumed-run")["slug"])
     assert not resumed & set(before["slug"]), "an item already in the ledger was generated again"
     assert len(resumed) + before.height == 200
+
+
+def test_a_sigkilled_prefect_run_on_its_temporary_server_leaves_no_process_behind(tmp_path, write_catalogue):
+    """`--prefect` with no server configured starts a Prefect server of the run's own: killed with the run."""
+    env = base_env(tmp_path)
+    env.update(
+        STORE_URL=str(tmp_path / "store"),
+        CATALOGUE=write_catalogue([make_item(n) for n in range(1, 201)], "kill.jsonl"),
+        OFFLINE_LATENCY_MS="150",
+        CONCURRENCY="4",
+    )
+    store = open_store(env["STORE_URL"])
+    proc = subprocess.Popen(
+        [*CLI, "go-live", "--prefect"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 240
+    while ledger_lines(store) < 10 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.stderr.read()[-2000:] if proc.stderr else ""
+    server = descendants(proc.pid)
+    assert server, "the --prefect run has its temporary server below it"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in server) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in server if alive(pid)], "the temporary Prefect server outlived the killed run"

@@ -17,9 +17,9 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from content_pipeline.audit import audit
-from content_pipeline.ledger import scan_ledger
+from content_pipeline.ledger.scan import scan_ledger
 from content_pipeline.store import open_store
+from content_pipeline.views.audit import audit
 from flows.stack import Stack
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

@@ -8,14 +8,15 @@ import time
 
 import pytest
 
-from content_pipeline.audit import audit
-from content_pipeline.budget import to_nano
 from content_pipeline.errors import BadInputError
-from content_pipeline.fake_llm import FaultRule
-from content_pipeline.ledger import OutcomeRecord, read_records
-from content_pipeline.pacing import Pacer, parse_duration
+from content_pipeline.ledger.records import OutcomeRecord
+from content_pipeline.ledger.scan import read_records
+from content_pipeline.llm.pacing import Pacer, parse_duration
+from content_pipeline.money import to_nano
+from content_pipeline.rehearsal.faults import FaultRule
+from content_pipeline.views.audit import audit
 from tests.conftest import make_item
-from tests.helpers import fake_llm, run_core
+from tests.helpers import fake_llm, run
 
 # (title, fault rule, what must come of the item)
 CASES = [
@@ -53,7 +54,7 @@ def test_each_provider_fault_ends_as_an_operator_wants(make_settings, write_cata
             max_retries=3,
             concurrency=8,
         )
-        ctx = run_core(settings, store)
+        report = run(settings, store)
         time.sleep(2.0)  # let the hung answer of the timed-out call finish, so the server has counted it
         stats = server.stats()
         requests = list(server.requests)
@@ -88,7 +89,7 @@ def test_each_provider_fault_ends_as_an_operator_wants(make_settings, write_cata
     for record in got.values():
         assert to_nano(record.cost_usd) == sum(to_nano(c.cost_usd) for c in record.calls)
     ledger_nano = sum(to_nano(r.cost_usd) for r in got.values())
-    assert abs(to_nano(ctx.budget.spent_usd) - ledger_nano) <= len(got) and ctx.budget.spent_usd <= settings.budget_usd
+    assert abs(to_nano(report.spend_usd) - ledger_nano) <= len(got) and report.spend_usd <= settings.budget_usd
     # every answer the provider produced (and billed) is booked; drops are booked though never answered
     booked = sum(1 for r in got.values() for c in r.calls if c.cost_usd > 0)
     assert booked == stats["paid"] + stats["by_outcome"]["drop"]
@@ -106,12 +107,12 @@ def test_spend_never_exceeds_the_budget_under_random_faults(make_settings, store
             min_item_cost_usd=0.0001,
             concurrency=6,
         )
-        ctx = run_core(settings, store)
+        report = run(settings, store)
     records = read_records(store)
-    assert ctx.budget.spent_usd <= settings.budget_usd
+    assert report.spend_usd <= settings.budget_usd
     assert sum(to_nano(r.cost_usd) for r in records) <= to_nano(settings.budget_usd)
-    assert ctx.stats.calls == sum(len(r.calls) for r in records)
-    assert ctx.stop_reason and ctx.stop_reason.startswith("run budget $0.0020 reached")  # it ran into the ceiling
+    assert report.stats.calls == sum(len(r.calls) for r in records)
+    assert report.stop_reason and report.stop_reason.startswith("run budget $0.0020 reached")  # it ran into the ceiling
     assert audit(store).ok
 
 
@@ -120,21 +121,21 @@ def test_the_pacer_slows_down_before_the_provider_says_429(make_settings, store)
     # drain the bucket and meet 429s; reading the x-ratelimit headers, the run keeps under the limit
     with fake_llm("sk-k", rpm=600, burst=0.02) as server:
         settings = make_settings(openai_api_key="sk-k", openai_base_url=server.url, concurrency=8)
-        ctx = run_core(settings, store)
+        report = run(settings, store)
         stats = server.stats()
-    assert ctx.stats.successes == 20
+    assert report.stats.successes == 20
     assert stats["by_outcome"].get("rate_limited", 0) == 0
-    assert ctx.pacer.stats.paced_calls > 0
+    assert report.pacing.paced_calls > 0
 
 
 def test_without_pacing_the_same_run_meets_429s_and_still_finishes(make_settings, store, monkeypatch) -> None:
     monkeypatch.setattr(Pacer, "observe", lambda self, headers, tokens=0: None)  # a client that ignores the headers
     with fake_llm("sk-k", rpm=600, burst=0.02) as server:
         settings = make_settings(openai_api_key="sk-k", openai_base_url=server.url, concurrency=8)
-        ctx = run_core(settings, store)
+        report = run(settings, store)
         stats = server.stats()
     assert stats["by_outcome"].get("rate_limited", 0) > 0  # the comparison above is not vacuous
-    assert ctx.stats.successes == 20  # told to wait, it waited, and went on
+    assert report.stats.successes == 20  # told to wait, it waited, and went on
 
 
 def test_prompt_injection_in_a_field_is_caught_by_qa(make_settings, write_catalogue, store) -> None:
@@ -144,7 +145,7 @@ def test_prompt_injection_in_a_field_is_caught_by_qa(make_settings, write_catalo
         settings = make_settings(
             catalogue=write_catalogue(rows, "evil.jsonl"), openai_api_key="sk-k", openai_base_url=server.url
         )
-        run_core(settings, store)
+        run(settings, store)
     records = {r.slug: r for r in read_records(store)}
     assert records["item-0001"].status == "success"
     hijacked = records["item-0002"]

@@ -11,12 +11,12 @@ from prefect.artifacts import Artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
 
-from content_pipeline import layout
-from content_pipeline.batch import read_queue
-from content_pipeline.host import Holder
-from content_pipeline.lease import Lease
-from content_pipeline.store import open_store
-from content_pipeline.views import publish_views, read_checkpoint, read_view
+from content_pipeline.claims.queue import read_queue
+from content_pipeline.store import layout, open_store
+from content_pipeline.store.host import Holder
+from content_pipeline.store.lease import Lease
+from content_pipeline.views.publish import publish_views
+from content_pipeline.views.snapshot import read_checkpoint, read_view
 from flows import pipeline
 from tests.conftest import make_item, snapshot
 

@@ -8,11 +8,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from content_pipeline import layout
-from content_pipeline.catalogue import load_catalogue
 from content_pipeline.errors import BadInputError
-from content_pipeline.inventory import take_inventory
-from content_pipeline.store import Store
+from content_pipeline.intake.catalogue import load_catalogue
+from content_pipeline.intake.inventory import take_inventory
+from content_pipeline.store import Store, layout
 from tests.conftest import make_item, snapshot
 
 BAD_ROWS: list[tuple[dict | bytes, str]] = [

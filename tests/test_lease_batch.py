@@ -9,13 +9,16 @@ import time
 
 import pytest
 
-from content_pipeline import layout
-from content_pipeline.batch import build_batch, claim, live_claims, read_queue, release
-from content_pipeline.catalogue import Item
+from content_pipeline.claims.batch import build_batch
+from content_pipeline.claims.queue import claim, live_claims, read_queue, release
 from content_pipeline.errors import LeaseHeldError
-from content_pipeline.host import Holder, this_host
-from content_pipeline.lease import Lease
-from content_pipeline.store import Store
+from content_pipeline.intake.catalogue import Item
+from content_pipeline.run.reporter import PlainReporter
+from content_pipeline.run.stages import Stages
+from content_pipeline.settings import load_settings
+from content_pipeline.store import Store, layout
+from content_pipeline.store.host import Holder, this_host
+from content_pipeline.store.lease import Lease
 from tests.conftest import make_item
 
 
@@ -75,10 +78,15 @@ def test_live_holder_renews_its_lease_past_the_ttl(store: Store) -> None:
             Lease(store, "locks/x.json", Holder.me("b"), 0.6, "x").try_acquire()
 
 
-def test_claims_are_stamped_with_the_run_and_never_given_twice(store: Store) -> None:
+def test_claims_are_stamped_with_the_run_and_never_given_twice(store: Store, store_url: str) -> None:
+    """The batch stage: claims under the lease, and the run's batch file holds what it claimed."""
     needs = items(10)
-    first, _, _ = build_batch(store, "run-a", needs, 6, pid=None, lease_ttl_s=60, claim_ttl_s=600)
-    second, _, _ = build_batch(store, "run-b", needs, 6, pid=None, lease_ttl_s=60, claim_ttl_s=600)
+
+    def batch(run_id: str) -> list[Item]:
+        settings = load_settings(store_url=store_url, limit=6, run_id=run_id)
+        return Stages(settings, store, PlainReporter()).batch(needs, hold=False)
+
+    first, second = batch("run-a"), batch("run-b")
     assert len(first) == 6 and len(second) == 4
     assert not {i.slug for i in first} & {i.slug for i in second}
     claims = live_claims(read_queue(store)[0])
@@ -126,7 +134,7 @@ def test_go_live_waits_for_a_builder_that_is_claiming(store: Store) -> None:
 
 
 def test_a_second_process_with_the_same_run_id_fails_at_once(store: Store) -> None:
-    from content_pipeline.batch import run_lease
+    from content_pipeline.claims.batch import run_lease
 
     first = run_lease(store, "run-r", 60)
     try:
@@ -138,7 +146,7 @@ def test_a_second_process_with_the_same_run_id_fails_at_once(store: Store) -> No
 
 
 def test_claims_of_a_live_run_are_renewed_past_their_ttl(store: Store) -> None:
-    from content_pipeline.batch import ClaimKeeper
+    from content_pipeline.claims.keeper import ClaimKeeper
 
     claim(store, "long-run", ["a", "b"], 2, None, 0.6)
     keeper = ClaimKeeper(store, "long-run", 0.6)

@@ -6,22 +6,23 @@ import json
 
 import pytest
 
-from content_pipeline import layout
-from content_pipeline.batch import build_batch
-from content_pipeline.catalogue import Item
 from content_pipeline.errors import BadInputError, BudgetRefusedError
-from content_pipeline.preflight import preflight
+from content_pipeline.intake.catalogue import Item
+from content_pipeline.intake.preflight import preflight
+from content_pipeline.run.reporter import PlainReporter
+from content_pipeline.run.stages import Stages
+from content_pipeline.store import layout
 from tests.conftest import make_item, snapshot
-from tests.helpers import run_core
+from tests.helpers import run
 
 
 def test_drops_invalid_done_and_not_queued_and_rewrites_the_batch(make_settings, store) -> None:
     done_settings = make_settings(limit=2)
-    run_core(done_settings, store)  # item-0001 and item-0002 are now done
+    run(done_settings, store)  # item-0001 and item-0002 are now done
     settings = make_settings()
-    run = settings.run_id
-    build_batch(store, run, [Item(**make_item(n)) for n in (3, 4)], 10, pid=None, lease_ttl_s=30, claim_ttl_s=600)
-    key = layout.run_key(run, "batch.jsonl")
+    run_id = settings.run_id
+    Stages(settings, store, PlainReporter()).batch([Item(**make_item(n)) for n in (3, 4)], hold=False)
+    key = layout.run_key(run_id, "batch.jsonl")
     lines = [
         *store.get(key).decode().splitlines(),
         json.dumps(make_item(1)),  # done
@@ -30,7 +31,7 @@ def test_drops_invalid_done_and_not_queued_and_rewrites_the_batch(make_settings,
         "{not json",  # invalid
     ]
     store.put(key, ("\n".join(lines) + "\n").encode())
-    result = preflight(store, settings, run)
+    result = preflight(store, settings, run_id)
     assert [i.slug for i in result.items] == ["item-0003", "item-0004"]
     assert dict(result.dropped) == {"done": 1, "not_queued": 1, "invalid": 2}
     assert "preflight dropped 2 invalid item(s) from the batch" in result.warnings
@@ -39,18 +40,19 @@ def test_drops_invalid_done_and_not_queued_and_rewrites_the_batch(make_settings,
 
 def test_budget_guard_refuses_before_any_spend(make_settings, store) -> None:
     settings = make_settings(budget_usd=1.0, min_item_cost_usd=0.25)
-    with pytest.raises(BudgetRefusedError) as err:
-        run_core(settings, store)
-    assert str(err.value) == (
+    report = run(settings, store)
+    assert isinstance(report.error, BudgetRefusedError) and str(report.error) == (
         "budget too low for batch size: batch size 20 items, budget $1.00, minimum needed $5.00 (at $0.25/item)"
     )
+    assert report.failure == f"preflight: {report.error} (spent $0.0000 of $1.00)"
     assert store.list(layout.LEDGER_PREFIX) == []
 
 
 def test_unknown_model_is_refused_before_any_spend(make_settings, store) -> None:
     settings = make_settings(model="no-such-model")
-    with pytest.raises(BadInputError, match="model 'no-such-model' has no price in PRICE_TABLE"):
-        run_core(settings, store)
+    report = run(settings, store)
+    assert isinstance(report.error, BadInputError)
+    assert str(report.error).startswith("model 'no-such-model' has no price in PRICE_TABLE")
     assert store.list(layout.LEDGER_PREFIX) == []
 
 

@@ -6,9 +6,12 @@ import json
 
 import pytest
 
-from content_pipeline import offline, qa
-from content_pipeline.catalogue import Item
-from content_pipeline.prompts import SYSTEM_PROMPT, ItemContent
+from content_pipeline.generation import qa
+from content_pipeline.generation.content import BOUNDS, HIGHLIGHTS, RESPONSE_FORMAT, ItemContent
+from content_pipeline.generation.nearcopy import NearCopyIndex, sketch
+from content_pipeline.generation.prompts import SYSTEM_PROMPT
+from content_pipeline.intake.catalogue import Item
+from content_pipeline.llm import offline
 from tests.conftest import make_item
 
 ITEM = Item(**make_item(3))
@@ -68,11 +71,34 @@ def test_content_that_fails_qa(change, reason) -> None:
 
 
 def test_near_copy_is_caught_and_distinct_content_is_not() -> None:
-    index = qa.NearCopyIndex()
+    index = NearCopyIndex()
     a = ItemContent(**good()).description
     other = offline.write_content(Item(**make_item(40)).model_dump(), strong=False)["description"]
-    assert index.claim("a", qa.sketch(a)).ok
-    assert index.claim("b", qa.sketch(other)).ok
-    copy = index.claim("c", qa.sketch(a.replace("Meet", "Discover")))
+    assert index.claim("a", sketch(a)).ok
+    assert index.claim("b", sketch(other)).ok
+    copy = index.claim("c", sketch(a.replace("Meet", "Discover")))
     assert copy.reason == "near_copy" and "'a'" in copy.detail
-    assert index.claim("a", qa.sketch(a)).ok  # the same item again is not a copy of itself
+    assert index.claim("a", sketch(a)).ok  # the same item again is not a copy of itself
+
+
+def test_the_prompt_and_the_schema_state_the_bounds_qa_checks() -> None:
+    """One place for the bounds: the prompt tells the model what QA will hold it to."""
+    for name, (low, high) in BOUNDS.items():
+        assert f"{name} ({low}-{high} characters" in SYSTEM_PROMPT
+    assert f"highlights ({HIGHLIGHTS[0]}-{HIGHLIGHTS[1]} short lines" in SYSTEM_PROMPT
+    too_long = {**good(), "headline": "H" * (BOUNDS["headline"][1] + 1)}
+    assert verdict_of(too_long).reason == "length"
+
+
+def test_the_response_schema_is_the_content_models_in_strict_form() -> None:
+    schema = RESPONSE_FORMAT["json_schema"]["schema"]
+    assert RESPONSE_FORMAT["type"] == "json_schema" and RESPONSE_FORMAT["json_schema"]["strict"] is True
+    assert schema == ItemContent.model_json_schema()
+    assert set(schema["required"]) == set(schema["properties"]) == set(ItemContent.model_fields)
+    assert schema["additionalProperties"] is False
+    assert {name: p["type"] for name, p in schema["properties"].items()} == {
+        "headline": "string",
+        "description": "string",
+        "highlights": "array",
+        "seo_description": "string",
+    }

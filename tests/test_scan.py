@@ -8,12 +8,14 @@ import json
 import polars as pl
 import pytest
 
-from content_pipeline.audit import audit
-from content_pipeline.ledger import SCHEMA, read_records, scan_ledger, valid_record
-from content_pipeline.scan import ColumnCache, decode_objects
+from content_pipeline.ledger.jsonl import ColumnCache, decode_objects
+from content_pipeline.ledger.records import SCHEMA, valid_record
+from content_pipeline.ledger.scan import read_records, scan_ledger
 from content_pipeline.store import Store
 from content_pipeline.store.s3 import S3Store
-from content_pipeline.views import consolidate, read_manifest, read_master, read_view
+from content_pipeline.views.audit import audit
+from content_pipeline.views.consolidate import consolidate
+from content_pipeline.views.snapshot import read_manifest, read_master, read_view
 from tests.test_views_audit import record, write_ledger
 
 COLUMNS = {"n": pl.Int64(), "tag": pl.String()}

@@ -8,11 +8,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from content_pipeline import spill, views
-from content_pipeline.audit import audit
-from content_pipeline.spill import Partitions
+from content_pipeline.ledger import spill
+from content_pipeline.ledger.spill import Partitions
 from content_pipeline.store import Store, open_store
-from content_pipeline.views import KEPT_PASS, consolidate, read_views
+from content_pipeline.views.audit import audit
+from content_pipeline.views.consolidate import consolidate
+from content_pipeline.views.passes import KEPT_PASS, derive
+from content_pipeline.views.snapshot import read_views
 from tests.test_views_audit import (
     VIOLATIONS,
     record,
@@ -95,7 +97,7 @@ def test_a_partitioned_consolidation_publishes_the_same_views_byte_for_byte(
     monkeypatch.setattr(spill, "PART_BYTES", 600)
     many = consolidate(parted)
     assert one is not None and many is not None
-    assert views.derive(parted).partitions > 10  # the ledger really was worked in partitions
+    assert derive(parted).partitions > 10  # the ledger really was worked in partitions
     assert (many.records, many.successes, many.rejects) == (one.records, one.successes, one.rejects) == (63, 43, 3)
     assert many.bad_lines == one.bad_lines == ["ledger/run-3/c.jsonl: line 4 does not parse: 'not a record'"]
     assert read_views(parted, *VIEWS) == read_views(whole, *VIEWS)

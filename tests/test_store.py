@@ -60,7 +60,6 @@ def test_cas_lets_exactly_one_of_many_racers_win(store: Store) -> None:
 
 
 def test_appends_are_whole_records_from_many_threads(store: Store) -> None:
-    from content_pipeline.ledger import scan_ledger  # noqa: F401 - the ledger reads every backend's segments
 
     appender = store.appender("ledger/run/seg.jsonl")
     threads = [

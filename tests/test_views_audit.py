@@ -9,20 +9,19 @@ import sys
 
 import pytest
 
-from content_pipeline import layout, views
-from content_pipeline.audit import audit
-from content_pipeline.host import this_host
-from content_pipeline.ledger import OutcomeRecord, record_id
-from content_pipeline.store import Store
-from content_pipeline.views import (
-    consolidate,
-    publish_views,
+from content_pipeline.ledger.records import OutcomeRecord, record_id
+from content_pipeline.store import Store, layout
+from content_pipeline.store.host import this_host
+from content_pipeline.views import periodic as periodic_module
+from content_pipeline.views.audit import audit
+from content_pipeline.views.consolidate import Consolidation, consolidate, sync_checkpoint
+from content_pipeline.views.publish import publish_views
+from content_pipeline.views.snapshot import (
     read_checkpoint,
     read_manifest,
     read_master,
     read_view,
     read_views,
-    sync_checkpoint,
     views_current,
 )
 from tests.conftest import snapshot
@@ -233,7 +232,7 @@ def test_records_appended_to_a_consolidated_segment_are_only_appended_since(stor
 def test_audit_waits_for_a_consolidation_in_progress(store: Store) -> None:
     import threading
 
-    from content_pipeline.views import views_lock
+    from content_pipeline.views.consolidate import views_lock
 
     write_ledger(store, [record("a")])
     consolidate(store)
@@ -275,9 +274,8 @@ def test_a_master_object_changed_by_hand_fails_the_audit(store: Store) -> None:
 
 KILLED_AT_THE_SWAP = """
 import os, signal, sys
-from content_pipeline import layout
-from content_pipeline.store import open_store
-from content_pipeline.views import consolidate
+from content_pipeline.store import layout, open_store
+from content_pipeline.views.consolidate import consolidate
 
 store = open_store(sys.argv[1])
 cas = store.put_if_match
@@ -355,14 +353,14 @@ def test_a_reader_never_sees_half_a_consolidation(store: Store) -> None:
 def test_periodic_consolidation_keeps_to_its_share_of_the_time(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """A consolidation that took 2 s is not followed by another within 20 s (share 0.1)."""
     clock = [1000.0]
-    monkeypatch.setattr(views.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(periodic_module.time, "monotonic", lambda: clock[0])
 
-    def slow_consolidation(store: Store, wait_s: float) -> views.Consolidation:
+    def slow_consolidation(store: Store, wait_s: float) -> Consolidation:
         clock[0] += 2.0
-        return views.Consolidation(records=0, successes=0, rejects=0)
+        return Consolidation(records=0, successes=0, rejects=0)
 
-    monkeypatch.setattr(views, "consolidate", slow_consolidation)
-    periodic = views.PeriodicConsolidator(store, every=50)
+    monkeypatch.setattr(periodic_module, "consolidate", slow_consolidation)
+    periodic = periodic_module.PeriodicConsolidator(store, every=50)
     for successes, advance in ((50, 0.0), (100, 10.0), (150, 8.0), (160, 0.0), (200, 0.0)):
         clock[0] += advance
         periodic(successes)

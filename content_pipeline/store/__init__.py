@@ -1,4 +1,4 @@
-"""Open the store a URL names: a local folder (default `./data`, or `file://...`) or `s3://bucket/prefix`."""
+"""The store: one interface, a local folder or an S3 prefix chosen by a URL; its key layout and its leases."""
 
 from __future__ import annotations
 

@@ -29,15 +29,6 @@ class ObjectInfo:
     version: str
 
 
-def store_area(key: str) -> str:
-    """Which part of the store a key belongs to, for counting requests."""
-    if key.startswith(("master/", "locks/consolidate")):
-        return "views"
-    return {"ledger": "ledger", "quarantine": "ledger", "state": "claims", "locks": "leases", "runs": "run files"}.get(
-        key.split("/", 1)[0], "other"
-    )
-
-
 @dataclass
 class RequestCounts:
     """The requests a remote store made, by verb and area (ledger, views, claims, leases, run files);

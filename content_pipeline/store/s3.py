@@ -14,6 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from content_pipeline.errors import BadInputError, StoreError, StoreIOError
+from content_pipeline.store import layout
 from content_pipeline.store.base import (
     Appender,
     ObjectInfo,
@@ -21,7 +22,6 @@ from content_pipeline.store.base import (
     RequestCounts,
     Store,
     check_key,
-    store_area,
 )
 
 PART_BYTES = 16 * 2**20  # multipart upload part size (S3 wants at least 5 MB but the last)
@@ -186,7 +186,7 @@ class S3Store(Store):
 
     def _count(self, verb: str, key: str) -> None:
         with self._count_lock:
-            self._counts.by_verb_area[(verb, store_area(key))] += 1
+            self._counts.by_verb_area[(verb, layout.area(key))] += 1
 
     def _attempt(self, **_: Any) -> None:
         """Every HTTP attempt botocore sends (retries included); returns None so the request goes out."""

@@ -1,0 +1,120 @@
+"""The claims queue: each run's claimed slugs with the process that holds them and their expiry."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from content_pipeline.errors import StoreError
+from content_pipeline.store import Store, layout
+from content_pipeline.store.host import Holder, this_host
+
+Queue = dict[str, Any]
+
+
+def read_queue(store: Store) -> tuple[Queue, str | None]:
+    found = store.get_versioned(layout.QUEUE)
+    if found is None:
+        return {"runs": {}}, None
+    try:
+        queue = json.loads(found[0])
+    except json.JSONDecodeError:
+        raise StoreError(
+            f"{layout.QUEUE} is not valid JSON: nothing was claimed; restore it or remove it to free every claim"
+        ) from None
+    return queue, found[1]
+
+
+def run_alive(entry: dict[str, Any], now: float | None = None) -> bool:
+    """A run's claims live until they expire, or until its process is known gone from this host."""
+    if entry.get("expires_ts", 0) < (now or time.time()):
+        return False
+    pid = entry.get("pid")
+    return not (pid and Holder(entry["host"], int(pid), "").gone())
+
+
+def live_claims(queue: Queue) -> dict[str, str]:
+    """slug -> run id for every claim of a live run."""
+    now = time.time()
+    out: dict[str, str] = {}
+    for run_id, entry in queue.get("runs", {}).items():
+        if run_alive(entry, now):
+            for slug in entry.get("slugs", []):
+                out.setdefault(slug, run_id)
+    return out
+
+
+def update_queue(store: Store, change: Callable[[Queue], Queue]) -> Queue:
+    """Read-modify-write of the queue with compare-and-swap, retried on a concurrent change."""
+    for _ in range(50):
+        queue, version = read_queue(store)
+        new = change(json.loads(json.dumps(queue)))
+        data = json.dumps(new, sort_keys=True).encode()
+        done = (
+            store.put_if_absent(layout.QUEUE, data)
+            if version is None
+            else store.put_if_match(layout.QUEUE, data, version)
+        )
+        if done:
+            return new
+        time.sleep(0.01)
+    raise StoreError("the queue kept changing under us: 50 compare-and-swap attempts failed")
+
+
+def claim(
+    store: Store, run_id: str, candidates: list[str], limit: int, pid: int | None, ttl_s: float
+) -> tuple[list[str], list[str]]:
+    """Claim up to `limit` candidates for `run_id`; returns (claimed slugs, runs whose stale claims were freed).
+    A run's own earlier claims are kept (claiming again is idempotent)."""
+    freed: list[str] = []
+    chosen: list[str] = []
+
+    def change(queue: Queue) -> Queue:
+        runs = queue.setdefault("runs", {})
+        now = time.time()
+        freed.clear()
+        for other in [r for r, e in runs.items() if r != run_id and not run_alive(e, now)]:
+            freed.append(other)
+            del runs[other]
+        taken = {slug for r, e in runs.items() if r != run_id for slug in e.get("slugs", [])}
+        mine = list(runs.get(run_id, {}).get("slugs", []))
+        have = set(mine)
+        for slug in candidates:
+            if len(mine) >= limit:
+                break
+            if slug not in taken and slug not in have:
+                mine.append(slug)
+                have.add(slug)
+        chosen[:] = mine
+        runs[run_id] = {"host": this_host(), "pid": pid, "claimed_at": now, "expires_ts": now + ttl_s, "slugs": mine}
+        return queue
+
+    update_queue(store, change)
+    return list(chosen), freed
+
+
+def adopt(store: Store, run_id: str, pid: int, ttl_s: float) -> list[str]:
+    """Make this process the holder of `run_id`'s claims (a stage run on its own); returns the slugs."""
+    slugs: list[str] = []
+
+    def change(queue: Queue) -> Queue:
+        entry = queue.setdefault("runs", {}).get(run_id)
+        if entry:
+            entry.update(host=this_host(), pid=pid, expires_ts=time.time() + ttl_s)
+            slugs[:] = entry.get("slugs", [])
+        return queue
+
+    update_queue(store, change)
+    return slugs
+
+
+def release(store: Store, run_id: str) -> None:
+    """Drop `run_id`'s claims: what it did not finish becomes claimable again."""
+
+    def change(queue: Queue) -> Queue:
+        queue.setdefault("runs", {}).pop(run_id, None)
+        return queue
+
+    update_queue(store, change)

@@ -1,0 +1,127 @@
+"""One model's calls for one item: paced, reserved against the budget, settled, retried in this one layer."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from content_pipeline.generation import prompts
+from content_pipeline.generation.budget import BudgetExhausted
+from content_pipeline.generation.content import RESPONSE_FORMAT
+from content_pipeline.generation.context import GenerationContext
+from content_pipeline.ledger.records import Call
+from content_pipeline.llm.client import CallFailed, Completion, complete
+from content_pipeline.llm.pacing import backoff
+from content_pipeline.money import to_nano, to_usd
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+
+@dataclass
+class Attempt:
+    """Every call made for one item so far, with what they cost (each one goes into its ledger record)."""
+
+    calls: list[Call] = field(default_factory=list)
+    spent_nano: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    def book(self, model: str, result: Completion | CallFailed, cost_nano: int) -> None:
+        """One call: answered (its outcome decided by QA later) or failed with its cause."""
+        self.spent_nano += cost_nano
+        tokens_in = tokens_out = 0
+        if isinstance(result, Completion):
+            tokens_in, tokens_out = result.tokens_in, result.tokens_out
+            self.tokens_in += tokens_in
+            self.tokens_out += tokens_out
+        outcome = "pending" if isinstance(result, Completion) else f"failed: {result.cause}"
+        self.calls.append(
+            Call(model=model, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=to_usd(cost_nano), outcome=outcome)
+        )
+
+    def decide_last(self, outcome: str) -> None:
+        """QA's verdict on the last answer (a new Call rather than model_copy(update=...): ~15x cheaper)."""
+        last = self.calls[-1]
+        self.calls[-1] = Call(
+            model=last.model,
+            tokens_in=last.tokens_in,
+            tokens_out=last.tokens_out,
+            cost_usd=last.cost_usd,
+            outcome=outcome,
+        )
+
+    def tries(self, model: str) -> int:
+        return sum(c.model == model for c in self.calls)
+
+
+async def call_model(
+    ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]], attempt: Attempt
+) -> Completion | str:
+    """One answer from `model`, retried here (the only retry layer) on 429, 5xx, timeouts and dropped
+    connections. Returns the completion or why no call was made; raises CallFailed when the tries are
+    used up, or a PipelineError that stops the run (a key that does not work, no quota, no such model)."""
+    settings = ctx.settings
+    worst = ctx.prices.cost_nano(model, prompts.prompt_tokens_upper_bound(msgs), settings.max_output_tokens)
+    retries = waits = 0
+    while True:
+        if attempt.spent_nano + worst > to_nano(settings.item_budget_usd):
+            return (
+                f"item budget ${settings.item_budget_usd:g} cannot cover a call to {model} (up to ${to_usd(worst):.4f})"
+            )
+        result, cost = await _paid_call(ctx, client, model, msgs, worst, first=not attempt.calls)
+        if isinstance(result, str):
+            return result
+        attempt.book(model, result, cost)
+        if isinstance(result, Completion):
+            return result
+        if result.rate_limited:
+            waits += 1
+            used_up = waits > settings.max_rate_limit_retries
+        else:
+            retries += 1
+            used_up = retries > settings.max_retries
+        if not result.transient or used_up or ctx.stopped:
+            raise CallFailed(f"{result.cause}; {attempt.tries(model)} attempt(s)", result.retryable)
+        if result.retry_after is not None:
+            ctx.pacer.hold(result.retry_after)  # every call of the run waits as told
+        else:
+            await asyncio.sleep(backoff(retries or waits))
+
+
+async def _paid_call(
+    ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]], worst: int, first: bool
+) -> tuple[Completion | CallFailed | str, int]:
+    """One request under a slot of the run's gate: paced, its worst case reserved, then settled with what it
+    cost. Returns (the answer, the failure, or why it was not sent; its cost in nano-dollars)."""
+    async with ctx.loop.gate:  # CONCURRENCY bounds calls in flight: an item holds a slot only while it calls
+        if ctx.stopped and first:
+            return f"the run stopped: {ctx.stop_reason}", 0
+        await ctx.pacer.wait()
+        try:
+            reservation = ctx.budget.reserve(worst)
+        except BudgetExhausted as exc:
+            ctx.stop(str(exc))
+            return str(exc), 0
+        result: Completion | CallFailed
+        cost = 0
+        try:
+            result = await _request(ctx, client, model, msgs)
+            # no usage reported: book the worst case rather than lose track of money
+            used = ctx.prices.cost_nano(model, result.tokens_in, result.tokens_out)
+            cost = used if result.tokens_in or result.tokens_out else worst
+        except CallFailed as exc:
+            result = exc
+            # an answer lost in flight may have been generated and billed: book the worst case
+            cost = worst if exc.unknown_outcome else 0
+        finally:
+            ctx.budget.settle(reservation, cost)
+        return result, cost
+
+
+async def _request(ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]]) -> Completion:
+    if ctx.limits is None:
+        return await complete(client, ctx.settings, model, msgs, RESPONSE_FORMAT, ctx.pacer)
+    async with ctx.limits.call():  # a provider-wide rate shared with other workers
+        return await complete(client, ctx.settings, model, msgs, RESPONSE_FORMAT, ctx.pacer)

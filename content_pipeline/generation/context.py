@@ -1,0 +1,111 @@
+"""What every chunk of one run's generation shares, and how a run's items are cut into chunks."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from content_pipeline.errors import PipelineError
+from content_pipeline.generation.budget import RunBudget
+from content_pipeline.generation.loop import ChunkLoop
+from content_pipeline.generation.nearcopy import NearCopyIndex
+from content_pipeline.generation.stats import RunStats
+from content_pipeline.intake.catalogue import Item
+from content_pipeline.ledger.writer import LedgerWriter
+from content_pipeline.llm.pacing import Pacer
+from content_pipeline.money import PriceTable, to_usd
+from content_pipeline.settings import Settings
+from content_pipeline.store import Store
+from content_pipeline.views.checkpoint import decided
+from content_pipeline.views.consolidate import current_checkpoint
+from content_pipeline.views.snapshot import read_sketches, read_usage
+
+
+class SharedLimits(Protocol):
+    """Provider limits shared with other processes (the flow layer backs them with Prefect's)."""
+
+    def chunk(self, slots: int) -> AbstractAsyncContextManager[None]:
+        """Hold `slots` of the shared in-flight limit while a chunk runs."""
+        ...
+
+    def call(self) -> AbstractAsyncContextManager[None]:
+        """One request's share of the shared rate limit."""
+        ...
+
+
+@dataclass
+class GenerationContext:
+    """Everything the chunks of one run share."""
+
+    settings: Settings
+    run_id: str
+    budget: RunBudget
+    prices: PriceTable
+    ledger: LedgerWriter | None
+    near_copies: NearCopyIndex
+    already: frozenset[str] = frozenset()
+    on_success: Callable[[int], None] | None = None
+    limits: SharedLimits | None = None
+    pacer: Pacer = field(default_factory=Pacer)
+    slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
+    stats: RunStats = field(default_factory=RunStats)
+    loop: ChunkLoop = field(init=False)
+    stop_reason: str | None = None
+    fatal: PipelineError | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.loop = ChunkLoop(self.settings)
+
+    def stop(self, reason: str, fatal: PipelineError | None = None) -> None:
+        """Stop claiming new work: run budget reached, quota gone, or a key that does not work."""
+        with self._lock:
+            if self.stop_reason is None:
+                self.stop_reason = reason
+            if fatal is not None and self.fatal is None:
+                self.fatal = fatal
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop_reason is not None
+
+
+def plan_chunks(items: list[Item], settings: Settings, overlap: bool = True) -> tuple[list[list[Item]], int, int]:
+    """Split items into chunks; returns (chunks, chunks run in parallel, calls in flight per chunk).
+    With `overlap` one more chunk runs than CONCURRENCY needs, each free to use all of it: the run's
+    CallGate keeps the total at CONCURRENCY, and a chunk's slow last calls no longer leave slots idle.
+    Without it (Prefect's global limits hold a chunk's slots for its whole life) the chunks share it out."""
+    size = settings.chunk_size
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    needed = -(-settings.concurrency // size)
+    if overlap:
+        return chunks, max(1, min(len(chunks), needed + 1)), max(1, min(size, settings.concurrency))
+    parallel = max(1, min(len(chunks), needed))
+    return chunks, parallel, max(1, -(-settings.concurrency // parallel))
+
+
+def open_generation(
+    store: Store, settings: Settings, run_id: str, parallel: int = 1, on_success: Callable[[int], None] | None = None
+) -> GenerationContext:
+    """A context for generating `run_id`: prior spend of the run, decided slugs, the near-copy index, the ledger."""
+    prices = PriceTable(settings.price_table)
+    prices.check(settings.model, settings.strong_model)
+    already = decided(current_checkpoint(store))
+    prior = read_usage(store)["by_run"].get(run_id, {}).get("cost_nano", 0)
+    index = NearCopyIndex()
+    for slug, signature in read_sketches(store).iter_rows():  # two columns, not every success's content
+        index.add(slug, signature or [])
+    return GenerationContext(
+        settings=settings,
+        run_id=run_id,
+        budget=RunBudget(settings.budget_usd, to_usd(prior)),
+        prices=prices,
+        ledger=None if store.read_only else LedgerWriter(store, run_id),
+        near_copies=index,
+        already=frozenset(already),
+        on_success=on_success,
+        slots=threading.BoundedSemaphore(parallel),
+    )

@@ -1,0 +1,148 @@
+"""One item to a final QA decision: the first model, one escalation to the strong model, the ledger record."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from content_pipeline.errors import PipelineError
+from content_pipeline.generation import prompts, qa
+from content_pipeline.generation.calls import Attempt, call_model
+from content_pipeline.generation.content import ItemContent
+from content_pipeline.generation.context import GenerationContext
+from content_pipeline.generation.nearcopy import sketch
+from content_pipeline.intake.catalogue import Item
+from content_pipeline.ledger.records import OutcomeRecord, record_id
+from content_pipeline.llm.client import CallFailed, Completion
+from content_pipeline.money import to_usd
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Decision:
+    """Where an item's attempts ended: QA's verdict, the content it passed, the model that answered last,
+    whether a later run may try again, and how many models were tried."""
+
+    verdict: qa.Verdict
+    model: str
+    content: ItemContent | None = None
+    retryable: bool = False
+    tried: int = 1
+
+
+def _judge(result: Completion, item: Item, attempt: Attempt) -> tuple[ItemContent | None, qa.Verdict]:
+    """QA of one answer; the verdict goes into the answer's Call."""
+    content, verdict = qa.parse_content(result.text, result.finish_reason, result.refusal)
+    if content is not None:
+        verdict = qa.check_content(content, item)
+    attempt.decide_last("pass" if verdict.ok else str(verdict.reason))
+    return content, verdict
+
+
+def _not_called(ctx: GenerationContext, decision: Decision, why: str, attempt: Attempt) -> Decision | None:
+    """A model that could not be called (budget, item budget, the run stopping): None when nothing was
+    called for the item at all and the run is stopping (it stays claimable); else a retryable reject."""
+    decision.retryable = True
+    if decision.tried == 1:
+        if ctx.stopped and not attempt.calls:
+            return None
+        # failed attempts may already have been paid: their record goes to the ledger
+        decision.verdict = qa.Verdict(False, "budget" if ctx.stopped else "item_budget", why)
+    else:
+        decision.verdict = qa.Verdict(
+            False, decision.verdict.reason, f"{decision.verdict.detail}; escalation skipped: {why}"
+        )
+    return decision
+
+
+async def decide(ctx: GenerationContext, client: AsyncOpenAI, item: Item, attempt: Attempt) -> Decision | None:
+    """Call the first model and, when QA fails, the strong model once; None when no decision was reached
+    and nothing was paid (the run is stopping)."""
+    settings = ctx.settings
+    msgs = prompts.messages(item)
+    decision = Decision(qa.Verdict(False, "not_attempted", ""), settings.model)
+    for number, model in enumerate((settings.model, settings.strong_model), start=1):
+        decision.tried, decision.model = number, model
+        try:
+            result = await call_model(ctx, client, model, msgs, attempt)
+        except CallFailed as exc:
+            decision.verdict, decision.retryable = qa.Verdict(False, "provider_error", exc.cause), exc.retryable
+            return decision
+        except PipelineError as exc:  # invalid key, quota, unknown model: the whole run stops
+            ctx.stop(str(exc), fatal=exc)
+            if not attempt.calls:
+                return None
+            # the first call was paid: its outcome goes to the ledger all the same
+            previous = decision.verdict
+            decision.verdict = qa.Verdict(False, previous.reason, f"{previous.detail}; escalation stopped: {exc}")
+            decision.retryable = True
+            return decision
+        if isinstance(result, str):
+            return _not_called(ctx, decision, result, attempt)
+        decision.content, decision.verdict = _judge(result, item, attempt)
+        if decision.verdict.ok:
+            return decision
+    return decision
+
+
+def _record(ctx: GenerationContext, item: Item, attempt: Attempt, decision: Decision, started: str) -> OutcomeRecord:
+    """The outcome record of a decided item, near-copies checked (and the new content registered)."""
+    verdict, content = decision.verdict, decision.content
+    signature: list[int] = []
+    if verdict.ok and content is not None:
+        signature = sketch(content.description)
+        verdict = ctx.near_copies.claim(item.slug, signature)
+    ok = verdict.ok and content is not None
+    return OutcomeRecord(
+        id=record_id(ctx.run_id, item.slug, decision.tried),
+        run_id=ctx.run_id,
+        slug=item.slug,
+        status="success" if ok else "reject",
+        content=content.model_dump() if ok and content else None,
+        sketch=signature if ok else [],
+        error=None if ok else verdict.error,
+        reason=None if ok else verdict.reason,
+        retryable=False if ok else decision.retryable,
+        model=decision.model,
+        prompt_template=prompts.TEMPLATE_ID,
+        prompt_version=prompts.TEMPLATE_VERSION,
+        input_hash=prompts.input_hash(item),
+        tokens_in=attempt.tokens_in,
+        tokens_out=attempt.tokens_out,
+        cost_usd=to_usd(attempt.spent_nano),
+        attempt=decision.tried,
+        escalated=decision.tried > 1,
+        calls=attempt.calls,
+        run_budget_usd=to_usd(ctx.budget.limit),
+        offline=ctx.settings.offline,
+        source_fields=list(prompts.SOURCE_FIELDS),
+        started_at=started,
+        finished_at=_now(),
+    )
+
+
+async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item) -> OutcomeRecord | None:
+    """Generate one item to a final QA decision and append it to the ledger; None when no decision was
+    reached (run stopping)."""
+    started = _now()
+    attempt = Attempt()
+    decision = await decide(ctx, client, item, attempt)
+    if decision is None:
+        return None
+    record = _record(ctx, item, attempt, decision, started)
+    if ctx.ledger is not None:
+        # durable before anything else is told; in a thread, so the fsync never stalls the event loop, and
+        # records finishing together share one write and one fsync (group commit)
+        await asyncio.to_thread(ctx.ledger.append, record)
+    successes = ctx.stats.count(record)
+    if record.status == "success" and ctx.on_success is not None:
+        ctx.on_success(successes)
+    return record

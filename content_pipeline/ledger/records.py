@@ -1,0 +1,84 @@
+"""An outcome record: one QA decision about one item in one run, the line the ledger holds for it."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import BaseModel, Field
+
+
+def record_id(run_id: str, slug: str, attempt: int) -> str:
+    """Deterministic id of an outcome: the same run, slug and attempt always give the same id."""
+    return hashlib.sha256(f"{run_id}\x1f{slug}\x1f{attempt}".encode()).hexdigest()[:32]
+
+
+class Call(BaseModel):
+    """One paid LLM call that went into an outcome."""
+
+    model: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    outcome: str
+
+
+class OutcomeRecord(BaseModel):
+    """One QA decision about one item in one run."""
+
+    id: str
+    run_id: str
+    slug: str
+    status: Literal["success", "reject"]
+    content: dict[str, Any] | None = None
+    error: str | None = None
+    reason: str | None = None
+    retryable: bool = False
+    model: str
+    prompt_template: str
+    prompt_version: str
+    input_hash: str
+    tokens_in: int = Field(ge=0)
+    tokens_out: int = Field(ge=0)
+    cost_usd: float = Field(ge=0)
+    attempt: int = Field(ge=1)
+    escalated: bool = False
+    calls: list[Call] = Field(default_factory=list)
+    run_budget_usd: float
+    offline: bool = False
+    source_fields: list[str] = Field(default_factory=list)
+    sketch: list[int] = Field(default_factory=list, description="near-copy fingerprint of the content")
+    started_at: str
+    finished_at: str
+
+    def line(self) -> bytes:
+        return (self.model_dump_json(exclude_none=False) + "\n").encode()
+
+
+def valid_record(line: str) -> bool:
+    """True when the line is a whole outcome record."""
+    try:
+        OutcomeRecord.model_validate_json(line)
+    except ValueError:
+        return False
+    return True
+
+
+# The columns the views and the audit need; a scan decodes only these (the full record stays in its line).
+SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "run_id": pl.String(),
+    "slug": pl.String(),
+    "status": pl.String(),
+    "error": pl.String(),
+    "reason": pl.String(),
+    "retryable": pl.Boolean(),
+    "tokens_in": pl.Int64(),
+    "tokens_out": pl.Int64(),
+    "cost_usd": pl.Float64(),
+    "run_budget_usd": pl.Float64(),
+    "finished_at": pl.String(),
+}
+# the columns of a scanned row: the decoded fields, then where the row is (segment index and line number)
+COLUMNS = [*SCHEMA, "seg", "line"]

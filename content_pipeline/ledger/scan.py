@@ -1,0 +1,172 @@
+"""Scans of the whole ledger: every record's columns in bounded memory, torn tails repaired, damage named."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from content_pipeline.ledger.jsonl import ObjectEnd, decode_objects, iter_frames, iter_pieces
+from content_pipeline.ledger.records import COLUMNS, SCHEMA, OutcomeRecord, valid_record
+from content_pipeline.ledger.writer import writer_gone
+from content_pipeline.store import ObjectInfo, Store, layout
+
+
+@dataclass
+class LedgerScan:
+    """The ledger's columns: one row per complete record, with `seg` (index into `segments`) and `line`
+    (its line number there), plus what could not be read."""
+
+    frame: pl.DataFrame
+    segments: list[tuple[str, int]] = field(default_factory=list)
+    bad_lines: list[str] = field(default_factory=list)
+    torn_tails: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    snapshot_lines: dict[int, int] | None = None  # seg -> lines inside the snapshot the scan was given
+    lines: dict[int, int] = field(default_factory=dict)  # seg -> complete lines read
+
+    def within(self, frame: pl.DataFrame | None = None) -> pl.DataFrame:
+        """The records of `frame` (the scan's own when None) inside the snapshot the scan was given (what
+        that consolidation saw); all without one, or when nothing was appended since (then no copy)."""
+        frame = self.frame if frame is None else frame
+        inside = self.snapshot_lines
+        if inside is None or all(inside.get(seg, 0) >= n for seg, n in self.lines.items() if n):
+            return frame
+        limits = pl.DataFrame(
+            {"seg": list(inside), "limit": list(inside.values())},
+            schema={"seg": pl.UInt32, "limit": pl.UInt32},
+        )
+        return frame.join(limits, on="seg", how="inner").filter(pl.col("line") < pl.col("limit")).drop("limit")
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the ledger's content: segment names and the sizes that were read."""
+        return _fingerprint(self.segments)
+
+
+def ledger_segments(store: Store) -> list[ObjectInfo]:
+    """The ledger's segment objects, as listed now."""
+    return [info for info in store.list(layout.LEDGER_PREFIX) if layout.is_segment(info.key)]
+
+
+def _fingerprint(segments: list[tuple[str, int]]) -> str:
+    return hashlib.sha256(json.dumps(segments).encode()).hexdigest()[:32]
+
+
+def ledger_fingerprint(store: Store) -> str:
+    """Fingerprint of the ledger as it stands, without reading it."""
+    return _fingerprint([(info.key, info.size) for info in ledger_segments(store)])
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(schema={**SCHEMA, "seg": pl.UInt32, "line": pl.UInt32})
+
+
+def _whole(frame: pl.DataFrame, keys: list[str], missing: list[str]) -> pl.DataFrame:
+    """The rows that carry id, slug and status; the others are described in `missing`."""
+    lacking = pl.col("id").is_null() | pl.col("slug").is_null() | pl.col("status").is_null()
+    bad = frame.filter(lacking)
+    if bad.is_empty():
+        return frame
+    missing.extend(
+        f"{keys[seg]}: line {line + 1} lacks id/slug/status" for seg, line in bad.select("seg", "line").iter_rows()
+    )
+    return frame.filter(~lacking)
+
+
+def _read(
+    store: Store,
+    infos: list[ObjectInfo],
+    consume: Callable[[pl.DataFrame], None],
+    limits: dict[int, int] | None,
+    cached: bool,
+    missing: list[str],
+) -> tuple[list[ObjectEnd], list[list[str]]]:
+    """Hand every segment's complete records to `consume`; how each segment ended and its damaged lines."""
+    keys = [info.key for info in infos]
+    if cached:  # whole segments, from the column cache when this process decoded them at this version
+        decoded = decode_objects(
+            store, [(i.key, i.size, i.version) for i in infos], SCHEMA, valid_record, limits=limits
+        )
+        for seg, d in enumerate(decoded):
+            if d.frame.height:
+                consume(_whole(d.frame.with_columns(seg=pl.lit(seg, pl.UInt32)).select(COLUMNS), keys, missing))
+        return [d.end for d in decoded], [d.bad for d in decoded]
+    found: dict[int, ObjectEnd] = {}
+    damaged: list[tuple[int, str]] = []
+    pieces = iter_pieces(store, [(info.key, info.size) for info in infos], found, limits)
+    for frame in iter_frames(pieces, SCHEMA, keys, valid_record, damaged):
+        if frame.height:
+            consume(_whole(frame.select(COLUMNS), keys, missing))
+    ends = [found.get(seg, ObjectEnd()) for seg in range(len(keys))]
+    return ends, [[m for s, m in damaged if s == seg] for seg in range(len(keys))]
+
+
+def _tail(store: Store, scan: LedgerScan, seg: int, end: ObjectEnd, repair: bool) -> None:
+    """A segment's final line without its newline: moved to quarantine and cut off when `repair` and its
+    writer is known dead (a complete record is never dropped); otherwise reported."""
+    key = scan.segments[seg][0]
+    if repair and not store.read_only and writer_gone(key):
+        kept = layout.torn_tail(key, end.complete)
+        store.put(kept, end.tail)
+        store.truncate(key, end.complete)
+        scan.segments[seg] = (key, end.complete)
+        scan.repaired.append(f"{key}: torn final line of {len(end.tail)} bytes moved to {kept}")
+    else:
+        scan.torn_tails.append(f"{key}: incomplete final line of {len(end.tail)} bytes (writer may be live)")
+
+
+def stream_ledger(
+    store: Store,
+    consume: Callable[[pl.DataFrame], None],
+    *,
+    repair: bool = False,
+    snapshot: dict[str, int] | None = None,
+    segments: list[ObjectInfo] | None = None,
+    cached: bool = True,
+) -> LedgerScan:
+    """Hand the SCHEMA columns of every complete ledger record (with `seg` and `line`) to `consume`, a
+    chunk or a segment at a time, reading in bounded ranges; what could not be read is in the returned
+    scan (its frame left empty). A torn final line is skipped and, with `repair` and its writer known dead,
+    moved to quarantine and cut off; a complete record is never dropped. With `snapshot` (segment ->
+    size), the scan's `snapshot_lines` say which lines it held. `segments` is the listing to read (listed
+    now when None). `cached`: a segment this process decoded before, at the same version, is not read
+    again (its columns are kept in memory); otherwise nothing outlives the chunk being consumed."""
+    infos = ledger_segments(store) if segments is None else segments
+    limits = None
+    if snapshot is not None:
+        limits = {seg: snapshot[info.key] for seg, info in enumerate(infos) if info.key in snapshot}
+    scan = LedgerScan(frame=_empty(), segments=[(info.key, info.size) for info in infos])
+    missing: list[str] = []
+    ends, bad = _read(store, infos, consume, limits, cached, missing)
+    for seg, end in enumerate(ends):
+        scan.lines[seg] = end.lines
+        scan.bad_lines.extend(bad[seg])
+        if end.tail:
+            _tail(store, scan, seg, end, repair)
+    if limits is not None:
+        scan.snapshot_lines = {seg: ends[seg].lines_at[limit] for seg, limit in limits.items()}
+    scan.bad_lines.extend(missing)
+    return scan
+
+
+def scan_ledger(store: Store, *, repair: bool = False, snapshot: dict[str, int] | None = None) -> LedgerScan:
+    """`stream_ledger` gathered into one frame: every complete record's SCHEMA columns with `seg` and
+    `line`. With `snapshot` (segment -> size), `within()` gives the records it held."""
+    frames: list[pl.DataFrame] = []
+    scan = stream_ledger(store, frames.append, repair=repair, snapshot=snapshot)
+    if frames:
+        scan.frame = pl.concat(frames, rechunk=False)
+    return scan
+
+
+def read_records(store: Store) -> list[OutcomeRecord]:
+    """Every complete ledger record, parsed whole (for tools and tests; the views use `scan_ledger`)."""
+    records = []
+    for info in ledger_segments(store):
+        for piece in iter_pieces(store, [(info.key, info.size)]):
+            records.extend(OutcomeRecord.model_validate_json(line) for line in piece.data.splitlines() if line.strip())
+    return records

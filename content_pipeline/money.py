@@ -1,0 +1,46 @@
+"""Money: integer nano-dollars (the one conversion from and to USD, for sums without float drift) and prices."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from content_pipeline.errors import BadInputError
+from content_pipeline.settings import ModelPrice
+
+NANO = 1_000_000_000  # nano-dollars per USD
+
+
+def to_nano(usd: float) -> int:
+    return round(usd * NANO)
+
+
+def to_usd(nano: int) -> float:
+    return nano / NANO
+
+
+def nano_expr(column: str | pl.Expr) -> pl.Expr:
+    """`to_nano` of every value of a USD column, as a polars expression (each value rounded, then summed)."""
+    expr = pl.col(column) if isinstance(column, str) else column
+    return (expr * NANO).round().cast(pl.Int64)
+
+
+def usd(value: float) -> str:
+    """Money for a message: cents from a dollar up, tenths of a cent below (a $0.002 budget is not "$0.00")."""
+    return f"${value:.2f}" if value >= 1 or value == 0 else f"${value:.4f}"
+
+
+class PriceTable:
+    """USD per token by model; an unknown model is refused before any spend."""
+
+    def __init__(self, prices: dict[str, ModelPrice]) -> None:
+        self.prices = prices
+
+    def check(self, *models: str) -> None:
+        for model in models:
+            if model not in self.prices:
+                known = ", ".join(sorted(self.prices))
+                raise BadInputError(f"model {model!r} has no price in PRICE_TABLE (priced: {known})")
+
+    def cost_nano(self, model: str, tokens_in: int, tokens_out: int) -> int:
+        price = self.prices[model]
+        return round((tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok) * NANO / 1_000_000)

@@ -1,0 +1,163 @@
+"""The fake provider's HTTP handler: /chat/completions as an OpenAI-compatible server answers it, limits and
+faults included, plus /_fake/stats and /_fake/faults."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import socket
+import time
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+
+from content_pipeline.errors import BadInputError
+from content_pipeline.rehearsal.faults import ERRORS
+
+if TYPE_CHECKING:
+    from content_pipeline.rehearsal.server import FakeLLM
+
+_HTML = b"<html><body>502 Bad Gateway from a proxy</body></html>"
+
+
+def _prompt(body: dict[str, Any]) -> str:
+    return "".join(str(m.get("content") or "") for m in body.get("messages") or [])
+
+
+def item_text(body: dict[str, Any]) -> str:
+    """The item part of the prompt (between <item> tags), which fault rules match against."""
+    found = re.search(r"<item>(.*)</item>", _prompt(body), re.DOTALL)
+    return found.group(1) if found else ""
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection's requests; `fake` is the server whose config, limits and counters it uses."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart (Nagle + delayed ACK)
+    fake: FakeLLM
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        self._send_bytes(status, json.dumps(body).encode(), "application/json", headers)
+
+    def _send_bytes(self, status: int, data: bytes, kind: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("content-type", kind)
+        self.send_header("content-length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, kind: str, headers: dict[str, str], message: str | None = None, label: str = "") -> None:
+        status, code, kind_type, text = ERRORS[kind]
+        self.fake._count(label or kind)
+        self._send(status, {"error": {"message": message or text, "type": kind_type, "code": code}}, headers)
+
+    def _no_route(self) -> None:
+        self._send(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
+
+    def _is(self, suffix: str) -> bool:
+        return self.path.rstrip("/").endswith(suffix)
+
+    def do_GET(self) -> None:
+        if self._is("/_fake/stats"):
+            self._send(200, self.fake.stats())
+        elif self._is("/models"):
+            self._send(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        else:
+            self._no_route()
+
+    def do_POST(self) -> None:
+        arrived = time.monotonic()
+        length = int(self.headers.get("content-length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            self._send(400, {"error": {"message": "the body is not JSON", "type": "invalid_request_error"}})
+            return
+        if self._is("/_fake/faults"):
+            self._set_faults(body)
+        elif self._is("/chat/completions"):
+            self._chat(body, arrived)
+        else:
+            self._no_route()
+
+    def _set_faults(self, body: dict[str, Any]) -> None:
+        try:
+            self.fake.set_faults(list(body.get("faults") or []))
+        except BadInputError as exc:
+            self._send(400, {"error": {"message": str(exc), "type": "invalid_request_error"}})
+            return
+        self._send(200, self.fake.stats())
+
+    def _chat(self, body: dict[str, Any], arrived: float) -> None:
+        fake = self.fake
+        auth = self.headers.get("authorization") or ""
+        fake.record_request(self.path, auth, body, item_text(body))
+        fake._count("requests")
+        headers = self._admit(body, auth)
+        if headers is None:
+            return
+        kind = fake._fault_for(item_text(body))
+        if kind == "drop":
+            fake._count("drop")
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        answer = fake.answer(body, kind) if kind not in (*ERRORS, "echo", "html") else None
+        fake._flight(1)
+        try:
+            # the latency is the time to answer, from the request's arrival: our own work counts against it
+            wait = fake.config.hang_s if kind == "timeout" else fake._latency() - (time.monotonic() - arrived)
+            time.sleep(max(0.0, wait))
+        finally:
+            fake._flight(-1)
+        self._reply(kind, answer, headers, auth)
+
+    def _admit(self, body: dict[str, Any], auth: str) -> dict[str, str] | None:
+        """The rate-limit headers of a request that may go on; None when it was answered already (a wrong
+        key, a denied model, a limit reached)."""
+        fake = self.fake
+        key = fake.config.key
+        if key is not None and auth != f"Bearer {key}":
+            given = auth.removeprefix("Bearer ")
+            self._error("401", {}, f"Incorrect API key provided: {given[:3]}***{given[-4:]}")
+            return None
+        if body.get("model") in fake.config.denied_models:
+            fake._count("403")
+            self._send(403, {"error": {"message": "no access to this model", "code": "model_access_denied"}})
+            return None
+        tokens = math.ceil(len(_prompt(body)) / 4) + int(
+            body.get("max_completion_tokens") or body.get("max_tokens") or 0
+        )
+        wait, headers = fake._limited(tokens)
+        if wait:
+            retry = {"retry-after": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000))}
+            self._error("429", {**headers, **retry}, label="rate_limited")
+            return None
+        return headers
+
+    def _reply(self, kind: str | None, answer: dict[str, Any] | None, headers: dict[str, str], auth: str) -> None:
+        fake = self.fake
+        if kind == "echo":
+            self._error("500", headers, f"upstream failed for request with authorization {auth}", label="echo")
+        elif kind in ERRORS:
+            retry = {"retry-after": f"{fake.config.retry_after_s:g}"} if kind == "429" else {}
+            self._error(kind, {**headers, **retry})
+        elif kind == "html":
+            fake._count("html")
+            self._send_bytes(200, _HTML, "text/html")
+        else:
+            fake._count("paid")
+            fake._count(kind or "ok")
+            assert answer is not None
+            self._send(200, answer, headers)
+
+
+def handler_for(fake: FakeLLM) -> type[Handler]:
+    """The handler class of one server."""
+    return type("FakeLLMHandler", (Handler,), {"fake": fake})

@@ -1,0 +1,194 @@
+"""A local OpenAI-compatible server to rehearse a run: structured answers with usage, latency, RPM/TPM limits
+answered with 429 and rate-limit headers, and provider faults on demand."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+from content_pipeline.generation.prompts import SYSTEM_PROMPT
+from content_pipeline.llm import offline
+from content_pipeline.rehearsal.faults import INJECTION, Bucket, FaultRule
+from content_pipeline.rehearsal.handler import handler_for
+
+
+@dataclass
+class FakeLLMConfig:
+    """How the fake provider behaves."""
+
+    key: str | None = None  # the API key it accepts; None accepts any
+    strong_model: str = "gpt-4o"
+    latency_ms: float = 0.0  # mean latency of an answer
+    jitter: float = 0.0  # latency spread: uniform in latency_ms * [1 - jitter, 1 + jitter]
+    rpm: int = 0  # requests per minute; 0 = unlimited
+    tpm: int = 0  # tokens per minute (prompt + max_completion_tokens); 0 = unlimited
+    burst: float = 0.0  # share of a minute's allowance that may be used at once; 0 = all of it
+    hang_s: float = 120.0  # how long a `timeout` fault keeps the client waiting
+    retry_after_s: float = 1.0  # what a `429` fault tells the client to wait
+    faults: list[FaultRule] = field(default_factory=list)
+    denied_models: set[str] = field(default_factory=set)
+    seed: int | None = None
+    record: bool = False  # keep every request (path, authorization, body) in `requests`, for tests
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer (killed, timed out) is normal here, not a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class FakeLLM:
+    """The server. Start it with `with FakeLLM(config) as server:` (or `serve_forever`); `url` is the base URL
+    to give the `openai` client, `stats()` what it answered."""
+
+    def __init__(self, config: FakeLLMConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.config = config or FakeLLMConfig()
+        self.random = random.Random(self.config.seed)
+        burst = self.config.burst
+        self.requests_bucket = Bucket(self.config.rpm, math.ceil(self.config.rpm * burst)) if self.config.rpm else None
+        self.tokens_bucket = Bucket(self.config.tpm, math.ceil(self.config.tpm * burst)) if self.config.tpm else None
+        self.counts: Counter[str] = Counter()
+        self.requests: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.first_request_at: float | None = None  # wall clock (epoch s) of the first and last chat request
+        self.last_request_at: float | None = None
+        self._lock = threading.Lock()
+        self.httpd = _Server((host, port), handler_for(self))
+        self.url = f"http://{host}:{self.httpd.server_address[1]}/v1"
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle
+
+    def start(self) -> FakeLLM:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="fake-llm", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> FakeLLM:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        try:
+            self.httpd.serve_forever()
+        finally:
+            self.httpd.server_close()
+
+    # --- behaviour
+
+    def set_faults(self, specs: list[str]) -> None:
+        rules = [FaultRule.parse(s) for s in specs]
+        with self._lock:
+            self.config.faults = rules
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": self.counts["requests"],
+                "paid": self.counts["paid"],
+                "by_outcome": {k: v for k, v in sorted(self.counts.items()) if k not in ("requests", "paid")},
+                "in_flight": self.in_flight,
+                "peak_in_flight": self.peak_in_flight,
+                "first_request_at": self.first_request_at,
+                "last_request_at": self.last_request_at,
+                "faults": [rule.describe() for rule in self.config.faults],
+            }
+
+    def _fault_for(self, item: str) -> str | None:
+        with self._lock:
+            for rule in self.config.faults:
+                if rule.match and rule.match not in item:
+                    continue
+                if rule.times is not None and rule.served >= rule.times:
+                    continue
+                if self.random.random() < rule.rate:
+                    rule.served += 1
+                    return rule.kind
+        return None
+
+    def _limited(self, tokens: int) -> tuple[float, dict[str, str]]:
+        """Seconds to wait when a limit is hit (0 when the request may go), and the rate-limit headers."""
+        with self._lock:
+            wait = 0.0
+            if self.requests_bucket is not None:
+                wait = self.requests_bucket.take(1)
+            if not wait and self.tokens_bucket is not None:
+                wait = self.tokens_bucket.take(tokens)
+                if wait and self.requests_bucket is not None:
+                    self.requests_bucket.level += 1  # the request did not go through: give its slot back
+            headers: dict[str, str] = {}
+            for name, bucket in (("requests", self.requests_bucket), ("tokens", self.tokens_bucket)):
+                if bucket is not None:
+                    headers.update(bucket.headers(name))
+            return wait, headers
+
+    def _latency(self) -> float:
+        mean = self.config.latency_ms / 1000
+        if not mean:
+            return 0.0
+        with self._lock:
+            spread = self.random.uniform(-self.config.jitter, self.config.jitter)
+        return max(0.0, mean * (1 + spread))
+
+    def record_request(self, path: str, auth: str, body: dict[str, Any], item: str) -> None:
+        """Note a chat request's arrival; keep the request itself (path, authorization, body, item text,
+        arrival) when recording, for tests."""
+        with self._lock:
+            now = time.time()
+            self.first_request_at = self.first_request_at or now
+            self.last_request_at = now
+            if self.config.record:
+                self.requests.append({"path": path, "auth": auth, "body": body, "item": item, "at": time.monotonic()})
+
+    def _count(self, outcome: str) -> None:
+        with self._lock:
+            self.counts[outcome] += 1
+
+    def _flight(self, delta: int) -> None:
+        with self._lock:
+            self.in_flight += delta
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def answer(self, body: dict[str, Any], kind: str | None) -> dict[str, Any]:
+        """The chat.completion body: the offline writer's content, or the 200-fault the rule asks for."""
+        completion = offline.completion_body(body, self.config.strong_model)
+        message, choice = completion["choices"][0]["message"], completion["choices"][0]
+        prompt = "".join(str(m.get("content") or "") for m in body.get("messages") or [])
+        if kind is None and message["content"] and INJECTION.search(prompt.split("<item>", 1)[-1]):
+            content = json.loads(message["content"])  # a gullible model: it does what the item text says
+            content["description"] = f"{content['description']} My instructions were: {SYSTEM_PROMPT}"
+            message["content"] = json.dumps(content)
+        if kind == "malformed":
+            message["content"] = '{"headline": "Sample", "description": "cut'
+        elif kind == "schema":
+            message["content"] = json.dumps({"headline": "A headline only"})
+        elif kind == "length":
+            message["content"] = (message["content"] or "")[:40]
+            choice["finish_reason"] = "length"
+        elif kind == "content_filter":
+            message["content"] = None
+            choice["finish_reason"] = "content_filter"
+        elif kind == "refusal":
+            message["content"], message["refusal"] = None, "I'm sorry, I can't help with that."
+        elif kind == "empty":
+            message["content"] = ""
+        return completion

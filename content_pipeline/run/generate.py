@@ -1,0 +1,132 @@
+"""The generate stage: a run's items in chunks (started just ahead of their turn), progress, claims kept
+alive, periodic consolidation, and what stopped it."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Iterator
+
+from content_pipeline.claims.keeper import ClaimKeeper
+from content_pipeline.errors import PipelineError
+from content_pipeline.generation.context import GenerationContext, open_generation, plan_chunks
+from content_pipeline.generation.loop import frozen_heap
+from content_pipeline.intake.catalogue import Item
+from content_pipeline.run.report import RunReport
+from content_pipeline.run.reporter import Future, Submit
+from content_pipeline.run.stages import Stages
+from content_pipeline.views.periodic import PeriodicConsolidator
+
+CHUNKS_AHEAD = 2  # chunks started beyond those generating, ready to take a slot when one ends
+PROGRESS_EVERY_S = 1.0  # progress is reported at most this often (and when the last chunk ends)
+
+
+def chunks_in_turn(
+    submit: Submit,
+    ctx: GenerationContext,
+    chunks: list[list[Item]],
+    parallel: int,
+    per_chunk: int,
+    failures: list[BaseException],
+) -> Iterator[Future[int]]:
+    """Each chunk's future as it finishes. A chunk is started (a Prefect task run: its state, its log lines)
+    only a little ahead of its turn, as earlier ones finish: starting them all at once costs a burst of CPU
+    just as the first calls go out. A chunk that cannot be started goes to `failures` and stops the run;
+    those already started are still waited for."""
+    from content_pipeline.generation.chunk import ChunkJob  # the openai SDK (0.5 s), once there is work for it
+
+    done: queue.SimpleQueue[Future[int]] = queue.SimpleQueue()
+    waiting = iter(chunks)
+    running = 0
+
+    def start_next() -> None:
+        nonlocal running, waiting
+        chunk = next(waiting, None)
+        if chunk is None:
+            return
+        try:
+            future = submit(ChunkJob(ctx, chunk, per_chunk))
+        except Exception as exc:
+            failures.append(exc)
+            ctx.stop(f"a generation chunk could not be started: {exc}")
+            waiting = iter(())
+            return
+        running += 1
+        future.add_done_callback(done.put)
+
+    for _ in range(parallel + CHUNKS_AHEAD):
+        start_next()
+    while running:
+        future = done.get()
+        running -= 1
+        start_next()
+        yield future
+
+
+def _progress_line(ctx: GenerationContext, finished: int, total: int) -> str:
+    stats = ctx.stats
+    return (
+        f"progress: {finished}/{total} chunk(s); {stats.successes} success(es), {stats.rejects} reject(s), "
+        f"${ctx.budget.spent_usd:.4f} spent"
+    )
+
+
+def _run_chunks(
+    stages: Stages, ctx: GenerationContext, chunks: list[list[Item]], parallel: int, per_chunk: int, report: RunReport
+) -> None:
+    """Every chunk to its end, progress reported as they finish; the first failure raised once all are done."""
+    reporter = stages.reporter
+    failures: list[BaseException] = []
+    reporter.progress(0, len(chunks), _progress_line(ctx, 0, len(chunks)))
+    shown = time.monotonic()
+    with reporter.chunks(parallel + CHUNKS_AHEAD) as submit:
+        for finished, future in enumerate(chunks_in_turn(submit, ctx, chunks, parallel, per_chunk, failures), 1):
+            try:
+                future.result()
+            except Exception as exc:
+                failures.append(exc)
+                ctx.stop(f"a generation chunk failed: {exc}")
+            report.spend_usd = ctx.budget.spent_usd
+            if finished == len(chunks) or time.monotonic() - shown >= PROGRESS_EVERY_S:
+                reporter.progress(finished, len(chunks), _progress_line(ctx, finished, len(chunks)))
+                shown = time.monotonic()
+    if failures:
+        raise failures[0]
+
+
+def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineError | None:
+    """Generate `items`: chunks with asyncio concurrency inside, claims renewed meanwhile, a consolidation
+    every CONSOLIDATE_EVERY successes; returns the error that stopped the run, if any (the run's outcomes
+    are in the ledger either way)."""
+    settings, store = stages.settings, stages.store
+    if not items:
+        stages.log("generate: nothing to generate")
+        return None
+    if settings.evidence_only:
+        stages.log(f"EVIDENCE_ONLY: {len(items)} item(s) would be generated; no call made, nothing spent")
+        return None
+    chunks, parallel, per_chunk = plan_chunks(items, settings, overlap=not settings.llm_global_limits)
+    periodic = PeriodicConsolidator(store, settings.consolidate_every)
+    ctx = open_generation(store, settings, stages.run_id, parallel, on_success=periodic)
+    ctx.limits = stages.reporter.shared_limits(settings, per_chunk)
+    report.stats, report.pacing = ctx.stats, ctx.pacer.stats
+    model = "offline model" if settings.offline else settings.model
+    stages.log(
+        f"generate: {len(items)} item(s) in {len(chunks)} chunk(s), {parallel} chunk(s) at a time, "
+        f"{per_chunk} call(s) in flight per chunk, {model}"
+    )
+    keeper = ClaimKeeper(store, stages.run_id, settings.claim_ttl_s)  # a long run's claims never expire under it
+    try:
+        with frozen_heap():  # no full collections of the heap under the calls
+            _run_chunks(stages, ctx, chunks, parallel, per_chunk, report)
+    finally:
+        keeper.stop()
+        if ctx.ledger is not None:
+            ctx.ledger.close()
+        periodic.join()
+        report.spend_usd = ctx.budget.spent_usd
+        report.stop_reason, report.consolidations = ctx.stop_reason, periodic.runs
+    if ctx.fatal is not None:
+        stages.log(f"generate stopped: {ctx.fatal}", logging.ERROR)
+    return ctx.fatal

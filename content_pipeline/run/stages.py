@@ -1,0 +1,134 @@
+"""Each stage of a run on one store: the core call, through the reporter, with the lines it logs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from content_pipeline.claims import queue
+from content_pipeline.claims.batch import build_batch
+from content_pipeline.intake.catalogue import Item
+from content_pipeline.intake.inventory import Inventory, take_inventory
+from content_pipeline.intake.items import write_items
+from content_pipeline.intake.preflight import Preflight, preflight
+from content_pipeline.run.reporter import Reporter
+from content_pipeline.settings import Settings
+from content_pipeline.store import Store, layout
+from content_pipeline.views.audit import AuditResult, audit
+from content_pipeline.views.consolidate import Consolidation, consolidate, sync_checkpoint
+
+
+@dataclass
+class Stages:
+    """The stages of one run (`settings.run_id`) over one store; each runs through the reporter (a Prefect
+    task in a flow run) and logs what it did."""
+
+    settings: Settings
+    store: Store
+    reporter: Reporter
+
+    @property
+    def run_id(self) -> str:
+        assert self.settings.run_id is not None
+        return self.settings.run_id
+
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        self.reporter.log(level, message)
+
+    def inventory(self) -> Inventory:
+        return self.reporter.stage("inventory", self._inventory)
+
+    def _inventory(self) -> Inventory:
+        settings = self.settings
+        inv = take_inventory(self.store, settings.catalogue, settings.scope, self.run_id, settings.s3_options())
+        for row in inv.catalogue.invalid:
+            self.log(f"invalid catalogue row skipped: {row.line(settings.catalogue)}", logging.WARNING)
+        self.log(
+            f"catalogue: {inv.catalogue.rows} rows, {len(inv.catalogue.items)} valid, {len(inv.catalogue.invalid)} "
+            f"invalid; needs content: {len(inv.needs)} (scope {settings.scope})"
+        )
+        return inv
+
+    def batch(self, needs: list[Item], hold: bool) -> list[Item]:
+        """Claim up to LIMIT items and write the run's batch file. `hold` (go-live) ties the claims to this
+        process rather than to the TTL alone, and waits up to LEASE_WAIT_S for another run's builder; the
+        batch command fails at once."""
+        return self.reporter.stage("batch", lambda: self._batch(needs, hold))
+
+    def _batch(self, needs: list[Item], hold: bool) -> list[Item]:
+        settings = self.settings
+        items, freed, took_over = build_batch(
+            self.store,
+            self.run_id,
+            needs,
+            settings.limit,
+            pid=os.getpid() if hold else None,
+            lease_ttl_s=settings.lease_ttl_s,
+            claim_ttl_s=settings.claim_ttl_s,
+            wait_s=settings.lease_wait_s if hold else 0.0,
+        )
+        if not self.store.read_only:
+            write_items(self.store, layout.run_key(self.run_id, layout.BATCH), items)
+        if took_over:
+            self.log(f"took over the batch-builder lease left by {took_over}", logging.WARNING)
+        for run in freed:
+            self.log(f"freed the claims of run {run}, which is gone", logging.WARNING)
+        self.log(f"batch: claimed {len(items)} item(s) for run {self.run_id}")
+        return items
+
+    def preflight(self, planned: list[Item] | None = None) -> Preflight:
+        """Filter the run's batch file (or, read-only, the `planned` batch) and guard the budget."""
+        return self.reporter.stage("preflight", lambda: self._preflight(planned))
+
+    def _preflight(self, planned: list[Item] | None) -> Preflight:
+        result = preflight(self.store, self.settings, self.run_id, planned)
+        for warning in result.warnings:
+            self.log(warning, logging.WARNING)
+        self.log(f"preflight: {len(result.items)} item(s) ready")
+        return result
+
+    def adopt(self) -> int:
+        """Tie the run's claims to this process, so a killed generate frees them at once."""
+        pid, ttl = os.getpid(), self.settings.claim_ttl_s
+        return self.reporter.stage("adopt-claims", lambda: len(queue.adopt(self.store, self.run_id, pid, ttl)))
+
+    def release(self) -> None:
+        """Drop the run's claims: what it did not finish becomes claimable again."""
+        self.reporter.stage("release-claims", lambda: queue.release(self.store, self.run_id))
+
+    def consolidate(self, verify: bool = False) -> Consolidation | None:
+        """Rebuild the views; with `verify`, also rewrite views whose objects were changed by hand."""
+        return self.reporter.stage("consolidate", lambda: self._consolidate(verify))
+
+    def _consolidate(self, verify: bool) -> Consolidation | None:
+        result = consolidate(self.store, verify=verify)
+        if result is not None:
+            for line in result.repaired:
+                self.log(f"ledger repaired: {line}", logging.WARNING)
+            self.log(
+                f"consolidate: {result.records} ledger records -> {result.successes} successes, "
+                f"{result.rejects} rejects; changed: {', '.join(result.changed) or 'nothing'}"
+            )
+        return result
+
+    def audit(self) -> AuditResult:
+        return self.reporter.stage("audit", self._audit)
+
+    def _audit(self) -> AuditResult:
+        result = audit(self.store)
+        for violation in result.violations:
+            self.log(violation, logging.ERROR)
+        for note in result.notes:
+            self.log(note, logging.WARNING)
+        self.log(f"audit: {'all invariants hold' if result.ok else f'{len(result.violations)} violation(s)'}")
+        return result
+
+    def sync(self) -> bool:
+        """Rewrite the checkpoint from master; True when it changed."""
+        return self.reporter.stage("sync", self._sync)
+
+    def _sync(self) -> bool:
+        changed = sync_checkpoint(self.store)
+        self.log(f"sync: checkpoint {'rewritten from master' if changed else 'already matches master'}")
+        return changed

@@ -1,0 +1,101 @@
+"""Where everything lives in the store: one place for every key name."""
+
+from __future__ import annotations
+
+LEDGER_PREFIX = "ledger/"
+QUARANTINE_PREFIX = "quarantine/"
+MASTER_PREFIX = "master/"
+TELEMETRY = f"{MASTER_PREFIX}consolidation-telemetry.jsonl"
+MANIFEST = f"{MASTER_PREFIX}manifest.json"
+VIEW_OBJECTS = f"{MASTER_PREFIX}objects/"
+# The views one consolidation publishes together, by name and file name. Their bytes live in immutable
+# objects named by their digest; the manifest says which objects are current.
+VIEW_FILES = {
+    "successes": "successes.jsonl",
+    "rejects": "rejects.jsonl",
+    "processed": "processed-slugs.txt",
+    "rejected": "rejected-slugs.txt",
+    "usage": "usage.json",
+    "checkpoint": "checkpoint.json",
+}
+# Where views lived before they were published as snapshots; removed by the first publication.
+LEGACY_VIEWS = (
+    f"{MASTER_PREFIX}successes.jsonl",
+    f"{MASTER_PREFIX}rejects.jsonl",
+    f"{MASTER_PREFIX}processed-slugs.txt",
+    f"{MASTER_PREFIX}rejected-slugs.txt",
+    f"{MASTER_PREFIX}usage.json",
+    f"{MASTER_PREFIX}views-state.json",
+    "checkpoint.json",
+)
+STATE_PREFIX = "state/"
+QUEUE = f"{STATE_PREFIX}queue.json"
+LOCKS_PREFIX = "locks/"
+BATCH_LOCK = f"{LOCKS_PREFIX}batch-builder.json"
+CONSOLIDATE_LOCK = f"{LOCKS_PREFIX}consolidate.json"
+RUNS_PREFIX = "runs/"
+SEGMENT_SUFFIX = ".jsonl"
+# the files a run writes under runs/<run>/
+NEEDS_CONTENT = "needs-content.jsonl"
+INVALID_ROWS = "invalid-rows.jsonl"
+BATCH = "batch.jsonl"
+REPORT = "report.md"
+
+
+def ledger_dir(run_id: str) -> str:
+    return f"{LEDGER_PREFIX}{run_id}/"
+
+
+def ledger_segment(run_id: str, writer: str) -> str:
+    """One writer's segment of a run's ledger; `writer` is `<host>-<pid>-<random>`."""
+    return f"{ledger_dir(run_id)}{writer}{SEGMENT_SUFFIX}"
+
+
+def segment_writer(key: str) -> str:
+    """The `<host>-<pid>-<random>` part of a segment's key."""
+    return key.rsplit("/", 1)[-1].removesuffix(SEGMENT_SUFFIX)
+
+
+def is_segment(key: str) -> bool:
+    return key.startswith(LEDGER_PREFIX) and key.endswith(SEGMENT_SUFFIX)
+
+
+def torn_tail(key: str, at: int) -> str:
+    """Where the torn final line of segment `key`, cut at byte `at`, is kept."""
+    return f"{QUARANTINE_PREFIX}{key}.torn-at-{at}"
+
+
+def run_dir(run_id: str) -> str:
+    return f"{RUNS_PREFIX}{run_id}/"
+
+
+def run_key(run_id: str, name: str) -> str:
+    """A per-run artifact: NEEDS_CONTENT, INVALID_ROWS, BATCH, REPORT."""
+    return f"{run_dir(run_id)}{name}"
+
+
+def run_lock(run_id: str) -> str:
+    """The lease a running run holds, so no second process runs under the same run id."""
+    return f"{LOCKS_PREFIX}run-{run_id}.json"
+
+
+def view_object(name: str, digest: str) -> str:
+    """The immutable object holding one view's bytes: `master/objects/successes-<digest>.jsonl`."""
+    stem, _, ext = VIEW_FILES[name].rpartition(".")
+    return f"{VIEW_OBJECTS}{stem}-{digest[:24]}.{ext}"
+
+
+_AREAS = (
+    (CONSOLIDATE_LOCK, "views"),
+    (MASTER_PREFIX, "views"),
+    (LEDGER_PREFIX, "ledger"),
+    (QUARANTINE_PREFIX, "ledger"),
+    (STATE_PREFIX, "claims"),
+    (LOCKS_PREFIX, "leases"),
+    (RUNS_PREFIX, "run files"),
+)
+
+
+def area(key: str) -> str:
+    """Which part of the store a key belongs to (ledger, views, claims, leases, run files), for counting requests."""
+    return next((name for prefix, name in _AREAS if key.startswith(prefix)), "other")

@@ -1,0 +1,90 @@
+"""Master from the ledger: the latest version of each slug, a reject never shadowing a success; usage sums."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from content_pipeline.money import nano_expr, to_usd
+
+# the ledger columns master is chosen from, and where each record's line is
+MASTER_FROM = ["id", "slug", "status", "finished_at", "reason", "retryable", "seg", "line"]
+
+
+def master_frames(ledger: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(successes, rejects): one per slug, the latest version; a reject never shadows a success. They
+    keep the columns views are built from (id, slug, status, reason, retryable, and seg/line if given)."""
+    order = ["slug", "finished_at", "id"]
+    ledger = ledger.select(c for c in MASTER_FROM if c in ledger.columns)
+    successes = ledger.filter(pl.col("status") == "success").sort(order).unique("slug", keep="last").sort("slug")
+    rejects = (
+        ledger.filter((pl.col("status") == "reject") & ~pl.col("slug").is_in(successes["slug"].implode()))
+        .sort(order)
+        .unique("slug", keep="last")
+        .sort("slug")
+    )
+    return successes, rejects
+
+
+def nano_sum(frame: pl.DataFrame) -> int:
+    """The frame's cost_usd in nano-dollars, each record rounded, then summed."""
+    if frame.is_empty():
+        return 0
+    return int(frame.select(nano_expr("cost_usd").sum()).item())
+
+
+def slug_index(frame: pl.DataFrame) -> bytes:
+    """The slug index: one slug per line, sorted."""
+    if frame.is_empty():
+        return b""
+    return (str(frame.select(pl.col("slug").sort().str.join("\n")).item()) + "\n").encode()
+
+
+_SUMMED = ("records", "successes", "rejects", "tokens_in", "tokens_out", "cost_nano")
+
+
+class UsageSums:
+    """Spend and tokens in total and by run, summed a frame at a time: each record's cost is rounded to
+    nano-dollars, then summed (the same totals however the ledger is cut into frames)."""
+
+    _FOLD = 64  # partial sums kept before they are folded into one
+
+    def __init__(self) -> None:
+        self._partials: list[pl.DataFrame] = []
+
+    def add(self, ledger: pl.DataFrame) -> None:
+        self._partials.append(
+            ledger.group_by("run_id").agg(
+                records=pl.len().cast(pl.Int64),
+                successes=(pl.col("status") == "success").sum().cast(pl.Int64),
+                rejects=(pl.col("status") == "reject").sum().cast(pl.Int64),
+                tokens_in=pl.col("tokens_in").sum(),
+                tokens_out=pl.col("tokens_out").sum(),
+                cost_nano=nano_expr("cost_usd").sum(),
+                budget_usd=pl.col("run_budget_usd").max().cast(pl.Float64),
+            )
+        )
+        if len(self._partials) >= self._FOLD:
+            self._partials = [self.by_run()]
+
+    def by_run(self) -> pl.DataFrame:
+        """One row per run: records, successes, rejects, tokens_in, tokens_out, cost_nano, budget_usd."""
+        if not self._partials:
+            schema = {"run_id": pl.String, **dict.fromkeys(_SUMMED, pl.Int64), "budget_usd": pl.Float64}
+            return pl.DataFrame(schema=schema)
+        sums = [pl.col(c).sum() for c in _SUMMED]
+        return pl.concat(self._partials).group_by("run_id").agg(*sums, pl.col("budget_usd").max()).sort("run_id")
+
+    def totals(self) -> dict[str, Any]:
+        runs = self.by_run()
+        by_run = {row.pop("run_id"): row for row in runs.to_dicts()}
+        cost = int(runs["cost_nano"].sum())
+        return {
+            "records": int(runs["records"].sum()),
+            "tokens_in": int(runs["tokens_in"].sum()),
+            "tokens_out": int(runs["tokens_out"].sum()),
+            "cost_nano": cost,
+            "cost_usd": to_usd(cost),
+            "by_run": by_run,
+        }
