@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,34 @@ def generate_stage(work: Path, url: str, items: int, concurrency: int) -> dict[s
     assert state.is_completed(), state.message
     span = _calls_span(os.environ["STORE_URL"], params["run_id"])
     return {"seconds": seconds, "items": items, "summary": state.message, "calls_span_s": span}
+
+
+def core_generate_stage(work: Path, url: str, items: int, concurrency: int) -> dict[str, Any]:
+    """The same generate stage on the CLI's direct path (the core, no Prefect), after the same stages:
+    what `content-pipeline generate --run-id ID` does once the process is up."""
+    catalogue = write_catalogue(work / "catalogue.jsonl", items)
+    _env(work, CATALOGUE=catalogue, OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=url, CONCURRENCY=str(concurrency))
+    import content_pipeline.generation.chunk  # noqa: F401  (the SDK imported before the clock starts, as the flow form has it)
+    from content_pipeline.run.commands import run_command
+    from content_pipeline.run.reporter import PlainReporter
+    from content_pipeline.settings import load_settings
+    from content_pipeline.store import store_for
+
+    settings = load_settings(limit=items, budget_usd=10_000.0, run_id="bench-core")
+    store, reporter = store_for(settings), PlainReporter()
+    for command in ("inventory", "batch", "preflight"):
+        outcome = run_command(command, settings, store, reporter)
+        assert outcome.ok, outcome.message
+    start = time.perf_counter()
+    outcome = run_command("generate", settings, store, reporter)
+    seconds = time.perf_counter() - start
+    assert outcome.ok, outcome.message
+    return {
+        "seconds": seconds,
+        "items": items,
+        "summary": outcome.message,
+        "calls_span_s": _calls_span(store.url, "bench-core"),
+    }
 
 
 def _calls_span(store_url: str, run_id: str) -> float:
@@ -333,6 +362,17 @@ def cli_go_live(work: Path, url: str, items: int, concurrency: int) -> dict[str,
     }
 
 
+def tool_process(work: Path, url: str, items: int, concurrency: int) -> dict[str, Any]:
+    """The usual batch-generation script (bench/tool.py) in a fresh process, timed like `cli_go_live`: from
+    the command's start to its exit."""
+    catalogue = write_catalogue(work / "catalogue.jsonl", items)
+    cmd = [sys.executable, "-m", "bench.tool", catalogue, str(work / "answers.jsonl"), url, str(concurrency)]
+    _, seconds, _ = _timed(cmd, cli_env(work))
+    answered = sum(1 for _ in (work / "answers.jsonl").open())
+    assert answered == items, answered
+    return {"seconds": seconds, "items": items}
+
+
 def _first_request(work: Path, env: dict[str, str], extra: list[str]) -> float:
     """Seconds from `go-live --limit 20` starting to its first LLM request reaching a fresh provider."""
     from bench.provider import fake_provider, provider_stats
@@ -344,28 +384,29 @@ def _first_request(work: Path, env: dict[str, str], extra: list[str]) -> float:
         return float(provider_stats(url)["first_request_at"]) - started
 
 
-def start_up(work: Path, repeats: int) -> dict[str, Any]:
+def start_up(work: Path, repeats: int, doors: list[str]) -> dict[str, Any]:
     """The fixed cost of an ad-hoc run on the bundled sample: `status`, `go-live` with nothing left to do,
-    and the time to the first LLM request of a run, on each front door: the core directly (no Prefect API
-    configured), the flow on a running server (PREFECT_API_URL), the flow on a temporary server of its own
-    (`--prefect`). Medians of `repeats` runs (fewer for the slow temporary server)."""
+    and the time to the first LLM request of a run, on the front doors named in `doors`: `direct` (the core,
+    no Prefect API configured), `server` (the flow on a running server, PREFECT_API_URL), `temporary` (the
+    flow on a temporary server of its own, `--prefect`). Medians of `repeats` runs (fewer for `temporary`)."""
     from flows.temporary_server import temporary_server
 
     env = cli_env(work, STORE_URL=str(work / "sample-store"))
     _timed([*CLI, "go-live"], env)  # the sample generated once: now nothing is left to do
-    _timed([*CLI, "go-live", "--prefect"], env)  # untimed: a fresh PREFECT_HOME creates Prefect's database once
+    if "temporary" in doors:  # untimed: a fresh PREFECT_HOME creates Prefect's database once
+        _timed([*CLI, "go-live", "--prefect"], env)
     out: dict[str, Any] = {"repeats": repeats}
     out["status_s"] = statistics.median(_timed([*CLI, "status"], env)[1] for _ in range(repeats))
-    few = max(1, repeats // 3)
     os.environ.update(PREFECT_HOME=str(work / "server-home"))  # the running server's own database
-    with temporary_server() as api:
-        doors = {
+    with temporary_server() if "server" in doors else nullcontext("") as api:
+        options = {
             "direct": (env, []),
             "server": ({**env, "PREFECT_API_URL": api}, []),
             "temporary": (env, ["--prefect"]),
         }
-        for door, (door_env, extra) in doors.items():
-            n = few if door == "temporary" else repeats
+        for door in doors:
+            door_env, extra = options[door]
+            n = max(1, repeats // 3) if door == "temporary" else repeats
             out[f"nothing_to_do_{door}_s"] = statistics.median(
                 _timed([*CLI, "go-live", *extra], door_env)[1] for _ in range(n)
             )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from content_pipeline.claims.queue import read_queue
 from content_pipeline.errors import BadInputError, BudgetRefusedError
 from content_pipeline.intake.catalogue import Item, RowError, validate_row
-from content_pipeline.intake.items import items_jsonl, write_items
+from content_pipeline.intake.items import write_items
 from content_pipeline.money import PriceTable
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
@@ -34,28 +34,38 @@ def check_budget(settings: Settings, batch_size: int) -> None:
         )
 
 
-def preflight(store: Store, settings: Settings, run_id: str, planned: list[Item] | None = None) -> Preflight:
-    """Filter the run's batch file (or, read-only, the `planned` batch); never crash on a bad row."""
-    PriceTable(settings.price_table).check(settings.model, settings.strong_model)
+def _read_batch(store: Store, run_id: str, result: Preflight) -> list[Item]:
+    """The items of the run's batch file; a line that is not a valid item is dropped with a warning."""
     key = layout.run_key(run_id, layout.BATCH)
-    data = store.get(key) if planned is None else items_jsonl(planned)
+    data = store.get(key)
     if data is None:
         raise BadInputError(f"run {run_id} has no batch ({key}): run `content-pipeline batch --run-id {run_id}` first")
-    final = decided(current_checkpoint(store))
-    queue, _ = read_queue(store)
-    mine = set(queue.get("runs", {}).get(run_id, {}).get("slugs", []))
-    result = Preflight(items=[])
-    seen: set[str] = set()
+    items = []
     for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            item = validate_row(row if isinstance(row, dict) else {})
+            items.append(validate_row(row if isinstance(row, dict) else {}))
         except (json.JSONDecodeError, RowError) as exc:
             result.dropped["invalid"] += 1
             result.warnings.append(f"{key} line {number}: invalid item dropped ({exc})")
-            continue
+    return items
+
+
+def preflight(store: Store, settings: Settings, run_id: str, planned: list[Item] | None = None) -> Preflight:
+    """Filter the run's batch file, or the `planned` batch (go-live's, just claimed and validated): drop
+    invalid, duplicate, done and not-queued items, rewrite the batch when any was dropped, and guard the
+    budget. Never crashes on a bad row."""
+    PriceTable(settings.price_table).check(settings.model, settings.strong_model)
+    key = layout.run_key(run_id, layout.BATCH)
+    result = Preflight(items=[])
+    candidates = _read_batch(store, run_id, result) if planned is None else planned
+    final = decided(current_checkpoint(store))
+    queue, _ = read_queue(store)
+    mine = set(queue.get("runs", {}).get(run_id, {}).get("slugs", []))
+    seen: set[str] = set()
+    for item in candidates:
         if item.slug in seen:
             result.dropped["duplicate"] += 1
             continue

@@ -34,7 +34,7 @@ def go_live(settings: Settings, store: Store, reporter: Reporter) -> RunReport:
         items = stages.batch(inv.needs, hold=True)
         claimed, report.claimed = not store.read_only, len(items)
         report.stage = "preflight"
-        checked = stages.preflight(items if store.read_only else None)
+        checked = stages.preflight(items)
         report.preflight_dropped = dict(checked.dropped)
         report.stage = "generate"
         fatal = generate(stages, checked.items, report)
