@@ -187,3 +187,33 @@ def test_a_tag_limit_on_llm_generation_caps_chunks_across_runs(env, monkeypatch)
     runs = _chunk_runs(capped)
     assert all("llm-generation" in r.tags for r in runs)
     assert not _overlap(runs), [(r.start_time, r.end_time) for r in runs]
+
+
+def test_a_stage_task_retries_transient_store_io_and_nothing_else(prefect_server) -> None:
+    """In a flow run each stage is a task run whose store I/O is retried (1 s, then 2 s, ...); bad input fails
+    the task at once."""
+    from prefect import flow
+
+    from content_pipeline.errors import BadInputError, StoreIOError
+    from tasks.reporter import PrefectReporter
+
+    calls: list[str] = []
+
+    def flaky() -> str:
+        calls.append("flaky")
+        if len(calls) < 2:
+            raise StoreIOError("S3 put ledger/x failed: SlowDown")
+        return "done"
+
+    def bad() -> str:
+        calls.append("bad")
+        raise BadInputError("catalogue /nowhere: file not found")
+
+    @flow(name="stage-retries")
+    def stages(body_name: str) -> str:
+        return PrefectReporter("retries").stage("consolidate", {"flaky": flaky, "bad": bad}[body_name])
+
+    assert stages("flaky") == "done" and calls == ["flaky", "flaky"]
+    calls.clear()
+    state = stages("bad", return_state=True)
+    assert state.is_failed() and calls == ["bad"]

@@ -11,13 +11,19 @@ from content_pipeline.generation.qa import OK, Verdict, words
 SKETCH_SIZE = 32
 NEAR_COPY_JACCARD = 0.8
 FREQUENT_HASH = 64  # a shingle hash in more sketches than this is boilerplate for candidate counting
+_SHINGLE_HASH = hashlib.blake2b(digest_size=7)
 
 
 def sketch(text: str) -> list[int]:
-    """Bottom-k MinHash sketch of the text's word 3-shingles: a compact fingerprint for near-copy checks."""
+    """Bottom-k MinHash sketch of the text's word 3-shingles: a compact fingerprint for near-copy checks
+    (56-bit blake2b of each shingle; the hasher is copied, not made anew, for each one)."""
     found = words(text)
     shingles = {" ".join(found[i : i + 3]) for i in range(max(1, len(found) - 2))}
-    hashes = {int.from_bytes(hashlib.blake2b(s.encode(), digest_size=7).digest(), "big") for s in shingles}
+    hashes = set()
+    for shingle in shingles:
+        hasher = _SHINGLE_HASH.copy()
+        hasher.update(shingle.encode())
+        hashes.add(int.from_bytes(hasher.digest(), "big"))
     return sorted(hashes)[:SKETCH_SIZE]
 
 

@@ -89,15 +89,20 @@ async def complete(
 ) -> Completion:
     """One chat completion with structured output, one HTTP request; the provider's rate-limit headers go
     to `pacer`. Raises CallFailed, ProviderAuthError, QuotaExhaustedError or BadInputError (unknown model).
-    The raw response is read as JSON (`with_raw_response`): the SDK's typed models are not built."""
+
+    The request goes through `client.post`, the SDK's documented way to send a body as given: the client's
+    own base URL, auth, timeout and status errors, as `chat.completions.create` sends it, without walking the
+    body against the SDK's TypedDicts and without building its typed response (0.5-0.7 ms of CPU a call,
+    2% of a run's throughput at 100 calls/s: BENCHMARKS.md). The answer is read as JSON by `_completion`."""
+    body = {
+        "model": model,
+        "messages": msgs,
+        "response_format": response_format,
+        "max_completion_tokens": settings.max_output_tokens,
+        "temperature": 0.4,
+    }
     try:
-        raw = await client.chat.completions.with_raw_response.create(
-            model=model,
-            messages=msgs,  # type: ignore[arg-type]
-            response_format=response_format,  # type: ignore[arg-type]
-            max_completion_tokens=settings.max_output_tokens,
-            temperature=0.4,
-        )
+        response = await client.post("/chat/completions", body=body, cast_to=httpx2.Response)
     except openai.APIStatusError as exc:
         if pacer is not None:
             pacer.observe(exc.response.headers)
@@ -112,7 +117,7 @@ async def complete(
             f"connection to {_where(settings)} failed ({detail})", retryable=True, transient=True, unknown_outcome=True
         ) from None
     try:
-        return _completion(raw.http_response, pacer)
+        return _completion(response, pacer)
     except ValueError as exc:  # not a chat.completion (a proxy's HTML page, say): a reject, never a loss
         detail = redact(f"{type(exc).__name__}: {exc}", settings)[:300]
         raise CallFailed(f"unexpected answer from {model}: {detail}", retryable=True) from None
