@@ -108,6 +108,7 @@ def task_per_item(work: Path, url: str, items: int, concurrency: int) -> dict[st
     catalogue = write_catalogue(work / "catalogue.jsonl", items)
     _env(work, CATALOGUE=catalogue, OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=url, CONCURRENCY=str(concurrency))
     from prefect import flow, task
+    from prefect.cache_policies import NONE
     from prefect.futures import wait
     from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -121,7 +122,7 @@ def task_per_item(work: Path, url: str, items: int, concurrency: int) -> dict[st
     store = store_for(settings)
     things = load_catalogue(catalogue).items
 
-    @task(name="generate-one")
+    @task(name="generate-one", cache_policy=NONE)  # no cache key of the context to fail on and log 3,000 times
     def one(ctx: GenerationContext, item: Any) -> int:
         return len(run_chunk(ctx, [item], 1))
 
