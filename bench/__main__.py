@@ -46,6 +46,8 @@ def run(name: str, attempts: int = 1, **args: Any) -> dict[str, Any]:
         json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in args.items()}),
     ]
     for attempt in range(1, attempts + 1):
+        if attempt > 1 and "work" in args:  # a fresh start: nothing of the failed attempt's store is reused
+            shutil.rmtree(args["work"], ignore_errors=True)
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
         lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
         if done.returncode == 0 and lines:
