@@ -45,8 +45,8 @@ def _healthy(url: str) -> bool:
 @contextmanager
 def temporary_server(timeout_s: float = 120.0) -> Iterator[str]:
     """Start `prefect server start` (no UI) and yield its API URL once it answers; stop it at the end."""
-    url = f"http://127.0.0.1:{_free_port()}/api"
-    port = url.rsplit(":", 1)[1].split("/")[0]
+    port = str(_free_port())
+    url = f"http://127.0.0.1:{port}/api"
     prefect = str(Path(sys.executable).with_name("prefect"))
     env = {**os.environ, "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)

@@ -78,17 +78,19 @@ class PlainReporter:
     def stage(self, name: str, body: Callable[[], T]) -> T:
         started = time.perf_counter()
         self.logger.debug("%s: started", name)
-        for wait in (*STORE_RETRY_DELAYS_S, None):
+        waits = iter(STORE_RETRY_DELAYS_S)
+        while True:
             try:
                 result = body()
-                break
             except Exception as exc:
+                wait = next(waits, None)
                 if wait is None or not retryable(exc):
                     raise
                 self.logger.warning("%s: %s; trying again in %s s", name, exc, wait)
                 time.sleep(wait)
-        self.logger.debug("%s: finished in %.2f s", name, time.perf_counter() - started)
-        return result
+                continue
+            self.logger.debug("%s: finished in %.2f s", name, time.perf_counter() - started)
+            return result
 
     @contextmanager
     def chunks(self, width: int) -> Iterator[Submit]:
