@@ -38,9 +38,6 @@ class CallGate:
     async def __aexit__(self, *exc: object) -> None:
         self.in_flight -= 1
         self._slots.release()
-        # let the call that takes this slot go out before the caller goes on to check and record its answer:
-        # the provider's latency, not our CPU, is what a slot should wait for
-        await asyncio.sleep(0)
 
 
 class ChunkLoop:
