@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from content_pipeline.intake.catalogue import Catalogue, Item, load_catalogue
 from content_pipeline.intake.items import write_items
@@ -14,10 +14,13 @@ from content_pipeline.views.consolidate import current_checkpoint
 
 @dataclass
 class Inventory:
+    """What the catalogue holds, what of it needs content, and what the views said of the rest."""
+
     catalogue: Catalogue
     needs: list[Item]
     done: int
     rejected: int
+    repaired: list[str] = field(default_factory=list)  # damaged views found and rebuilt from the ledger
 
 
 def needs_content(items: list[Item], checkpoint: Checkpoint, scope: str) -> list[Item]:
@@ -31,7 +34,8 @@ def take_inventory(
 ) -> Inventory:
     """Read and validate the catalogue, and write the run's needs-content and invalid-row reports."""
     catalogue = load_catalogue(catalogue_source, s3_options)
-    checkpoint = current_checkpoint(store)
+    repaired: list[str] = []
+    checkpoint = current_checkpoint(store, repaired)
     needs = needs_content(catalogue.items, checkpoint, scope)
     if not store.read_only:
         write_items(store, layout.run_key(run_id, layout.NEEDS_CONTENT), needs)
@@ -44,4 +48,4 @@ def take_inventory(
     slugs = {i.slug for i in catalogue.items}
     done = sum(1 for s in checkpoint.get("done", {}) if s in slugs)
     rejected = sum(1 for s in checkpoint.get("rejected", {}) if s in slugs)
-    return Inventory(catalogue, needs, done, rejected)
+    return Inventory(catalogue, needs, done, rejected, repaired)

@@ -57,7 +57,10 @@ def iter_pieces(
                 break
             cut = data.rfind(b"\n") + 1
             while not cut and pos + len(data) < size:  # one line longer than a chunk: read on until it ends
-                data += store.get_range(key, pos + len(data), min(size, pos + len(data) + chunk_bytes))
+                more = store.get_range(key, pos + len(data), min(size, pos + len(data) + chunk_bytes))
+                if not more:  # shorter than listed: the bytes read are its tail
+                    break
+                data += more
                 cut = data.rfind(b"\n") + 1
             if not cut:
                 end.tail = data
@@ -277,6 +280,7 @@ def decode_objects(
         for j, i in enumerate(todo):
             decoded = Decoded(frames.get(j, empty), ends.get(j, ObjectEnd()), [m for s, m in bad if s == j])
             found[i] = decoded
-            if i in idents and cache is not None:
+            whole = decoded.end.complete + len(decoded.end.tail) == objects[i][1]
+            if i in idents and cache is not None and whole:  # a short read is never served again
                 cache.put(idents[i], decoded)
     return [found[i] for i in range(len(objects))]

@@ -9,7 +9,7 @@ from content_pipeline.intake.inventory import needs_content
 from content_pipeline.ledger.scan import ledger_segments
 from content_pipeline.money import to_usd
 from content_pipeline.store import Store
-from content_pipeline.views.snapshot import read_checkpoint_and_usage, views_current
+from content_pipeline.views.snapshot import read_checkpoint_and_usage, views_current, views_cut
 
 
 def status(store: Store, catalogue_source: str, s3_options: dict[str, str | None] | None = None) -> dict[str, Any]:
@@ -32,4 +32,5 @@ def status(store: Store, catalogue_source: str, s3_options: dict[str, str | None
         "ledger_records": records,
         "spend_usd": round(to_usd(usage.get("cost_nano", 0)), 9),
         "views_current": current,
+        "views_damaged": views_cut(store),
     }

@@ -30,6 +30,7 @@ def go_live(settings: Settings, store: Store, reporter: Reporter) -> RunReport:
         report.catalogue_rows, report.catalogue_valid = inv.catalogue.rows, len(inv.catalogue.items)
         report.invalid_rows = [r.line(settings.catalogue) for r in inv.catalogue.invalid]
         report.needs_content = len(inv.needs)
+        report.notes += inv.repaired
         report.stage = "batch"
         items = stages.batch(inv.needs, hold=True)
         claimed, report.claimed = not store.read_only, len(items)

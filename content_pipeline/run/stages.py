@@ -42,6 +42,8 @@ class Stages:
     def _inventory(self) -> Inventory:
         settings = self.settings
         inv = take_inventory(self.store, settings.catalogue, settings.scope, self.run_id, settings.s3_options())
+        for line in inv.repaired:
+            self.log(line, logging.WARNING)
         for row in inv.catalogue.invalid:
             self.log(f"invalid catalogue row skipped: {row.line(settings.catalogue)}", logging.WARNING)
         self.log(

@@ -16,7 +16,16 @@ from content_pipeline.views.checkpoint import checkpoint_queued, parse_checkpoin
 from content_pipeline.views.consolidate import views_lock
 from content_pipeline.views.master import UsageSums, master_frames, nano_sum
 from content_pipeline.views.passes import LedgerPass, ledger_partitions
-from content_pipeline.views.snapshot import ViewDigestError, read_master, read_usage, read_view, views_snapshot
+from content_pipeline.views.snapshot import (
+    REPUBLISH,
+    ViewDamagedError,
+    ViewDigestError,
+    damaged_views,
+    read_master,
+    read_usage,
+    read_view,
+    views_snapshot,
+)
 
 _SHOW = 5
 
@@ -104,9 +113,21 @@ def audit(store: Store) -> AuditResult:
         return _audit(store)
 
 
+# the invariant a damaged view object breaks (master's own are checked as they are read)
+_VIEW_INVARIANT = {"processed": 3, "rejected": 3, "checkpoint": 4, "usage": 5}
+
+
 def _audit(store: Store) -> AuditResult:
     result = AuditResult()
-    with ledger_partitions(store, snapshot=views_snapshot(store)) as passed:
+    try:
+        snapshot = views_snapshot(store)
+        damaged = damaged_views(store, _VIEW_INVARIANT)
+    except ViewDamagedError as exc:  # the manifest itself
+        result.violations.append(f"invariant 3: {exc}")
+        return result
+    for name, line in damaged.items():
+        result.violations.append(f"invariant {_VIEW_INVARIANT[name]}: {line}")
+    with ledger_partitions(store, snapshot=snapshot) as passed:
         try:
             succ = read_master(store, "successes", verify=True)
             rej = read_master(store, "rejects", verify=True)
@@ -122,8 +143,9 @@ def _audit(store: Store) -> AuditResult:
     _errors(result, found, succ, rej)
     _once(result, succ, rej)
     _nothing_lost(result, found)
-    _checkpoint(result, read_view(store, "checkpoint"), succ, rej)
-    _spend(result, read_usage(store), found, passed.usage)
+    if "checkpoint" not in damaged:
+        _checkpoint(result, read_view(store, "checkpoint"), succ, rej)
+    _spend(result, None if "usage" in damaged else read_usage(store), found, passed.usage)
     _lines(result, passed.scan)
     return result
 
@@ -187,7 +209,11 @@ def _checkpoint(result: AuditResult, raw: bytes | None, succ: pl.DataFrame, rej:
         decided = pl.concat([succ["slug"], rej["slug"]])
         clash = sorted(decided.filter(decided.is_in(list(queued))).to_list()) if queued else []
     else:  # compare entry by entry, to name the slugs that differ
-        ck = parse_checkpoint(raw)
+        try:
+            ck = parse_checkpoint(raw)
+        except ValueError as exc:
+            result.add(4, f"the checkpoint view is damaged ({str(exc)[:120]}): {REPUBLISH}")
+            return
         done, rejected, queued = set(ck.get("done", {})), set(ck.get("rejected", {})), ck.get("queued", {})
         for label, have, frame in (("done", done, succ), ("rejected", rejected, rej)):
             master = set(frame["slug"].to_list())
@@ -199,9 +225,10 @@ def _checkpoint(result: AuditResult, raw: bytes | None, succ: pl.DataFrame, rej:
         result.add(4, "slug(s) both queued and decided in the checkpoint", clash)
 
 
-def _spend(result: AuditResult, recorded: dict[str, Any], found: _Derivation, usage: UsageSums) -> None:
-    """5. Recorded spend equals the ledger's sum; no run spent over its budget."""
-    if int(recorded.get("cost_nano", 0)) != found.cost_nano:
+def _spend(result: AuditResult, recorded: dict[str, Any] | None, found: _Derivation, usage: UsageSums) -> None:
+    """5. Recorded spend equals the ledger's sum (unless the usage view is damaged, reported already); no run
+    spent over its budget."""
+    if recorded is not None and int(recorded.get("cost_nano", 0)) != found.cost_nano:
         result.add(
             5,
             f"recorded spend {to_usd(recorded.get('cost_nano', 0)):.6f} USD != ledger sum {to_usd(found.cost_nano):.6f} USD",

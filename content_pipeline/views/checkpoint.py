@@ -10,6 +10,7 @@ import polars as pl
 from content_pipeline.claims.queue import live_claims
 
 Checkpoint = dict[str, Any]
+_PARTS = ("done", "rejected", "queued")
 _MEMBERS_BATCH = 100_000  # rows made into JSON text at a time: the text of a batch, not of master, in flight
 
 
@@ -86,4 +87,8 @@ def build_checkpoint(successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict
 
 
 def parse_checkpoint(raw: bytes | None) -> Checkpoint:
-    return json.loads(raw) if raw else {"done": {}, "rejected": {}, "queued": {}}
+    """The checkpoint's entries; ValueError when the bytes are not a checkpoint."""
+    checkpoint = json.loads(raw) if raw else {"done": {}, "rejected": {}, "queued": {}}
+    if not isinstance(checkpoint, dict) or not all(isinstance(checkpoint.get(k), dict) for k in _PARTS):
+        raise ValueError(f"not a checkpoint: expected an object with {', '.join(_PARTS)}")
+    return checkpoint

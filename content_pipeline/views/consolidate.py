@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -18,7 +18,13 @@ from content_pipeline.views.checkpoint import Checkpoint, build_checkpoint, chec
 from content_pipeline.views.master import slug_index
 from content_pipeline.views.passes import Derived, derive
 from content_pipeline.views.publish import LedgerLines, View, dump_json, publish_views
-from content_pipeline.views.snapshot import read_checkpoint, read_master, views_current
+from content_pipeline.views.snapshot import (
+    ViewDamagedError,
+    read_checkpoint,
+    read_json_views,
+    read_master,
+    views_current,
+)
 
 
 @dataclass
@@ -123,11 +129,21 @@ def sync_checkpoint(store: Store) -> bool:
         return bool(publish_views(store, {"checkpoint": checkpoint_bytes(successes, rejects, queue)}))
 
 
-def current_checkpoint(store: Store) -> Checkpoint:
-    """The checkpoint as the ledger stands now: rebuilt first when stale (in memory for read-only runs)."""
+def current_checkpoint(store: Store, repaired: list[str] | None = None) -> Checkpoint:
+    """The checkpoint as the ledger stands now: rebuilt first when stale (in memory for read-only runs).
+    Damaged views are rebuilt from the ledger, and what was damaged is added to `repaired`."""
+    if store.read_only:
+        if views_current(store):
+            with suppress(ViewDamagedError):
+                return read_checkpoint(store)
+        derived = derive(store)
+        return build_checkpoint(derived.successes, derived.rejects, read_queue(store)[0])
     if not views_current(store):
-        if store.read_only:
-            derived = derive(store)
-            return build_checkpoint(derived.successes, derived.rejects, read_queue(store)[0])
         consolidate(store)
-    return read_checkpoint(store)
+    try:
+        return read_json_views(store, "checkpoint", "usage")[0]  # the usage totals checked on the way
+    except ViewDamagedError as exc:
+        consolidate(store, verify=True)
+        if repaired is not None:
+            repaired.append(f"{exc.what}: rebuilt from the ledger")
+        return read_checkpoint(store)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 import polars as pl
@@ -23,7 +23,16 @@ MASTER_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
-class ViewDigestError(StoreError):
+class ViewDamagedError(StoreError):
+    """A view object (or the manifest) does not read back as what the pipeline wrote: rebuilt by consolidate.
+    `what` names the object and the damage; the message adds the remedy."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}: {REPUBLISH}")
+        self.what = what
+
+
+class ViewDigestError(ViewDamagedError):
     """A view object's bytes differ from the digest its manifest recorded: edited outside the pipeline."""
 
 
@@ -45,7 +54,7 @@ def read_manifest(store: Store) -> dict[str, Any] | None:
     """The published views: which object holds each view, and the ledger snapshot they were built from."""
     manifest, version = load_manifest(store)
     if manifest is None and version is not None:
-        raise StoreError(f"{layout.MANIFEST} is damaged: {REPUBLISH}")
+        raise ViewDamagedError(f"{layout.MANIFEST} is damaged (not a manifest the pipeline wrote)")
     return manifest
 
 
@@ -62,18 +71,23 @@ def views_current(store: Store) -> bool:
     return manifest is not None and manifest.get("fingerprint") == ledger_fingerprint(store)
 
 
-def read_views(store: Store, *names: str) -> dict[str, bytes | None]:
-    """The bytes of current views, all from one published snapshot (None before the first consolidation).
-    Objects are immutable and one manifest names them all, so a reader never mixes two consolidations."""
+def _read_views(store: Store, names: Iterable[str]) -> tuple[dict[str, Any], dict[str, bytes | None]]:
+    """The manifest and the bytes of the views `names` it names, all from that one snapshot."""
     missing = ""
     for _ in range(3):  # an object may be collected between reading the manifest and reading it: look again
-        manifest = read_manifest(store)
-        files = manifest["files"] if manifest else {}
+        manifest = read_manifest(store) or {}
+        files = manifest.get("files", {})
         found = {name: store.get(files[name]) if name in files else None for name in names}
         missing = next((f"{n!r} ({files[n]})" for n, data in found.items() if n in files and data is None), "")
         if not missing:
-            return found
+            return manifest, found
     raise StoreError(f"master view {missing} is missing: {REPUBLISH}")
+
+
+def read_views(store: Store, *names: str) -> dict[str, bytes | None]:
+    """The bytes of current views, all from one published snapshot (None before the first consolidation).
+    Objects are immutable and one manifest names them all, so a reader never mixes two consolidations."""
+    return _read_views(store, names)[1]
 
 
 def read_view(store: Store, name: str) -> bytes | None:
@@ -82,21 +96,72 @@ def read_view(store: Store, name: str) -> bytes | None:
 
 
 def _usage(raw: bytes | None) -> dict[str, Any]:
-    return json.loads(raw) if raw else {"records": 0, "cost_nano": 0, "by_run": {}}
+    usage = json.loads(raw) if raw else {"records": 0, "cost_nano": 0, "by_run": {}}
+    if not isinstance(usage, dict) or not isinstance(usage.get("cost_nano"), int):
+        raise ValueError("not the usage totals the pipeline writes")
+    return usage
+
+
+_PARSERS: dict[str, Callable[[bytes | None], Any]] = {"checkpoint": parse_checkpoint, "usage": _usage}
+
+
+def _parsed(manifest: dict[str, Any], name: str, raw: bytes | None) -> Any:
+    """A JSON view checked against its recorded digest and parsed, or a ViewDamagedError naming its object
+    and what is wrong with it."""
+    key, recorded = manifest.get("files", {}).get(name), manifest.get("sha256", {}).get(name)
+    if raw is not None and recorded is not None and hashlib.sha256(raw).hexdigest() != recorded:
+        raise ViewDamagedError(f"{name} view ({key}) differs from the digest its manifest recorded")
+    try:
+        return _PARSERS[name](raw)
+    except ValueError as exc:
+        raise ViewDamagedError(f"{name} view ({key}) is damaged ({str(exc)[:120]})") from None
+
+
+def read_json_views(store: Store, *names: str) -> list[Any]:
+    """The checkpoint and/or usage totals, parsed and checked, all from one snapshot (for status, which
+    reads without the lease)."""
+    manifest, found = _read_views(store, names)
+    return [_parsed(manifest, name, found[name]) for name in names]
 
 
 def read_checkpoint(store: Store) -> Checkpoint:
-    return parse_checkpoint(read_view(store, "checkpoint"))
+    return read_json_views(store, "checkpoint")[0]
 
 
 def read_usage(store: Store) -> dict[str, Any]:
-    return _usage(read_view(store, "usage"))
+    return read_json_views(store, "usage")[0]
 
 
 def read_checkpoint_and_usage(store: Store) -> tuple[Checkpoint, dict[str, Any]]:
     """The checkpoint and the usage totals of one snapshot (for status, which reads without the lease)."""
-    views = read_views(store, "checkpoint", "usage")
-    return parse_checkpoint(views["checkpoint"]), _usage(views["usage"])
+    checkpoint, usage = read_json_views(store, "checkpoint", "usage")
+    return checkpoint, usage
+
+
+def views_cut(store: Store) -> list[str]:
+    """The published views whose object is missing or not the size its manifest recorded (one listing, no
+    reading: for status)."""
+    manifest = read_manifest(store) or {}
+    listed = {info.key: info.size for info in store.list(layout.VIEW_OBJECTS)}
+    sizes = manifest.get("sizes", {})
+    return sorted(
+        name
+        for name, key in manifest.get("files", {}).items()
+        if key not in listed or (name in sizes and listed[key] != int(sizes[name]))
+    )
+
+
+def damaged_views(store: Store, names: Iterable[str]) -> dict[str, str]:
+    """name -> one line, for each of the published views `names` whose object no longer hashes to what its
+    manifest recorded (damaged, cut or changed outside the pipeline)."""
+    manifest = read_manifest(store) or {}
+    files, recorded = manifest.get("files", {}), manifest.get("sha256", {})
+    return {
+        name: f"{name} view ({files[name]}) differs from the digest its manifest recorded (damaged or changed "
+        f"outside the pipeline): {REPUBLISH}"
+        for name in names
+        if name in files and not intact(store, files[name], recorded.get(name))
+    }
 
 
 def object_size(store: Store, key: str) -> int:
@@ -179,6 +244,11 @@ def _view_columns(store: Store, name: str, schema: dict[str, pl.DataType], verif
         )
         end = decoded.end
         if end.complete + len(end.tail) < size:
+            listed = [info.size for info in store.list(key) if info.key == key]
+            if listed:  # there, but shorter than the manifest says: cut, not collected
+                raise ViewDamagedError(
+                    f"master {name} ({key}) is shorter than its manifest says ({listed[0]} of {size} bytes)"
+                )
             continue
         # hashed while it was decoded, or read again when its columns came from the cache
         if (
@@ -187,11 +257,10 @@ def _view_columns(store: Store, name: str, schema: dict[str, pl.DataType], verif
             and not (hashed.matches(size, recorded) if hashed.read else intact(store, key, recorded))
         ):
             raise ViewDigestError(
-                f"master {name} ({key}) differs from the digest its manifest recorded "
-                f"(changed outside the pipeline): {REPUBLISH}"
+                f"master {name} ({key}) differs from the digest its manifest recorded (changed outside the pipeline)"
             )
         if decoded.bad or end.tail:
             problem = decoded.bad[0] if decoded.bad else f"{key}: its last line is incomplete"
-            raise StoreError(f"master {name} is damaged ({problem}): {REPUBLISH}")
+            raise ViewDamagedError(f"master {name} is damaged ({problem})")
         return decoded.frame.drop("line")
     raise StoreError(f"master view {name!r} is missing: {REPUBLISH}")
