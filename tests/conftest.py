@@ -92,48 +92,42 @@ def prefect_server() -> Iterator[str]:
         yield str(PREFECT_API_URL.value())
 
 
+S3_BUCKET = "pipeline-tests"
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    """A real S3-compatible server speaking HTTP on loopback (moto's ThreadedMotoServer), for the session."""
-    import socket
+    """A real S3-compatible server on loopback for the session: SeaweedFS (`weed server -s3`), whose
+    conditional writes are checked by the server itself; the AWS settings point boto3 at it."""
+    from tests.seaweed import seaweed_server
 
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
     saved = {
         k: os.environ.get(k)
         for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
     }
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    try:
-        yield endpoint
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
+    with seaweed_server(S3_BUCKET) as endpoint:
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION="us-east-1",
+        )
+        try:
+            yield endpoint
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 @pytest.fixture
 def s3_url(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
-    """A fresh bucket on the loopback S3 server; returns s3://bucket/prefix."""
+    """A fresh prefix of its own in the session's bucket on the loopback S3 server: s3://bucket/prefix
+    (a store sees only its prefix; a bucket per test would cost the server seven volumes each)."""
     import re
     import uuid
 
-    import boto3
-
-    bucket = re.sub(r"[^a-z0-9-]", "-", f"t-{uuid.uuid4().hex[:8]}-{request.node.name.lower()}")[:63].rstrip("-")
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    return f"s3://{bucket}/pipeline"
+    prefix = re.sub(r"[^a-z0-9-]", "-", f"{request.node.name.lower()}-{uuid.uuid4().hex[:8]}")
+    return f"s3://{S3_BUCKET}/{prefix}"

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from content_pipeline.ledger.scan import read_records, scan_ledger
-from content_pipeline.store import open_store
+from content_pipeline.store import layout, open_store
+from content_pipeline.store.lease import live_lease
 from content_pipeline.views.audit import audit
 from content_pipeline.views.snapshot import read_master
 from tests.conftest import make_item
@@ -43,7 +44,7 @@ def kill_when(
 ) -> tuple[str, int] | None:
     """Wait for the moment of `phase` and SIGKILL the run; returns (what the moment was, ledger lines), or
     None when the run ended first. The finish is killed a random time within `window_s` of the last record."""
-    lock = root / "locks" / "consolidate.json"
+    store = open_store(str(root))
     target = rng.randint(5, ITEMS - 20)
     delay = rng.uniform(0.0, window_s)
     deadline = time.monotonic() + 120
@@ -52,7 +53,7 @@ def kill_when(
         lines = ledger_lines(root)
         if phase == "generate" and lines >= target:
             moment = f"generate, after {lines} records"
-        elif phase == "consolidate" and lines >= min(target, ITEMS - 30) and lock.exists():
+        elif phase == "consolidate" and lines >= min(target, ITEMS - 30) and live_lease(store, layout.CONSOLIDATE_LOCK):
             moment = f"consolidate (views lease held), after {lines} records"
         elif phase == "finish" and lines >= ITEMS:
             done_at = done_at or time.monotonic()

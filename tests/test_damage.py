@@ -11,10 +11,10 @@ import pytest
 
 from content_pipeline.ledger.jsonl import iter_pieces
 from content_pipeline.ops.status import status
-from content_pipeline.store import Store, layout
+from content_pipeline.store import Store
 from content_pipeline.views.audit import audit
 from content_pipeline.views.consolidate import consolidate
-from content_pipeline.views.snapshot import ViewDamagedError, read_manifest, read_master
+from content_pipeline.views.snapshot import ViewDamagedError, load_manifest, manifest_cell, read_manifest, read_master
 from tests.conftest import make_item
 from tests.helpers import run
 from tests.test_views_audit import record, write_ledger
@@ -105,8 +105,10 @@ def test_a_garbage_json_view_is_named_by_status_and_audit_and_rebuilt_by_go_live
 def test_a_damaged_manifest_is_one_line_and_consolidate_rebuilds_it(store: Store) -> None:
     write_ledger(store, [record("a"), record("b")])
     consolidate(store)
-    store.put(layout.MANIFEST, b'{"files": "not a dict"}\n')
+    _, version, _ = load_manifest(store)
+    current = manifest_cell(store).key(version)
+    store.put(current, b'{"files": "not a dict"}\n')
     [violation] = bounded(lambda: audit(store)).violations
-    assert violation.startswith(f"invariant 3: {layout.MANIFEST} is damaged (not a manifest the pipeline wrote)")
+    assert violation.startswith(f"invariant 3: the manifest {current} is damaged (not a manifest the pipeline wrote)")
     consolidate(store)
     assert audit(store).ok and read_master(store, "successes").height == 2

@@ -21,6 +21,7 @@ from content_pipeline.run.golive import go_live
 from content_pipeline.run.report import RunReport
 from content_pipeline.run.reporter import PlainReporter
 from content_pipeline.store import Store, layout
+from content_pipeline.store.lease import held_leases
 from content_pipeline.views.snapshot import read_checkpoint
 from tests.helpers import run
 from tests.test_views_audit import record, write_ledger
@@ -69,7 +70,7 @@ def test_every_stage_runs_in_order_and_one_report_is_published_and_stored(make_s
     assert store.get(layout.run_key(report.run_id, layout.REPORT)).decode() == report.markdown()
     assert "generated: 20 (20 successes, 0 rejects" in report.markdown() and "audit: green" in report.markdown()
     assert read_queue(store)[0]["runs"] == {}  # claims released
-    assert store.list(layout.LOCKS_PREFIX) == []  # the run's own lease and the batch builder's released
+    assert held_leases(store) == {}  # the run's own lease and the batch builder's released
     again = go_live(make_settings(), store, Recording())
     assert again.ok and again.stats.calls == 0 and again.spend_usd == 0
 
@@ -133,14 +134,14 @@ def test_a_failing_final_audit_fails_the_run_and_names_the_stage(make_settings, 
     stored = store.get(layout.run_key(report.run_id, layout.REPORT)).decode()
     assert "audit: FAILED" in stored and "## Audit violations" in stored
     assert report.stats.successes == 19  # item-0001 counts as done: nothing is paid for twice
-    assert read_queue(store)[0]["runs"] == {} and store.list(layout.LOCKS_PREFIX) == []
+    assert read_queue(store)[0]["runs"] == {} and held_leases(store) == {}
 
 
 def test_a_failed_stage_is_named_and_its_claims_and_lease_are_released(make_settings, store: Store) -> None:
     report = run(make_settings(budget_usd=1.0), store)
     assert report.failure is not None and report.failure.startswith("preflight: budget too low for batch size")
     assert report.stats.calls == 0 and store.list(layout.LEDGER_PREFIX) == []
-    assert read_queue(store)[0]["runs"] == {} and store.list(layout.LOCKS_PREFIX) == []
+    assert read_queue(store)[0]["runs"] == {} and held_leases(store) == {}
 
 
 def test_a_stage_retries_transient_store_errors_and_nothing_else(monkeypatch, caplog) -> None:
@@ -188,4 +189,4 @@ def test_a_bug_fails_the_run_loudly_instead_of_becoming_a_reject(make_settings, 
     with pytest.raises(TypeError, match="a bug in reading the answer"):
         run(make_settings(), store)
     assert read_records(store) == []  # no item was rejected (and made retryable) because of our own bug
-    assert read_queue(store)[0]["runs"] == {} and store.list(layout.LOCKS_PREFIX) == []
+    assert read_queue(store)[0]["runs"] == {} and held_leases(store) == {}

@@ -17,8 +17,9 @@ from content_pipeline.run.reporter import PlainReporter
 from content_pipeline.run.stages import Stages
 from content_pipeline.settings import load_settings
 from content_pipeline.store import Store, layout
+from content_pipeline.store.cell import Cell
 from content_pipeline.store.host import Holder, this_host
-from content_pipeline.store.lease import Lease
+from content_pipeline.store.lease import Lease, live_lease
 from tests.conftest import make_item
 
 
@@ -48,34 +49,34 @@ def test_second_builder_fails_at_once_naming_holder_and_expiry(store: Store) -> 
 
 
 def test_expired_lease_is_taken_over(store: Store) -> None:
-    store.put(
-        layout.BATCH_LOCK,
+    Cell(store, layout.BATCH_LOCK).swap(
         json.dumps(
             {"host": "elsewhere", "pid": 1, "run_id": "old", "token": "t", "expires_ts": time.time() - 1}
         ).encode(),
+        0,
     )
     batch, _, took_over = build_batch(store, "run-new", items(3), 3, pid=None, lease_ttl_s=60, claim_ttl_s=60)
     assert len(batch) == 3
     assert took_over == "run old (pid 1 on elsewhere)"
-    assert store.get(layout.BATCH_LOCK) is None  # released after the batch was built
+    assert live_lease(store, layout.BATCH_LOCK) is None  # released after the batch was built
 
 
 def test_lease_of_a_dead_process_on_this_host_is_stale_at_once(store: Store) -> None:
-    store.put(
-        layout.BATCH_LOCK,
+    Cell(store, layout.BATCH_LOCK).swap(
         json.dumps(
             {"host": this_host(), "pid": dead_pid(), "run_id": "killed", "token": "t", "expires_ts": time.time() + 3600}
         ).encode(),
+        0,
     )
     batch, _, took_over = build_batch(store, "run-next", items(2), 2, pid=None, lease_ttl_s=60, claim_ttl_s=60)
     assert len(batch) == 2 and took_over.startswith("run killed")
 
 
 def test_live_holder_renews_its_lease_past_the_ttl(store: Store) -> None:
-    with Lease(store, "locks/x.json", Holder.me("a"), 0.6, "x"):
+    with Lease(store, "locks/x", Holder.me("a"), 0.6, "x"):
         time.sleep(1.5)
         with pytest.raises(LeaseHeldError):
-            Lease(store, "locks/x.json", Holder.me("b"), 0.6, "x").try_acquire()
+            Lease(store, "locks/x", Holder.me("b"), 0.6, "x").try_acquire()
 
 
 def test_claims_are_stamped_with_the_run_and_never_given_twice(store: Store, store_url: str) -> None:
@@ -161,7 +162,10 @@ def test_claims_of_a_live_run_are_renewed_past_their_ttl(store: Store) -> None:
 def test_a_corrupt_queue_is_one_clear_line(store: Store) -> None:
     from content_pipeline.errors import StoreError
 
-    store.put(layout.QUEUE, b"{not json")
-    with pytest.raises(StoreError, match=r"state/queue.json is not valid JSON: nothing was claimed"):
+    queue = Cell(store, layout.QUEUE)
+    queue.swap(b"{not json", 0)
+    with pytest.raises(
+        StoreError, match=r"^state/queue/000000000001.json is not a claims queue \(damaged\): nothing was"
+    ):
         build_batch(store, "run-a", items(2), 2, pid=None, lease_ttl_s=60, claim_ttl_s=60)
-    assert store.get(layout.QUEUE) == b"{not json"
+    assert queue.read() == (b"{not json", 1)

@@ -27,40 +27,7 @@ def test_put_if_absent_creates_once(store: Store) -> None:
     assert store.get("lock.json") == b"first"
 
 
-def test_compare_and_swap_refuses_a_stale_version(store: Store) -> None:
-    store.put("x", b"v1")
-    _, version = store.get_versioned("x")
-    assert store.put_if_match("x", b"v2", version)
-    assert not store.put_if_match("x", b"v3", version)
-    assert store.get("x") == b"v2"
-    _, current = store.get_versioned("x")
-    assert not store.delete_if_match("x", version)
-    assert store.delete_if_match("x", current)
-    assert store.get("x") is None
-
-
-def test_cas_lets_exactly_one_of_many_racers_win(store: Store) -> None:
-    if store.url.startswith("s3://"):
-        pytest.skip("moto's IfMatch check is not atomic under concurrent requests (DESIGN.md); real S3 is")
-    store.put("counter", b"0")
-    _, version = store.get_versioned("counter")
-    wins: list[int] = []
-
-    def racer(n: int) -> None:
-        if store.put_if_match("counter", str(n).encode(), version):
-            wins.append(n)
-
-    threads = [threading.Thread(target=racer, args=(n,)) for n in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(wins) == 1
-    assert store.get("counter") == str(wins[0]).encode()
-
-
 def test_appends_are_whole_records_from_many_threads(store: Store) -> None:
-
     appender = store.appender("ledger/run/seg.jsonl")
     threads = [
         threading.Thread(target=lambda n=n: [appender.append(f"{n}-{i}-{'x' * 500}\n".encode()) for i in range(50)])

@@ -9,22 +9,33 @@ from typing import Any
 
 from content_pipeline.errors import StoreError
 from content_pipeline.store import Store, layout
+from content_pipeline.store.cell import Cell
 from content_pipeline.store.host import Holder, this_host
 
 Queue = dict[str, Any]
 
 
-def read_queue(store: Store) -> tuple[Queue, str | None]:
-    found = store.get_versioned(layout.QUEUE)
-    if found is None:
-        return {"runs": {}}, None
+def queue_cell(store: Store) -> Cell:
+    """The claims queue's cell (versions under `state/queue/`)."""
+    return Cell(store, layout.QUEUE, legacy=layout.LEGACY_QUEUE)
+
+
+def read_queue(store: Store) -> tuple[Queue, int]:
+    """The queue and its version (0 before the first claim)."""
+    cell = queue_cell(store)
+    raw, version = cell.read()
+    if raw is None:
+        return {"runs": {}}, version
     try:
-        queue = json.loads(found[0])
-    except json.JSONDecodeError:
+        queue = json.loads(raw)
+        if not isinstance(queue, dict) or not isinstance(queue.get("runs", {}), dict):
+            raise ValueError
+    except ValueError:
         raise StoreError(
-            f"{layout.QUEUE} is not valid JSON: nothing was claimed; restore it or remove it to free every claim"
+            f"{cell.where(version)} is not a claims queue (damaged): nothing was claimed; delete that object to fall back "
+            "to the version before it (or to no claims at all)"
         ) from None
-    return queue, found[1]
+    return queue, version
 
 
 def run_alive(entry: dict[str, Any], now: float | None = None) -> bool:
@@ -47,17 +58,15 @@ def live_claims(queue: Queue) -> dict[str, str]:
 
 
 def update_queue(store: Store, change: Callable[[Queue], Queue]) -> Queue:
-    """Read-modify-write of the queue with compare-and-swap, retried on a concurrent change."""
+    """Read-modify-write of the queue with compare-and-swap, retried on a concurrent change; a change that
+    changes nothing writes nothing."""
+    cell = queue_cell(store)
     for _ in range(50):
         queue, version = read_queue(store)
         new = change(json.loads(json.dumps(queue)))
-        data = json.dumps(new, sort_keys=True).encode()
-        done = (
-            store.put_if_absent(layout.QUEUE, data)
-            if version is None
-            else store.put_if_match(layout.QUEUE, data, version)
-        )
-        if done:
+        if new == queue and version:  # nothing changed: nothing to write
+            return new
+        if cell.swap(json.dumps(new, sort_keys=True).encode(), version):
             return new
         time.sleep(0.01)
     raise StoreError("the queue kept changing under us: 50 compare-and-swap attempts failed")

@@ -1,4 +1,4 @@
-"""The store interface every backend implements: atomic replace, create-if-absent, CAS, durable append."""
+"""The store interface every backend implements: atomic replace, create-if-absent, durable append."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def check_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """One stored object: its key, size in bytes and an opaque version for compare-and-swap."""
+    """One stored object: its key, size in bytes and an opaque version (ETag, or inode, mtime and size) that
+    changes when its bytes do."""
 
     key: str
     size: int
@@ -118,24 +119,12 @@ class Store(ABC):
         """The object's bytes, or None when absent."""
 
     @abstractmethod
-    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
-        """The object's bytes and version, or None when absent."""
-
-    @abstractmethod
     def put(self, key: str, data: bytes) -> None:
         """Atomically replace (or create) the object."""
 
     @abstractmethod
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Create the object only if absent; False when it already exists."""
-
-    @abstractmethod
-    def put_if_match(self, key: str, data: bytes, version: str) -> bool:
-        """Replace the object only if its version is still `version`; False otherwise."""
-
-    @abstractmethod
-    def delete_if_match(self, key: str, version: str) -> bool:
-        """Delete the object only if its version is still `version`."""
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -182,9 +171,6 @@ class ReadOnlyStore(Store):
     def get(self, key: str) -> bytes | None:
         return self.inner.get(key)
 
-    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
-        return self.inner.get_versioned(key)
-
     def list(self, prefix: str) -> list[ObjectInfo]:
         return self.inner.list(prefix)
 
@@ -207,12 +193,6 @@ class ReadOnlyStore(Store):
         self._refuse(key)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        self._refuse(key)
-
-    def put_if_match(self, key: str, data: bytes, version: str) -> bool:
-        self._refuse(key)
-
-    def delete_if_match(self, key: str, version: str) -> bool:
         self._refuse(key)
 
     def delete(self, key: str) -> None:

@@ -6,7 +6,9 @@ LEDGER_PREFIX = "ledger/"
 QUARANTINE_PREFIX = "quarantine/"
 MASTER_PREFIX = "master/"
 TELEMETRY = f"{MASTER_PREFIX}consolidation-telemetry.jsonl"
-MANIFEST = f"{MASTER_PREFIX}manifest.json"
+# cells (store/cell.py): each a folder of numbered versions, the highest current
+MANIFEST = f"{MASTER_PREFIX}manifest"
+LEGACY_MANIFEST = f"{MASTER_PREFIX}manifest.json"  # the manifest before it had versions
 VIEW_OBJECTS = f"{MASTER_PREFIX}objects/"
 # The views one consolidation publishes together, by name and file name. Their bytes live in immutable
 # objects named by their digest; the manifest says which objects are current.
@@ -29,10 +31,11 @@ LEGACY_VIEWS = (
     "checkpoint.json",
 )
 STATE_PREFIX = "state/"
-QUEUE = f"{STATE_PREFIX}queue.json"
+QUEUE = f"{STATE_PREFIX}queue"
+LEGACY_QUEUE = f"{STATE_PREFIX}queue.json"
 LOCKS_PREFIX = "locks/"
-BATCH_LOCK = f"{LOCKS_PREFIX}batch-builder.json"
-CONSOLIDATE_LOCK = f"{LOCKS_PREFIX}consolidate.json"
+BATCH_LOCK = f"{LOCKS_PREFIX}batch-builder"
+CONSOLIDATE_LOCK = f"{LOCKS_PREFIX}consolidate"
 RUNS_PREFIX = "runs/"
 SEGMENT_SUFFIX = ".jsonl"
 # the files a run writes under runs/<run>/
@@ -76,7 +79,7 @@ def run_key(run_id: str, name: str) -> str:
 
 def run_lock(run_id: str) -> str:
     """The lease a running run holds, so no second process runs under the same run id."""
-    return f"{LOCKS_PREFIX}run-{run_id}.json"
+    return f"{LOCKS_PREFIX}run-{run_id}"
 
 
 def view_object(name: str, digest: str) -> str:

@@ -1,4 +1,4 @@
-"""Leases: a lock with an owner and an expiry, taken with create-if-absent, renewed or stolen with CAS."""
+"""Leases: a lock with an owner and an expiry, taken, renewed, taken over and released as versions of a cell."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import time
 from datetime import UTC, datetime
 
 from content_pipeline.errors import LeaseHeldError
+from content_pipeline.store import layout
 from content_pipeline.store.base import Store
+from content_pipeline.store.cell import Cell
 from content_pipeline.store.host import Holder
 from content_pipeline.store.renewal import Renewal
 
@@ -18,13 +20,16 @@ def _iso(ts: float) -> str:
 
 
 class Lease:
-    """A named lease in the store. A live holder renews it in the background; an expired lease, or one
-    whose holder process is gone from this host, is taken over at once."""
+    """A named lease in the store, a cell whose versions say who holds it until when. A live holder renews
+    it in the background; an expired lease, or one whose holder process is gone from this host, is taken
+    over at once. Taking, renewing, taking over and releasing each create the next version, so each is
+    conditional: a holder that lost its lease can neither renew nor release the new holder's."""
 
     def __init__(self, store: Store, key: str, holder: Holder, ttl_s: float, what: str) -> None:
         self.store, self.key, self.holder, self.ttl_s, self.what = store, key, holder, ttl_s, what
+        self.cell = Cell(store, key)
         self.token = secrets.token_hex(8)
-        self.version: str | None = None
+        self.version: int | None = None  # the cell version this holder wrote last
         self.took_over: str | None = None
         self._renewal: Renewal | None = None
 
@@ -34,39 +39,19 @@ class Lease:
             {**self.holder.to_dict(), "token": self.token, "expires_ts": expires, "expires_at": _iso(expires)}
         ).encode()
 
-    def _mine(self) -> bool:
-        found = self.store.get_versioned(self.key)
-        if found is None or json.loads(found[0]).get("token") != self.token:
-            return False
-        self.version = found[1]
-        return True
-
-    def _holder(self, raw: bytes) -> tuple[Holder | None, float]:
-        """Who holds the lease and until when, from its bytes (None, 0: unreadable, so stale)."""
-        try:
-            current = json.loads(raw)
-            return Holder(current["host"], int(current["pid"]), current["run_id"]), float(current["expires_ts"])
-        except (ValueError, KeyError, TypeError):
-            return None, 0.0
-
     def try_acquire(self) -> None:
         """Take the lease or raise LeaseHeldError naming the holder and the expiry."""
         for _ in range(5):
-            if self.store.put_if_absent(self.key, self._body()):
-                if self._mine():
-                    return
-                continue
-            found = self.store.get_versioned(self.key)
-            if found is None:
-                continue
-            raw, version = found
-            other, expires = self._holder(raw)
+            raw, version = self.cell.read()
+            other, expires = lease_holder(raw) if raw is not None else (None, 0.0)
             if other is not None and expires >= time.time() and not other.gone():
                 raise LeaseHeldError(
                     f"{self.what} is already running: lease held by {other.describe()} until {_iso(expires)}"
                 )
-            if self.store.put_if_match(self.key, self._body(), version) and self._mine():
-                self.took_over = other.describe() if other else "an unreadable lease"
+            if self.cell.swap(self._body(), version):
+                self.version = version + 1
+                if raw is not None:
+                    self.took_over = other.describe() if other else "an unreadable lease"
                 return
         raise LeaseHeldError(f"{self.what}: could not take the lease {self.key!r} (contended)")
 
@@ -85,16 +70,16 @@ class Lease:
         self._renewal = Renewal(f"lease-{self.key}", self.ttl_s / 3, self._renew).start()
 
     def _renew(self) -> bool:
-        if self.version is None or not self.store.put_if_match(self.key, self._body(), self.version):
+        if self.version is None or not self.cell.swap(self._body(), self.version):
             return False
-        self._mine()
+        self.version += 1
         return True
 
     def release(self) -> None:
         if self._renewal is not None:
             self._renewal.stop()
         if self.version is not None:
-            self.store.delete_if_match(self.key, self.version)
+            self.cell.release(self.version)  # fails, harmlessly, when another holder has taken it over
             self.version = None
 
     def __enter__(self) -> Lease:
@@ -103,3 +88,27 @@ class Lease:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def lease_holder(raw: bytes) -> tuple[Holder | None, float]:
+    """Who holds a lease and until when, from its bytes (None, 0: unreadable, so stale)."""
+    try:
+        current = json.loads(raw)
+        return Holder(current["host"], int(current["pid"]), current["run_id"]), float(current["expires_ts"])
+    except (ValueError, KeyError, TypeError):
+        return None, 0.0
+
+
+def live_lease(store: Store, key: str) -> tuple[Holder, float] | None:
+    """The holder of the lease `key` and its expiry, while it is held (None when free, released or stale)."""
+    raw, _ = Cell(store, key).read()
+    if raw is None:
+        return None
+    holder, expires = lease_holder(raw)
+    return None if holder is None or expires < time.time() else (holder, expires)
+
+
+def held_leases(store: Store) -> dict[str, tuple[Holder, float]]:
+    """Every lease held right now: its key, holder and expiry (free, released and stale ones left out)."""
+    bases = {info.key.rsplit("/", 1)[0] for info in store.list(layout.LOCKS_PREFIX) if info.key.count("/") >= 2}
+    return {key: held for key in sorted(bases) if (held := live_lease(store, key)) is not None}

@@ -1,4 +1,4 @@
-"""The local-disk store: temp+fsync+rename replaces, O_EXCL creates, flock-guarded CAS, fsynced appends."""
+"""The local-disk store: temp+fsync+rename replaces, flock-guarded create-if-absent, fsynced appends."""
 
 from __future__ import annotations
 
@@ -126,14 +126,9 @@ class LocalStore(Store):
             os.close(fd)
 
     def get(self, key: str) -> bytes | None:
-        found = self.get_versioned(key)
-        return None if found is None else found[0]
-
-    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
         try:
             with open(self._path(key), "rb") as fh:
-                st = os.fstat(fh.fileno())
-                return fh.read(), _version(st)
+                return fh.read()
         except FileNotFoundError:
             return None
         except IsADirectoryError as exc:
@@ -168,30 +163,6 @@ class LocalStore(Store):
             if path.exists():
                 return False
             self.put(key, data)
-            return True
-
-    def put_if_match(self, key: str, data: bytes, version: str) -> bool:
-        path = self._parent(key)
-        with self._locked(key):
-            try:
-                current = _version(os.stat(path))
-            except FileNotFoundError:
-                return False
-            if current != version:
-                return False
-            self.put(key, data)
-            return True
-
-    def delete_if_match(self, key: str, version: str) -> bool:
-        path = self._path(key)
-        with self._locked(key):
-            try:
-                if _version(os.stat(path)) != version:
-                    return False
-                os.unlink(path)
-            except FileNotFoundError:
-                return False
-            _fsync_dir(path.parent)
             return True
 
     def delete(self, key: str) -> None:

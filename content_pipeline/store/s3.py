@@ -1,4 +1,5 @@
-"""The S3 store: PutObject replaces, IfNoneMatch creates, IfMatch compare-and-swap, one object per appended record."""
+"""The S3 store: PutObject replaces, IfNoneMatch creates (the one condition cells rest on), one object per
+appended record."""
 
 from __future__ import annotations
 
@@ -207,7 +208,7 @@ class S3Store(Store):
         except BotoCoreError as exc:
             raise StoreIOError(f"S3 {what} failed: {exc}") from None
 
-    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+    def get(self, key: str) -> bytes | None:
         try:
             self._count("GET", key)
             resp = self._call("get", self.client.get_object, Key=self._key(key))
@@ -215,18 +216,14 @@ class S3Store(Store):
             if _code(exc) in ("NoSuchKey", "404"):
                 return None
             raise StoreIOError(f"S3 get {key} failed: {_code(exc)}") from None
-        return resp["Body"].read(), resp["ETag"]
-
-    def get(self, key: str) -> bytes | None:
-        found = self.get_versioned(key)
-        return None if found is None else found[0]
+        return resp["Body"].read()
 
     def _put(self, key: str, data: bytes, **conditions: str) -> bool:
         try:
             self._count("PUT", key)
             self._call("put", self.client.put_object, Key=self._key(key), Body=data, **conditions)
         except ClientError as exc:
-            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "NoSuchKey", "404"):
+            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
                 return False
             raise StoreIOError(f"S3 put {key} failed: {_code(exc)}") from None
         return True
@@ -251,16 +248,6 @@ class S3Store(Store):
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         return self._put(key, data, IfNoneMatch="*")
-
-    def put_if_match(self, key: str, data: bytes, version: str) -> bool:
-        return self._put(key, data, IfMatch=version)
-
-    def delete_if_match(self, key: str, version: str) -> bool:
-        found = self.get_versioned(key)
-        if found is None or found[1] != version:
-            return False
-        self.delete(key)
-        return True
 
     def delete(self, key: str) -> None:
         try:

@@ -21,7 +21,7 @@ from content_pipeline.errors import StoreIOError
 from content_pipeline.ledger.jsonl import iter_pieces
 from content_pipeline.store import Store, layout
 from content_pipeline.store.base import ObjectWriter
-from content_pipeline.views.snapshot import intact, load_manifest
+from content_pipeline.views.snapshot import intact, load_manifest, manifest_cell
 
 
 def dump_json(obj: Any) -> bytes:
@@ -144,17 +144,12 @@ def _write(store: Store, outputs: dict[str, View], files: dict[str, str], change
     return written
 
 
-def _swap(store: Store, manifest: dict[str, Any], version: str | None) -> None:
-    """Make `manifest` current, only if the one read before is still current."""
-    data = dump_json(manifest)
-    if version is not None:
-        swapped = store.put_if_match(layout.MANIFEST, data, version)
-    else:
-        swapped = store.put_if_absent(layout.MANIFEST, data)
-    if not swapped:
+def _swap(store: Store, manifest: dict[str, Any], version: int) -> None:
+    """Make `manifest` current, only if the one read before (`version`) is still current."""
+    if not manifest_cell(store).swap(dump_json(manifest), version):
         raise StoreIOError(
-            f"{layout.MANIFEST} changed while these views were published (the views lease was lost); "
-            "nothing is lost: consolidate again"
+            f"the manifest ({layout.MANIFEST}/) changed while these views were published (the views lease was "
+            "lost); nothing is lost: consolidate again"
         )
 
 
@@ -180,7 +175,7 @@ def publish_views(
     leftovers are never named by a manifest and the next publication collects them. Returns the names
     of the views that changed (computed without writing on a read-only store). With `verify`, a view
     whose object no longer matches its recorded digest (changed by hand) is written again."""
-    previous, version = load_manifest(store)
+    previous, version, _ = load_manifest(store)
     old_files: dict[str, str] = dict(previous["files"]) if previous else {}
     files = dict(old_files)
     for name, body in outputs.items():

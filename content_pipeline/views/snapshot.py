@@ -14,6 +14,7 @@ from content_pipeline.ledger.jsonl import CHUNK_BYTES, Piece, decode_objects
 from content_pipeline.ledger.records import SCHEMA, valid_record
 from content_pipeline.ledger.scan import ledger_fingerprint
 from content_pipeline.store import Store, layout
+from content_pipeline.store.cell import Cell
 from content_pipeline.views.checkpoint import Checkpoint, parse_checkpoint
 
 REPUBLISH = "run `content-pipeline consolidate` to publish the views again from the ledger"
@@ -36,25 +37,32 @@ class ViewDigestError(ViewDamagedError):
     """A view object's bytes differ from the digest its manifest recorded: edited outside the pipeline."""
 
 
-def load_manifest(store: Store) -> tuple[dict[str, Any] | None, str | None]:
-    """The manifest and its version; a damaged manifest reads as absent (its version kept for the swap)."""
-    found = store.get_versioned(layout.MANIFEST)
-    if found is None:
-        return None, None
+def manifest_cell(store: Store) -> Cell:
+    """The manifest's cell (versions under `master/manifest/`)."""
+    return Cell(store, layout.MANIFEST, legacy=layout.LEGACY_MANIFEST)
+
+
+def load_manifest(store: Store) -> tuple[dict[str, Any] | None, int, bool]:
+    """The manifest, its version, and whether what is stored there is damaged (then it reads as absent and
+    its version is kept for the swap that replaces it)."""
+    raw, version = manifest_cell(store).read()
+    if raw is None:
+        return None, version, False
     try:
-        manifest = json.loads(found[0])
+        manifest = json.loads(raw)
         if not isinstance(manifest.get("files"), dict):
             raise ValueError
     except (ValueError, AttributeError):
-        return None, found[1]
-    return manifest, found[1]
+        return None, version, True
+    return manifest, version, False
 
 
 def read_manifest(store: Store) -> dict[str, Any] | None:
     """The published views: which object holds each view, and the ledger snapshot they were built from."""
-    manifest, version = load_manifest(store)
-    if manifest is None and version is not None:
-        raise ViewDamagedError(f"{layout.MANIFEST} is damaged (not a manifest the pipeline wrote)")
+    manifest, version, damaged = load_manifest(store)
+    if damaged:
+        where = manifest_cell(store).where(version)
+        raise ViewDamagedError(f"the manifest {where} is damaged (not a manifest the pipeline wrote)")
     return manifest
 
 
@@ -67,7 +75,7 @@ def views_snapshot(store: Store) -> dict[str, int] | None:
 
 def views_current(store: Store) -> bool:
     """True when the published views were built from the ledger as it stands now."""
-    manifest, _ = load_manifest(store)
+    manifest = load_manifest(store)[0]
     return manifest is not None and manifest.get("fingerprint") == ledger_fingerprint(store)
 
 
