@@ -174,6 +174,11 @@ def bare_asyncio(work: Path, url: str, items: int, concurrency: int) -> dict[str
     return {"seconds": time.perf_counter() - start, "items": items}
 
 
+def _record_json(i: int, run: str, status: str = "success") -> str:
+    """A realistic record's JSON object, before its checksum is added."""
+    return _record_line(i, run, status).rsplit(',"checksum":', 1)[0] + "}"
+
+
 def _record_line(i: int, run: str, status: str = "success") -> str:
     """One realistic ledger line (about 2 KB with content and sketch)."""
     from content_pipeline.ledger.records import Call, OutcomeRecord, record_id
@@ -219,7 +224,9 @@ def make_ledger(root: Path, records: int, runs: int = 20, slugs: int | None = No
     """A ledger of `records` lines over `runs` runs (one segment each), 5% rejects; no views yet. With
     `slugs`, record i is about slug i % slugs (each slug generated again in later runs), else every record
     has a slug of its own."""
+    from content_pipeline.ledger.checksum import sign
     from content_pipeline.ledger.records import record_id
+    from content_pipeline.store import layout
     from content_pipeline.store.host import this_host
 
     per_run = -(-records // runs)
@@ -228,17 +235,16 @@ def make_ledger(root: Path, records: int, runs: int = 20, slugs: int | None = No
         run = f"bench-run-{r:03d}"
         folder = root / "ledger" / run
         folder.mkdir(parents=True, exist_ok=True)
-        template_ok, template_rej = _record_line(0, run), _record_line(0, run, "reject")
+        # each line as the writer writes it: the record's JSON, then its checksum (signed segments)
+        template_ok, template_rej = _record_json(0, run), _record_json(0, run, "reject")
         first_id = record_id(run, "bench-item-0000000", 1)
-        with (folder / f"{this_host()}-1-{r:08x}.jsonl").open("w") as out:
+        segment = root / layout.ledger_segment(run, f"{this_host()}-1-{r:08x}")
+        with segment.open("wb") as out:
             for i in range(written, min(records, written + per_run)):
                 template = template_rej if i % 20 == 19 else template_ok
                 slug = f"bench-item-{i % (slugs or records):07d}"
-                out.write(
-                    template.replace(first_id, record_id(run, slug, 1))
-                    .replace("bench-item-0000000", slug)
-                    .replace("Widget 0", f"Widget {i}")
-                )
+                body = template.replace(first_id, record_id(run, slug, 1)).replace("bench-item-0000000", slug)
+                out.write(sign(body.replace("Widget 0", f"Widget {i}").encode()))
             written = min(records, written + per_run)
     size = sum(p.stat().st_size for p in (root / "ledger").rglob("*.jsonl"))
     return {"records": written, "bytes": size}

@@ -23,6 +23,10 @@ class StoreIOError(StoreError):
     """A transient store failure (disk, network): worth a retry."""
 
 
+class LedgerUnwritableError(StoreError):
+    """The ledger would not take an append, even when tried again: the run stops putting calls in flight."""
+
+
 class ReadOnlyViolation(StoreError):
     """A write attempted while the run is read-only (EVIDENCE_ONLY)."""
 

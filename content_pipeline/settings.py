@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import tempfile
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -59,6 +61,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     store_url: str = Field("./data", description="Where artifacts live: a folder path or file:// URL")
+    rescue_dir: str = Field(
+        default_factory=lambda: os.path.join(tempfile.gettempdir(), "content-pipeline-rescue"),
+        description="Local folder for answered outcomes the store would not take (imported by the next run)",
+    )
     catalogue: str = Field(default_factory=sample_catalogue, description="Catalogue path or URL (JSONL, CSV, Parquet)")
     scope: Scope = Field("all", description="all: every item; promo: promo items only")
     limit: Annotated[int, Field(ge=1, description="Most items one run claims")] = 1000

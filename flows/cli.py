@@ -1,5 +1,6 @@
 """The `content-pipeline` command: go-live and each stage run the core directly, or as their Prefect flow
-when a Prefect API is configured; `status` and `view` only read the store."""
+when a Prefect API is configured; `status` and `view` only read the store, `quarantine` lists damaged
+records (and records an operator's acceptance of their loss)."""
 
 from __future__ import annotations
 
@@ -37,9 +38,10 @@ def _parser() -> argparse.ArgumentParser:
         "sync": "rewrite the checkpoint from master",
         "status": "counts from the store (read-only, quick)",
         "view": "print one current master view (read-only)",
+        "quarantine": "list the ledger's damaged records; --accept-loss releases their held slugs",
         "fake-llm": "a local OpenAI-compatible server to rehearse a run (fake-llm serve)",
     }
-    for name in (*RUN_COMMANDS, *MAINTENANCE, "status", "view", "fake-llm"):
+    for name in (*RUN_COMMANDS, *MAINTENANCE, "status", "view", "quarantine", "fake-llm"):
         cmd = sub.add_parser(name, help=helps[name], description=helps[name])
         if name in (*RUN_COMMANDS, *MAINTENANCE):
             _mode_arguments(cmd)
@@ -52,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--json", action="store_true", help="print one JSON object")
         if name == "view":
             cmd.add_argument("view", choices=list(layout.VIEW_FILES), help="which view")
+        if name == "quarantine":
+            cmd.add_argument("--json", action="store_true", help="print one JSON object per damaged record")
+            cmd.add_argument(
+                "--accept-loss",
+                metavar="WHERE",
+                help="accept the loss of the damaged record at WHERE ('<segment>: line N', or all): its slug is "
+                "generated again by the next run",
+            )
         if name == "fake-llm":
             _fake_llm_arguments(cmd)
     return parser
@@ -140,6 +150,26 @@ def _status(as_json: bool) -> int:
     return 0
 
 
+def _quarantine(as_json: bool, which: str | None) -> int:
+    from content_pipeline.ops.quarantine import accept, quarantined
+
+    settings = load_settings()
+    if which is not None:
+        for record in accept(store_for(settings), which):
+            print(f"quarantine: loss accepted: {record.where} (slug {record.slug or 'unreadable'})")
+        return 0
+    found = quarantined(store_for(settings, read_only=True))
+    for record in found:
+        if as_json:
+            fields = {"where": record.where, "what": record.what, "slug": record.slug, "kept": record.kept}
+            print(json.dumps({**fields, "accepted": record.accepted}, sort_keys=True))
+        else:
+            print(record.line())
+    if not found and not as_json:
+        print("quarantine: no damaged ledger records")
+    return 0
+
+
 def _view(name: str) -> int:
     from content_pipeline.views.snapshot import stream_view
 
@@ -213,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             return _status(args.json)
         if args.command == "view":
             return _view(args.view)
+        if args.command == "quarantine":
+            return _quarantine(args.json, args.accept_loss)
         if args.command == "fake-llm":
             return _fake_llm(args)
         return _run(args)

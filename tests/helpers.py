@@ -1,11 +1,15 @@
-"""Run go-live the way the CLI runs it without a Prefect server, and the project's fake provider on loopback."""
+"""Run go-live the way the CLI runs it without a Prefect server, the project's fake provider on loopback, and
+what tests of lost and rescued answers check."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from content_pipeline.ledger.records import OutcomeRecord
+from content_pipeline.ledger.scan import read_records
 from content_pipeline.rehearsal.server import FakeLLM, FakeLLMConfig
 from content_pipeline.run.golive import go_live
 from content_pipeline.run.report import RunReport
@@ -25,3 +29,22 @@ def fake_llm(key: str = "sk-k", *faults: str, **config: Any) -> Iterator[FakeLLM
     with FakeLLM(FakeLLMConfig(key=key, record=True, seed=7, **config)) as server:
         server.set_faults(list(faults))
         yield server
+
+
+def rescued(folder: Path) -> list[OutcomeRecord]:
+    """The outcomes waiting in the rescue files of `folder` (what the store would not take)."""
+    return [
+        OutcomeRecord.model_validate_json(line)
+        for path in folder.glob("*.rescue.jsonl")
+        for line in path.read_bytes().splitlines()
+        if line.strip()
+    ]
+
+
+def assert_each_item_paid_once(store: Store, items: int, paid: int) -> None:
+    """Every item's outcome is in the ledger once, and every call the provider was paid for is in one."""
+    records = read_records(store)
+    slugs = [r.slug for r in records]
+    assert sorted(set(slugs)) == [f"item-{n:04d}" for n in range(1, items + 1)]
+    assert len(slugs) == len(set(slugs))  # none paid twice
+    assert sum(len(r.calls) for r in records) == paid

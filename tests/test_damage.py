@@ -3,6 +3,7 @@ the ledger mends it, on both backends."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -10,11 +11,19 @@ from typing import TypeVar
 import pytest
 
 from content_pipeline.ledger.jsonl import iter_pieces
+from content_pipeline.ops.quarantine import accept
 from content_pipeline.ops.status import status
-from content_pipeline.store import Store
+from content_pipeline.store import Store, layout, open_store
 from content_pipeline.views.audit import audit
 from content_pipeline.views.consolidate import consolidate
-from content_pipeline.views.snapshot import ViewDamagedError, load_manifest, manifest_cell, read_manifest, read_master
+from content_pipeline.views.snapshot import (
+    ViewDamagedError,
+    load_manifest,
+    manifest_cell,
+    read_manifest,
+    read_master,
+    views_current,
+)
 from tests.conftest import make_item
 from tests.helpers import run
 from tests.test_views_audit import record, write_ledger
@@ -112,3 +121,96 @@ def test_a_damaged_manifest_is_one_line_and_consolidate_rebuilds_it(store: Store
     assert violation.startswith(f"invariant 3: the manifest {current} is damaged (not a manifest the pipeline wrote)")
     consolidate(store)
     assert audit(store).ok and read_master(store, "successes").height == 2
+
+
+def segment_holding(store: Store, slug: str) -> tuple[str, bytes, int]:
+    """The ledger object holding `slug`'s record, its bytes, and where the record's line starts."""
+    needle = f'"slug":"{slug}"'.encode()
+    for info in store.list("ledger/"):
+        data = store.get(info.key) or b""
+        if needle in data:
+            return info.key, data, data.rfind(b"\n", 0, data.index(needle)) + 1
+    raise AssertionError(f"no ledger record of {slug}")
+
+
+def line_number(data: bytes, start: int) -> int:
+    return data.count(b"\n", 0, start) + 1
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda line: line[:60] + b"\x00\x13\x37" + line[63:], id="bytes-damaged"),
+        pytest.param(
+            lambda line: line.replace(b'"cost_usd":', b'"cost_usd":99.0,"was":', 1).replace(
+                b'"description":"', b'"description":"I\'m sorry, I cannot help with that. ', 1
+            ),
+            id="edited-valid-json",
+        ),
+    ],
+)
+def test_a_damaged_ledger_record_is_kept_aside_its_slug_held_never_paid_again_until_the_loss_is_accepted(
+    make_settings, store: Store, damage: Callable[[bytes], bytes]
+) -> None:
+    settings = make_settings()
+    first = run(settings, store)
+    assert first.ok and first.stats.successes == 20
+    spend = status(store, settings.catalogue)["spend_usd"]
+    key, data, start = segment_holding(store, "item-0007")
+    end = data.index(b"\n", start)
+    store.put(key, data[:start] + damage(data[start:end]) + data[end:])
+    where = f"{key}: line {line_number(data, start)}"
+
+    assert not views_current(store)  # the views' fingerprint sees an edit, whatever its size
+    consolidate(store)
+    [violation] = audit(store).violations
+    assert violation.startswith(f"invariant 6: {where} ")
+    assert f"kept in quarantine/{key}.line-{line_number(data, start)}; slug item-0007 held" in violation
+    assert store.get(f"quarantine/{key}.line-{line_number(data, start)}") == damage(data[start:end])
+    seen = status(store, settings.catalogue)
+    assert seen["held"] == 1 and seen["needs_content"] == 0 and seen["done"] == 19
+    assert seen["spend_usd"] <= spend  # an edited cost is never booked
+
+    again = run(settings, store)  # the held slug is not paid for again
+    assert again.stats.calls == 0 and again.spend_usd == 0 and not again.audit_ok
+
+    [accepted] = accept(store, where)  # the operator's word
+    assert accepted.slug == "item-0007"
+    result = audit(store)
+    assert result.ok and any(note.startswith(f"{where} ") and "loss accepted at" in note for note in result.notes)
+    after = run(settings, store)
+    assert after.ok and after.stats.calls == 1 and after.stats.successes == 1
+
+
+def test_the_quarantine_command_lists_damaged_records_and_accepts_a_loss(tmp_path, store_dir, write_catalogue) -> None:
+    import subprocess
+    import sys
+
+    from tests.test_cli_crash import base_env
+
+    env = {**base_env(tmp_path), "STORE_URL": str(store_dir), "CATALOGUE": write_catalogue([make_item(1)])}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "flows.cli", *args], env=env, capture_output=True, text=True)
+
+    assert cli("go-live").returncode == 0
+    assert cli("quarantine").stdout == "quarantine: no damaged ledger records\n"
+    store = open_store(str(store_dir))
+    key, data, start = segment_holding(store, "item-0001")
+    store.put(key, data[:start] + data[start:].replace(b'"price"', b'"prize"', 1))
+    where = f"{key}: line {line_number(data, start)}"
+    listed = cli("quarantine")
+    assert listed.returncode == 0 and listed.stdout.startswith(f"{where} fails its checksum")
+    assert "slug item-0001 held (not generated again)" in listed.stdout  # listing writes nothing ...
+    assert store.list(layout.QUARANTINE_PREFIX) == []
+
+    wrong = cli("quarantine", "--accept-loss", "ledger/nowhere: line 1")
+    assert wrong.returncode == 2
+    assert (
+        wrong.stderr
+        == f"error: --accept-loss 'ledger/nowhere: line 1' names no damaged record (damaged and not accepted: {where})\n"
+    )
+    accepted = cli("quarantine", "--accept-loss", where)
+    assert accepted.returncode == 0 and accepted.stdout == f"quarantine: loss accepted: {where} (slug item-0001)\n"
+    assert json.loads(cli("quarantine", "--json").stdout)["accepted"]["where"] == where
+    assert cli("audit").returncode == 0

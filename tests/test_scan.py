@@ -49,7 +49,7 @@ def test_a_damaged_line_is_named_by_object_and_line_and_the_rest_is_kept(store: 
     [found] = decode_objects(store, [("objs/a.jsonl", len(data), None)], COLUMNS, lambda t: t.startswith("{"))
     assert found.frame["n"].to_list() == [0, 1, 2, 10, 11]
     assert found.frame["line"].to_list() == [0, 1, 2, 7, 8]  # line numbers count the blank and the bad lines
-    assert found.bad == [
+    assert [bad.message("objs/a.jsonl") for bad in found.bad] == [
         "objs/a.jsonl: line 5 does not parse: 'not json'",
         """objs/a.jsonl: line 6 does not parse: '{"n": "text"}'""",
         "objs/a.jsonl: line 7 is not UTF-8",

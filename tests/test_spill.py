@@ -138,7 +138,11 @@ def test_the_audit_after_a_consolidation_does_not_read_the_ledger_again(
     reads.clear()
     result = audit(store)
     assert [k for k in reads if k.startswith("ledger/")] == []  # the pass consolidation spilled was worked again
-    assert result.violations == ["invariant 6: ledger/run-3/c.jsonl: line 4 does not parse: 'not a record'"]
+    assert result.violations == [
+        "invariant 6: ledger/run-3/c.jsonl: line 4 does not parse: 'not a record'; kept in "
+        "quarantine/ledger/run-3/c.jsonl.line-4; no slug readable, so nothing is held; "
+        "`content-pipeline quarantine --accept-loss 'ledger/run-3/c.jsonl: line 4'` clears it"
+    ]
     write_ledger(store, [record("late", run="run-4")], segment="d.jsonl")  # the ledger changed: read it again
     result = audit(store)
     assert any(k.startswith("ledger/") for k in reads)

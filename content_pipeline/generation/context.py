@@ -98,14 +98,19 @@ def open_generation(
     index = NearCopyIndex()
     for slug, signature in read_sketches(store).iter_rows():  # two columns, not every success's content
         index.add(slug, signature or [])
-    return GenerationContext(
+    ctx = GenerationContext(
         settings=settings,
         run_id=run_id,
         budget=RunBudget(settings.budget_usd, to_usd(prior)),
         prices=prices,
-        ledger=None if store.read_only else LedgerWriter(store, run_id),
+        ledger=None,
         near_copies=index,
         already=frozenset(already),
         on_success=on_success,
         slots=threading.BoundedSemaphore(parallel),
     )
+    if not store.read_only:  # a ledger that will not take an append stops the run's calls at once
+        ctx.ledger = LedgerWriter(
+            store, run_id, settings.rescue_dir, lambda exc, final: ctx.stop(str(exc), fatal=exc if final else None)
+        )
+    return ctx

@@ -6,12 +6,15 @@ import io
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import polars as pl
 
+from content_pipeline.ledger.checksum import check, check_lines
 from content_pipeline.store import Store
 
+_CHECKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-checksums")
 CHUNK_BYTES = 8 * 2**20  # bytes read (and decoded) at a time: small enough for malloc to reuse, not page-fault
 
 
@@ -110,27 +113,49 @@ def _decode(data: bytes, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return pl.read_ndjson(io.BytesIO(data), schema=schema)
 
 
+@dataclass(frozen=True)
+class BadLine:
+    """A line left out of a scan: which object (`seg`) and line (0-based), what is wrong, and its bytes."""
+
+    seg: int
+    line: int
+    what: str
+    raw: bytes
+
+    def where(self, name: str) -> str:
+        return f"{name}: line {self.line + 1}"
+
+    def message(self, name: str) -> str:
+        return f"{self.where(name)} {self.what}"
+
+
 def iter_frames(
     pieces: Iterable[Piece],
     schema: dict[str, pl.DataType],
     names: list[str],
     valid: Callable[[str], bool],
-    bad: list[tuple[int, str]],
+    bad: list[BadLine],
     chunk_bytes: int = CHUNK_BYTES,
+    signed: frozenset[int] = frozenset(),
 ) -> Iterator[pl.DataFrame]:
     """The `schema` fields of every line, a batch of pieces at a time, with `seg` and `line` saying where
-    each row came from. Blank lines are skipped; lines that are not UTF-8 or fail `valid` are left out and
-    described in `bad` as (seg, "<object name>: line N ...")."""
+    each row came from. Blank lines are skipped; lines that are not UTF-8, fail `valid`, or (in the objects
+    `signed`) fail their checksum are left out and described in `bad`."""
     for batch in batches(pieces, chunk_bytes):
         data = batch[0].data if len(batch) == 1 else b"".join(p.data for p in batch)
         runs = [(p.seg, p.first, p.lines) for p in batch]
+        to_check = [p.data for p in batch if p.seg in signed]
+        # the checksums are checked on a thread of their own while polars decodes (it lets go of the GIL)
+        checked = _CHECKER.submit(lambda parts=to_check: all(map(check_lines, parts))) if to_check else None
         try:
             frame = _decode(data, schema)
+            if checked is not None and not checked.result():
+                raise ValueError
             if frame.height != sum(r[2] for r in runs):  # blank lines were skipped: find them line by line
                 raise ValueError
             yield frame.hstack(_positions(runs))
         except (pl.exceptions.PolarsError, ValueError):
-            yield _line_by_line(batch, schema, names, valid, bad)
+            yield _line_by_line(batch, schema, names, valid, bad, signed)
 
 
 def _by_object(frames: Iterable[pl.DataFrame]) -> dict[int, pl.DataFrame]:
@@ -151,27 +176,30 @@ def _line_by_line(
     schema: dict[str, pl.DataType],
     names: list[str],
     valid: Callable[[str], bool],
-    bad: list[tuple[int, str]],
+    bad: list[BadLine],
+    signed: frozenset[int],
 ) -> pl.DataFrame:
     """The slow path for a batch holding a blank or damaged line: check each line on its own."""
     kept: list[bytes] = []
     runs: list[tuple[int, int, int]] = []
     for piece in batch:
         for number, raw in enumerate(piece.data.split(b"\n")[:-1], start=piece.first):
-            where = f"{names[piece.seg]}: line {number + 1}"
+            if not raw.strip():
+                continue
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                bad.append((piece.seg, f"{where} is not UTF-8"))
-                continue
-            if not text.strip():
+                bad.append(BadLine(piece.seg, number, "is not UTF-8", raw))
                 continue
             try:
                 if not valid(text):
                     raise ValueError
                 _decode(raw, schema)
             except (pl.exceptions.PolarsError, ValueError):
-                bad.append((piece.seg, f"{where} does not parse: {text[:80]!r}"))
+                bad.append(BadLine(piece.seg, number, f"does not parse: {text[:80]!r}", raw))
+                continue
+            if piece.seg in signed and (wrong := check(raw)) is not None:
+                bad.append(BadLine(piece.seg, number, wrong, raw))
                 continue
             kept.append(raw)
             runs.append((piece.seg, number, 1))
@@ -191,7 +219,7 @@ class Decoded:
 
     frame: pl.DataFrame
     end: ObjectEnd
-    bad: list[str]
+    bad: list[BadLine]
 
 
 class ColumnCache:
@@ -246,11 +274,13 @@ def decode_objects(
     cache: ColumnCache | None = CACHE,
     chunk_bytes: int = CHUNK_BYTES,
     observe: Callable[[Piece], None] | None = None,
+    signed: frozenset[int] = frozenset(),
 ) -> list[Decoded]:
     """The `schema` columns of each (key, size, version) object, read in bounded chunks up to its size;
     an object whose version this process already decoded comes from `cache` (version None: never cached).
     `limits` (index -> byte limit) asks for `end.lines_at[limit]`, the complete lines before the limit.
-    `observe` sees every piece read (not those of cached objects): to hash the bytes in the same pass."""
+    `observe` sees every piece read (not those of cached objects): to hash the bytes in the same pass.
+    The lines of the objects (indexes) in `signed` must match their checksums."""
     limits = limits or {}
     found: dict[int, Decoded] = {}
     idents: dict[int, tuple[str, ...]] = {}
@@ -269,16 +299,19 @@ def decode_objects(
     todo = [i for i in range(len(objects)) if i not in found]
     if todo:
         ends: dict[int, ObjectEnd] = {}
-        bad: list[tuple[int, str]] = []
+        bad: list[BadLine] = []
         sub = [(objects[i][0], objects[i][1]) for i in todo]
         sublimits = {j: limits[i] for j, i in enumerate(todo) if i in limits}
         pieces = iter_pieces(store, sub, ends, sublimits, chunk_bytes)
         if observe is not None:
             pieces = _observed(pieces, observe)
-        frames = _by_object(iter_frames(pieces, schema, [key for key, _ in sub], valid, bad, chunk_bytes))
+        names = [key for key, _ in sub]
+        mine = frozenset(j for j, i in enumerate(todo) if i in signed)
+        frames = _by_object(iter_frames(pieces, schema, names, valid, bad, chunk_bytes, mine))
         empty = pl.DataFrame(schema={**schema, "line": pl.UInt32})
         for j, i in enumerate(todo):
-            decoded = Decoded(frames.get(j, empty), ends.get(j, ObjectEnd()), [m for s, m in bad if s == j])
+            own = [replace(b, seg=i) for b in bad if b.seg == j]  # numbered as in `objects` (of this call)
+            decoded = Decoded(frames.get(j, empty), ends.get(j, ObjectEnd()), own)
             found[i] = decoded
             whole = decoded.end.complete + len(decoded.end.tail) == objects[i][1]
             if i in idents and cache is not None and whole:  # a short read is never served again

@@ -8,6 +8,8 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import BaseModel, Field
 
+from content_pipeline.ledger.checksum import sign
+
 
 def record_id(run_id: str, slug: str, attempt: int) -> str:
     """Deterministic id of an outcome: the same run, slug and attempt always give the same id."""
@@ -53,7 +55,8 @@ class OutcomeRecord(BaseModel):
     finished_at: str
 
     def line(self) -> bytes:
-        return (self.model_dump_json(exclude_none=False) + "\n").encode()
+        """The record as one ledger line, its checksum as the last field."""
+        return sign(self.model_dump_json(exclude_none=False).encode())
 
 
 def valid_record(line: str) -> bool:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
-from content_pipeline.ledger.jsonl import ObjectEnd, decode_objects, iter_frames, iter_pieces
+from content_pipeline.ledger.jsonl import BadLine, ObjectEnd, decode_objects, iter_frames, iter_pieces
 from content_pipeline.ledger.records import COLUMNS, SCHEMA, OutcomeRecord, valid_record
 from content_pipeline.ledger.writer import writer_gone
 from content_pipeline.store import ObjectInfo, Store, layout
@@ -22,7 +22,8 @@ class LedgerScan:
 
     frame: pl.DataFrame
     segments: list[tuple[str, int]] = field(default_factory=list)
-    bad_lines: list[str] = field(default_factory=list)
+    damaged: list[BadLine] = field(default_factory=list)  # lines that do not parse or fail their checksum
+    incomplete: list[str] = field(default_factory=list)  # records that lack id, slug or status
     torn_tails: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     snapshot_lines: dict[int, int] | None = None  # seg -> lines inside the snapshot the scan was given
@@ -41,10 +42,18 @@ class LedgerScan:
         )
         return frame.join(limits, on="seg", how="inner").filter(pl.col("line") < pl.col("limit")).drop("limit")
 
+    versions: list[str] = field(default_factory=list)  # each segment's version (ETag, or inode-mtime-size)
+
+    @property
+    def bad_lines(self) -> list[str]:
+        """One line for each record the scan left out."""
+        return [b.message(self.segments[b.seg][0]) for b in self.damaged] + self.incomplete
+
     @property
     def fingerprint(self) -> str:
-        """Identifies the ledger's content: segment names and the sizes that were read."""
-        return _fingerprint(self.segments)
+        """Identifies the ledger's content: segment names, the sizes read, and their versions, which change
+        with their bytes (an edit that keeps the size included)."""
+        return _fingerprint([(key, size, v) for (key, size), v in zip(self.segments, self.versions, strict=True)])
 
 
 def ledger_segments(store: Store) -> list[ObjectInfo]:
@@ -52,13 +61,13 @@ def ledger_segments(store: Store) -> list[ObjectInfo]:
     return [info for info in store.list(layout.LEDGER_PREFIX) if layout.is_segment(info.key)]
 
 
-def _fingerprint(segments: list[tuple[str, int]]) -> str:
+def _fingerprint(segments: list[tuple[str, int, str]]) -> str:
     return hashlib.sha256(json.dumps(segments).encode()).hexdigest()[:32]
 
 
 def ledger_fingerprint(store: Store) -> str:
     """Fingerprint of the ledger as it stands, without reading it."""
-    return _fingerprint([(info.key, info.size) for info in ledger_segments(store)])
+    return _fingerprint([(info.key, info.size, info.version) for info in ledger_segments(store)])
 
 
 def _empty() -> pl.DataFrame:
@@ -84,25 +93,27 @@ def _read(
     limits: dict[int, int] | None,
     cached: bool,
     missing: list[str],
-) -> tuple[list[ObjectEnd], list[list[str]]]:
-    """Hand every segment's complete records to `consume`; how each segment ended and its damaged lines."""
+) -> tuple[list[ObjectEnd], list[BadLine]]:
+    """Hand every segment's complete records to `consume`; how each segment ended and its damaged lines
+    (the lines of segments written with checksums must match them)."""
     keys = [info.key for info in infos]
+    signed = frozenset(seg for seg, key in enumerate(keys) if layout.is_signed(key))
     if cached:  # whole segments, from the column cache when this process decoded them at this version
         decoded = decode_objects(
-            store, [(i.key, i.size, i.version) for i in infos], SCHEMA, valid_record, limits=limits
+            store, [(i.key, i.size, i.version) for i in infos], SCHEMA, valid_record, limits=limits, signed=signed
         )
         for seg, d in enumerate(decoded):
             if d.frame.height:
                 consume(_whole(d.frame.with_columns(seg=pl.lit(seg, pl.UInt32)).select(COLUMNS), keys, missing))
-        return [d.end for d in decoded], [d.bad for d in decoded]
+        # numbered by this listing: a cached object may have had another place in an earlier one
+        return [d.end for d in decoded], [replace(b, seg=seg) for seg, d in enumerate(decoded) for b in d.bad]
     found: dict[int, ObjectEnd] = {}
-    damaged: list[tuple[int, str]] = []
+    damaged: list[BadLine] = []
     pieces = iter_pieces(store, [(info.key, info.size) for info in infos], found, limits)
-    for frame in iter_frames(pieces, SCHEMA, keys, valid_record, damaged):
+    for frame in iter_frames(pieces, SCHEMA, keys, valid_record, damaged, signed=signed):
         if frame.height:
             consume(_whole(frame.select(COLUMNS), keys, missing))
-    ends = [found.get(seg, ObjectEnd()) for seg in range(len(keys))]
-    return ends, [[m for s, m in damaged if s == seg] for seg in range(len(keys))]
+    return [found.get(seg, ObjectEnd()) for seg in range(len(keys))], damaged
 
 
 def _tail(store: Store, scan: LedgerScan, seg: int, end: ObjectEnd, repair: bool) -> None:
@@ -114,6 +125,7 @@ def _tail(store: Store, scan: LedgerScan, seg: int, end: ObjectEnd, repair: bool
         store.put(kept, end.tail)
         store.truncate(key, end.complete)
         scan.segments[seg] = (key, end.complete)
+        scan.versions[seg] = next((i.version for i in store.list(key) if i.key == key), "")
         scan.repaired.append(f"{key}: torn final line of {len(end.tail)} bytes moved to {kept}")
     else:
         scan.torn_tails.append(f"{key}: incomplete final line of {len(end.tail)} bytes (writer may be live)")
@@ -140,16 +152,14 @@ def stream_ledger(
     if snapshot is not None:
         limits = {seg: snapshot[info.key] for seg, info in enumerate(infos) if info.key in snapshot}
     scan = LedgerScan(frame=_empty(), segments=[(info.key, info.size) for info in infos])
-    missing: list[str] = []
-    ends, bad = _read(store, infos, consume, limits, cached, missing)
+    scan.versions = [info.version for info in infos]
+    ends, scan.damaged = _read(store, infos, consume, limits, cached, scan.incomplete)
     for seg, end in enumerate(ends):
         scan.lines[seg] = end.lines
-        scan.bad_lines.extend(bad[seg])
         if end.tail:
             _tail(store, scan, seg, end, repair)
     if limits is not None:
         scan.snapshot_lines = {seg: ends[seg].lines_at[limit] for seg, limit in limits.items()}
-    scan.bad_lines.extend(missing)
     return scan
 
 

@@ -29,6 +29,7 @@ def status(store: Store, catalogue_source: str, s3_options: dict[str, str | None
         "done": len(checkpoint.get("done", {})),
         "rejected": len(checkpoint.get("rejected", {})),
         "queued": len(checkpoint.get("queued", {})),
+        "held": len(checkpoint.get("held", {})),
         "ledger_records": records,
         "spend_usd": round(to_usd(usage.get("cost_nano", 0)), 9),
         "views_current": current,

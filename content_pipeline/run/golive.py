@@ -3,16 +3,19 @@ audit, sync, audit, and the report; a failure names its stage and the spend so f
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 
 from content_pipeline.claims.batch import run_lease
-from content_pipeline.errors import AuditFailedError, PipelineError
+from content_pipeline.errors import AuditFailedError, LedgerUnwritableError, PipelineError, StoreError
 from content_pipeline.run.generate import generate
 from content_pipeline.run.report import RunReport, run_rejects
 from content_pipeline.run.reporter import Reporter
 from content_pipeline.run.stages import Stages
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
+from content_pipeline.store.lease import Lease
 
 
 def go_live(settings: Settings, store: Store, reporter: Reporter) -> RunReport:
@@ -25,6 +28,9 @@ def go_live(settings: Settings, store: Store, reporter: Reporter) -> RunReport:
     claimed, lease = False, None
     try:
         lease = None if store.read_only else run_lease(store, stages.run_id, settings.lease_ttl_s)
+        if not store.read_only:
+            report.stage = "recover"
+            report.notes += stages.recover()
         report.stage = "inventory"
         inv = stages.inventory()
         report.catalogue_rows, report.catalogue_valid = inv.catalogue.rows, len(inv.catalogue.items)
@@ -39,6 +45,8 @@ def go_live(settings: Settings, store: Store, reporter: Reporter) -> RunReport:
         report.preflight_dropped = dict(checked.dropped)
         report.stage = "generate"
         fatal = generate(stages, checked.items, report)
+        if isinstance(fatal, LedgerUnwritableError):  # the store takes nothing now: no views, no audit
+            raise fatal
         if claimed:
             stages.release()
             claimed = False
@@ -49,10 +57,7 @@ def go_live(settings: Settings, store: Store, reporter: Reporter) -> RunReport:
     except PipelineError as exc:
         report.fail(exc)
     finally:
-        if claimed:
-            stages.release()
-        if lease is not None:
-            lease.release()
+        _let_go(stages, lease, claimed)
         report.duration_s = time.perf_counter() - started
         report.requests = store.request_counts()
         publish(stages, report)
@@ -85,11 +90,33 @@ def finish(stages: Stages, report: RunReport) -> None:
         )
 
 
+def _let_go(stages: Stages, lease: Lease | None, claimed: bool) -> None:
+    """Release the run's claims and lease; a store that takes nothing now (a full disk) is logged, not
+    raised: the claims and the lease expire on their own, and the run's own failure stays the one named."""
+    releases: list[tuple[str, Callable[[], object]]] = [("claims", stages.release)] if claimed else []
+    if lease is not None:
+        releases.append(("lease", lease.release))
+    for what, release in releases:
+        try:
+            release()
+        except StoreError as exc:
+            stages.log(f"the run's {what} could not be released (they expire on their own): {exc}", logging.WARNING)
+
+
 def publish(stages: Stages, report: RunReport) -> None:
-    """The report in the store (unless read-only) and through the reporter, with the run's rejects."""
+    """The report in the store (unless read-only or the store takes nothing now) and through the reporter,
+    with the run's rejects."""
     store, markdown = stages.store, report.markdown()
     if store.read_only:
         stages.log(f"EVIDENCE_ONLY run report (not stored):\n{markdown}")
     else:
-        store.put(layout.run_key(report.run_id, layout.REPORT), markdown.encode())
-    stages.reporter.publish(report, run_rejects(store, report.run_id))
+        try:
+            store.put(layout.run_key(report.run_id, layout.REPORT), markdown.encode())
+        except StoreError as exc:
+            stages.log(f"the run report could not be stored: {exc}", logging.WARNING)
+    try:
+        rejects = run_rejects(store, report.run_id)
+    except StoreError as exc:
+        stages.log(f"the run's rejects could not be read: {exc}", logging.WARNING)
+        rejects = []
+    stages.reporter.publish(report, rejects)

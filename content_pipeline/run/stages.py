@@ -12,9 +12,11 @@ from content_pipeline.intake.catalogue import Item
 from content_pipeline.intake.inventory import Inventory, take_inventory
 from content_pipeline.intake.items import write_items
 from content_pipeline.intake.preflight import Preflight, preflight
+from content_pipeline.ledger.recover import import_rescued, rescue_files
 from content_pipeline.run.reporter import Reporter
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
+from content_pipeline.store.host import this_host
 from content_pipeline.views.audit import AuditResult, audit
 from content_pipeline.views.consolidate import Consolidation, consolidate, sync_checkpoint
 
@@ -35,6 +37,22 @@ class Stages:
 
     def log(self, message: str, level: int = logging.INFO) -> None:
         self.reporter.log(level, message)
+
+    def recover(self) -> list[str]:
+        """Import the rescue files an earlier run left (its store would not take its outcomes) into the
+        ledger, before anything else reads it; the lines to note in the report (a stage only when there
+        is a file to import)."""
+        if not rescue_files(self.store, self.settings.rescue_dir):
+            return []
+        return self.reporter.stage("recover", self._recover)
+
+    def _recover(self) -> list[str]:
+        found = import_rescued(self.store, self.settings.rescue_dir, f"{this_host()}-{os.getpid()}-rescued")
+        line = f"imported {found.records} record(s) from the rescue file(s) {', '.join(found.files)}"
+        self.log(line, logging.WARNING)
+        for damaged in found.damaged:
+            self.log(damaged, logging.ERROR)
+        return [line, *found.damaged]
 
     def inventory(self) -> Inventory:
         return self.reporter.stage("inventory", self._inventory)

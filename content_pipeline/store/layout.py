@@ -49,14 +49,23 @@ def ledger_dir(run_id: str) -> str:
     return f"{LEDGER_PREFIX}{run_id}/"
 
 
+SIGNED = ".signed"  # in a segment's name: every line of it carries its checksum (ledger/checksum.py)
+
+
 def ledger_segment(run_id: str, writer: str) -> str:
     """One writer's segment of a run's ledger; `writer` is `<host>-<pid>-<random>`."""
-    return f"{ledger_dir(run_id)}{writer}{SEGMENT_SUFFIX}"
+    return f"{ledger_dir(run_id)}{writer}{SIGNED}{SEGMENT_SUFFIX}"
+
+
+def is_signed(key: str) -> bool:
+    """Whether the lines of a ledger object must carry checksums (on S3 each append is an object in the
+    segment's folder: `<writer>.signed/<token>.jsonl`); segments written before checksums do not."""
+    return key.endswith(SIGNED + SEGMENT_SUFFIX) or f"{SIGNED}/" in key
 
 
 def segment_writer(key: str) -> str:
     """The `<host>-<pid>-<random>` part of a segment's key."""
-    return key.rsplit("/", 1)[-1].removesuffix(SEGMENT_SUFFIX)
+    return key.rsplit("/", 1)[-1].removesuffix(SEGMENT_SUFFIX).removesuffix(SIGNED)
 
 
 def is_segment(key: str) -> bool:
@@ -66,6 +75,23 @@ def is_segment(key: str) -> bool:
 def torn_tail(key: str, at: int) -> str:
     """Where the torn final line of segment `key`, cut at byte `at`, is kept."""
     return f"{QUARANTINE_PREFIX}{key}.torn-at-{at}"
+
+
+ACCEPTED_LOSSES = f"{QUARANTINE_PREFIX}accepted/"  # an operator's acceptance of a damaged record's loss
+_DAMAGED = ".line-"
+
+
+def damaged_record(key: str, line: int) -> str:
+    """Where a copy of damaged line `line` (0-based) of ledger segment `key` is kept."""
+    return f"{QUARANTINE_PREFIX}{key}{_DAMAGED}{line + 1}"
+
+
+def damaged_where(kept: str) -> str | None:
+    """`<segment>: line N` for a quarantine key made by `damaged_record` (None for any other key)."""
+    if not kept.startswith(QUARANTINE_PREFIX + LEDGER_PREFIX):
+        return None
+    key, _, number = kept[len(QUARANTINE_PREFIX) :].rpartition(_DAMAGED)
+    return f"{key}: line {number}" if key and number.isdigit() else None
 
 
 def run_dir(run_id: str) -> str:

@@ -87,7 +87,8 @@ class S3Appender(Appender):
         with self._lock:
             self.seq += 1
             key = f"{self.base}/{self.token}-{self.seq:09d}.jsonl"
-        if not self.store.put_if_absent(key, data):
+        if not self.store.put_if_absent(key, data) and self.store.get(key) != data:
+            # (the same bytes there: an earlier try of this PUT landed and only its answer was lost)
             raise StoreError(f"ledger object {key} already exists: refusing to overwrite a record")
 
     def close(self) -> None:

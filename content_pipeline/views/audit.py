@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from content_pipeline.errors import StoreError
+from content_pipeline.ledger.quarantine import Damaged, damaged_records, held_slugs
 from content_pipeline.ledger.scan import LedgerScan
 from content_pipeline.ledger.spill import compact
 from content_pipeline.money import nano_expr, to_usd
@@ -143,10 +144,11 @@ def _audit(store: Store) -> AuditResult:
     _errors(result, found, succ, rej)
     _once(result, succ, rej)
     _nothing_lost(result, found)
+    records = damaged_records(store, passed.scan)
     if "checkpoint" not in damaged:
-        _checkpoint(result, read_view(store, "checkpoint"), succ, rej)
+        _checkpoint(result, read_view(store, "checkpoint"), succ, rej, held_slugs(store, records))
     _spend(result, None if "usage" in damaged else read_usage(store), found, passed.usage)
-    _lines(result, passed.scan)
+    _lines(result, passed.scan, records)
     return result
 
 
@@ -202,9 +204,11 @@ def _nothing_lost(result: AuditResult, found: _Derivation) -> None:
         result.add(3, f"{len(missing)} ledger reject(s) missing from master (run consolidate)", missing)
 
 
-def _checkpoint(result: AuditResult, raw: bytes | None, succ: pl.DataFrame, rej: pl.DataFrame) -> None:
-    """4. The checkpoint equals master; nothing is both queued and done."""
-    queued = checkpoint_queued(raw, succ, rej) if raw else None
+def _checkpoint(
+    result: AuditResult, raw: bytes | None, succ: pl.DataFrame, rej: pl.DataFrame, held: dict[str, str]
+) -> None:
+    """4. The checkpoint equals master, and holds the slugs of damaged records; nothing is both queued and done."""
+    queued = checkpoint_queued(raw, succ, rej, held) if raw else None
     if queued is not None:  # done and rejected are master's, byte for byte
         decided = pl.concat([succ["slug"], rej["slug"]])
         clash = sorted(decided.filter(decided.is_in(list(queued))).to_list()) if queued else []
@@ -220,6 +224,8 @@ def _checkpoint(result: AuditResult, raw: bytes | None, succ: pl.DataFrame, rej:
             if have != master:
                 what = "successes" if label == "done" else "rejects"
                 result.add(4, f"checkpoint {label!r} differs from master {what}", sorted(have ^ master))
+        if set(ck.get("held", {})) != set(held):
+            result.add(4, "checkpoint 'held' differs from the damaged records in quarantine", sorted(held))
         clash = sorted(set(queued) & (done | rejected))
     if clash:
         result.add(4, "slug(s) both queued and decided in the checkpoint", clash)
@@ -239,8 +245,14 @@ def _spend(result: AuditResult, recorded: dict[str, Any] | None, found: _Derivat
         result.add(5, f"run {row['run_id']} spent {spent:.6f} USD over its budget {budget:.2f} USD")
 
 
-def _lines(result: AuditResult, scan: LedgerScan) -> None:
-    """6. Every ledger line parses; torn tails are repaired by consolidate and reported."""
-    for line in scan.bad_lines:
-        result.violations.append(f"invariant 6: {line}")
+def _lines(result: AuditResult, scan: LedgerScan, damaged: list[Damaged]) -> None:
+    """6. Every ledger line parses and matches its checksum; a damaged one is kept in quarantine with its
+    slug held until the operator accepts the loss (then a note); torn tails are repaired by consolidate
+    and reported."""
+    for record in damaged:
+        if record.accepted:
+            result.notes.append(record.line())
+        else:
+            result.violations.append(f"invariant 6: {record.line()}")
+    result.violations += [f"invariant 6: {line}" for line in scan.incomplete]
     result.notes.extend(scan.torn_tails)

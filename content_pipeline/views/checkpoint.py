@@ -15,9 +15,10 @@ _MEMBERS_BATCH = 100_000  # rows made into JSON text at a time: the text of a ba
 
 
 def decided(checkpoint: Checkpoint) -> set[str]:
-    """The slugs no run generates again: done, or rejected for good (not retryable)."""
+    """The slugs no run generates again: done, rejected for good (not retryable), or held because their
+    record is damaged (until an operator accepts the loss)."""
     final = {slug for slug, r in checkpoint.get("rejected", {}).items() if not r.get("retryable")}
-    return set(checkpoint.get("done", {})) | final
+    return set(checkpoint.get("done", {})) | final | set(checkpoint.get("held", {}))
 
 
 def _json_string(column: str) -> pl.Expr:
@@ -37,22 +38,28 @@ def _json_members(frame: pl.DataFrame, value: pl.Expr) -> list[bytes]:
     return pieces
 
 
-def _decided_text(successes: pl.DataFrame, rejects: pl.DataFrame) -> tuple[list[bytes], list[bytes]]:
-    """The checkpoint's text before and after its queued object (done and rejected, from master), in pieces."""
+def _decided_text(
+    successes: pl.DataFrame, rejects: pl.DataFrame, held: dict[str, str]
+) -> tuple[list[bytes], list[bytes]]:
+    """The checkpoint's text before and after its queued object (done and rejected, from master; held, from
+    quarantine), in pieces."""
     done = _json_members(successes, _json_string("id"))
     flags = pl.struct("id", "reason", pl.col("retryable").fill_null(False))
     rejected = _json_members(rejects, flags.struct.json_encode())
-    return [b'{"done":{', *done, b'},"queued":'], [b',"rejected":{', *rejected, b"}}\n"]
+    kept = json.dumps(dict(sorted(held.items())), separators=(",", ":")).encode()
+    return [b'{"done":{', *done, b'},"queued":'], [b',"rejected":{', *rejected, b'},"held":', kept, b"}\n"]
 
 
-def checkpoint_bytes(successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict[str, Any]) -> bytes:
-    """done / rejected / queued, exactly as master says; queued excludes anything already decided.
-    Written column-wise (a million entries in a fraction of a second), keys in slug order."""
+def checkpoint_bytes(
+    successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict[str, Any], held: dict[str, str]
+) -> bytes:
+    """done / rejected / queued / held, exactly as master and quarantine say; queued excludes anything
+    already decided. Written column-wise (a million entries in a fraction of a second), keys in slug order."""
     claims = live_claims(queue)
     slugs = pl.concat([successes.select("slug"), rejects.select("slug")])["slug"]
     taken = set(slugs.filter(slugs.is_in(list(claims))).to_list()) if claims else set()
-    queued = {slug: run for slug, run in sorted(claims.items()) if slug not in taken}
-    head, tail = _decided_text(successes, rejects)
+    queued = {slug: run for slug, run in sorted(claims.items()) if slug not in taken and slug not in held}
+    head, tail = _decided_text(successes, rejects, held)
     return b"".join([*head, json.dumps(queued, separators=(",", ":")).encode(), *tail])
 
 
@@ -65,10 +72,13 @@ def _starts_with(raw: memoryview, pieces: list[bytes], at: int) -> int | None:
     return at
 
 
-def checkpoint_queued(raw: bytes, successes: pl.DataFrame, rejects: pl.DataFrame) -> dict[str, Any] | None:
-    """The checkpoint's queued entries when `raw` holds exactly master's done and rejected entries as
-    `checkpoint_bytes` writes them (compared as bytes, without a dict of a million entries); else None."""
-    head, tail = _decided_text(successes, rejects)
+def checkpoint_queued(
+    raw: bytes, successes: pl.DataFrame, rejects: pl.DataFrame, held: dict[str, str]
+) -> dict[str, Any] | None:
+    """The checkpoint's queued entries when `raw` holds exactly master's done and rejected entries and the
+    held ones as `checkpoint_bytes` writes them (compared as bytes, without a dict of a million entries);
+    else None."""
+    head, tail = _decided_text(successes, rejects, held)
     view = memoryview(raw)
     start = _starts_with(view, head, 0)
     size = sum(len(p) for p in tail)
@@ -81,9 +91,11 @@ def checkpoint_queued(raw: bytes, successes: pl.DataFrame, rejects: pl.DataFrame
     return queued if isinstance(queued, dict) else None
 
 
-def build_checkpoint(successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict[str, Any]) -> Checkpoint:
+def build_checkpoint(
+    successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict[str, Any], held: dict[str, str]
+) -> Checkpoint:
     """The checkpoint as a dict (what `checkpoint_bytes` writes)."""
-    return json.loads(checkpoint_bytes(successes, rejects, queue))
+    return json.loads(checkpoint_bytes(successes, rejects, queue, held))
 
 
 def parse_checkpoint(raw: bytes | None) -> Checkpoint:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from content_pipeline.claims.queue import read_queue
 from content_pipeline.errors import LeaseHeldError
+from content_pipeline.ledger.quarantine import damaged_records, held_slugs, keep_aside
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import Holder
 from content_pipeline.store.lease import Lease
@@ -64,13 +65,16 @@ def _write_views(store: Store, derived: Derived, verify: bool = False) -> Consol
     start = time.perf_counter()
     successes, rejects, scan = derived.successes, derived.rejects, derived.scan
     queue, _ = read_queue(store)
+    damaged = damaged_records(store, scan)
+    if not store.read_only:
+        keep_aside(store, damaged)
     outputs: dict[str, View] = {
         "successes": LedgerLines(successes.select("seg", "line"), scan.segments),
         "rejects": LedgerLines(rejects.select("seg", "line"), scan.segments),
         "processed": slug_index(successes),
         "rejected": slug_index(rejects),
         "usage": dump_json(derived.usage),
-        "checkpoint": checkpoint_bytes(successes, rejects, queue),
+        "checkpoint": checkpoint_bytes(successes, rejects, queue, held_slugs(store, damaged)),
     }
     result = Consolidation(derived.usage["records"], successes.height, rejects.height)
     result.repaired, result.torn_tails, result.bad_lines = scan.repaired, scan.torn_tails, scan.bad_lines
@@ -121,12 +125,13 @@ def ensure_views_current(store: Store) -> Consolidation | None:
 
 
 def sync_checkpoint(store: Store) -> bool:
-    """The checkpoint from master (and the live claims); True when it changed."""
+    """The checkpoint from master (and the live claims and held slugs); True when it changed."""
     with views_lock(store):
         successes = read_master(store, "successes")
         rejects = read_master(store, "rejects")
         queue, _ = read_queue(store)
-        return bool(publish_views(store, {"checkpoint": checkpoint_bytes(successes, rejects, queue)}))
+        checkpoint = checkpoint_bytes(successes, rejects, queue, held_slugs(store))
+        return bool(publish_views(store, {"checkpoint": checkpoint}))
 
 
 def current_checkpoint(store: Store, repaired: list[str] | None = None) -> Checkpoint:
@@ -137,7 +142,8 @@ def current_checkpoint(store: Store, repaired: list[str] | None = None) -> Check
             with suppress(ViewDamagedError):
                 return read_checkpoint(store)
         derived = derive(store)
-        return build_checkpoint(derived.successes, derived.rejects, read_queue(store)[0])
+        held = held_slugs(store, damaged_records(store, derived.scan))
+        return build_checkpoint(derived.successes, derived.rejects, read_queue(store)[0], held)
     if not views_current(store):
         consolidate(store)
     try:

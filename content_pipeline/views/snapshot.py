@@ -268,7 +268,7 @@ def _view_columns(store: Store, name: str, schema: dict[str, pl.DataType], verif
                 f"master {name} ({key}) differs from the digest its manifest recorded (changed outside the pipeline)"
             )
         if decoded.bad or end.tail:
-            problem = decoded.bad[0] if decoded.bad else f"{key}: its last line is incomplete"
+            problem = decoded.bad[0].message(key) if decoded.bad else f"{key}: its last line is incomplete"
             raise ViewDamagedError(f"master {name} is damaged ({problem})")
         return decoded.frame.drop("line")
     raise StoreError(f"master view {name!r} is missing: {REPUBLISH}")
