@@ -1,6 +1,7 @@
 """An S3 store that stops taking the ledger's PUTs mid-run (access denied): the run stops its calls, keeps
 every answered outcome in a rescue file, names the ledger and the cause first with the spend, and the
-next run imports them: no paid answer lost, none paid twice."""
+next run imports them: no paid answer lost, none paid twice. And an append whose PUT landed though every
+answer to it was lost is recorded once."""
 
 from __future__ import annotations
 
@@ -96,3 +97,42 @@ def test_ledger_puts_denied_lose_no_paid_answer_and_the_next_run_imports_them(
         assert any(note.startswith(f"imported {len(kept)} record(s)") for note in again.notes)
         assert_each_item_paid_once(store, ITEMS, server.stats()["paid"])
         assert audit(store).ok
+
+
+class LandThenFail:
+    """A botocore hook on the real client: the first ledger PUT reaches SeaweedFS (sent by a second client),
+    but every try botocore makes of it is answered 500, as if each answer were lost on the way back; the
+    next PUT call goes through (a fault SeaweedFS cannot make: a reply lost after the write)."""
+
+    def __init__(self, other: Any) -> None:
+        self.other, self.calls, self.failed = other, 0, 0
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        if request.method != "PUT" or "/ledger/" not in request.url:
+            return None
+        if str(request.headers.get("amz-sdk-request", b"")).find("attempt=1;") >= 0:
+            self.calls += 1  # botocore's first try of a new call
+        if self.calls != 1:
+            return None
+        if self.failed == 0:
+            bucket, key = request.url.split("?")[0].split("/", 3)[3].split("/", 1)
+            self.other.put_object(Bucket=bucket, Key=key, Body=request.body)
+        self.failed += 1
+        return AWSResponse(request.url, 500, {}, _Raw(b"<Error><Code>InternalError</Code></Error>"))
+
+
+def test_an_append_that_landed_though_its_answer_was_lost_is_recorded_once(s3_url: str) -> None:
+    from content_pipeline.ledger.writer import LedgerWriter
+    from tests.test_views_audit import record
+
+    client = s3_client()
+    hook = LandThenFail(s3_client())
+    client.meta.events.register("before-send.s3", hook)
+    bucket, prefix = s3_url[len("s3://") :].split("/", 1)
+    store = S3Store(s3_url, bucket, prefix, client)
+    writer = LedgerWriter(store, "run-1", retry_s=(0.01,))
+    writer.append(record("a"))
+    writer.close()
+    assert hook.calls == 2 and hook.failed > 1  # botocore's tries all failed: the writer tried again, on the same key
+    assert [r.slug for r in read_records(store)] == ["a"]
+    assert len(store.list("ledger/")) == 1

@@ -73,7 +73,9 @@ def read_s3_url(url: str, options: dict[str, str | None] | None = None) -> bytes
 
 
 class S3Appender(Appender):
-    """Each append is one new object under the segment's name, created only if absent: durable once PUT returns."""
+    """Each append is one new object under the segment's name, created only if absent: durable once PUT
+    returns. An append tried again after a failure (the same bytes) goes to the same key, so a PUT that
+    landed although its answer was lost is found there, not written a second time under another key."""
 
     def __init__(self, store: S3Store, key: str) -> None:
         self.store = store
@@ -81,15 +83,28 @@ class S3Appender(Appender):
         # objects sort by the appender's start (ms), then by writer, then in the order they were appended
         self.token = f"{time.time_ns() // 1_000_000:013d}-{secrets.token_hex(4)}"
         self.seq = 0
+        self._failed: tuple[bytes, str] | None = None  # the bytes and key of the append that last failed
         self._lock = threading.Lock()
 
-    def append(self, data: bytes) -> None:
+    def _key_for(self, data: bytes) -> str:
         with self._lock:
+            if self._failed is not None and self._failed[0] == data:
+                return self._failed[1]
             self.seq += 1
-            key = f"{self.base}/{self.token}-{self.seq:09d}.jsonl"
-        if not self.store.put_if_absent(key, data) and self.store.get(key) != data:
-            # (the same bytes there: an earlier try of this PUT landed and only its answer was lost)
-            raise StoreError(f"ledger object {key} already exists: refusing to overwrite a record")
+            return f"{self.base}/{self.token}-{self.seq:09d}.jsonl"
+
+    def append(self, data: bytes) -> None:
+        key = self._key_for(data)
+        try:
+            created = self.store.put_if_absent(key, data)
+            if not created and self.store.get(key) != data:  # the same bytes there: an earlier try landed
+                raise StoreError(f"ledger object {key} already exists: refusing to overwrite a record")
+        except StoreIOError:
+            with self._lock:
+                self._failed = (data, key)
+            raise
+        with self._lock:
+            self._failed = None
 
     def close(self) -> None:
         pass
