@@ -38,8 +38,11 @@ def _run_items(stages: Stages, name: str, stage: str) -> list[Item]:
 
 
 def inventory(stages: Stages) -> str:
+    """The first step of a run by hand: a rescue file an earlier run left is imported first, as go-live does."""
+    recovered = [] if stages.store.read_only else stages.recover()
     inv = stages.inventory()
-    return f"run {stages.run_id}: {len(inv.needs)} item(s) need content; {len(inv.catalogue.invalid)} invalid row(s)"
+    counts = f"{len(inv.needs)} item(s) need content; {len(inv.catalogue.invalid)} invalid row(s)"
+    return f"run {stages.run_id}: {counts}" + "".join(f"; {line}" for line in recovered)
 
 
 def batch(stages: Stages) -> str:
