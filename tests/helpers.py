@@ -48,3 +48,24 @@ def assert_each_item_paid_once(store: Store, items: int, paid: int) -> None:
     assert sorted(set(slugs)) == [f"item-{n:04d}" for n in range(1, items + 1)]
     assert len(slugs) == len(set(slugs))  # none paid twice
     assert sum(len(r.calls) for r in records) == paid
+
+
+class _Body:
+    """The body of a botocore response a hook answers itself."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+    def read(self, *_: Any) -> bytes:
+        return self.body
+
+
+def s3_error(url: str, status: int, code: str) -> Any:
+    """An S3 error answer for a botocore `before-send` hook to return instead of sending the request."""
+    from botocore.awsrequest import AWSResponse
+
+    body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+    return AWSResponse(url, status, {}, _Body(body))

@@ -14,7 +14,7 @@ from content_pipeline.store import layout
 from content_pipeline.views.audit import audit
 from content_pipeline.views.snapshot import read_checkpoint, read_usage
 from tests.conftest import make_item, snapshot
-from tests.helpers import fake_llm, run
+from tests.helpers import fake_llm, run, s3_error
 
 
 def mixed_catalogue(write_catalogue) -> str:
@@ -182,23 +182,8 @@ def test_an_answer_the_sdk_cannot_read_is_a_reject_not_a_loss(make_settings, sto
     assert all("unexpected answer from gpt-4o-mini" in r.error for r in records)
 
 
-class _Raw:
-    """A body for a short-circuited botocore response."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **kwargs):
-        yield self.body
-
-    def read(self, *args) -> bytes:
-        return self.body
-
-
 def test_injected_s3_faults_are_retried_by_botocore_and_lose_nothing(make_settings, s3_url) -> None:
     """Every 4th S3 request answers 503 SlowDown or 500: botocore's retry mode absorbs them."""
-    from botocore.awsrequest import AWSResponse
-
     from content_pipeline.store.s3 import S3Store, s3_client
     from content_pipeline.views.audit import audit
 
@@ -209,9 +194,8 @@ def test_injected_s3_faults_are_retried_by_botocore_and_lose_nothing(make_settin
         seen["requests"] += 1
         if seen["requests"] % 4 == 0:
             seen["faults"] += 1
-            status, code = (503, b"SlowDown") if seen["faults"] % 2 else (500, b"InternalError")
-            body = b"<Error><Code>" + code + b"</Code><Message>injected</Message></Error>"
-            return AWSResponse(request.url, status, {}, _Raw(body))
+            status, code = (503, "SlowDown") if seen["faults"] % 2 else (500, "InternalError")
+            return s3_error(request.url, status, code)
         return None
 
     client.meta.events.register("before-send.s3", maybe_fail)

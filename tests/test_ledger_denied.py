@@ -10,27 +10,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from botocore.awsrequest import AWSResponse
-
 from content_pipeline.ledger.scan import read_records
 from content_pipeline.settings import load_settings
 from content_pipeline.store.s3 import S3Store, s3_client
 from content_pipeline.views.audit import audit
 from tests.conftest import make_item
-from tests.helpers import assert_each_item_paid_once, fake_llm, rescued, run
+from tests.helpers import assert_each_item_paid_once, fake_llm, rescued, run, s3_error
 
 ITEMS = 60
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Any:
-        yield self.body
-
-    def read(self, *_: Any) -> bytes:
-        return self.body
 
 
 class DenyLedgerPuts:
@@ -42,11 +29,10 @@ class DenyLedgerPuts:
         self.armed = threading.Event()
         self.denied = 0
 
-    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+    def __call__(self, request: Any, **_: Any) -> Any:
         if self.armed.is_set() and request.method == "PUT" and "/ledger/" in request.url:
             self.denied += 1
-            body = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
-            return AWSResponse(request.url, 403, {}, _Raw(body))
+            return s3_error(request.url, 403, "AccessDenied")
         return None
 
 
@@ -107,7 +93,7 @@ class LandThenFail:
     def __init__(self, other: Any) -> None:
         self.other, self.calls, self.failed = other, 0, 0
 
-    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+    def __call__(self, request: Any, **_: Any) -> Any:
         if request.method != "PUT" or "/ledger/" not in request.url:
             return None
         if str(request.headers.get("amz-sdk-request", b"")).find("attempt=1;") >= 0:
@@ -118,7 +104,7 @@ class LandThenFail:
             bucket, key = request.url.split("?")[0].split("/", 3)[3].split("/", 1)
             self.other.put_object(Bucket=bucket, Key=key, Body=request.body)
         self.failed += 1
-        return AWSResponse(request.url, 500, {}, _Raw(b"<Error><Code>InternalError</Code></Error>"))
+        return s3_error(request.url, 500, "InternalError")
 
 
 def test_an_append_that_landed_though_its_answer_was_lost_is_recorded_once(s3_url: str) -> None:

@@ -13,6 +13,7 @@ SUFFIX = ".rescue.jsonl"
 
 
 def store_id(store: Store) -> str:
+    """A short name for the store, so a rescue file is imported only by a run on the same store."""
     return hashlib.sha256(store.url.encode()).hexdigest()[:16]
 
 
