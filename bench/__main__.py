@@ -99,6 +99,13 @@ def throughput(cfg: dict[str, Any], work: Path, out: list[dict[str, Any]]) -> No
             line["start_to_first_request_s"] = round(result["first_request_s"], 2)
         if "attempts" in result:
             line["attempts"] = result["attempts"]
+        if "durable_appends" in result:  # the cost of intent before spend: durable appends per call
+            appends = result["durable_appends"]
+            line["durable_appends"] = appends
+            calls = appends.get("intents_lines", 0)
+            line["durable_appends_per_call"] = round(
+                (appends.get("intents_appends", 0) + appends.get("ledger_appends", 0)) / max(calls, 1), 3
+            )
         emit(line, out)
     emit(
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -11,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
@@ -79,6 +81,7 @@ def core_generate_stage(work: Path, url: str, items: int, concurrency: int) -> d
     for command in ("inventory", "batch", "preflight"):
         outcome = run_command(command, settings, store, reporter)
         assert outcome.ok, outcome.message
+    appends = _count_appends()
     start = time.perf_counter()
     outcome = run_command("generate", settings, store, reporter)
     seconds = time.perf_counter() - start
@@ -88,7 +91,28 @@ def core_generate_stage(work: Path, url: str, items: int, concurrency: int) -> d
         "items": items,
         "summary": outcome.message,
         "calls_span_s": _calls_span(store.url, "bench-core"),
+        "durable_appends": dict(appends),
     }
+
+
+def _count_appends() -> Counter[str]:
+    """Counts every durable append from here on (write + fsync of a group of lines), of the intents logs
+    and of the ledger, and the lines they carried: the bench's own instrument, wrapped around the store's
+    local appender."""
+    from content_pipeline.store import layout
+    from content_pipeline.store.local import LocalAppender
+
+    counts: Counter[str] = Counter()
+    original = LocalAppender.append
+
+    def counted(self: LocalAppender, data: bytes) -> None:
+        log = "intents" if f"/{layout.INTENTS_PREFIX}" in str(self._path) else "ledger"
+        original(self, data)
+        counts[f"{log}_appends"] += 1
+        counts[f"{log}_lines"] += data.count(b"\n")
+
+    LocalAppender.append = counted  # type: ignore[method-assign]
+    return counts
 
 
 def _calls_span(store_url: str, run_id: str) -> float:
@@ -179,9 +203,14 @@ def _record_json(i: int, run: str, status: str = "success") -> str:
     return _record_line(i, run, status).rsplit(',"checksum":', 1)[0] + "}"
 
 
+def _bench_id(run: str, slug: str, attempt: int) -> str:
+    """A record id fixed by run and slug, so a template line's id can be replaced by another's."""
+    return hashlib.sha256(f"{run}/{slug}/{attempt}".encode()).hexdigest()[:32]
+
+
 def _record_line(i: int, run: str, status: str = "success") -> str:
     """One realistic ledger line (about 2 KB with content and sketch)."""
-    from content_pipeline.ledger.records import Call, OutcomeRecord, record_id
+    from content_pipeline.ledger.records import Call, OutcomeRecord
 
     slug = f"bench-item-{i % 10_000_000:07d}"
     ok = status == "success"
@@ -192,7 +221,7 @@ def _record_line(i: int, run: str, status: str = "success") -> str:
         "seo_description": f"Bench Widget {i}: kitchen at $25.00. A steel frame; three colour options",
     }
     record = OutcomeRecord(
-        id=record_id(run, slug, 1),
+        id=_bench_id(run, slug, 1),
         run_id=run,
         slug=slug,
         status=status,
@@ -225,7 +254,6 @@ def make_ledger(root: Path, records: int, runs: int = 20, slugs: int | None = No
     `slugs`, record i is about slug i % slugs (each slug generated again in later runs), else every record
     has a slug of its own."""
     from content_pipeline.ledger.checksum import sign
-    from content_pipeline.ledger.records import record_id
     from content_pipeline.store import layout
     from content_pipeline.store.host import this_host
 
@@ -237,13 +265,13 @@ def make_ledger(root: Path, records: int, runs: int = 20, slugs: int | None = No
         folder.mkdir(parents=True, exist_ok=True)
         # each line as the writer writes it: the record's JSON, then its checksum (signed segments)
         template_ok, template_rej = _record_json(0, run), _record_json(0, run, "reject")
-        first_id = record_id(run, "bench-item-0000000", 1)
+        first_id = _bench_id(run, "bench-item-0000000", 1)
         segment = root / layout.ledger_segment(run, f"{this_host()}-1-{r:08x}")
         with segment.open("wb") as out:
             for i in range(written, min(records, written + per_run)):
                 template = template_rej if i % 20 == 19 else template_ok
                 slug = f"bench-item-{i % (slugs or records):07d}"
-                body = template.replace(first_id, record_id(run, slug, 1)).replace("bench-item-0000000", slug)
+                body = template.replace(first_id, _bench_id(run, slug, 1)).replace("bench-item-0000000", slug)
                 out.write(sign(body.replace("Widget 0", f"Widget {i}").encode()))
             written = min(records, written + per_run)
     size = sum(p.stat().st_size for p in (root / "ledger").rglob("*.jsonl"))

@@ -3,11 +3,13 @@ what tests of lost and rescued answers check."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from content_pipeline.ledger.inflight import Booked, booked_at_crash
 from content_pipeline.ledger.records import OutcomeRecord
 from content_pipeline.ledger.scan import read_records
 from content_pipeline.rehearsal.server import FakeLLM, FakeLLMConfig
@@ -15,7 +17,8 @@ from content_pipeline.run.golive import go_live
 from content_pipeline.run.report import RunReport
 from content_pipeline.run.reporter import PlainReporter
 from content_pipeline.settings import Settings
-from content_pipeline.store import Store, store_for
+from content_pipeline.store import ReadOnlyStore, Store, store_for
+from content_pipeline.views.passes import derive
 
 
 def run(settings: Settings, store: Store | None = None) -> RunReport:
@@ -69,3 +72,20 @@ def s3_error(url: str, status: int, code: str) -> Any:
 
     body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
     return AWSResponse(url, status, {}, _Body(body))
+
+
+def books(store: Store) -> tuple[int, Booked]:
+    """What the store's books say was spent, as the ledger stands (the views may be stale after a kill): the
+    outcomes' cost plus the calls in flight at a crash, booked at their worst case; and those calls."""
+    usage = derive(ReadOnlyStore(store)).usage
+    booked = booked_at_crash(store, usage)
+    return int(usage["cost_nano"]) + booked.nano, booked
+
+
+def invoice(server: FakeLLM, wait_s: float = 10.0) -> int:
+    """What the fake provider has billed, in nano-dollars, once the answers still on their way are done."""
+    deadline = time.monotonic() + wait_s
+    while server.stats()["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.05)  # an answer leaves the in-flight count just before it is billed
+    return int(server.stats()["billed_nano"])

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from content_pipeline.errors import ProviderAuthError, QuotaExhaustedError
-from content_pipeline.ledger.records import OutcomeRecord, record_id
+from content_pipeline.ledger.records import OutcomeRecord
 from content_pipeline.ledger.scan import read_records
 from content_pipeline.store import layout
 from content_pipeline.views.audit import audit
@@ -45,7 +45,7 @@ def test_outcomes_escalation_and_ledger_records(make_settings, write_catalogue, 
     assert thin.status == "success" and thin.escalated and thin.model == "gpt-4o" and thin.attempt == 2
     assert [c.model for c in thin.calls] == ["gpt-4o-mini", "gpt-4o"]
     assert thin.calls[0].outcome == "length" and thin.calls[1].outcome == "pass"
-    assert thin.id == record_id(settings.run_id, "item-0008", 2)
+    assert len({r.id for r in records.values()}) == len(records)  # each generation an id of its own
     assert thin.cost_usd == pytest.approx(sum(c.cost_usd for c in thin.calls))
     for record in records.values():
         assert (record.error is None) == (record.status == "success")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from content_pipeline.ledger.records import OutcomeRecord, record_id
+from content_pipeline.ledger.records import OutcomeRecord
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import this_host
 from content_pipeline.store.lease import held_leases
@@ -33,7 +34,7 @@ def record(
     slug: str, status: str = "success", run: str = "run-1", at: str = "2026-11-23T00:00:01", **extra
 ) -> OutcomeRecord:
     fields = {
-        "id": record_id(run, slug, extra.pop("attempt", 1)),
+        "id": hashlib.sha256(f"{run}/{slug}/{extra.pop('attempt', 1)}".encode()).hexdigest()[:32],
         "run_id": run,
         "slug": slug,
         "status": status,

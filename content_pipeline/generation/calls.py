@@ -6,11 +6,12 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from content_pipeline.errors import LedgerUnwritableError, PipelineError
 from content_pipeline.generation import prompts
 from content_pipeline.generation.budget import BudgetExhausted
 from content_pipeline.generation.content import RESPONSE_FORMAT
 from content_pipeline.generation.context import GenerationContext
-from content_pipeline.ledger.records import Call
+from content_pipeline.ledger.records import Call, new_record_id
 from content_pipeline.llm.client import CallFailed, Completion, complete
 from content_pipeline.llm.pacing import backoff
 from content_pipeline.money import to_nano, to_usd
@@ -21,9 +22,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class Attempt:
-    """Every call made for one item so far, with what they cost (each one goes into its ledger record)."""
+    """Every call made for one item so far, with what they cost (each one goes into its ledger record), and
+    the id that record will have (each call's intent names it)."""
 
+    slug: str
+    record_id: str = field(default_factory=new_record_id)
     calls: list[Call] = field(default_factory=list)
+    sent: int = 0  # calls announced in the intents log
     spent_nano: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
@@ -70,7 +75,7 @@ async def call_model(
             return (
                 f"item budget ${settings.item_budget_usd:g} cannot cover a call to {model} (up to ${to_usd(worst):.4f})"
             )
-        result, cost = await _paid_call(ctx, client, model, msgs, worst, first=not attempt.calls)
+        result, cost = await _paid_call(ctx, client, model, msgs, worst, attempt)
         if isinstance(result, str):
             return result
         attempt.book(model, result, cost)
@@ -91,12 +96,13 @@ async def call_model(
 
 
 async def _paid_call(
-    ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]], worst: int, first: bool
+    ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]], worst: int, attempt: Attempt
 ) -> tuple[Completion | CallFailed | str, int]:
-    """One request under a slot of the run's gate: paced, its worst case reserved, then settled with what it
-    cost. Returns (the answer, the failure, or why it was not sent; its cost in nano-dollars)."""
+    """One request under a slot of the run's gate: paced, its worst case reserved and its intent durable
+    before it is sent, then settled with what it cost. Returns (the answer, the failure, or why it was not
+    sent; its cost in nano-dollars)."""
     async with ctx.loop.gate:  # CONCURRENCY bounds calls in flight: an item holds a slot only while it calls
-        if ctx.stopped and first:
+        if ctx.stopped and not attempt.calls:
             return f"the run stopped: {ctx.stop_reason}", 0
         await ctx.pacer.wait()
         try:
@@ -107,6 +113,9 @@ async def _paid_call(
         result: Completion | CallFailed
         cost = 0
         try:
+            call = await _announce(ctx, attempt, model, worst)
+            if call is None:
+                return f"the run stopped: {ctx.stop_reason}", 0
             result = await _request(ctx, client, model, msgs)
             # no usage reported: book the worst case rather than lose track of money
             used = ctx.prices.cost_nano(model, result.tokens_in, result.tokens_out)
@@ -115,9 +124,27 @@ async def _paid_call(
             result = exc
             # an answer lost in flight may have been generated and billed: book the worst case
             cost = worst if exc.unknown_outcome else 0
+        except PipelineError as exc:  # an error answer (a key that does not work, no quota): it cost nothing
+            if ctx.intents is not None:
+                await asyncio.to_thread(ctx.intents.void, attempt.record_id, attempt.sent, str(exc))
+            raise
         finally:
             ctx.budget.settle(reservation, cost)
         return result, cost
+
+
+async def _announce(ctx: GenerationContext, attempt: Attempt, model: str, worst: int) -> int | None:
+    """The call's intent, durable before it is sent (in a thread: the fsync never stalls the event loop);
+    its number, or None when the store will not take it (the run stops and the call is not sent)."""
+    attempt.sent += 1
+    if ctx.intents is None:
+        return attempt.sent
+    try:
+        await asyncio.to_thread(ctx.intents.going_out, attempt.record_id, attempt.sent, attempt.slug, model, worst)
+    except LedgerUnwritableError as exc:
+        ctx.stop(str(exc), fatal=exc)
+        return None
+    return attempt.sent
 
 
 async def _request(ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]]) -> Completion:

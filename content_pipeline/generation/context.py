@@ -8,17 +8,19 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from content_pipeline.errors import PipelineError
+from content_pipeline.errors import LedgerUnwritableError, PipelineError
 from content_pipeline.generation.budget import RunBudget
 from content_pipeline.generation.loop import ChunkLoop
 from content_pipeline.generation.nearcopy import NearCopyIndex
 from content_pipeline.generation.stats import RunStats
 from content_pipeline.intake.catalogue import Item
-from content_pipeline.ledger.writer import LedgerWriter
+from content_pipeline.ledger.inflight import booked_at_crash
+from content_pipeline.ledger.intents import IntentLog
+from content_pipeline.ledger.writer import LedgerWriter, writer_name
 from content_pipeline.llm.pacing import Pacer
 from content_pipeline.money import PriceTable, to_usd
 from content_pipeline.settings import Settings
-from content_pipeline.store import Store
+from content_pipeline.store import Store, layout
 from content_pipeline.views.checkpoint import decided
 from content_pipeline.views.consolidate import current_checkpoint
 from content_pipeline.views.snapshot import read_sketches, read_usage
@@ -46,6 +48,7 @@ class GenerationContext:
     prices: PriceTable
     ledger: LedgerWriter | None
     near_copies: NearCopyIndex
+    intents: IntentLog | None = None
     already: frozenset[str] = frozenset()
     on_success: Callable[[int], None] | None = None
     limits: SharedLimits | None = None
@@ -60,13 +63,23 @@ class GenerationContext:
     def __post_init__(self) -> None:
         self.loop = ChunkLoop(self.settings)
 
-    def stop(self, reason: str, fatal: PipelineError | None = None) -> None:
-        """Stop claiming new work: run budget reached, quota gone, or a key that does not work."""
+    def stop(self, reason: str, fatal: PipelineError | None = None, first: bool = False) -> None:
+        """Stop claiming new work: run budget reached, quota gone, a key that does not work, a store that
+        takes no more. `first`: this failure is the one to name even if another came before it (outcomes
+        kept in a rescue file, which the operator must hear of)."""
         with self._lock:
             if self.stop_reason is None:
                 self.stop_reason = reason
-            if fatal is not None and self.fatal is None:
+            if fatal is not None and (self.fatal is None or first):
                 self.fatal = fatal
+
+    def close(self) -> None:
+        """Close the ledger segment and the intents log (removed when every intent was settled in the
+        ledger; kept when outcomes went to a rescue file, to be settled when it is imported)."""
+        if self.ledger is not None:
+            self.ledger.close()
+        if self.intents is not None:
+            self.intents.close(keep=self.ledger is None or self.ledger.rescued > 0)
 
     @property
     def stopped(self) -> bool:
@@ -94,7 +107,9 @@ def open_generation(
     prices = PriceTable(settings.price_table)
     prices.check(settings.model, settings.strong_model)
     already = decided(current_checkpoint(store))
-    prior = read_usage(store)["by_run"].get(run_id, {}).get("cost_nano", 0)
+    usage = read_usage(store)
+    # what the run spent before (resumed under its id), and what its crashed processes may have been billed
+    prior = usage["by_run"].get(run_id, {}).get("cost_nano", 0) + booked_at_crash(store, usage).of(run_id)
     index = NearCopyIndex()
     for slug, signature in read_sketches(store).iter_rows():  # two columns, not every success's content
         index.add(slug, signature or [])
@@ -110,7 +125,11 @@ def open_generation(
         slots=threading.BoundedSemaphore(parallel),
     )
     if not store.read_only:  # a ledger that will not take an append stops the run's calls at once
-        ctx.ledger = LedgerWriter(
-            store, run_id, settings.rescue_dir, lambda exc, final: ctx.stop(str(exc), fatal=exc if final else None)
-        )
+
+        def failed(exc: LedgerUnwritableError, final: bool) -> None:
+            ctx.stop(str(exc), fatal=exc if final else None, first=final)
+
+        writer = writer_name()
+        ctx.ledger = LedgerWriter(store, run_id, settings.rescue_dir, failed, key=layout.ledger_segment(run_id, writer))
+        ctx.intents = IntentLog(store, run_id, writer, lambda exc, final: ctx.stop(str(exc)))
     return ctx

@@ -14,7 +14,7 @@ from content_pipeline.generation.content import ItemContent
 from content_pipeline.generation.context import GenerationContext
 from content_pipeline.generation.nearcopy import sketch
 from content_pipeline.intake.catalogue import Item
-from content_pipeline.ledger.records import OutcomeRecord, record_id
+from content_pipeline.ledger.records import OutcomeRecord
 from content_pipeline.llm.client import CallFailed, Completion
 from content_pipeline.money import to_usd
 
@@ -102,7 +102,7 @@ def _record(ctx: GenerationContext, item: Item, attempt: Attempt, decision: Deci
         verdict = ctx.near_copies.claim(item.slug, signature)
     ok = verdict.ok and content is not None
     return OutcomeRecord(
-        id=record_id(ctx.run_id, item.slug, decision.tried),
+        id=attempt.record_id,
         run_id=ctx.run_id,
         slug=item.slug,
         status="success" if ok else "reject",
@@ -133,7 +133,7 @@ async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item)
     """Generate one item to a final QA decision and append it to the ledger; None when no decision was
     reached (run stopping)."""
     started = _now()
-    attempt = Attempt()
+    attempt = Attempt(item.slug)
     decision = await decide(ctx, client, item, attempt)
     if decision is None:
         return None
@@ -142,6 +142,8 @@ async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item)
         # durable before anything else is told; in a thread, so the fsync never stalls the event loop, and
         # records finishing together share one write and one fsync (group commit)
         await asyncio.to_thread(ctx.ledger.append, record)
+        if ctx.intents is not None and ctx.ledger.failure is None:  # in the ledger (not a rescue file)
+            ctx.intents.settled(record.id)
     successes = ctx.stats.count(record)
     if record.status == "success" and ctx.on_success is not None:
         ctx.on_success(successes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import secrets
 from typing import Any, Literal
 
 import polars as pl
@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 from content_pipeline.ledger.checksum import sign
 
 
-def record_id(run_id: str, slug: str, attempt: int) -> str:
-    """Deterministic id of an outcome: the same run, slug and attempt always give the same id."""
-    return hashlib.sha256(f"{run_id}\x1f{slug}\x1f{attempt}".encode()).hexdigest()[:32]
+def new_record_id() -> str:
+    """The id of an outcome, chosen before its first call (its intents name it): unique to this one
+    generation of the item, even in a run resumed under the same run id."""
+    return secrets.token_hex(16)
 
 
 class Call(BaseModel):

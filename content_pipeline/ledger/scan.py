@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 import polars as pl
 
+from content_pipeline.ledger.inflight import intent_objects
 from content_pipeline.ledger.jsonl import BadLine, ObjectEnd, decode_objects, iter_frames, iter_pieces
 from content_pipeline.ledger.records import COLUMNS, SCHEMA, OutcomeRecord, valid_record
 from content_pipeline.ledger.writer import writer_gone
@@ -43,6 +44,7 @@ class LedgerScan:
         return frame.join(limits, on="seg", how="inner").filter(pl.col("line") < pl.col("limit")).drop("limit")
 
     versions: list[str] = field(default_factory=list)  # each segment's version (ETag, or inode-mtime-size)
+    intents: list[tuple[str, int, str]] = field(default_factory=list)  # the intents logs read with it
 
     @property
     def bad_lines(self) -> list[str]:
@@ -52,8 +54,9 @@ class LedgerScan:
     @property
     def fingerprint(self) -> str:
         """Identifies the ledger's content: segment names, the sizes read, and their versions, which change
-        with their bytes (an edit that keeps the size included)."""
-        return _fingerprint([(key, size, v) for (key, size), v in zip(self.segments, self.versions, strict=True)])
+        with their bytes (an edit that keeps the size included); and the intents logs read with it."""
+        segments = [(key, size, v) for (key, size), v in zip(self.segments, self.versions, strict=True)]
+        return _fingerprint(segments + self.intents)
 
 
 def ledger_segments(store: Store) -> list[ObjectInfo]:
@@ -66,8 +69,9 @@ def _fingerprint(segments: list[tuple[str, int, str]]) -> str:
 
 
 def ledger_fingerprint(store: Store) -> str:
-    """Fingerprint of the ledger as it stands, without reading it."""
-    return _fingerprint([(info.key, info.size, info.version) for info in ledger_segments(store)])
+    """Fingerprint of the ledger and the intents logs as they stand, without reading them."""
+    objects = [*ledger_segments(store), *intent_objects(store)]
+    return _fingerprint([(info.key, info.size, info.version) for info in objects])
 
 
 def _empty() -> pl.DataFrame:

@@ -19,6 +19,11 @@ from content_pipeline.store.host import pid_alive, this_host
 RETRY_S = (0.5, 1.0, 2.0)  # waits before each further try of an append the store refused
 
 
+def writer_name() -> str:
+    """This process's name for a log it writes: `<host>-<pid>-<random>`, so its liveness can be judged."""
+    return f"{this_host()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
 @dataclass
 class _Pending:
     line: bytes
@@ -35,7 +40,8 @@ class LedgerWriter:
     each of `retry_s`; if it still fails, that group and every record after it go to a local rescue file
     (in `rescue_dir`) instead, and the next run imports the file into the ledger before anything else. No
     answered outcome is dropped. `on_failure(error, final)` hears the first refusal (the run stops putting
-    calls in flight at once) and, when the retries fail too, the final failure."""
+    calls in flight at once) and, when the retries fail too, the final failure. Without a `rescue_dir` the
+    final failure is raised to the caller instead. `key` is another log to write (the run's intents)."""
 
     def __init__(
         self,
@@ -44,9 +50,10 @@ class LedgerWriter:
         rescue_dir: str | None = None,
         on_failure: Callable[[LedgerUnwritableError, bool], None] | None = None,
         retry_s: tuple[float, ...] = RETRY_S,
+        key: str | None = None,
     ) -> None:
         self.store = store
-        self.key = layout.ledger_segment(run_id, f"{this_host()}-{os.getpid()}-{secrets.token_hex(4)}")
+        self.key = key or layout.ledger_segment(run_id, writer_name())
         self._appender = store.appender(self.key)
         self.records = 0
         self.rescued = 0
@@ -58,7 +65,11 @@ class LedgerWriter:
         self._writing = False
 
     def append(self, record: OutcomeRecord) -> None:
-        mine = _Pending(record.line())
+        self.append_line(record.line())
+
+    def append_line(self, line: bytes) -> None:
+        """Append one signed line; returns once it is durable (or kept in the rescue file)."""
+        mine = _Pending(line)
         batch: list[_Pending] = []
         with self._cond:
             self._queue.append(mine)
@@ -127,17 +138,24 @@ class LedgerWriter:
             ) from None
         self.rescued += count
 
-    def close(self) -> None:
+    def close(self, discard: bool = False) -> None:
+        """Close the log; with `discard`, remove it (a log whose every line has served its purpose)."""
         with suppress(StoreError):  # a folder or S3 appender holds nothing unwritten
-            self._appender.close()
+            if discard:
+                self._appender.discard()
+            else:
+                self._appender.close()
         if self._rescue is not None:
             self._rescue.close()
 
 
+def writer_process(writer: str) -> tuple[str, int] | None:
+    """(host, pid) of a writer named `<host>-<pid>-<random>`; None for a name that is not one."""
+    parts = writer.rsplit("-", 2)
+    return (parts[0], int(parts[1])) if len(parts) == 3 and parts[1].isdigit() else None
+
+
 def writer_gone(key: str) -> bool:
     """True when the segment's writer (`<host>-<pid>-<random>` in its name) is known dead."""
-    parts = layout.segment_writer(key).rsplit("-", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-        return True
-    host, pid = parts[0], int(parts[1])
-    return host == this_host() and not pid_alive(pid)
+    process = writer_process(layout.segment_writer(key))
+    return process is None or (process[0] == this_host() and not pid_alive(process[1]))

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
+
 from content_pipeline.intake.catalogue import load_catalogue
 from content_pipeline.intake.inventory import needs_content
-from content_pipeline.ledger.scan import ledger_segments
+from content_pipeline.ledger.inflight import Booked, booked_at_crash, read_intents, unsettled
+from content_pipeline.ledger.scan import ledger_segments, stream_ledger
 from content_pipeline.money import to_usd
-from content_pipeline.store import Store
+from content_pipeline.store import Store, layout
 from content_pipeline.views.snapshot import read_checkpoint_and_usage, views_current, views_cut
 
 
 def status(store: Store, catalogue_source: str, s3_options: dict[str, str | None] | None = None) -> dict[str, Any]:
-    """Counts from the checkpoint, usage and ledger; never writes."""
+    """Counts from the checkpoint, usage and ledger; never writes. Spend includes the calls in flight at a
+    crash, booked at their worst case (the provider may have billed them)."""
     catalogue = load_catalogue(catalogue_source, s3_options)
     checkpoint, usage = read_checkpoint_and_usage(store)
     current = views_current(store)
     if current:  # the consolidated count is exact: no need to read every ledger segment
         records = int(usage.get("records", 0))
+        crashed = booked_at_crash(store, usage)
     else:
         records = sum((store.get(info.key) or b"").count(b"\n") for info in ledger_segments(store))
+        crashed = booked_at_crash(store, {"unsettled": unsettled_now(store)})
     return {
         "store": store.url,
         "catalogue": len(catalogue.items),
@@ -31,7 +37,30 @@ def status(store: Store, catalogue_source: str, s3_options: dict[str, str | None
         "queued": len(checkpoint.get("queued", {})),
         "held": len(checkpoint.get("held", {})),
         "ledger_records": records,
-        "spend_usd": round(to_usd(usage.get("cost_nano", 0)), 9),
+        "spend_usd": round(to_usd(int(usage.get("cost_nano", 0)) + crashed.nano), 9),
+        "in_flight_at_crash": _crashed(crashed),
         "views_current": current,
         "views_damaged": views_cut(store),
     }
+
+
+def _crashed(booked: Booked) -> dict[str, Any]:
+    by_run = {run: {"calls": calls, "usd": round(to_usd(nano), 9)} for run, (calls, nano) in booked.by_run.items()}
+    return {"calls": booked.calls, "usd": round(to_usd(booked.nano), 9), "by_run": by_run}
+
+
+def unsettled_now(store: Store) -> list[dict[str, Any]]:
+    """The unsettled intents as the ledger stands now, for views not yet rebuilt since a crash: only the
+    ledger segments of the runs with intents logs are read, for the record ids that settle them."""
+    intents = read_intents(store)
+    wanted = list(intents.record_ids)
+    if not wanted:
+        return []
+    dirs = tuple(layout.ledger_dir(w.run_id) for w in intents.writers)
+    recorded: set[str] = set()
+
+    def settle(frame: pl.DataFrame) -> None:
+        recorded.update(frame.filter(pl.col("id").is_in(wanted))["id"].to_list())
+
+    stream_ledger(store, settle, segments=[i for i in ledger_segments(store) if i.key.startswith(dirs)])
+    return unsettled(intents, recorded)

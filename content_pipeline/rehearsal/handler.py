@@ -152,9 +152,10 @@ class Handler(BaseHTTPRequestHandler):
             fake._count("html")
             self._send_bytes(200, _HTML, "text/html")
         else:
-            fake._count("paid")
-            fake._count(kind or "ok")
             assert answer is not None
+            fake._count("paid")
+            fake._bill(answer)
+            fake._count(kind or "ok")
             self._send(200, answer, headers)
 
 

@@ -16,8 +16,10 @@ from typing import Any
 
 from content_pipeline.generation.prompts import SYSTEM_PROMPT
 from content_pipeline.llm import offline
+from content_pipeline.money import PriceTable
 from content_pipeline.rehearsal.faults import INJECTION, Bucket, FaultRule
 from content_pipeline.rehearsal.handler import handler_for
+from content_pipeline.settings import DEFAULT_PRICES, ModelPrice
 
 
 @dataclass
@@ -37,6 +39,7 @@ class FakeLLMConfig:
     denied_models: set[str] = field(default_factory=set)
     seed: int | None = None
     record: bool = False  # keep every request (path, authorization, body) in `requests`, for tests
+    prices: dict[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))  # what its invoice charges
 
 
 class _Server(ThreadingHTTPServer):
@@ -60,6 +63,8 @@ class FakeLLM:
         self.requests_bucket = Bucket(self.config.rpm, math.ceil(self.config.rpm * burst)) if self.config.rpm else None
         self.tokens_bucket = Bucket(self.config.tpm, math.ceil(self.config.tpm * burst)) if self.config.tpm else None
         self.counts: Counter[str] = Counter()
+        self.billed: dict[str, dict[str, int]] = {}  # model -> the tokens of its paid answers, in and out
+        self.billed_nano = 0  # the invoice: each paid answer priced on its own, as a provider bills it
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -105,6 +110,8 @@ class FakeLLM:
             return {
                 "requests": self.counts["requests"],
                 "paid": self.counts["paid"],
+                "billed_tokens": {model: dict(tokens) for model, tokens in sorted(self.billed.items())},
+                "billed_nano": self.billed_nano,
                 "by_outcome": {k: v for k, v in sorted(self.counts.items()) if k not in ("requests", "paid")},
                 "in_flight": self.in_flight,
                 "peak_in_flight": self.peak_in_flight,
@@ -162,6 +169,18 @@ class FakeLLM:
     def _count(self, outcome: str) -> None:
         with self._lock:
             self.counts[outcome] += 1
+
+    def _bill(self, answer: dict[str, Any]) -> None:
+        """A paid answer's usage, as a provider's invoice counts it."""
+        usage, model = answer.get("usage") or {}, str(answer.get("model"))
+        tokens_in, tokens_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        prices = PriceTable(self.config.prices)
+        with self._lock:
+            tokens = self.billed.setdefault(model, {"in": 0, "out": 0})
+            tokens["in"] += tokens_in
+            tokens["out"] += tokens_out
+            if model in prices.prices:
+                self.billed_nano += prices.cost_nano(model, tokens_in, tokens_out)
 
     def _flight(self, delta: int) -> None:
         with self._lock:

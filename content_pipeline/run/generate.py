@@ -122,8 +122,7 @@ def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineEr
             _run_chunks(stages, ctx, chunks, parallel, per_chunk, report)
     finally:
         keeper.stop()
-        if ctx.ledger is not None:
-            ctx.ledger.close()
+        ctx.close()
         periodic.join()
         report.spend_usd = ctx.budget.spent_usd
         report.stop_reason, report.consolidations = ctx.stop_reason, periodic.runs

@@ -59,6 +59,7 @@ def go_live(settings: Settings, store: Store, reporter: Reporter) -> RunReport:
     finally:
         _let_go(stages, lease, claimed)
         report.duration_s = time.perf_counter() - started
+        report.crashed = stages.crashed()
         report.requests = store.request_counts()
         publish(stages, report)
     audit = {None: "not run", True: "green", False: "FAILED"}[report.audit_ok]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from content_pipeline.errors import PipelineError
 from content_pipeline.generation.stats import RunStats
+from content_pipeline.ledger.inflight import Booked
 from content_pipeline.llm.pacing import PacerStats
 from content_pipeline.settings import Settings
 from content_pipeline.store import RequestCounts, Store, layout
@@ -46,6 +47,7 @@ class RunReport:
     duration_s: float = 0.0
     requests: RequestCounts | None = None
     pacing: PacerStats | None = None
+    crashed: Booked | None = None  # calls in flight at a crash (this run's or another's), booked
 
     @classmethod
     def start(cls, settings: Settings, store: Store) -> RunReport:
@@ -111,6 +113,8 @@ class RunReport:
             f"answered calls and {st.failed_calls} failed attempt(s) (retried, or the item rejected with the cause)",
             f"- tokens: {st.tokens_in} in, {st.tokens_out} out",
         ]
+        if self.crashed is not None and self.crashed.calls:
+            lines.append(f"- {self.crashed.line()}")
         if self.requests:
             lines.append(f"- {self.requests.line(st.decided)}")
         pacing = self.pacing

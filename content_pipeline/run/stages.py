@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 from content_pipeline.claims import queue
 from content_pipeline.claims.batch import build_batch
+from content_pipeline.errors import StoreError
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.intake.inventory import Inventory, take_inventory
 from content_pipeline.intake.items import write_items
 from content_pipeline.intake.preflight import Preflight, preflight
+from content_pipeline.ledger.inflight import Booked, booked_at_crash
 from content_pipeline.ledger.recover import import_rescued, rescue_files
 from content_pipeline.run.reporter import Reporter
 from content_pipeline.settings import Settings
@@ -19,6 +21,7 @@ from content_pipeline.store import Store, layout
 from content_pipeline.store.host import this_host
 from content_pipeline.views.audit import AuditResult, audit
 from content_pipeline.views.consolidate import Consolidation, consolidate, sync_checkpoint
+from content_pipeline.views.snapshot import read_usage
 
 
 @dataclass
@@ -53,6 +56,14 @@ class Stages:
         for damaged in found.damaged:
             self.log(damaged, logging.ERROR)
         return [line, *found.damaged]
+
+    def crashed(self) -> Booked | None:
+        """The calls in flight at a crash that the views book at their worst case (None when the views
+        cannot be read now)."""
+        try:
+            return booked_at_crash(self.store, read_usage(self.store))
+        except StoreError:
+            return None
 
     def inventory(self) -> Inventory:
         return self.reporter.stage("inventory", self._inventory)

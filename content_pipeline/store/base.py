@@ -107,6 +107,10 @@ class Appender(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @abstractmethod
+    def discard(self) -> None:
+        """Close, and remove everything this appender appended (a log that is no longer needed)."""
+
 
 class Store(ABC):
     """One interface over a local folder or an S3 prefix; nothing above it knows which."""
@@ -129,6 +133,11 @@ class Store(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Delete the object if it exists."""
+
+    def delete_many(self, keys: list[str]) -> None:
+        """Delete every one of `keys` that exists."""
+        for key in keys:
+            self.delete(key)
 
     @abstractmethod
     def appender(self, key: str) -> Appender:
@@ -197,6 +206,9 @@ class ReadOnlyStore(Store):
 
     def delete(self, key: str) -> None:
         self._refuse(key)
+
+    def delete_many(self, keys: list[str]) -> None:
+        self._refuse(keys[0] if keys else "")
 
     def appender(self, key: str) -> Appender:
         self._refuse(key)

@@ -68,6 +68,22 @@ def segment_writer(key: str) -> str:
     return key.rsplit("/", 1)[-1].removesuffix(SEGMENT_SUFFIX).removesuffix(SIGNED)
 
 
+INTENTS_PREFIX = "intents/"
+
+
+def intents_log(run_id: str, writer: str) -> str:
+    """One writer's log of the calls it put in flight for a run (ledger/intents.py), beside its segment."""
+    return f"{INTENTS_PREFIX}{run_id}/{writer}{SIGNED}{SEGMENT_SUFFIX}"
+
+
+def intents_writer(key: str) -> tuple[str, str] | None:
+    """(run id, writer) of an object of an intents log (on S3 each append is an object in the log's folder)."""
+    parts = key.split("/")
+    if len(parts) < 3 or parts[0] + "/" != INTENTS_PREFIX or SIGNED not in parts[2]:
+        return None
+    return parts[1], parts[2].split(SIGNED, 1)[0]
+
+
 def is_segment(key: str) -> bool:
     return key.startswith(LEDGER_PREFIX) and key.endswith(SEGMENT_SUFFIX)
 
@@ -119,6 +135,7 @@ _AREAS = (
     (MASTER_PREFIX, "views"),
     (LEDGER_PREFIX, "ledger"),
     (QUARANTINE_PREFIX, "ledger"),
+    (INTENTS_PREFIX, "intents"),
     (STATE_PREFIX, "claims"),
     (LOCKS_PREFIX, "leases"),
     (RUNS_PREFIX, "run files"),
@@ -126,5 +143,6 @@ _AREAS = (
 
 
 def area(key: str) -> str:
-    """Which part of the store a key belongs to (ledger, views, claims, leases, run files), for counting requests."""
+    """Which part of the store a key belongs to (ledger, intents, views, claims, leases, run files), for
+    counting requests."""
     return next((name for prefix, name in _AREAS if key.startswith(prefix)), "other")

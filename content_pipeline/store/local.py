@@ -57,6 +57,16 @@ class LocalAppender(Appender):
                 os.close(self._fd)
                 self._fd = -1
 
+    def discard(self) -> None:
+        self.close()
+        try:
+            os.unlink(self._path)
+            _fsync_dir(self._path.parent)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreIOError(f"cannot remove {self._path}: {exc.strerror}") from exc
+
 
 class LocalWriter(ObjectWriter):
     """Writes a temp file beside the target; commit fsyncs it and renames it into place."""

@@ -84,6 +84,7 @@ class S3Appender(Appender):
         self.token = f"{time.time_ns() // 1_000_000:013d}-{secrets.token_hex(4)}"
         self.seq = 0
         self._failed: tuple[bytes, str] | None = None  # the bytes and key of the append that last failed
+        self._written: list[str] = []  # every key an append was tried under (a failed try may have landed)
         self._lock = threading.Lock()
 
     def _key_for(self, data: bytes) -> str:
@@ -91,7 +92,9 @@ class S3Appender(Appender):
             if self._failed is not None and self._failed[0] == data:
                 return self._failed[1]
             self.seq += 1
-            return f"{self.base}/{self.token}-{self.seq:09d}.jsonl"
+            key = f"{self.base}/{self.token}-{self.seq:09d}.jsonl"
+            self._written.append(key)
+            return key
 
     def append(self, data: bytes) -> None:
         key = self._key_for(data)
@@ -108,6 +111,11 @@ class S3Appender(Appender):
 
     def close(self) -> None:
         pass
+
+    def discard(self) -> None:
+        with self._lock:
+            keys, self._written = self._written, []
+        self.store.delete_many(keys)
 
 
 class S3Writer(ObjectWriter):
@@ -271,6 +279,23 @@ class S3Store(Store):
             self._call("delete", self.client.delete_object, Key=self._key(key))
         except ClientError as exc:
             raise StoreIOError(f"S3 delete {key} failed: {_code(exc)}") from None
+
+    def delete_many(self, keys: list[str]) -> None:
+        """DeleteObjects, a thousand keys a request (S3's limit)."""
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            try:
+                self._count("DELETE", batch[0])
+                objects = [{"Key": self._key(key)} for key in batch]
+                done = self._call("delete", self.client.delete_objects, Delete={"Objects": objects, "Quiet": True})
+            except ClientError as exc:
+                raise StoreIOError(
+                    f"S3 delete of {len(batch)} object(s) from {batch[0]} failed: {_code(exc)}"
+                ) from None
+            errors = done.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise StoreIOError(f"S3 delete {first.get('Key')} failed: {first.get('Code')} (of {len(errors)})")
 
     def appender(self, key: str) -> Appender:
         return S3Appender(self, check_key(key))

@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from content_pipeline.errors import StoreError
+from content_pipeline.ledger.inflight import read_intents
 from content_pipeline.ledger.quarantine import Damaged, damaged_records, held_slugs
 from content_pipeline.ledger.scan import LedgerScan
 from content_pipeline.ledger.spill import compact
@@ -148,7 +149,7 @@ def _audit(store: Store) -> AuditResult:
     if "checkpoint" not in damaged:
         _checkpoint(result, read_view(store, "checkpoint"), succ, rej, held_slugs(store, records))
     _spend(result, None if "usage" in damaged else read_usage(store), found, passed.usage)
-    _lines(result, passed.scan, records)
+    _lines(result, passed.scan, records, read_intents(store).damaged)
     return result
 
 
@@ -245,14 +246,15 @@ def _spend(result: AuditResult, recorded: dict[str, Any] | None, found: _Derivat
         result.add(5, f"run {row['run_id']} spent {spent:.6f} USD over its budget {budget:.2f} USD")
 
 
-def _lines(result: AuditResult, scan: LedgerScan, damaged: list[Damaged]) -> None:
+def _lines(result: AuditResult, scan: LedgerScan, damaged: list[Damaged], intents_damaged: list[str]) -> None:
     """6. Every ledger line parses and matches its checksum; a damaged one is kept in quarantine with its
     slug held until the operator accepts the loss (then a note); torn tails are repaired by consolidate
-    and reported."""
+    and reported. Every line of the intents logs matches its checksum too (a damaged intent's worst case
+    cannot be booked)."""
     for record in damaged:
         if record.accepted:
             result.notes.append(record.line())
         else:
             result.violations.append(f"invariant 6: {record.line()}")
-    result.violations += [f"invariant 6: {line}" for line in scan.incomplete]
+    result.violations += [f"invariant 6: {line}" for line in scan.incomplete + intents_damaged]
     result.notes.extend(scan.torn_tails)

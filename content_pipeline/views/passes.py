@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from content_pipeline.ledger.inflight import read_intents, unsettled
 from content_pipeline.ledger.records import SCHEMA
 from content_pipeline.ledger.scan import LedgerScan, ledger_segments, stream_ledger
 from content_pipeline.ledger.spill import Partitions, compact, partitions_for
@@ -132,14 +133,21 @@ class Derived:
 def derive(store: Store, *, repair: bool = False) -> Derived:
     """Master and usage from the whole ledger in one streaming read. A big ledger's records are spread by
     slug over partitions and master is chosen one partition at a time, so memory follows the size of
-    master (the catalogue), not the number of records in the ledger."""
+    master (the catalogue), not the number of records in the ledger. The usage totals also name the
+    intents no outcome settled (`unsettled`, by writer), read from the intents logs first."""
+    intents = read_intents(store)
+    wanted = list(intents.record_ids)
+    recorded: set[str] = set()
     chosen: list[tuple[pl.DataFrame, pl.DataFrame]] = []
     with ledger_partitions(store, repair=repair) as passed:
         for part in passed.parts:
+            if wanted:
+                recorded.update(part.filter(pl.col("id").is_in(wanted))["id"].to_list())
             succ, rej = master_frames(part)
             chosen.append(
                 (compact(succ.select("id", "slug", "seg", "line")), compact(rej.drop("status", "finished_at")))
             )
     successes = pl.concat([s for s, _ in chosen]).sort("slug")
     rejects = pl.concat([r for _, r in chosen]).sort("slug")
-    return Derived(successes, rejects, passed.usage.totals(), passed.scan, passed.parts.count)
+    usage = {**passed.usage.totals(), "unsettled": unsettled(intents, recorded)}
+    return Derived(successes, rejects, usage, replace(passed.scan, intents=intents.listing), passed.parts.count)
