@@ -4,6 +4,7 @@ flight at the crash" in status and the next report, so the books are never lower
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from content_pipeline.ledger.inflight import booked_at_crash
 from content_pipeline.ledger.intents import IntentLog
 from content_pipeline.ledger.records import new_record_id
 from content_pipeline.ledger.scan import read_records
+from content_pipeline.ops.quarantine import accept
 from content_pipeline.ops.status import status
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import Holder, this_host
@@ -41,8 +43,12 @@ def dead_writer() -> str:
 def announce(store: Store, run_id: str, writer: str, worst: list[int]) -> IntentLog:
     """An intents log of `writer` with one call going out per entry of `worst` (its worst case in nano-USD)."""
     log = IntentLog(store, run_id, writer)
-    for n, nano in enumerate(worst):
-        log.going_out(new_record_id(), 1, f"item-{n:04d}", "gpt-4o-mini", nano)
+
+    async def going_out() -> None:
+        for n, nano in enumerate(worst):
+            await log.going_out(new_record_id(), 1, f"item-{n:04d}", "gpt-4o-mini", nano)
+
+    asyncio.run(going_out())
     return log
 
 
@@ -105,7 +111,7 @@ def test_a_crash_log_makes_the_views_stale_and_status_books_it_at_once(store: St
     assert views_current(store) and status(store, catalogue)["in_flight_at_crash"] == seen["in_flight_at_crash"]
 
 
-def test_a_damaged_intent_line_is_named_by_the_audit(store: Store) -> None:
+def test_a_damaged_intent_line_is_kept_aside_and_named_until_the_operator_accepts_it(store: Store) -> None:
     log = announce(store, "crashed", dead_writer(), [400, 600])
     log.close(keep=True)
     info = store.list(layout.INTENTS_PREFIX)[0]  # the log's first line (on S3 each append is an object)
@@ -113,10 +119,16 @@ def test_a_damaged_intent_line_is_named_by_the_audit(store: Store) -> None:
     store.put(info.key, data.replace(b'"worst_nano":400', b'"worst_nano":4', 1))
     consolidate(store)
     result = audit(store)
-    assert not result.ok
-    assert any(
-        v.startswith(f"invariant 6: intents log {info.key}: line 1 fails its checksum") for v in result.violations
-    )
+    where = f"{info.key}: line 1"
+    assert result.violations == [
+        f"invariant 6: {where} fails its checksum (changed since it was written); kept in "
+        f"{layout.damaged_record(info.key, 0)}; an intent whose call cannot be booked at its worst case: check "
+        f"the provider's invoice, then `content-pipeline quarantine --accept-loss '{where}'`"
+    ]
+    assert store.get(layout.damaged_record(info.key, 0)) is not None  # its bytes kept aside
+    assert [d.where for d in accept(store, where)] == [where]
+    again = audit(store)
+    assert again.ok and any(n.startswith(f"{where} fails its checksum") for n in again.notes)
 
 
 def test_calls_in_flight_at_a_sigkill_are_booked_and_the_resumed_run_counts_them(

@@ -125,8 +125,8 @@ async def _paid_call(
             # an answer lost in flight may have been generated and billed: book the worst case
             cost = worst if exc.unknown_outcome else 0
         except PipelineError as exc:  # an error answer (a key that does not work, no quota): it cost nothing
-            if ctx.intents is not None:
-                await asyncio.to_thread(ctx.intents.void, attempt.record_id, attempt.sent, str(exc))
+            if ctx.intents is not None:  # written before the log is closed; not waited for
+                ctx.intents.void(attempt.record_id, attempt.sent, str(exc))
             raise
         finally:
             ctx.budget.settle(reservation, cost)
@@ -134,13 +134,13 @@ async def _paid_call(
 
 
 async def _announce(ctx: GenerationContext, attempt: Attempt, model: str, worst: int) -> int | None:
-    """The call's intent, durable before it is sent (in a thread: the fsync never stalls the event loop);
-    its number, or None when the store will not take it (the run stops and the call is not sent)."""
+    """The call's intent, durable before it is sent (the log's writer thread fsyncs it; the event loop only
+    waits); its number, or None when the store will not take it (the run stops and the call is not sent)."""
     attempt.sent += 1
     if ctx.intents is None:
         return attempt.sent
     try:
-        await asyncio.to_thread(ctx.intents.going_out, attempt.record_id, attempt.sent, attempt.slug, model, worst)
+        await ctx.intents.going_out(attempt.record_id, attempt.sent, attempt.slug, model, worst)
     except LedgerUnwritableError as exc:
         ctx.stop(str(exc), fatal=exc)
         return None

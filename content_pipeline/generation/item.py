@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -139,9 +138,9 @@ async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item)
         return None
     record = _record(ctx, item, attempt, decision, started)
     if ctx.ledger is not None:
-        # durable before anything else is told; in a thread, so the fsync never stalls the event loop, and
-        # records finishing together share one write and one fsync (group commit)
-        await asyncio.to_thread(ctx.ledger.append, record)
+        # durable before anything else is told: the ledger's writer thread fsyncs it (the event loop only
+        # waits), and records finishing together share one write and one fsync (group commit)
+        await ctx.ledger.write(record.line())
         if ctx.intents is not None and ctx.ledger.failure is None:  # in the ledger (not a rescue file)
             ctx.intents.settled(record.id)
     successes = ctx.stats.count(record)

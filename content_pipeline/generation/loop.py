@@ -6,7 +6,6 @@ import asyncio
 import gc
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -94,11 +93,6 @@ class ChunkLoop:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                # a thread for every call in flight to wait in for its intent or record to be durable (the
-                # default pool's 6 threads on 2 cores would make the calls queue for them, and keep the
-                # group commits small)
-                workers = self._settings.concurrency + 4
-                loop.set_default_executor(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ledger-append"))
                 thread = threading.Thread(target=self._serve, args=(loop,), name="generation-loop", daemon=True)
                 thread.start()
                 self.gate.reset()

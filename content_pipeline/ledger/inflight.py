@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from content_pipeline.ledger.checksum import check
+from content_pipeline.ledger.jsonl import BadLine
 from content_pipeline.ledger.writer import writer_process
 from content_pipeline.money import to_usd
 from content_pipeline.store import ObjectInfo, Store, layout
@@ -37,7 +38,11 @@ class IntentScan:
 
     writers: list[WriterIntents] = field(default_factory=list)
     listing: list[tuple[str, int, str]] = field(default_factory=list)
-    damaged: list[str] = field(default_factory=list)
+    bad: list[BadLine] = field(default_factory=list)  # `seg` indexes `listing`
+
+    @property
+    def damaged(self) -> list[str]:
+        return [b.message(self.listing[b.seg][0]) for b in self.bad]
 
     @property
     def record_ids(self) -> set[str]:
@@ -68,7 +73,7 @@ def read_intents(store: Store) -> IntentScan:
             except (ValueError, KeyError, TypeError):
                 problem = "is not an intent the pipeline writes"
             if problem is not None:
-                found.damaged.append(f"intents log {info.key}: line {number} {problem}")
+                found.bad.append(BadLine(len(found.listing) - 1, number - 1, problem, line))
     found.writers = list(by_writer.values())
     return found
 

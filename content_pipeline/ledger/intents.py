@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
 
-from content_pipeline.errors import LedgerUnwritableError, StoreError
+from content_pipeline.errors import LedgerUnwritableError
 from content_pipeline.ledger.checksum import sign
 from content_pipeline.ledger.writer import RETRY_S, LedgerWriter
 from content_pipeline.store import Store, layout
@@ -27,8 +28,8 @@ def void_line(record_id: str, call: int, cause: str) -> bytes:
 
 class IntentLog:
     """One writer's intents for a run, beside its ledger segment (`intents/<run>/<writer>.signed.jsonl`).
-    `going_out` returns once its line is durable, before the call is sent; lines written together share one
-    write (group commit, as outcomes do). The call's outcome record settles it by the record's id; `void`
+    `going_out` returns once its line is durable; the call is sent after that. Lines queued together share
+    one write (group commit, as outcomes do). The call's outcome record settles it by the record's id; `void`
     settles a call answered with an error that has no record. When every intent is settled at `close`, the
     log is removed: only a writer that crashed (or was cancelled) with calls in flight leaves one, and the
     views book its unsettled calls at their worst case. A store that will not take an intent raises
@@ -49,24 +50,28 @@ class IntentLog:
         self._lock = threading.Lock()
         self.written = 0
 
-    def going_out(self, record_id: str, call: int, slug: str, model: str, worst_nano: int) -> None:
-        self._log.append_line(intent_line(record_id, call, self.run_id, slug, model, worst_nano))
-        with self._lock:
+    async def going_out(self, record_id: str, call: int, slug: str, model: str, worst_nano: int) -> None:
+        """The intent of call `call` of `record_id`, durable when this returns: the call may be sent then
+        (LedgerUnwritableError when the store will not take it)."""
+        with self._lock:  # counted at once: a log whose intent failed is kept, never removed too early
             self._open[record_id] = self._open.get(record_id, 0) + 1
             self.written += 1
+        await self._log.write(intent_line(record_id, call, self.run_id, slug, model, worst_nano))
 
     def settled(self, record_id: str) -> None:
         """The outcome record `record_id` is durable in the ledger: every call of it is settled."""
         with self._lock:
             self._open.pop(record_id, None)
 
-    def void(self, record_id: str, call: int, cause: str) -> None:
-        """Settle a call that cost nothing and has no record; if the store will not take it, the call stays
-        open and is booked at its worst case (the books err high, never low)."""
-        try:
-            self._log.append_line(void_line(record_id, call, cause))
-        except (LedgerUnwritableError, StoreError):
-            return
+    def void(self, record_id: str, call: int, cause: str) -> Future[None]:
+        """Settle a call answered with an error that costs nothing and has no record, once the void is
+        durable; if the store will not take it, the call stays open and is booked at its worst case (the
+        books err high, never low)."""
+        done = self._log.submit(void_line(record_id, call, cause))
+        done.add_done_callback(lambda f: self._voided(record_id) if not f.cancelled() and not f.exception() else None)
+        return done
+
+    def _voided(self, record_id: str) -> None:
         with self._lock:
             left = self._open.get(record_id, 0) - 1
             if left > 0:
@@ -81,4 +86,5 @@ class IntentLog:
 
     def close(self, keep: bool = False) -> None:
         """Close the log: removed when every intent is settled (and not `keep`), else left to be booked."""
+        self._log.drain()  # the voids queued last are written (and counted) first
         self._log.close(discard=not keep and self.unsettled == 0)

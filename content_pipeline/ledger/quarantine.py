@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from content_pipeline.ledger.inflight import IntentScan
 from content_pipeline.ledger.scan import LedgerScan
 from content_pipeline.store import Store, layout
 
@@ -28,11 +29,16 @@ class Damaged:
     kept: str
     raw: bytes
     accepted: dict[str, Any] | None = None
+    intent: bool = False  # a line of an intents log, not an outcome record
 
     def line(self) -> str:
         """One line for the audit and the `quarantine` command."""
         accept = f"`content-pipeline quarantine --accept-loss '{self.where}'`"
         head = f"{self.where} {self.what}; kept in {self.kept}"
+        if self.intent:
+            if self.accepted:
+                return f"{head}; an intent whose call cannot be booked: loss accepted at {self.accepted['at']}"
+            return f"{head}; an intent whose call cannot be booked at its worst case: check the provider's invoice, then {accept}"
         if self.accepted:
             return f"{head}; {f'slug {self.slug}' if self.slug else 'no slug readable'}: loss accepted at {self.accepted['at']}"
         if not self.slug:
@@ -70,6 +76,19 @@ def damaged_records(store: Store, scan: LedgerScan) -> list[Damaged]:
         where = bad.where(key)
         kept = layout.damaged_record(key, bad.line)
         out.append(Damaged(where, bad.what, slug_of(bad.raw), kept, bad.raw, accepted.get(where)))
+    return out
+
+
+def damaged_intents(store: Store, intents: IntentScan) -> list[Damaged]:
+    """The damaged lines of the intents logs, as damaged records that hold no slug (their calls cannot be
+    booked, so the audit names them until an operator accepts it)."""
+    accepted = accepted_losses(store) if intents.bad else {}
+    out = []
+    for bad in intents.bad:
+        key = intents.listing[bad.seg][0]
+        where = bad.where(key)
+        kept = layout.damaged_record(key, bad.line)
+        out.append(Damaged(where, bad.what, None, kept, bad.raw, accepted.get(where), intent=True))
     return out
 
 

@@ -1,12 +1,15 @@
-"""The ledger writer: a process's own segment of a run, each record durable before `append` returns."""
+"""The ledger writer: a process's own segment of a run, each record durable before it is acknowledged."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
 import secrets
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -24,17 +27,34 @@ def writer_name() -> str:
     return f"{this_host()}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-@dataclass
-class _Pending:
-    line: bytes
-    done: bool = False
-    error: BaseException | None = None
+@dataclass(frozen=True)
+class _LoopWaiter:
+    """A coroutine waiting for its line: its event loop and the future it awaits there."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None]
+
+
+_Queued = tuple[bytes, "Future[None] | _LoopWaiter"]
+
+
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    """In the event loop: every waiter of one group told at once (one wake-up for the group)."""
+    for future in futures:
+        if future.done():  # (one whose waiter was cancelled)
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(None)
 
 
 class LedgerWriter:
-    """Appends records to this process's own segment of a run; `append` returns once its record is durable.
-    Group commit: while one thread writes and fsyncs, records from other threads queue, and the next
-    writer takes them all in one write and one fsync (one object on S3).
+    """Appends records to this process's own segment of a run, each durable before it is acknowledged.
+    Group commit: one writer thread takes every line queued meanwhile into one write and one fsync (one
+    object on S3); `submit` queues a line and returns a future that is done once the line is durable,
+    `append` waits for it, and a coroutine awaits `write` (its event loop woken once per group). A line
+    is written even when whoever submitted it stops waiting (a paid answer is never dropped).
 
     When the store will not take an append (disk full, access denied, S3 down), it is tried again after
     each of `retry_s`; if it still fails, that group and every record after it go to a local rescue file
@@ -60,40 +80,81 @@ class LedgerWriter:
         self.failure: LedgerUnwritableError | None = None
         self._rescue_dir, self._on_failure, self._retry_s = rescue_dir, on_failure, retry_s
         self._rescue: RescueFile | None = None
-        self._cond = threading.Condition()
-        self._queue: list[_Pending] = []
-        self._writing = False
+        self._lines: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def append(self, record: OutcomeRecord) -> None:
         self.append_line(record.line())
 
     def append_line(self, line: bytes) -> None:
         """Append one signed line; returns once it is durable (or kept in the rescue file)."""
-        mine = _Pending(line)
-        batch: list[_Pending] = []
-        with self._cond:
-            self._queue.append(mine)
-            while self._writing and not mine.done:
-                self._cond.wait()
-            if not mine.done:  # nobody is writing: write everything queued, ours included
-                self._writing = True
-                batch, self._queue = self._queue, []
-        if batch:
-            self._write(batch)
-        if mine.error is not None:
-            raise mine.error
+        self.submit(line).result()
 
-    def _write(self, batch: list[_Pending]) -> None:
+    def submit(self, line: bytes) -> Future[None]:
+        """Queue one signed line for the next group; the future is done once it is durable."""
+        done: Future[None] = Future()
+        self._put(line, done)
+        return done
+
+    async def write(self, line: bytes) -> None:
+        """Append one signed line from a coroutine: the event loop waits (no thread held), and is woken once
+        for every line of its group."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._put(line, _LoopWaiter(loop, waiter))
+        await waiter
+
+    def _put(self, line: bytes, waiter: Future[None] | _LoopWaiter) -> None:
+        with self._lock:  # each writer thread has a queue of its own: a closed writer's never takes new lines
+            if self._thread is None:
+                self._lines = queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._serve, args=(self._lines,), name="ledger-writer")
+                self._thread.daemon = True
+                self._thread.start()
+            self._lines.put((line, waiter))
+
+    def drain(self) -> None:
+        """Wait until every line queued so far is written (or has failed)."""
+        with suppress(Exception):  # a failure was the business of whoever queued the line
+            self.submit(b"").result()
+
+    def _serve(self, lines: queue.SimpleQueue[_Queued | None]) -> None:
+        """The writer thread: each group is everything queued by the time the last group was durable."""
+        while (first := lines.get()) is not None:
+            batch, stopping = [first], False
+            while not stopping:
+                try:
+                    queued = lines.get_nowait()
+                except queue.Empty:
+                    break
+                stopping = queued is None
+                batch += [queued] if queued is not None else []
+            self._write(batch)
+            if stopping:
+                return
+
+    def _write(self, batch: list[_Queued]) -> None:
+        threads = [w for _, w in batch if isinstance(w, Future) and w.set_running_or_notify_cancel()]
+        loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for _, w in batch:
+            if isinstance(w, _LoopWaiter):
+                loops.setdefault(w.loop, []).append(w.future)
+        data = b"".join(line for line, _ in batch)
         error: BaseException | None = None
         try:
-            self._durable(b"".join(p.line for p in batch), len(batch))
+            if data:  # (a batch of drain markers only writes nothing)
+                self._durable(data, sum(1 for line, _ in batch if line))
         except BaseException as exc:  # every record of the group failed: each caller hears it
             error = exc
-        with self._cond:
-            for pending in batch:
-                pending.done, pending.error = True, error
-            self._writing = False
-            self._cond.notify_all()
+        for done in threads:
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(None)
+        for loop, futures in loops.items():
+            with suppress(RuntimeError):  # that loop is closed: nobody waits there any more
+                loop.call_soon_threadsafe(_settle, futures, error)
 
     def _durable(self, data: bytes, count: int) -> None:
         """Append to the ledger, tried again after each of `retry_s`; to the rescue file once the ledger
@@ -139,7 +200,14 @@ class LedgerWriter:
         self.rescued += count
 
     def close(self, discard: bool = False) -> None:
-        """Close the log; with `discard`, remove it (a log whose every line has served its purpose)."""
+        """Write what is queued, then close the log; with `discard`, remove it (a log whose every line has
+        served its purpose)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._lines.put(None)
+        if thread is not None:
+            thread.join()
         with suppress(StoreError):  # a folder or S3 appender holds nothing unwritten
             if discard:
                 self._appender.discard()

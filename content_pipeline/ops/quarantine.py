@@ -1,17 +1,19 @@
-"""The quarantine command: the ledger's damaged records, and an operator's acceptance of their loss."""
+"""The quarantine command: the ledger's damaged records (and intents lines), and an operator's acceptance of
+their loss."""
 
 from __future__ import annotations
 
 from content_pipeline.errors import BadInputError
-from content_pipeline.ledger.quarantine import Damaged, accept_loss, damaged_records
+from content_pipeline.ledger.inflight import read_intents
+from content_pipeline.ledger.quarantine import Damaged, accept_loss, damaged_intents, damaged_records
 from content_pipeline.ledger.scan import stream_ledger
 from content_pipeline.store import Store
 from content_pipeline.views.consolidate import consolidate
 
 
 def quarantined(store: Store) -> list[Damaged]:
-    """Every damaged ledger record (one read of the whole ledger; nothing is written)."""
-    return damaged_records(store, stream_ledger(store, lambda _: None))
+    """Every damaged ledger record and intents line (one read of the whole ledger; nothing is written)."""
+    return damaged_records(store, stream_ledger(store, lambda _: None)) + damaged_intents(store, read_intents(store))
 
 
 def accept(store: Store, which: str) -> list[Damaged]:

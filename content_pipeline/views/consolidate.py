@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from content_pipeline.claims.queue import read_queue
 from content_pipeline.errors import LeaseHeldError
-from content_pipeline.ledger.quarantine import damaged_records, held_slugs, keep_aside
+from content_pipeline.ledger.quarantine import damaged_intents, damaged_records, held_slugs, keep_aside
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import Holder
 from content_pipeline.store.lease import Lease
@@ -65,7 +65,7 @@ def _write_views(store: Store, derived: Derived, verify: bool = False) -> Consol
     start = time.perf_counter()
     successes, rejects, scan = derived.successes, derived.rejects, derived.scan
     queue, _ = read_queue(store)
-    damaged = damaged_records(store, scan)
+    damaged = damaged_records(store, scan) + damaged_intents(store, derived.intents)
     if not store.read_only:
         keep_aside(store, damaged)
     outputs: dict[str, View] = {

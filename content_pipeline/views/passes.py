@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
 
-from content_pipeline.ledger.inflight import read_intents, unsettled
+from content_pipeline.ledger.inflight import IntentScan, read_intents, unsettled
 from content_pipeline.ledger.records import SCHEMA
 from content_pipeline.ledger.scan import LedgerScan, ledger_segments, stream_ledger
 from content_pipeline.ledger.spill import Partitions, compact, partitions_for
@@ -128,6 +128,7 @@ class Derived:
     usage: dict[str, Any]
     scan: LedgerScan
     partitions: int = 1
+    intents: IntentScan = field(default_factory=IntentScan)
 
 
 def derive(store: Store, *, repair: bool = False) -> Derived:
@@ -150,4 +151,5 @@ def derive(store: Store, *, repair: bool = False) -> Derived:
     successes = pl.concat([s for s, _ in chosen]).sort("slug")
     rejects = pl.concat([r for _, r in chosen]).sort("slug")
     usage = {**passed.usage.totals(), "unsettled": unsettled(intents, recorded)}
-    return Derived(successes, rejects, usage, replace(passed.scan, intents=intents.listing), passed.parts.count)
+    scan = replace(passed.scan, intents=intents.listing)
+    return Derived(successes, rejects, usage, scan, passed.parts.count, intents)
