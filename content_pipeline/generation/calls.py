@@ -98,24 +98,28 @@ async def call_model(
 async def _paid_call(
     ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]], worst: int, attempt: Attempt
 ) -> tuple[Completion | CallFailed | str, int]:
-    """One request under a slot of the run's gate: paced, its worst case reserved and its intent durable
-    before it is sent, then settled with what it cost. Returns (the answer, the failure, or why it was not
-    sent; its cost in nano-dollars)."""
+    """One request: its intent made durable while it waits for a slot of the run's gate, then under the
+    slot paced, its worst case reserved, sent, and settled with what it cost. Returns (the answer, the
+    failure, or why it was not sent; its cost in nano-dollars)."""
+    if ctx.stopped and not attempt.calls:
+        return f"the run stopped: {ctx.stop_reason}", 0
+    # announced before the slot is taken: the fsync overlaps the wait for a slot instead of holding one
+    if not await _announce(ctx, attempt, model, worst):
+        return f"the run stopped: {ctx.stop_reason}", 0
     async with ctx.loop.gate:  # CONCURRENCY bounds calls in flight: an item holds a slot only while it calls
         if ctx.stopped and not attempt.calls:
+            _void(ctx, attempt, f"not sent: the run stopped: {ctx.stop_reason}")
             return f"the run stopped: {ctx.stop_reason}", 0
         await ctx.pacer.wait()
         try:
             reservation = ctx.budget.reserve(worst)
         except BudgetExhausted as exc:
             ctx.stop(str(exc))
+            _void(ctx, attempt, f"not sent: {exc}")
             return str(exc), 0
         result: Completion | CallFailed
         cost = 0
         try:
-            call = await _announce(ctx, attempt, model, worst)
-            if call is None:
-                return f"the run stopped: {ctx.stop_reason}", 0
             result = await _request(ctx, client, model, msgs)
             # no usage reported: book the worst case rather than lose track of money
             used = ctx.prices.cost_nano(model, result.tokens_in, result.tokens_out)
@@ -125,26 +129,32 @@ async def _paid_call(
             # an answer lost in flight may have been generated and billed: book the worst case
             cost = worst if exc.unknown_outcome else 0
         except PipelineError as exc:  # an error answer (a key that does not work, no quota): it cost nothing
-            if ctx.intents is not None:  # written before the log is closed; not waited for
-                ctx.intents.void(attempt.record_id, attempt.sent, str(exc))
+            _void(ctx, attempt, str(exc))
             raise
         finally:
             ctx.budget.settle(reservation, cost)
         return result, cost
 
 
-async def _announce(ctx: GenerationContext, attempt: Attempt, model: str, worst: int) -> int | None:
+async def _announce(ctx: GenerationContext, attempt: Attempt, model: str, worst: int) -> bool:
     """The call's intent, durable before it is sent (the log's writer thread fsyncs it; the event loop only
-    waits); its number, or None when the store will not take it (the run stops and the call is not sent)."""
+    waits); False when the store will not take it (the run stops and the call is not sent)."""
     attempt.sent += 1
     if ctx.intents is None:
-        return attempt.sent
+        return True
     try:
         await ctx.intents.going_out(attempt.record_id, attempt.sent, attempt.slug, model, worst)
     except LedgerUnwritableError as exc:
         ctx.stop(str(exc), fatal=exc)
-        return None
-    return attempt.sent
+        return False
+    return True
+
+
+def _void(ctx: GenerationContext, attempt: Attempt, cause: str) -> None:
+    """The announced call cost nothing (not sent, or an error answer): written before the log is closed,
+    not waited for."""
+    if ctx.intents is not None:
+        ctx.intents.void(attempt.record_id, attempt.sent, cause)
 
 
 async def _request(ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]]) -> Completion:

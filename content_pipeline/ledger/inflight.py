@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,27 +55,71 @@ def intent_objects(store: Store) -> list[ObjectInfo]:
     return [info for info in store.list(layout.INTENTS_PREFIX) if layout.intents_writer(info.key) is not None]
 
 
-def read_intents(store: Store) -> IntentScan:
-    """Read every intents log. A last line without its newline is an append that never finished: its call
-    was never sent (a call waits for its intent to be durable), so it is left out."""
-    found = IntentScan()
-    by_writer: dict[tuple[str, str], WriterIntents] = {}
-    for info in intent_objects(store):
-        run_id, writer = layout.intents_writer(info.key) or ("", "")
-        intents = by_writer.setdefault((run_id, writer), WriterIntents(run_id, writer))
-        data = store.get(info.key) or b""
-        found.listing.append((info.key, info.size, info.version))
-        for number, line in enumerate(data.split(b"\n")[:-1], start=1):
+@dataclass
+class _Parsed:
+    """One intents object's whole lines parsed so far: their bytes and count, a sha256 of those bytes, the
+    intents and voids they hold, and the lines that are damaged (index, what is wrong, bytes)."""
+
+    size: int = 0
+    lines: int = 0
+    hasher: Any = field(default_factory=hashlib.sha256)
+    found: WriterIntents = field(default_factory=lambda: WriterIntents("", ""))
+    bad: list[tuple[int, str, bytes]] = field(default_factory=list)
+
+    def grown(self, data: bytes) -> _Parsed:
+        """This object read again: the lines added since parsed (a changed prefix: all of it again)."""
+        start = self
+        if len(data) < self.size or hashlib.sha256(data[: self.size]).digest() != self.hasher.digest():
+            start = _Parsed()
+        whole = data.rfind(b"\n") + 1  # a last line without its newline never finished: its call was never sent
+        found = WriterIntents("", "", dict(start.found.calls), set(start.found.voided))
+        out = _Parsed(whole, start.lines, start.hasher.copy(), found, list(start.bad))
+        out.hasher.update(data[start.size : whole])
+        for line in data[start.size : whole].split(b"\n")[:-1]:
+            out.lines += 1
             if not line.strip():
                 continue
             problem = check(line)
             try:
                 if problem is None:
-                    intents.add(json.loads(line))
-            except (ValueError, KeyError, TypeError):
+                    found.add(json.loads(line))
+            except (ValueError, KeyError, TypeError, AttributeError):
                 problem = "is not an intent the pipeline writes"
             if problem is not None:
-                found.bad.append(BadLine(len(found.listing) - 1, number - 1, problem, line))
+                out.bad.append((out.lines - 1, problem, line))
+        return out
+
+
+_PARSED: dict[tuple[str, str], _Parsed] = {}  # (store, key) -> its lines parsed, for the next read of it
+_PARSED_LOCK = threading.Lock()
+
+
+def _parsed(store: Store, key: str, data: bytes) -> _Parsed:
+    with _PARSED_LOCK:
+        before = _PARSED.get((store.url, key), _Parsed())
+    now = before.grown(data)
+    with _PARSED_LOCK:
+        _PARSED[(store.url, key)] = now
+    return now
+
+
+def read_intents(store: Store) -> IntentScan:
+    """Read every intents log. A log read again as it grows (each periodic consolidation of a run reads
+    the run's own) has only its new lines parsed; the lines read before are checked by their sha256."""
+    found = IntentScan()
+    by_writer: dict[tuple[str, str], WriterIntents] = {}
+    for info in intent_objects(store):
+        run_id, writer = layout.intents_writer(info.key) or ("", "")
+        intents = by_writer.setdefault((run_id, writer), WriterIntents(run_id, writer))
+        parsed = _parsed(store, info.key, store.get(info.key) or b"")
+        found.listing.append((info.key, info.size, info.version))
+        intents.calls.update(parsed.found.calls)
+        intents.voided.update(parsed.found.voided)
+        found.bad += [BadLine(len(found.listing) - 1, n, what, raw) for n, what, raw in parsed.bad]
+    listed = {key for key, _, _ in found.listing}
+    with _PARSED_LOCK:  # logs removed since are forgotten
+        for gone in [k for k in _PARSED if k[0] == store.url and k[1] not in listed]:
+            del _PARSED[gone]
     found.writers = list(by_writer.values())
     return found
 
