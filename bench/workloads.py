@@ -106,7 +106,9 @@ def _count_appends() -> Counter[str]:
     original = LocalAppender.append
 
     def counted(self: LocalAppender, data: bytes) -> None:
-        log = "intents" if f"/{layout.INTENTS_PREFIX}" in str(self._path) else "ledger"
+        path = str(self._path)
+        logs = (layout.INTENTS_PREFIX, layout.LEDGER_PREFIX)
+        log = next((prefix.rstrip("/") for prefix in logs if f"/{prefix}" in path), "telemetry")
         original(self, data)
         counts[f"{log}_appends"] += 1
         counts[f"{log}_lines"] += data.count(b"\n")
@@ -146,16 +148,17 @@ def task_per_item(work: Path, url: str, items: int, concurrency: int) -> dict[st
     store = store_for(settings)
     things = load_catalogue(catalogue).items
 
-    @task(name="generate-one", cache_policy=NONE)  # no cache key of the context to fail on and log 3,000 times
-    def one(ctx: GenerationContext, item: Any) -> int:
-        return len(run_chunk(ctx, [item], 1))
+    shared: list[GenerationContext] = []  # the run's context, which the tasks share (not a task parameter)
+
+    @task(name="generate-one", cache_policy=NONE)  # no cache key to compute and log 3,000 times
+    def one(item: Any) -> int:
+        return len(run_chunk(shared[0], [item], 1))
 
     @flow(name="per-item", task_runner=ThreadPoolTaskRunner(max_workers=concurrency))
     def per_item() -> None:
-        ctx = open_generation(store, settings, "bench-per-item", parallel=concurrency)
-        wait([one.submit(ctx, item) for item in things])
-        if ctx.ledger is not None:
-            ctx.ledger.close()
+        shared.append(open_generation(store, settings, "bench-per-item", parallel=concurrency))
+        wait([one.submit(item) for item in things])
+        shared[0].close()
 
     @flow(name="warm-up")
     def warm_up() -> None:

@@ -154,7 +154,7 @@ def test_shared_limits_hold_slots_per_chunk_and_gate_every_call(make_settings, s
     ctx.limits = recorder = Recorder()
     for chunk in chunks:
         run_chunk(ctx, chunk, per_chunk)
-    ctx.ledger.close()
+    ctx.close()
     assert recorder.chunks == [per_chunk] * len(chunks) == [4] * 4
     assert recorder.calls == ctx.stats.calls == 20
 
@@ -262,19 +262,20 @@ def test_chunks_share_one_event_loop_and_client_and_the_gate_bounds_calls(make_s
             return make_client(s)
 
         monkeypatch.setattr(client_module, "make_client", counting)
-        slow_append = ctx.ledger.append
+        appender = ctx.ledger._appender  # the ledger segment's own appender, under the writer thread
+        slow_append = appender.append
 
-        def append(record) -> None:  # a slow disk: recording must not hold a call slot
+        def append(data: bytes) -> None:  # a slow disk: recording must not hold a call slot
             threading.Event().wait(0.05)
-            slow_append(record)
+            slow_append(data)
 
-        monkeypatch.setattr(ctx.ledger, "append", append)
+        monkeypatch.setattr(appender, "append", append)
         threads = [threading.Thread(target=run_chunk, args=(ctx, chunk, per_chunk)) for chunk in chunks]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(60)
-        ctx.ledger.close()
+        ctx.close()
         stats = server.stats()
     assert ctx.stats.successes == 20 and len(ledger_records(store)) == 20
     assert len(made) == 1  # one client for every chunk that ran while another was running

@@ -29,11 +29,11 @@ def void_line(record_id: str, call: int, cause: str) -> bytes:
 class IntentLog:
     """One writer's intents for a run, beside its ledger segment (`intents/<run>/<writer>.signed.jsonl`).
     `going_out` returns once its line is durable; the call is sent after that. Lines queued together share
-    one write (group commit, as outcomes do). The call's outcome record settles it by the record's id; `void`
-    settles a call answered with an error that has no record. When every intent is settled at `close`, the
-    log is removed: only a writer that crashed (or was cancelled) with calls in flight leaves one, and the
-    views book its unsettled calls at their worst case. A store that will not take an intent raises
-    LedgerUnwritableError: the call is not sent."""
+    one write (group commit, as outcomes do). The call's outcome record settles it by the record's id;
+    `void` settles a call announced and then not sent, or answered with an error that leaves no record.
+    When every intent is settled at `close`, the log is removed: only a writer that crashed (or was
+    cancelled) with calls in flight leaves one, and the views book its unsettled calls at their worst
+    case. A store that will not take an intent raises LedgerUnwritableError: the call is not sent."""
 
     def __init__(
         self,
@@ -48,14 +48,12 @@ class IntentLog:
         self._log = LedgerWriter(store, run_id, None, on_failure, retry_s, key=self.key)
         self._open: dict[str, int] = {}  # record id -> its calls sent and not yet settled
         self._lock = threading.Lock()
-        self.written = 0
 
     async def going_out(self, record_id: str, call: int, slug: str, model: str, worst_nano: int) -> None:
         """The intent of call `call` of `record_id`, durable when this returns: the call may be sent then
         (LedgerUnwritableError when the store will not take it)."""
         with self._lock:  # counted at once: a log whose intent failed is kept, never removed too early
             self._open[record_id] = self._open.get(record_id, 0) + 1
-            self.written += 1
         await self._log.write(intent_line(record_id, call, self.run_id, slug, model, worst_nano))
 
     def settled(self, record_id: str) -> None:
@@ -64,8 +62,8 @@ class IntentLog:
             self._open.pop(record_id, None)
 
     def void(self, record_id: str, call: int, cause: str) -> Future[None]:
-        """Settle a call answered with an error that costs nothing and has no record, once the void is
-        durable; if the store will not take it, the call stays open and is booked at its worst case (the
+        """Settle a call that cost nothing and has no record (not sent, or an error answer), once the void
+        is durable; if the store will not take it, the call stays open and is booked at its worst case (the
         books err high, never low)."""
         done = self._log.submit(void_line(record_id, call, cause))
         done.add_done_callback(lambda f: self._voided(record_id) if not f.cancelled() and not f.exception() else None)
