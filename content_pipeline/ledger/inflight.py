@@ -13,7 +13,7 @@ from content_pipeline.ledger.jsonl import BadLine
 from content_pipeline.ledger.writer import writer_process
 from content_pipeline.money import to_usd
 from content_pipeline.store import ObjectInfo, Store, layout
-from content_pipeline.store.host import pid_alive, this_host
+from content_pipeline.store.host import Holder
 from content_pipeline.store.lease import live_lease
 
 
@@ -137,10 +137,9 @@ def unsettled(scan: IntentScan, recorded: set[str]) -> list[dict[str, Any]]:
 
 def _in_flight(store: Store, entry: dict[str, Any], leases: dict[str, Any]) -> bool:
     """True while the writer still runs: it holds its run's lease (and, on this host, its process lives)."""
-    process = writer_process(str(entry["writer"]))
-    if process is None or (process[0] == this_host() and not pid_alive(process[1])):
+    process, run_id = writer_process(str(entry["writer"])), str(entry["run_id"])
+    if process is None or Holder(*process, run_id).gone():
         return False
-    run_id = str(entry["run_id"])
     if run_id not in leases:
         leases[run_id] = live_lease(store, layout.run_lock(run_id))
     held = leases[run_id]

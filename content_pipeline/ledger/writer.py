@@ -17,7 +17,7 @@ from content_pipeline.errors import LedgerUnwritableError, StoreError
 from content_pipeline.ledger.records import OutcomeRecord
 from content_pipeline.ledger.rescue import RescueFile, rescue_path
 from content_pipeline.store import Store, layout
-from content_pipeline.store.host import pid_alive, this_host
+from content_pipeline.store.host import Holder, this_host
 
 RETRY_S = (0.5, 1.0, 2.0)  # waits before each further try of an append the store refused
 
@@ -226,4 +226,4 @@ def writer_process(writer: str) -> tuple[str, int] | None:
 def writer_gone(key: str) -> bool:
     """True when the segment's writer (`<host>-<pid>-<random>` in its name) is known dead."""
     process = writer_process(layout.segment_writer(key))
-    return process is None or (process[0] == this_host() and not pid_alive(process[1]))
+    return process is None or Holder(*process, "").gone()
