@@ -45,6 +45,9 @@ def _env(work: Path, **extra: str) -> None:
     os.environ.update({"STORE_URL": str(work / "store"), **extra})
     os.environ.setdefault("PREFECT_HOME", str(work / "prefect-home"))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # a fresh PREFECT_HOME's temporary server creates its database first: Prefect's 20 s is short on a busy
+    # two-core machine (a smoke run in `make test` timed out on it once)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 def generate_stage(work: Path, url: str, items: int, concurrency: int) -> dict[str, Any]:
