@@ -8,6 +8,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import polars as pl
+
 from content_pipeline.ledger.checksum import check
 from content_pipeline.ledger.jsonl import BadLine
 from content_pipeline.ledger.writer import writer_process
@@ -122,6 +124,11 @@ def read_intents(store: Store) -> IntentScan:
             del _PARSED[gone]
     found.writers = list(by_writer.values())
     return found
+
+
+def recorded_among(frame: pl.DataFrame, wanted: list[str]) -> list[str]:
+    """The record ids of a ledger frame that are among `wanted` (the ids the intents logs name)."""
+    return frame.filter(pl.col("id").is_in(wanted))["id"].to_list() if wanted else []
 
 
 def unsettled(scan: IntentScan, recorded: set[str]) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import polars as pl
 
 from content_pipeline.intake.catalogue import load_catalogue
 from content_pipeline.intake.inventory import needs_content
-from content_pipeline.ledger.inflight import Booked, booked_at_crash, read_intents, unsettled
+from content_pipeline.ledger.inflight import Booked, booked_at_crash, read_intents, recorded_among, unsettled
 from content_pipeline.ledger.scan import ledger_segments, stream_ledger
 from content_pipeline.money import to_usd
 from content_pipeline.store import Store, layout
@@ -60,7 +60,7 @@ def unsettled_now(store: Store) -> list[dict[str, Any]]:
     recorded: set[str] = set()
 
     def settle(frame: pl.DataFrame) -> None:
-        recorded.update(frame.filter(pl.col("id").is_in(wanted))["id"].to_list())
+        recorded.update(recorded_among(frame, wanted))
 
     stream_ledger(store, settle, segments=[i for i in ledger_segments(store) if i.key.startswith(dirs)])
     return unsettled(intents, recorded)

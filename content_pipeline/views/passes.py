@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from content_pipeline.ledger.inflight import IntentScan, read_intents, unsettled
+from content_pipeline.ledger.inflight import IntentScan, read_intents, recorded_among, unsettled
 from content_pipeline.ledger.records import SCHEMA
 from content_pipeline.ledger.scan import LedgerScan, ledger_segments, stream_ledger
 from content_pipeline.ledger.spill import Partitions, compact, partitions_for
@@ -142,8 +142,7 @@ def derive(store: Store, *, repair: bool = False) -> Derived:
     chosen: list[tuple[pl.DataFrame, pl.DataFrame]] = []
     with ledger_partitions(store, repair=repair) as passed:
         for part in passed.parts:
-            if wanted:
-                recorded.update(part.filter(pl.col("id").is_in(wanted))["id"].to_list())
+            recorded.update(recorded_among(part, wanted))
             succ, rej = master_frames(part)
             chosen.append(
                 (compact(succ.select("id", "slug", "seg", "line")), compact(rej.drop("status", "finished_at")))
