@@ -1,0 +1,87 @@
+"""Sweep: the leases and queued claims of runs that are gone, released, each one named."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from content_pipeline.claims.queue import Queue, update_queue
+from content_pipeline.store import Store, layout
+from content_pipeline.store.cell import Cell
+from content_pipeline.store.host import Holder
+from content_pipeline.store.lease import lease_holder
+
+
+@dataclass
+class Swept:
+    """What a sweep released: one line per lease and per run whose claims were freed."""
+
+    leases: list[str] = field(default_factory=list)
+    claims: list[str] = field(default_factory=list)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.leases + self.claims
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def gone_because(holder: Holder | None, expires: float, now: float, grace_s: float) -> str | None:
+    """Why a holder counts as gone (None while it may still live): unreadable, its process gone from this
+    host, or expired more than `grace_s` ago (the only test for a holder on another host)."""
+    if holder is None:
+        return "unreadable"
+    if holder.gone():
+        return f"its process is gone from {holder.host}"
+    if expires + grace_s < now:
+        return f"expired at {_iso(expires)}"
+    return None
+
+
+def _sweep_leases(store: Store, now: float, grace_s: float, swept: Swept) -> None:
+    bases = {info.key.rsplit("/", 1)[0] for info in store.list(layout.LOCKS_PREFIX) if info.key.count("/") >= 2}
+    for base in sorted(bases):
+        cell = Cell(store, base)
+        raw, version = cell.read()
+        if raw is None:  # free, or released already
+            continue
+        holder, expires = lease_holder(raw)
+        why = gone_because(holder, expires, now, grace_s)
+        if why is not None and cell.release(version):  # only if no one took or renewed it meanwhile
+            who = holder.describe() if holder is not None else "no readable holder"
+            swept.leases.append(f"lease {base} of {who} released: {why}")
+
+
+def _sweep_claims(store: Store, now: float, grace_s: float, swept: Swept) -> None:
+    freed: list[str] = []
+
+    def change(queue: Queue) -> Queue:
+        freed.clear()  # (tried again on a concurrent change: counted afresh)
+        kept: dict[str, Any] = {}
+        for run_id, entry in queue.get("runs", {}).items():
+            holder = Holder(str(entry.get("host", "")), int(entry.get("pid") or 0), run_id)
+            why = gone_because(holder, float(entry.get("expires_ts", 0)), now, grace_s)
+            if why is None:
+                kept[run_id] = entry
+            else:
+                slugs = len(entry.get("slugs", []))
+                freed.append(f"{slugs} claim(s) of {holder.describe()} released (they need content again): {why}")
+        return {**queue, "runs": kept}
+
+    update_queue(store, change)
+    swept.claims += freed
+
+
+def sweep(store: Store, grace_s: float = 0.0, now: float | None = None) -> Swept:
+    """Release every lease and the queued claims of every run that is gone; a second sweep releases
+    nothing. A lease or claims whose holder is live (not expired, and on this host its process alive) are
+    left alone."""
+    moment = time.time() if now is None else now
+    swept = Swept()
+    _sweep_leases(store, moment, grace_s, swept)
+    _sweep_claims(store, moment, grace_s, swept)
+    return swept

@@ -1,0 +1,66 @@
+"""Sweep: the leases and claims of runs that are gone are released and named; live ones are left alone,
+and a second sweep releases nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from datetime import UTC, datetime
+
+from content_pipeline.claims.queue import claim, live_claims, read_queue, update_queue
+from content_pipeline.ops.sweep import sweep
+from content_pipeline.store import Store, layout
+from content_pipeline.store.cell import Cell
+from content_pipeline.store.host import this_host
+from content_pipeline.store.lease import live_lease
+
+
+def dead_pid() -> int:
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    return ended.pid
+
+
+def hold(store: Store, key: str, host: str, pid: int, run_id: str, expires_in_s: float) -> str:
+    """A lease as a holder wrote it (the first version of its cell); its expiry as a sweep names it."""
+    expires = time.time() + expires_in_s
+    body = {"host": host, "pid": pid, "run_id": run_id, "token": "t", "expires_ts": expires, "expires_at": "x"}
+    assert Cell(store, key).swap(json.dumps(body).encode(), 0)
+    return datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds")
+
+
+def test_sweep_releases_what_gone_runs_left_and_nothing_else(store: Store) -> None:
+    dead, me = dead_pid(), this_host()
+    hold(store, layout.BATCH_LOCK, me, dead, "crashed", 300)  # its process is gone
+    expired = hold(store, layout.run_lock("remote-old"), "worker-9", 4242, "remote-old", -600)  # elsewhere
+    hold(store, layout.run_lock("remote-live"), "worker-9", 4242, "remote-live", 300)  # may still live
+    hold(store, layout.run_lock("me"), me, os.getpid(), "me", 300)  # this process: live
+    claim(store, "me", ["c"], 1, os.getpid(), 300)
+    claim(store, "crashed", ["a", "b"], 2, dead, 300)  # (a later claim would free these itself)
+
+    swept = sweep(store)
+
+    assert sorted(swept.leases) == [
+        f"lease {layout.BATCH_LOCK} of run crashed (pid {dead} on {me}) released: its process is gone from {me}",
+        f"lease {layout.run_lock('remote-old')} of run remote-old (pid 4242 on worker-9) released: "
+        f"expired at {expired}",
+    ]
+    assert swept.claims == [
+        f"2 claim(s) of run crashed (pid {dead} on {me}) released (they need content again): "
+        f"its process is gone from {me}"
+    ]
+    assert live_lease(store, layout.BATCH_LOCK) is None and live_lease(store, layout.run_lock("remote-old")) is None
+    assert live_lease(store, layout.run_lock("remote-live")) is not None
+    assert live_lease(store, layout.run_lock("me")) is not None
+    assert live_claims(read_queue(store)[0]) == {"c": "me"} and set(read_queue(store)[0]["runs"]) == {"me"}
+    assert sweep(store).lines == []  # a second sweep releases nothing
+
+
+def test_a_grace_keeps_a_holder_that_expired_only_just(store: Store) -> None:
+    hold(store, layout.run_lock("late"), "worker-9", 4242, "late", -30)  # expired half a minute ago
+    entry = {"host": "worker-9", "pid": 4242, "expires_ts": time.time() - 30, "slugs": ["x"]}
+    update_queue(store, lambda queue: {"runs": {"late": entry}})
+    assert sweep(store, grace_s=60).lines == []
+    assert len(sweep(store, grace_s=10).lines) == 2
