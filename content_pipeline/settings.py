@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     lease_ttl_s: Annotated[float, Field(gt=0, description="Batch-builder lease lifetime, s")] = 60.0
     lease_wait_s: Annotated[float, Field(ge=0, description="How long go-live waits for a busy batch builder, s")] = 30.0
     claim_ttl_s: Annotated[float, Field(gt=0, description="How long a run's claims live without it, s")] = 6 * 3600.0
+    sweep_grace_s: Annotated[
+        float,
+        Field(ge=0, description="Sweep: how long past its expiry a lease or claims held on another host are kept, s"),
+    ] = 60.0
 
     @field_validator("run_id")
     @classmethod

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from content_pipeline.run.report import RunReport
 
 RUN_COMMANDS = ("go-live", "inventory", "batch", "preflight", "generate")  # those that take a run id
-MAINTENANCE = ("consolidate", "audit", "sync")
+MAINTENANCE = ("consolidate", "audit", "sync", "sweep")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         "consolidate": "rebuild master, indexes, usage and checkpoint from the ledger",
         "audit": "check every invariant; non-zero exit on a violation",
         "sync": "rewrite the checkpoint from master",
+        "sweep": "release the leases and queued claims of runs that are gone, naming each",
         "status": "counts from the store (read-only, quick)",
         "view": "print one current master view (read-only)",
         "quarantine": "list the ledger's damaged records; --accept-loss releases their held slugs",
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--limit", type=int, metavar="N", help="most items to claim (LIMIT)")
             cmd.add_argument("--budget-usd", type=float, metavar="X", help="hard spend ceiling, USD (BUDGET_USD)")
             cmd.add_argument("--run-id", metavar="ID", help="run id (RUN_ID); made unique when not given")
+        if name == "sweep":
+            cmd.add_argument("--dry-run", action="store_true", help="name what would be released; release nothing")
         if name == "status":
             cmd.add_argument("--json", action="store_true", help="print one JSON object")
         if name == "view":
@@ -190,7 +193,7 @@ def _run(args: argparse.Namespace) -> int:
         flags = {"scope": args.scope, "limit": args.limit, "budget_usd": args.budget_usd, "run_id": args.run_id}
         settings = load_settings(**flags, run_mode=_mode(args)).with_run_id()
     else:
-        settings = load_settings(run_mode=_mode(args))
+        settings = load_settings(run_mode=_mode(args), evidence_only=getattr(args, "dry_run", None) or None)
     configured = configured_api_url()
     if settings.run_mode == "prefect" or (settings.run_mode == "auto" and configured is not None):
         return _via_flow(args.command, settings, temporary=configured is None)
@@ -215,6 +218,8 @@ def _via_flow(command: str, settings: Settings, temporary: bool) -> int:
         if command in RUN_COMMANDS:
             params = {"scope": settings.scope, "limit": settings.limit, "budget_usd": settings.budget_usd}
             params["run_id"] = settings.run_id
+        if command == "sweep":
+            params = {"dry_run": settings.evidence_only}
         state = FLOWS[command](**params, return_state=True)  # type: ignore[operator]
     report = None
     if command == "go-live" and settings.run_id:

@@ -132,6 +132,15 @@ def sync_flow() -> State:
     return _run("sync")
 
 
+@flow(name="sweep")
+def sweep_flow(
+    dry_run: Annotated[bool, Field(description="Name what would be released; release nothing")] = False,
+) -> State:
+    """Release the leases and queued claims of runs that are gone (expired past SWEEP_GRACE_S, or whose
+    process is gone from this host), naming each: their items need content again."""
+    return _run("sweep", evidence_only=dry_run or None)
+
+
 FLOWS = {
     "go-live": go_live,
     "inventory": inventory_flow,
@@ -141,4 +150,5 @@ FLOWS = {
     "consolidate": consolidate_flow,
     "audit": audit_flow,
     "sync": sync_flow,
+    "sweep": sweep_flow,
 }

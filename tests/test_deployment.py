@@ -83,7 +83,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Rec
 def test_schedules_parameters_and_limits_are_the_ones_prefect_yaml_states(stack) -> None:
     with get_client(sync_client=True) as client:
         crons = {}
-        for name in ("go-live/production", "go-live/promo", "go-live/ad-hoc", "audit/daily"):
+        for name in ("go-live/production", "go-live/promo", "go-live/ad-hoc", "audit/daily", "sweep/every-15-minutes"):
             deployment = client.read_deployment_by_name(name)
             crons[name] = [s.schedule.cron for s in deployment.schedules]
             assert deployment.enforce_parameter_schema, name
@@ -94,6 +94,7 @@ def test_schedules_parameters_and_limits_are_the_ones_prefect_yaml_states(stack)
         "go-live/promo": ["30 */6 * * *"],
         "go-live/ad-hoc": [],
         "audit/daily": ["0 6 * * *"],
+        "sweep/every-15-minutes": ["*/15 * * * *"],
     }
     assert production.parameters == {"scope": "all", "limit": 200, "budget_usd": 50}
     props = production.parameter_openapi_schema["properties"]

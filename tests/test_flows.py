@@ -83,6 +83,20 @@ def test_stage_flows_chain_like_the_runbook(env) -> None:
     assert len(read_checkpoint(env)["done"]) == 10
 
 
+def test_the_sweep_flow_names_each_release_in_its_state(env) -> None:
+    from content_pipeline.claims.queue import claim
+    from tests.test_sweep import dead_pid
+
+    dead = dead_pid()
+    claim(env, "crashed", ["item-0001", "item-0002"], 2, dead, 3600)
+    dry = pipeline.sweep_flow(dry_run=True, return_state=True)
+    assert dry.is_completed() and "2 claim(s) of run crashed" in dry.message and "would be released" in dry.message
+    assert set(read_queue(env)[0]["runs"]) == {"crashed"}
+    state = pipeline.sweep_flow(return_state=True)
+    assert state.is_completed() and state.message.startswith("2 claim(s) of run crashed (pid ")
+    assert read_queue(env)[0]["runs"] == {}
+
+
 def test_batch_flow_without_inventory_names_the_command(env) -> None:
     state = pipeline.batch_flow(run_id="no-inventory", return_state=True)
     assert state.is_failed()

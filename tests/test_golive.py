@@ -55,6 +55,7 @@ def test_every_stage_runs_in_order_and_one_report_is_published_and_stored(make_s
     report = go_live(settings, store, reporter)
     assert report.ok and report.audit_ok and report.failure is None
     assert reporter.stages == [
+        "sweep",
         "inventory",
         "batch",
         "preflight",

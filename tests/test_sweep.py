@@ -8,10 +8,11 @@ import os
 import subprocess
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from content_pipeline.claims.queue import claim, live_claims, read_queue, update_queue
 from content_pipeline.ops.sweep import sweep
-from content_pipeline.store import Store, layout
+from content_pipeline.store import Store, layout, open_store, store_for
 from content_pipeline.store.cell import Cell
 from content_pipeline.store.host import this_host
 from content_pipeline.store.lease import live_lease
@@ -64,3 +65,41 @@ def test_a_grace_keeps_a_holder_that_expired_only_just(store: Store) -> None:
     update_queue(store, lambda queue: {"runs": {"late": entry}})
     assert sweep(store, grace_s=60).lines == []
     assert len(sweep(store, grace_s=10).lines) == 2
+
+
+def test_go_live_sweeps_before_it_claims(make_settings) -> None:
+    from tests.helpers import run
+
+    settings = make_settings(limit=20)
+    store = store_for(settings)
+    dead = dead_pid()
+    hold(store, layout.BATCH_LOCK, this_host(), dead, "crashed", 300)
+    hold(store, layout.run_lock("crashed"), this_host(), dead, "crashed", 300)
+    claim(store, "crashed", [f"item-{n:04d}" for n in range(1, 11)], 10, dead, 3600)
+
+    report = run(settings, store)
+
+    assert report.ok and report.stats.successes == 20  # the crashed run's ten items were claimed again
+    swept = [note for note in report.notes if "released" in note]
+    assert len(swept) == 3 and any(note.startswith("10 claim(s) of run crashed") for note in swept), report.notes
+    assert "10 claim(s) of run crashed" in report.markdown()
+
+
+def test_the_sweep_command_names_what_it_releases_and_a_dry_run_releases_nothing(tmp_path: Path) -> None:
+    from tests.test_cli_crash import base_env
+    from tests.test_cli_crash import run as cli
+
+    env = {**base_env(tmp_path), "STORE_URL": str(tmp_path / "store")}
+    store = open_store(env["STORE_URL"])
+    dead = dead_pid()
+    claim(store, "crashed", ["a", "b"], 2, dead, 3600)
+    line = f"2 claim(s) of run crashed (pid {dead} on {this_host()})"
+
+    dry = cli(env, "sweep", "--dry-run")
+    assert dry.returncode == 0 and f"sweep: {line} would be released" in dry.stdout, dry.stderr
+    assert set(read_queue(store)[0]["runs"]) == {"crashed"}
+    done = cli(env, "sweep")
+    assert done.returncode == 0 and f"sweep: {line} released (they need content again)" in done.stdout
+    assert read_queue(store)[0]["runs"] == {}
+    again = cli(env, "sweep")
+    assert again.returncode == 0 and "nothing to release" in again.stdout

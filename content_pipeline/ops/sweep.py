@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from content_pipeline.claims.queue import Queue, update_queue
+from content_pipeline.claims.queue import Queue, read_queue, update_queue
 from content_pipeline.store import Store, layout
 from content_pipeline.store.cell import Cell
 from content_pipeline.store.host import Holder
-from content_pipeline.store.lease import lease_holder
+from content_pipeline.store.lease import iso_at, lease_holder
 
 
 @dataclass
@@ -26,10 +25,6 @@ class Swept:
         return self.leases + self.claims
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
-
-
 def gone_because(holder: Holder | None, expires: float, now: float, grace_s: float) -> str | None:
     """Why a holder counts as gone (None while it may still live): unreadable, its process gone from this
     host, or expired more than `grace_s` ago (the only test for a holder on another host)."""
@@ -38,11 +33,11 @@ def gone_because(holder: Holder | None, expires: float, now: float, grace_s: flo
     if holder.gone():
         return f"its process is gone from {holder.host}"
     if expires + grace_s < now:
-        return f"expired at {_iso(expires)}"
+        return f"expired at {iso_at(expires)}"
     return None
 
 
-def _sweep_leases(store: Store, now: float, grace_s: float, swept: Swept) -> None:
+def _sweep_leases(store: Store, now: float, grace_s: float, swept: Swept, dry_run: bool) -> None:
     bases = {info.key.rsplit("/", 1)[0] for info in store.list(layout.LOCKS_PREFIX) if info.key.count("/") >= 2}
     for base in sorted(bases):
         cell = Cell(store, base)
@@ -51,12 +46,16 @@ def _sweep_leases(store: Store, now: float, grace_s: float, swept: Swept) -> Non
             continue
         holder, expires = lease_holder(raw)
         why = gone_because(holder, expires, now, grace_s)
-        if why is not None and cell.release(version):  # only if no one took or renewed it meanwhile
+        if why is not None and (dry_run or cell.release(version)):  # only if no one took or renewed it since
             who = holder.describe() if holder is not None else "no readable holder"
-            swept.leases.append(f"lease {base} of {who} released: {why}")
+            swept.leases.append(f"lease {base} of {who} {_released(dry_run)}: {why}")
 
 
-def _sweep_claims(store: Store, now: float, grace_s: float, swept: Swept) -> None:
+def _released(dry_run: bool) -> str:
+    return "would be released" if dry_run else "released"
+
+
+def _sweep_claims(store: Store, now: float, grace_s: float, swept: Swept, dry_run: bool) -> None:
     freed: list[str] = []
 
     def change(queue: Queue) -> Queue:
@@ -69,19 +68,25 @@ def _sweep_claims(store: Store, now: float, grace_s: float, swept: Swept) -> Non
                 kept[run_id] = entry
             else:
                 slugs = len(entry.get("slugs", []))
-                freed.append(f"{slugs} claim(s) of {holder.describe()} released (they need content again): {why}")
+                freed.append(
+                    f"{slugs} claim(s) of {holder.describe()} {_released(dry_run)} (they need content again): {why}"
+                )
         return {**queue, "runs": kept}
 
-    update_queue(store, change)
+    if dry_run:
+        change(read_queue(store)[0])
+    else:
+        update_queue(store, change)
     swept.claims += freed
 
 
-def sweep(store: Store, grace_s: float = 0.0, now: float | None = None) -> Swept:
+def sweep(store: Store, grace_s: float = 0.0, now: float | None = None, dry_run: bool = False) -> Swept:
     """Release every lease and the queued claims of every run that is gone; a second sweep releases
     nothing. A lease or claims whose holder is live (not expired, and on this host its process alive) are
-    left alone."""
+    left alone. With `dry_run` (or on a read-only store) nothing is released: the lines say what would be."""
+    dry_run = dry_run or store.read_only
     moment = time.time() if now is None else now
     swept = Swept()
-    _sweep_leases(store, moment, grace_s, swept)
-    _sweep_claims(store, moment, grace_s, swept)
+    _sweep_leases(store, moment, grace_s, swept, dry_run)
+    _sweep_claims(store, moment, grace_s, swept, dry_run)
     return swept

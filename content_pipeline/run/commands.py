@@ -100,6 +100,13 @@ def sync(stages: Stages) -> str:
     return "checkpoint rewritten from master" if stages.sync() else "checkpoint already matches master"
 
 
+def sweep(stages: Stages) -> str:
+    """Release the leases and queued claims of runs that are gone, naming each (also logged); with
+    EVIDENCE_ONLY, name what would be released."""
+    released = stages.sweep()
+    return "; ".join(released) if released else "nothing to release: no lease or claims of a gone run"
+
+
 COMMANDS: dict[str, Callable[[Stages], str]] = {
     "inventory": inventory,
     "batch": batch,
@@ -108,6 +115,7 @@ COMMANDS: dict[str, Callable[[Stages], str]] = {
     "consolidate": consolidate,
     "audit": audit,
     "sync": sync,
+    "sweep": sweep,
 }
 
 

@@ -1,4 +1,4 @@
-"""go-live as plain Python: the run lease, inventory, batch, preflight, generate, release, consolidate,
+"""go-live as plain Python: the run lease, recover, sweep, inventory, batch, preflight, generate, release, consolidate,
 audit, sync, audit, and the report; a failure names its stage and the spend so far."""
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def go_live(settings: Settings, store: Store, reporter: Reporter) -> RunReport:
         if not store.read_only:
             report.stage = "recover"
             report.notes += stages.recover()
+        report.stage = "sweep"  # what gone runs left claimed needs content again before this run claims
+        report.notes += stages.sweep()
         report.stage = "inventory"
         inv = stages.inventory()
         report.catalogue_rows, report.catalogue_valid = inv.catalogue.rows, len(inv.catalogue.items)

@@ -15,6 +15,7 @@ from content_pipeline.intake.items import write_items
 from content_pipeline.intake.preflight import Preflight, preflight
 from content_pipeline.ledger.inflight import Booked, booked_at_crash
 from content_pipeline.ledger.recover import import_rescued, rescue_files
+from content_pipeline.ops.sweep import sweep
 from content_pipeline.run.reporter import Reporter
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
@@ -107,6 +108,16 @@ class Stages:
             self.log(f"freed the claims of run {run}, which is gone", logging.WARNING)
         self.log(f"batch: claimed {len(items)} item(s) for run {self.run_id}")
         return items
+
+    def sweep(self) -> list[str]:
+        """Release the leases and queued claims of runs that are gone (ops/sweep.py); each one is named."""
+        return self.reporter.stage("sweep", self._sweep)
+
+    def _sweep(self) -> list[str]:
+        swept = sweep(self.store, self.settings.sweep_grace_s)
+        for line in swept.lines:
+            self.log(f"sweep: {line}", logging.WARNING)
+        return swept.lines
 
     def preflight(self, planned: list[Item] | None = None) -> Preflight:
         """Filter the run's batch file (or, read-only, the `planned` batch) and guard the budget."""

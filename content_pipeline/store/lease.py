@@ -15,7 +15,8 @@ from content_pipeline.store.host import Holder
 from content_pipeline.store.renewal import Renewal
 
 
-def _iso(ts: float) -> str:
+def iso_at(ts: float) -> str:
+    """A UNIX time as ISO 8601 UTC to the second, as leases and sweeps name expiries."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
@@ -36,7 +37,7 @@ class Lease:
     def _body(self) -> bytes:
         expires = time.time() + self.ttl_s
         return json.dumps(
-            {**self.holder.to_dict(), "token": self.token, "expires_ts": expires, "expires_at": _iso(expires)}
+            {**self.holder.to_dict(), "token": self.token, "expires_ts": expires, "expires_at": iso_at(expires)}
         ).encode()
 
     def try_acquire(self) -> None:
@@ -46,7 +47,7 @@ class Lease:
             other, expires = lease_holder(raw) if raw is not None else (None, 0.0)
             if other is not None and expires >= time.time() and not other.gone():
                 raise LeaseHeldError(
-                    f"{self.what} is already running: lease held by {other.describe()} until {_iso(expires)}"
+                    f"{self.what} is already running: lease held by {other.describe()} until {iso_at(expires)}"
                 )
             if self.cell.swap(self._body(), version):
                 self.version = version + 1
