@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     scope: Scope = Field("all", description="all: every item; promo: promo items only")
     limit: Annotated[int, Field(ge=1, description="Most items one run claims")] = 1000
     budget_usd: Annotated[float, Field(gt=0, description="Hard ceiling on one run's spend, USD")] = 250.0
+    daily_budget_usd: Annotated[
+        float, Field(gt=0, description="Ceiling on one UTC day's spend, USD: a run that could pass it is refused")
+    ] = 1000.0
     item_budget_usd: Annotated[float, Field(gt=0, description="Ceiling on one item's calls, USD")] = 0.05
     min_item_cost_usd: Annotated[float, Field(ge=0, description="Budget guard: minimum USD per item")] = 0.25
     run_id: str | None = Field(None, description="Run id; made unique (UTC time + random) when not given")
@@ -109,6 +112,9 @@ class Settings(BaseSettings):
     lease_ttl_s: Annotated[float, Field(gt=0, description="Batch-builder lease lifetime, s")] = 60.0
     lease_wait_s: Annotated[float, Field(ge=0, description="How long go-live waits for a busy batch builder, s")] = 30.0
     claim_ttl_s: Annotated[float, Field(gt=0, description="How long a run's claims live without it, s")] = 6 * 3600.0
+    view_backups_keep: Annotated[
+        int, Field(ge=1, le=1000, description="How many view snapshots a restore keeps (the newest)")
+    ] = 10
     sweep_grace_s: Annotated[
         float,
         Field(ge=0, description="Sweep: how long past its expiry a lease or claims held on another host are kept, s"),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from content_pipeline.errors import BadInputError, PipelineError
 from content_pipeline.settings import Settings, load_settings
-from content_pipeline.store import layout, store_for
+from content_pipeline.store import layout, open_store, store_for
 from flows.prefect_api import configured_api_url
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 RUN_COMMANDS = ("go-live", "inventory", "batch", "preflight", "generate")  # those that take a run id
 MAINTENANCE = ("consolidate", "audit", "sync", "sweep")
+OPS = ("status", "health", "backup", "restore")  # run here, on the store the flows use
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,11 +39,14 @@ def _parser() -> argparse.ArgumentParser:
         "sync": "rewrite the checkpoint from master",
         "sweep": "release the leases and queued claims of runs that are gone, naming each",
         "status": "counts from the store (read-only, quick)",
+        "health": "every check green, amber or red with one line each; exit 0 green, 1 amber, 2 red",
         "view": "print one current master view (read-only)",
+        "backup": "copy the ledger and the view snapshots to another store, incrementally, each copy checked",
+        "restore": "keep the views, release what gone runs left, write back lost records, rebuild, sync, audit",
         "quarantine": "list the ledger's damaged records; --accept-loss releases their held slugs",
         "fake-llm": "a local OpenAI-compatible server to rehearse a run (fake-llm serve)",
     }
-    for name in (*RUN_COMMANDS, *MAINTENANCE, "status", "view", "quarantine", "fake-llm"):
+    for name in (*RUN_COMMANDS, *MAINTENANCE, *OPS, "view", "quarantine", "fake-llm"):
         cmd = sub.add_parser(name, help=helps[name], description=helps[name])
         if name in (*RUN_COMMANDS, *MAINTENANCE):
             _mode_arguments(cmd)
@@ -53,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--run-id", metavar="ID", help="run id (RUN_ID); made unique when not given")
         if name == "sweep":
             cmd.add_argument("--dry-run", action="store_true", help="name what would be released; release nothing")
-        if name == "status":
+        if name in ("status", "health"):
             cmd.add_argument("--json", action="store_true", help="print one JSON object")
         if name == "view":
             cmd.add_argument("view", choices=list(layout.VIEW_FILES), help="which view")
@@ -67,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
             )
         if name == "fake-llm":
             _fake_llm_arguments(cmd)
+        if name in ("backup", "restore"):
+            _recovery_arguments(name, cmd)
     return parser
 
 
@@ -78,6 +84,19 @@ def _mode_arguments(cmd: argparse.ArgumentParser) -> None:
         help="run it as a Prefect flow even when no Prefect API is configured (a temporary server) (RUN_MODE)",
     )
     mode.add_argument("--direct", action="store_true", help="run the core directly even when one is (RUN_MODE)")
+
+
+def _recovery_arguments(name: str, cmd: argparse.ArgumentParser) -> None:
+    what = cmd.add_mutually_exclusive_group(required=name == "backup")
+    if name == "backup":
+        what.add_argument("--to", metavar="URL", help="the backup store: a folder path or s3://bucket/prefix")
+        what.add_argument("--list", action="store_true", help="the backups recorded in the store (or --from URL)")
+        cmd.add_argument("--from", dest="source", metavar="URL", help="with --list: the backups a target holds")
+        return
+    what.add_argument("--dry-run", action="store_true", help="print what would change; change nothing")
+    what.add_argument("--list", action="store_true", help="the view snapshots kept by earlier restores")
+    what.add_argument("--from", dest="snapshot", metavar="ID", help="roll the views back to a kept snapshot")
+    what.add_argument("--from-backup", metavar="URL", help="bring a whole store back from a `backup` target")
 
 
 def _fake_llm_arguments(cmd: argparse.ArgumentParser) -> None:
@@ -151,6 +170,58 @@ def _status(as_json: bool) -> int:
         for key, value in result.items():
             print(f"{key:<{width}}  {value}")
     return 0
+
+
+def _health(as_json: bool) -> int:
+    from content_pipeline.ops.health import health
+    from flows.prefect_probe import prefect_check
+
+    settings = load_settings()
+    api = configured_api_url()
+    result = health(store_for(settings), settings, probes=[lambda: prefect_check(api)] if api else [])
+    print(json.dumps(result.to_dict(), sort_keys=True) if as_json else "\n".join(result.lines()))
+    return result.exit_code
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from content_pipeline.ops.backup import backup, backups
+
+    settings = load_settings()
+    if args.list:
+        source = open_store(args.source, **settings.s3_options()) if args.source else store_for(settings)
+        for entry in backups(source):
+            print(json.dumps(entry, sort_keys=True))
+        return 0
+    done = backup(store_for(settings), open_store(args.to, **settings.s3_options()))
+    print(
+        f"backup {done['id']}: {done['copied']} object(s) copied ({done['copied_bytes']} bytes, each checked by "
+        f"sha256), {done['unchanged']} unchanged, to {done['to']}"
+    )
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from content_pipeline.ops.restore import restore, restore_from, restore_from_backup
+    from content_pipeline.views.kept import kept_snapshots
+
+    settings = load_settings()
+    store = store_for(settings)
+    if args.list:
+        kept = kept_snapshots(store)
+        print("\n".join(k.line() for k in kept) if kept else "restore: no view snapshot is kept")
+        return 0
+    if args.snapshot:
+        result = restore_from(store, settings, args.snapshot)
+    elif args.from_backup:
+        result = restore_from_backup(store, open_store(args.from_backup, **settings.s3_options()), settings)
+    else:
+        result = restore(store, settings, dry_run=args.dry_run)
+    prefix = "restore --dry-run" if args.dry_run else "restore"
+    for line in result.lines():
+        print(f"{prefix}: {line}")
+    if result.audit is not None:
+        print(f"{prefix}: audit " + ("green" if result.audit.ok else f"FAILED: {'; '.join(result.audit.violations)}"))
+    return 0 if result.ok else 1
 
 
 def _quarantine(as_json: bool, which: str | None) -> int:
@@ -246,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "status":
             return _status(args.json)
+        if args.command == "health":
+            return _health(args.json)
+        if args.command == "backup":
+            return _backup(args)
+        if args.command == "restore":
+            return _restore(args)
         if args.command == "view":
             return _view(args.view)
         if args.command == "quarantine":

@@ -14,6 +14,7 @@ from blocks import LLMConfig, StoreLocation
 from content_pipeline.run.commands import run_command
 from content_pipeline.settings import RUN_ID_PATTERN, Scope, Settings, load_settings
 from content_pipeline.store import Store, store_for
+from tasks.ops import publish_health
 from tasks.reporter import PrefectReporter
 
 _DEFAULT = {name: field.default for name, field in Settings.model_fields.items()}
@@ -141,6 +142,25 @@ def sweep_flow(
     return _run("sweep", evidence_only=dry_run or None)
 
 
+@flow(name="health")
+def health_flow() -> State:
+    """Every health check, as a markdown artifact and log lines; the run fails on red (so the failure
+    automation announces it), and completes on amber or green with the level and any faults."""
+    from prefect.settings import PREFECT_API_URL
+
+    from content_pipeline.ops.health import health
+    from flows.prefect_probe import prefect_check
+
+    settings, store = _open()
+    api = PREFECT_API_URL.value()
+    result = health(store, settings, probes=[lambda: prefect_check(api)] if api else [])
+    publish_health(result)
+    summary = "; ".join(result.faults()) or "every check green"
+    if result.level == "red":
+        return Failed(message=f"health red: {summary}")
+    return Completed(message=f"health {result.level}: {summary}")
+
+
 FLOWS = {
     "go-live": go_live,
     "inventory": inventory_flow,
@@ -151,4 +171,5 @@ FLOWS = {
     "audit": audit_flow,
     "sync": sync_flow,
     "sweep": sweep_flow,
+    "health": health_flow,
 }

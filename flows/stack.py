@@ -19,7 +19,7 @@ POOL = "content-pipeline"
 AUTOMATION = "content-pipeline: announce failed or crashed runs via {block}"
 NOTIFY_BODY = """content-pipeline run {{ flow_run.name }} ({{ flow.name }}/{{ deployment.name }}) is {{ flow_run.state.name }}.
 Run: {{ flow_run|ui_url }}
-Stage, error and spend so far: {{ flow_run.state.message }}
+What failed (a go-live: its stage, the error and the spend so far): {{ flow_run.state.message }}
 Parameters: {{ flow_run.parameters }}"""
 
 
@@ -165,6 +165,7 @@ def _configure(raw: str) -> None:
 
     config = json.loads(raw)
     from content_pipeline.settings import load_settings
+    from flows.pipeline import FLOWS
 
     settings = load_settings()
     with get_client(sync_client=True) as client:
@@ -203,10 +204,10 @@ def _configure(raw: str) -> None:
                 break
         Automation(
             name=name,
-            description="Announces every failed or crashed go-live or audit run, with its UI link.",
+            description="Announces every failed or crashed run of the project's flows, with its UI link.",
             trigger=EventTrigger(
                 expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-                match_related={"prefect.resource.role": "flow", "prefect.resource.name": ["go-live", "audit"]},
+                match_related={"prefect.resource.role": "flow", "prefect.resource.name": sorted(FLOWS)},
                 posture=Posture.Reactive,
                 threshold=1,
             ),

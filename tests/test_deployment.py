@@ -80,22 +80,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Rec
         receiver.httpd.shutdown()
 
 
+EXPECTED_CRONS = {
+    "go-live/production": ["0 */4 * * *"],
+    "go-live/promo": ["30 */6 * * *"],
+    "go-live/ad-hoc": [],
+    "audit/daily": ["0 6 * * *"],
+    "sweep/every-15-minutes": ["*/15 * * * *"],
+    "health/hourly": ["0 * * * *"],
+}
+
+
 def test_schedules_parameters_and_limits_are_the_ones_prefect_yaml_states(stack) -> None:
     with get_client(sync_client=True) as client:
         crons = {}
-        for name in ("go-live/production", "go-live/promo", "go-live/ad-hoc", "audit/daily", "sweep/every-15-minutes"):
+        for name in EXPECTED_CRONS:
             deployment = client.read_deployment_by_name(name)
             crons[name] = [s.schedule.cron for s in deployment.schedules]
             assert deployment.enforce_parameter_schema, name
             assert deployment.global_concurrency_limit.limit == 1, name
         production = client.read_deployment_by_name("go-live/production")
-    assert crons == {
-        "go-live/production": ["0 */4 * * *"],
-        "go-live/promo": ["30 */6 * * *"],
-        "go-live/ad-hoc": [],
-        "audit/daily": ["0 6 * * *"],
-        "sweep/every-15-minutes": ["*/15 * * * *"],
-    }
+    assert crons == EXPECTED_CRONS
     assert production.parameters == {"scope": "all", "limit": 200, "budget_usd": 50}
     props = production.parameter_openapi_schema["properties"]
     assert props["limit"]["minimum"] == 1 and props["budget_usd"]["exclusiveMinimum"] == 0
@@ -130,6 +134,21 @@ def test_a_failed_run_is_announced_through_the_automation(stack) -> None:
     assert "preflight: budget too low for batch size" in text  # the stage and the error
     assert "(spent $0.0000 of $0.50)" in text  # the spend so far
     assert "go-live" in body["subject"] and "Failed" in body["subject"]
+
+
+def test_a_red_health_run_is_announced_through_the_automation(stack, tmp_path) -> None:
+    from content_pipeline.claims.queue import claim
+    from tests.test_sweep import dead_pid
+
+    _, receiver, _ = stack
+    sick = tmp_path / "sick-store"  # a store of its own: the claims of a run whose process is gone
+    claim(open_store(str(sick)), "crashed", ["item-0001"], 1, dead_pid(), 3600)
+    run = run_deployment("health/hourly", job_variables={"env": {"STORE_URL": str(sick)}}, timeout=300)
+    assert run.state.is_failed()
+    assert run.state.message.startswith("health red: claims: 1 stale claim(s) of 1 gone run(s)"), run.state.message
+    body = receiver.wait_for(run.name)
+    assert "health" in body["subject"] and "Failed" in body["subject"]
+    assert f"/runs/flow-run/{run.id}" in body["text"] and "1 stale claim(s)" in body["text"]
 
 
 def test_two_workers_run_two_deployments_at_once_without_double_claims(stack) -> None:

@@ -62,3 +62,20 @@ def test_missing_batch_names_the_command_to_run(make_settings, store) -> None:
     with pytest.raises(BadInputError, match="run `content-pipeline batch --run-id never-batched` first"):
         preflight(store, settings, "never-batched")
     assert snapshot(store) == before
+
+
+def test_a_run_that_could_take_the_day_over_its_daily_budget_is_refused_before_any_spend(make_settings, store) -> None:
+    from content_pipeline.ledger.scan import read_records
+    from content_pipeline.ledger.spend import day_start, spent_since
+
+    first = run(make_settings(limit=5), store)
+    spent = sum(r.cost_usd for r in read_records(store))
+    assert first.ok and spent > 0 and spent_since(store, day_start()) == round(spent * 1e9)
+    records = len(read_records(store))
+    refused = run(make_settings(limit=5, budget_usd=10, daily_budget_usd=10 + spent / 2), store)
+    assert not refused.ok and refused.failure.startswith(
+        f"preflight: daily budget: today's spend ${spent:.4f} plus this run's budget $10.00 could take the day over "
+        f"DAILY_BUDGET_USD ${10 + spent / 2:.2f}: lower --budget-usd to $"
+    ), refused.failure
+    assert len(read_records(store)) == records  # nothing was spent
+    assert run(make_settings(limit=5, budget_usd=10, daily_budget_usd=10 + spent * 2), store).ok

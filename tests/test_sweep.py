@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from content_pipeline.claims.queue import claim, live_claims, read_queue, update_queue
-from content_pipeline.ops.sweep import sweep
+from content_pipeline.claims.sweep import sweep
 from content_pipeline.store import Store, layout, open_store, store_for
 from content_pipeline.store.cell import Cell
 from content_pipeline.store.host import this_host
@@ -25,10 +25,11 @@ def dead_pid() -> int:
 
 
 def hold(store: Store, key: str, host: str, pid: int, run_id: str, expires_in_s: float) -> str:
-    """A lease as a holder wrote it (the first version of its cell); its expiry as a sweep names it."""
+    """A lease as a holder wrote it (the next version of its cell); its expiry as a sweep names it."""
     expires = time.time() + expires_in_s
     body = {"host": host, "pid": pid, "run_id": run_id, "token": "t", "expires_ts": expires, "expires_at": "x"}
-    assert Cell(store, key).swap(json.dumps(body).encode(), 0)
+    cell = Cell(store, key)
+    assert cell.swap(json.dumps(body).encode(), cell.read()[1])
     return datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds")
 
 

@@ -10,7 +10,8 @@ from content_pipeline.claims.queue import read_queue
 from content_pipeline.errors import BadInputError, BudgetRefusedError
 from content_pipeline.intake.catalogue import Item, RowError, validate_row
 from content_pipeline.intake.items import write_items
-from content_pipeline.money import PriceTable
+from content_pipeline.ledger.spend import day_start, spent_since
+from content_pipeline.money import PriceTable, to_usd, usd
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
 from content_pipeline.views.checkpoint import decided
@@ -31,6 +32,18 @@ def check_budget(settings: Settings, batch_size: int) -> None:
         raise BudgetRefusedError(
             f"budget too low for batch size: batch size {batch_size} items, budget ${settings.budget_usd:.2f}, "
             f"minimum needed ${need:.2f} (at ${settings.min_item_cost_usd:.2f}/item)"
+        )
+
+
+def check_daily_budget(settings: Settings, spent_today_nano: int) -> None:
+    """Refuse a run whose budget, on top of what today (UTC) has spent, could take the day over
+    DAILY_BUDGET_USD."""
+    today = to_usd(spent_today_nano)
+    if today + settings.budget_usd > settings.daily_budget_usd:
+        raise BudgetRefusedError(
+            f"daily budget: today's spend {usd(today)} plus this run's budget {usd(settings.budget_usd)} could "
+            f"take the day over DAILY_BUDGET_USD {usd(settings.daily_budget_usd)}: lower --budget-usd to "
+            f"{usd(max(settings.daily_budget_usd - today, 0))} or wait for tomorrow (UTC)"
         )
 
 
@@ -81,4 +94,6 @@ def preflight(store: Store, settings: Settings, run_id: str, planned: list[Item]
     if result.dropped and not store.read_only:
         write_items(store, key, result.items)
     check_budget(settings, len(result.items))
+    if result.items:
+        check_daily_budget(settings, spent_since(store, day_start()))
     return result

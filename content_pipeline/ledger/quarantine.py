@@ -40,7 +40,8 @@ class Damaged:
                 return f"{head}; an intent whose call cannot be booked: loss accepted at {self.accepted['at']}"
             return f"{head}; an intent whose call cannot be booked at its worst case: check the provider's invoice, then {accept}"
         if self.accepted:
-            return f"{head}; {f'slug {self.slug}' if self.slug else 'no slug readable'}: loss accepted at {self.accepted['at']}"
+            settled = self.accepted.get("note") or "loss accepted"
+            return f"{head}; {f'slug {self.slug}' if self.slug else 'no slug readable'}: {settled} at {self.accepted['at']}"
         if not self.slug:
             return f"{head}; no slug readable, so nothing is held; {accept} clears it"
         return f"{head}; slug {self.slug} held (not generated again) until {accept} (or a restore from a backup)"
@@ -113,12 +114,15 @@ def held_slugs(store: Store, damaged: Iterable[Damaged] = ()) -> dict[str, str]:
     return dict(sorted(held.items()))
 
 
-def accept_loss(store: Store, damaged: list[Damaged], which: str) -> list[Damaged]:
+def accept_loss(store: Store, damaged: list[Damaged], which: str, note: str | None = None) -> list[Damaged]:
     """Record the operator's acceptance of the loss of the damaged records `which` names (a `where`, a
-    quarantine key, or "all"); their slugs are no longer held, so a run generates them again."""
+    quarantine key, or "all"); their slugs are no longer held, so a run generates them again (unless,
+    as `note` says of a restore's, the record was recovered)."""
     chosen = [d for d in damaged if not d.accepted and which in ("all", d.where, d.kept)]
     at = datetime.now(UTC).isoformat(timespec="seconds")
     for record in chosen:
         entry = {"where": record.where, "slug": record.slug, "what": record.what, "at": at}
+        if note:
+            entry["note"] = note
         store.put(_accepted_key(record.where), (json.dumps(entry, sort_keys=True) + "\n").encode())
     return chosen

@@ -84,5 +84,3 @@ SCHEMA: dict[str, pl.DataType] = {
     "run_budget_usd": pl.Float64(),
     "finished_at": pl.String(),
 }
-# the columns of a scanned row: the decoded fields, then where the row is (segment index and line number)
-COLUMNS = [*SCHEMA, "seg", "line"]

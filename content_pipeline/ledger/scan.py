@@ -11,7 +11,7 @@ import polars as pl
 
 from content_pipeline.ledger.inflight import intent_objects
 from content_pipeline.ledger.jsonl import BadLine, ObjectEnd, decode_objects, iter_frames, iter_pieces
-from content_pipeline.ledger.records import COLUMNS, SCHEMA, OutcomeRecord, valid_record
+from content_pipeline.ledger.records import SCHEMA, OutcomeRecord, valid_record
 from content_pipeline.ledger.writer import writer_gone
 from content_pipeline.store import ObjectInfo, Store, layout
 
@@ -74,8 +74,11 @@ def ledger_fingerprint(store: Store) -> str:
     return _fingerprint([(info.key, info.size, info.version) for info in objects])
 
 
-def _empty() -> pl.DataFrame:
-    return pl.DataFrame(schema={**SCHEMA, "seg": pl.UInt32, "line": pl.UInt32})
+Schema = dict[str, pl.DataType]
+
+
+def _empty(schema: Schema = SCHEMA) -> pl.DataFrame:
+    return pl.DataFrame(schema={**schema, "seg": pl.UInt32, "line": pl.UInt32})
 
 
 def _whole(frame: pl.DataFrame, keys: list[str], missing: list[str]) -> pl.DataFrame:
@@ -97,26 +100,28 @@ def _read(
     limits: dict[int, int] | None,
     cached: bool,
     missing: list[str],
+    schema: Schema,
 ) -> tuple[list[ObjectEnd], list[BadLine]]:
-    """Hand every segment's complete records to `consume`; how each segment ended and its damaged lines
-    (the lines of segments written with checksums must match them)."""
+    """Hand the `schema` columns of every segment's complete records to `consume`; how each segment ended
+    and its damaged lines (the lines of segments written with checksums must match them)."""
     keys = [info.key for info in infos]
+    columns = [*schema, "seg", "line"]
     signed = frozenset(seg for seg, key in enumerate(keys) if layout.is_signed(key))
     if cached:  # whole segments, from the column cache when this process decoded them at this version
         decoded = decode_objects(
-            store, [(i.key, i.size, i.version) for i in infos], SCHEMA, valid_record, limits=limits, signed=signed
+            store, [(i.key, i.size, i.version) for i in infos], schema, valid_record, limits=limits, signed=signed
         )
         for seg, d in enumerate(decoded):
             if d.frame.height:
-                consume(_whole(d.frame.with_columns(seg=pl.lit(seg, pl.UInt32)).select(COLUMNS), keys, missing))
+                consume(_whole(d.frame.with_columns(seg=pl.lit(seg, pl.UInt32)).select(columns), keys, missing))
         # numbered by this listing: a cached object may have had another place in an earlier one
         return [d.end for d in decoded], [replace(b, seg=seg) for seg, d in enumerate(decoded) for b in d.bad]
     found: dict[int, ObjectEnd] = {}
     damaged: list[BadLine] = []
     pieces = iter_pieces(store, [(info.key, info.size) for info in infos], found, limits)
-    for frame in iter_frames(pieces, SCHEMA, keys, valid_record, damaged, signed=signed):
+    for frame in iter_frames(pieces, schema, keys, valid_record, damaged, signed=signed):
         if frame.height:
-            consume(_whole(frame.select(COLUMNS), keys, missing))
+            consume(_whole(frame.select(columns), keys, missing))
     return [found.get(seg, ObjectEnd()) for seg in range(len(keys))], damaged
 
 
@@ -135,6 +140,12 @@ def _tail(store: Store, scan: LedgerScan, seg: int, end: ObjectEnd, repair: bool
         scan.torn_tails.append(f"{key}: incomplete final line of {len(end.tail)} bytes (writer may be live)")
 
 
+def torn_by_gone_writers(scan: LedgerScan) -> list[str]:
+    """The scan's torn tails whose writer is known dead: those a repairing scan cuts off (the others may
+    still be being written)."""
+    return [line for line in scan.torn_tails if writer_gone(line.split(": ", 1)[0])]
+
+
 def stream_ledger(
     store: Store,
     consume: Callable[[pl.DataFrame], None],
@@ -143,6 +154,7 @@ def stream_ledger(
     snapshot: dict[str, int] | None = None,
     segments: list[ObjectInfo] | None = None,
     cached: bool = True,
+    schema: Schema = SCHEMA,
 ) -> LedgerScan:
     """Hand the SCHEMA columns of every complete ledger record (with `seg` and `line`) to `consume`, a
     chunk or a segment at a time, reading in bounded ranges; what could not be read is in the returned
@@ -150,14 +162,15 @@ def stream_ledger(
     moved to quarantine and cut off; a complete record is never dropped. With `snapshot` (segment ->
     size), the scan's `snapshot_lines` say which lines it held. `segments` is the listing to read (listed
     now when None). `cached`: a segment this process decoded before, at the same version, is not read
-    again (its columns are kept in memory); otherwise nothing outlives the chunk being consumed."""
+    again (its columns are kept in memory); otherwise nothing outlives the chunk being consumed. `schema`:
+    the columns to decode (id, slug and status among them)."""
     infos = ledger_segments(store) if segments is None else segments
     limits = None
     if snapshot is not None:
         limits = {seg: snapshot[info.key] for seg, info in enumerate(infos) if info.key in snapshot}
-    scan = LedgerScan(frame=_empty(), segments=[(info.key, info.size) for info in infos])
+    scan = LedgerScan(frame=_empty(schema), segments=[(info.key, info.size) for info in infos])
     scan.versions = [info.version for info in infos]
-    ends, scan.damaged = _read(store, infos, consume, limits, cached, scan.incomplete)
+    ends, scan.damaged = _read(store, infos, consume, limits, cached, scan.incomplete, schema)
     for seg, end in enumerate(ends):
         scan.lines[seg] = end.lines
         if end.tail:

@@ -3,12 +3,15 @@ audit, sync, audit, and the report; a failure names its stage and the spend so f
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from content_pipeline.claims.batch import run_lease
 from content_pipeline.errors import AuditFailedError, LedgerUnwritableError, PipelineError, StoreError
+from content_pipeline.ledger.spend import stamp
 from content_pipeline.run.generate import generate
 from content_pipeline.run.report import RunReport, run_rejects
 from content_pipeline.run.reporter import Reporter
@@ -113,8 +116,10 @@ def publish(stages: Stages, report: RunReport) -> None:
     if store.read_only:
         stages.log(f"EVIDENCE_ONLY run report (not stored):\n{markdown}")
     else:
+        summary = json.dumps(report.summary(stamp(datetime.now(UTC))), sort_keys=True).encode()
         try:
             store.put(layout.run_key(report.run_id, layout.REPORT), markdown.encode())
+            store.put(layout.LAST_GO_LIVE, summary)
         except StoreError as exc:
             stages.log(f"the run report could not be stored: {exc}", logging.WARNING)
     try:

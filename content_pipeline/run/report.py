@@ -73,6 +73,23 @@ class RunReport:
         self.error, self.stop_reason = error, str(error)
         self.failure = f"{self.stage}: {error} (spent ${self.spend_usd:.4f} of ${self.budget_usd:.2f})"
 
+    def summary(self, finished_at: str) -> dict[str, object]:
+        """The run in one JSON object: how it ended, what it did and spent (health reads the last one)."""
+        stats = self.stats
+        return {
+            "run_id": self.run_id,
+            "ok": self.ok,
+            "failure": self.failure,
+            "stage": self.stage,
+            "finished_at": finished_at,
+            "duration_s": round(self.duration_s, 3),
+            "successes": stats.successes,
+            "rejects": stats.rejects,
+            "spend_usd": round(self.spend_usd, 9),
+            "budget_usd": self.budget_usd,
+            "evidence_only": self.evidence_only,
+        }
+
     def markdown(self) -> str:
         lines = [f"# go-live run {self.run_id}", "", *self._summary()]
         if self.stop_reason:

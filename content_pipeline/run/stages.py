@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from content_pipeline.claims import queue
 from content_pipeline.claims.batch import build_batch
+from content_pipeline.claims.sweep import sweep
 from content_pipeline.errors import StoreError
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.intake.inventory import Inventory, take_inventory
@@ -15,7 +16,6 @@ from content_pipeline.intake.items import write_items
 from content_pipeline.intake.preflight import Preflight, preflight
 from content_pipeline.ledger.inflight import Booked, booked_at_crash
 from content_pipeline.ledger.recover import import_rescued, rescue_files
-from content_pipeline.ops.sweep import sweep
 from content_pipeline.run.reporter import Reporter
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
@@ -110,7 +110,7 @@ class Stages:
         return items
 
     def sweep(self) -> list[str]:
-        """Release the leases and queued claims of runs that are gone (ops/sweep.py); each one is named."""
+        """Release the leases and queued claims of runs that are gone (claims/sweep.py); each one is named."""
         return self.reporter.stage("sweep", self._sweep)
 
     def _sweep(self) -> list[str]:

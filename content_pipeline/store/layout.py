@@ -10,6 +10,7 @@ TELEMETRY = f"{MASTER_PREFIX}consolidation-telemetry.jsonl"
 MANIFEST = f"{MASTER_PREFIX}manifest"
 LEGACY_MANIFEST = f"{MASTER_PREFIX}manifest.json"  # the manifest before it had versions
 VIEW_OBJECTS = f"{MASTER_PREFIX}objects/"
+KEPT_VIEWS = f"{MASTER_PREFIX}kept/"  # view snapshots kept by a restore (views/kept.py)
 # The views one consolidation publishes together, by name and file name. Their bytes live in immutable
 # objects named by their digest; the manifest says which objects are current.
 VIEW_FILES = {
@@ -33,10 +34,15 @@ LEGACY_VIEWS = (
 STATE_PREFIX = "state/"
 QUEUE = f"{STATE_PREFIX}queue"
 LEGACY_QUEUE = f"{STATE_PREFIX}queue.json"
+LAST_GO_LIVE = f"{STATE_PREFIX}last-go-live.json"  # the summary of the go-live run that ended last
 LOCKS_PREFIX = "locks/"
 BATCH_LOCK = f"{LOCKS_PREFIX}batch-builder"
 CONSOLIDATE_LOCK = f"{LOCKS_PREFIX}consolidate"
 RUNS_PREFIX = "runs/"
+HEALTH_PREFIX = "health/"  # health's probe objects (each deleted once read back)
+BACKUPS_PREFIX = "backups/"  # the record of each backup (ops/backup.py), in the store and its target
+TEMPLATES_PREFIX = "templates/"  # prompt templates, the active set and the ranking decisions
+REPORTS_PREFIX = "reports/"  # KPI and cost reports with their charts
 SEGMENT_SUFFIX = ".jsonl"
 # the files a run writes under runs/<run>/
 NEEDS_CONTENT = "needs-content.jsonl"

@@ -18,9 +18,10 @@ from content_pipeline.store.lease import Lease
 from content_pipeline.views.checkpoint import Checkpoint, build_checkpoint, checkpoint_bytes
 from content_pipeline.views.master import slug_index
 from content_pipeline.views.passes import Derived, derive
-from content_pipeline.views.publish import LedgerLines, View, dump_json, publish_views
+from content_pipeline.views.publish import LedgerLines, View, publish_views
 from content_pipeline.views.snapshot import (
     ViewDamagedError,
+    dump_json,
     read_checkpoint,
     read_json_views,
     read_master,

@@ -37,6 +37,10 @@ class ViewDigestError(ViewDamagedError):
     """A view object's bytes differ from the digest its manifest recorded: edited outside the pipeline."""
 
 
+def dump_json(obj: Any) -> bytes:
+    return (json.dumps(obj, sort_keys=True) + "\n").encode()  # no indent: json's C encoder (10x faster)
+
+
 def manifest_cell(store: Store) -> Cell:
     """The manifest's cell (versions under `master/manifest/`)."""
     return Cell(store, layout.MANIFEST, legacy=layout.LEGACY_MANIFEST)

@@ -15,10 +15,12 @@ from content_pipeline.store.lease import iso_at, lease_holder
 
 @dataclass
 class Swept:
-    """What a sweep released: one line per lease and per run whose claims were freed."""
+    """What a sweep released: one line per lease and per run whose claims were freed; and for those
+    claims, how many slugs each run held and when it claimed them (UNIX time)."""
 
     leases: list[str] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
+    claimed: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def lines(self) -> list[str]:
@@ -57,9 +59,11 @@ def _released(dry_run: bool) -> str:
 
 def _sweep_claims(store: Store, now: float, grace_s: float, swept: Swept, dry_run: bool) -> None:
     freed: list[str] = []
+    claimed: list[tuple[int, float]] = []
 
     def change(queue: Queue) -> Queue:
         freed.clear()  # (tried again on a concurrent change: counted afresh)
+        claimed.clear()
         kept: dict[str, Any] = {}
         for run_id, entry in queue.get("runs", {}).items():
             holder = Holder(str(entry.get("host", "")), int(entry.get("pid") or 0), run_id)
@@ -68,6 +72,7 @@ def _sweep_claims(store: Store, now: float, grace_s: float, swept: Swept, dry_ru
                 kept[run_id] = entry
             else:
                 slugs = len(entry.get("slugs", []))
+                claimed.append((slugs, float(entry.get("claimed_at") or entry.get("expires_ts") or 0)))
                 freed.append(
                     f"{slugs} claim(s) of {holder.describe()} {_released(dry_run)} (they need content again): {why}"
                 )
@@ -78,6 +83,7 @@ def _sweep_claims(store: Store, now: float, grace_s: float, swept: Swept, dry_ru
     else:
         update_queue(store, change)
     swept.claims += freed
+    swept.claimed += claimed
 
 
 def sweep(store: Store, grace_s: float = 0.0, now: float | None = None, dry_run: bool = False) -> Swept:

@@ -1,0 +1,122 @@
+"""Restore: the emergency procedure as one idempotent command. Keep the current view snapshot, release what
+gone runs left, write back records the ledger lost from the views' copies, rebuild every view from the
+ledger (torn tails repaired, hand edits undone), sync, audit; and roll the views back to a kept snapshot,
+or bring a whole store back from a backup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from content_pipeline.claims.sweep import sweep
+from content_pipeline.ledger.quarantine import Damaged, damaged_records
+from content_pipeline.ledger.scan import LedgerScan, stream_ledger, torn_by_gone_writers
+from content_pipeline.ops.backup import bring_back
+from content_pipeline.ops.salvage import salvage
+from content_pipeline.settings import Settings
+from content_pipeline.store import ReadOnlyStore, Store, layout
+from content_pipeline.views.audit import AuditResult, audit
+from content_pipeline.views.consolidate import consolidate, sync_checkpoint
+from content_pipeline.views.kept import keep_current, roll_back
+from content_pipeline.views.snapshot import load_manifest
+
+
+@dataclass
+class Restored:
+    """What a restore changed (with `dry_run`: would change), what it could not repair, the snapshot it
+    kept, and the audit after it."""
+
+    changes: list[str] = field(default_factory=list)
+    could_not: list[str] = field(default_factory=list)
+    kept: str | None = None
+    audit: AuditResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.could_not and (self.audit is None or self.audit.ok)
+
+    def lines(self) -> list[str]:
+        done = self.changes or ["nothing to restore: the views match the ledger"]
+        kept = [f"kept the view snapshot {self.kept} (restore --from {self.kept} brings it back)"] if self.kept else []
+        return kept + done + [f"could not repair: {line}" for line in self.could_not]
+
+
+def _view_objects(store: Store) -> list[str]:
+    """Every master view object lying in the store (current, previous, kept or left over): the copies of
+    ledger lines a salvage may find lost records in."""
+    prefixes = tuple(f"{layout.VIEW_OBJECTS}{name}-" for name in ("successes", "rejects"))
+    return [info.key for info in store.list(layout.VIEW_OBJECTS) if info.key.startswith(prefixes)]
+
+
+def _ledger_lost(store: Store, scan: LedgerScan, damaged: list[Damaged]) -> bool:
+    """Whether the ledger may have lost records the views copied: a damaged line awaits a decision, or a
+    segment the views were built from is gone or shorter."""
+    if any(not d.accepted for d in damaged):
+        return True
+    manifest = load_manifest(store)[0] or {}
+    now = dict(scan.segments)
+    return any(now.get(key, -1) < size for key, size in manifest.get("segments", []))
+
+
+def _plan(store: Store, settings: Settings, restored: Restored) -> list[Damaged]:
+    """What a restore would change, into `restored.changes`; the damaged lines still awaiting a decision."""
+    restored.changes += sweep(store, settings.sweep_grace_s, dry_run=True).lines
+    scan = stream_ledger(store, lambda _: None)
+    restored.changes += [f"torn tail to cut off and keep in quarantine: {line}" for line in torn_by_gone_writers(scan)]
+    damaged = damaged_records(store, scan)
+    if _ledger_lost(store, scan, damaged):
+        found = salvage(store, _view_objects(store), damaged, dry_run=True)
+        if found.records:
+            slugs = ", ".join(sorted(set(found.records.values()))[:5])
+            restored.changes.append(
+                f"{len(found.records)} record(s) lost from the ledger to write back from the views' copies: {slugs}"
+            )
+    rebuilt = consolidate(ReadOnlyStore(store), verify=True)
+    changed = rebuilt.changed if rebuilt else []
+    restored.changes += [f"view {name} to rebuild from the ledger" for name in changed]
+    return damaged
+
+
+def restore(store: Store, settings: Settings, *, dry_run: bool = False) -> Restored:
+    """The emergency procedure; a second restore in a row changes nothing (it only audits). With `dry_run`,
+    what it would change, changing nothing."""
+    restored = Restored()
+    damaged = _plan(store, settings, restored)
+    if dry_run or not restored.changes:
+        restored.could_not = [d.line() for d in damaged if not d.accepted]
+        if not dry_run:
+            restored.audit = audit(store)
+        return restored
+    restored.changes = []
+    restored.kept = keep_current(store, "before a restore", settings.view_backups_keep)
+    restored.changes += sweep(store, settings.sweep_grace_s).lines
+    found = salvage(store, _view_objects(store), damaged, dry_run=False)
+    if found.records:
+        where = ", ".join(found.segments)
+        restored.changes.append(f"{len(found.records)} record(s) lost from the ledger written back to {where}")
+    result = consolidate(store, verify=True)
+    if result is not None:
+        restored.changes += [f"ledger repaired: {line}" for line in result.repaired]
+        restored.changes += [f"view {name} rebuilt from the ledger" for name in result.changed]
+    if sync_checkpoint(store):
+        restored.changes.append("checkpoint rewritten from master")
+    settled = {d.where for d in found.settled}
+    restored.could_not = [d.line() for d in damaged if not d.accepted and d.where not in settled]
+    restored.audit = audit(store)
+    return restored
+
+
+def restore_from(store: Store, settings: Settings, snapshot_id: str) -> Restored:
+    """Roll the views back to the kept snapshot `snapshot_id` (the current one kept first)."""
+    restored = Restored(kept=keep_current(store, f"before rolling back to {snapshot_id}", settings.view_backups_keep))
+    restored.changes = [f"view {name} rolled back to snapshot {snapshot_id}" for name in roll_back(store, snapshot_id)]
+    return restored
+
+
+def restore_from_backup(store: Store, backup_store: Store, settings: Settings) -> Restored:
+    """Bring back from `backup_store` every object the store lacks, then restore."""
+    brought = bring_back(backup_store, store)
+    restored = restore(store, settings)
+    head = f"brought back {brought.copied} object(s) ({brought.bytes} bytes) from {backup_store.url}"
+    restored.changes.insert(0, head + f"; {brought.unchanged} the store already had")
+    restored.could_not += [f"from the backup: {line}" for line in brought.failed]
+    return restored
