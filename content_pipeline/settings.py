@@ -19,6 +19,7 @@ from content_pipeline.errors import BadInputError
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 Scope = Literal["all", "promo"]
 RunMode = Literal["auto", "prefect", "direct"]
+MAX_REPLAY_HOURS = 720  # replay-failed's widest window (30 days): the CLI and the flow's form refuse wider
 
 
 def sample_catalogue() -> str:

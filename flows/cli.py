@@ -13,15 +13,17 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from content_pipeline.errors import BadInputError, PipelineError
-from content_pipeline.settings import Settings, load_settings
+from content_pipeline.settings import MAX_REPLAY_HOURS, Settings, load_settings
 from content_pipeline.store import layout, open_store, store_for
 from flows.prefect_api import configured_api_url
 
 if TYPE_CHECKING:
+    from content_pipeline.ops.replay import ReplayWindow
     from content_pipeline.run.report import RunReport
 
-RUN_COMMANDS = ("go-live", "inventory", "batch", "preflight", "generate")  # those that take a run id
+RUN_COMMANDS = ("go-live", "replay-failed", "inventory", "batch", "preflight", "generate")  # those with a run id
 MAINTENANCE = ("consolidate", "audit", "sync", "sweep")
+WHOLE_RUNS = ("go-live", "replay-failed")  # (as run.commands.WHOLE_RUNS, without importing the run's modules)
 OPS = ("status", "health", "backup", "restore")  # run here, on the store the flows use
 
 
@@ -30,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     helps = {
         "go-live": "the whole run: inventory, batch, preflight, generate, consolidate, audit, sync, audit",
+        "replay-failed": "generate again the transient rejects of the last N hours (--include-qa: QA ones too)",
         "inventory": "read the catalogue: which items need content",
         "batch": "claim up to --limit items of the run's inventory",
         "preflight": "filter the run's batch; refuse when the budget is too low",
@@ -55,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--limit", type=int, metavar="N", help="most items to claim (LIMIT)")
             cmd.add_argument("--budget-usd", type=float, metavar="X", help="hard spend ceiling, USD (BUDGET_USD)")
             cmd.add_argument("--run-id", metavar="ID", help="run id (RUN_ID); made unique when not given")
+        if name == "replay-failed":
+            cmd.add_argument("--since-hours", type=float, required=True, metavar="N", help="the window: last N hours")
+            cmd.add_argument("--include-qa", action="store_true", help="QA and content-policy rejects too")
         if name == "sweep":
             cmd.add_argument("--dry-run", action="store_true", help="name what would be released; release nothing")
         if name in ("status", "health"):
@@ -265,18 +271,32 @@ def _run(args: argparse.Namespace) -> int:
         settings = load_settings(**flags, run_mode=_mode(args)).with_run_id()
     else:
         settings = load_settings(run_mode=_mode(args), evidence_only=getattr(args, "dry_run", None) or None)
+    window = _window(args)
     configured = configured_api_url()
     if settings.run_mode == "prefect" or (settings.run_mode == "auto" and configured is not None):
-        return _via_flow(args.command, settings, temporary=configured is None)
+        return _via_flow(args.command, settings, temporary=configured is None, window=window)
     from content_pipeline.run.commands import run_command  # the run's modules: not for status, view, fake-llm
     from content_pipeline.run.reporter import PlainReporter, log_to_stderr
 
     log_to_stderr()
-    outcome = run_command(args.command, settings, store_for(settings), PlainReporter())
+    outcome = run_command(args.command, settings, store_for(settings), PlainReporter(), window)
     return _show(args.command, settings, outcome.ok, outcome.message, outcome.report)
 
 
-def _via_flow(command: str, settings: Settings, temporary: bool) -> int:
+def _window(args: argparse.Namespace) -> ReplayWindow | None:
+    """replay-failed's window, checked as the flow's form checks it."""
+    if args.command != "replay-failed":
+        return None
+    from content_pipeline.ops.replay import ReplayWindow
+
+    if not 0 < args.since_hours <= MAX_REPLAY_HOURS:
+        raise BadInputError(
+            f"--since-hours {args.since_hours:g}: give a window of more than 0 and at most {MAX_REPLAY_HOURS} hours"
+        )
+    return ReplayWindow(args.since_hours, args.include_qa)
+
+
+def _via_flow(command: str, settings: Settings, temporary: bool, window: ReplayWindow | None = None) -> int:
     """The command's flow; with `temporary`, on a Prefect server of this run's own that dies with it."""
     from flows.temporary_server import temporary_server
 
@@ -291,9 +311,11 @@ def _via_flow(command: str, settings: Settings, temporary: bool) -> int:
             params["run_id"] = settings.run_id
         if command == "sweep":
             params = {"dry_run": settings.evidence_only}
+        if window is not None:
+            params.update(since_hours=window.since_hours, include_qa=window.include_qa)
         state = FLOWS[command](**params, return_state=True)  # type: ignore[operator]
     report = None
-    if command == "go-live" and settings.run_id:
+    if command in WHOLE_RUNS and settings.run_id:
         stored = store_for(settings, read_only=True).get(layout.run_key(settings.run_id, layout.REPORT))
         report = stored.decode() if stored else None
     return _show(command, settings, state.is_completed(), state.message or state.name, report)
@@ -304,7 +326,7 @@ def _show(command: str, settings: Settings, ok: bool, message: str, report: RunR
     if report is not None:
         print(report if isinstance(report, str) else report.markdown())
     if ok:
-        named = f" (run id {settings.run_id})" if command in RUN_COMMANDS and command != "go-live" else ""
+        named = f" (run id {settings.run_id})" if command in RUN_COMMANDS and command not in WHOLE_RUNS else ""
         print(f"{command}: {message}{named}")
         return 0
     for line in message.splitlines():

@@ -11,8 +11,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from blocks import LLMConfig, StoreLocation
+from content_pipeline.ops.replay import ReplayWindow
 from content_pipeline.run.commands import run_command
-from content_pipeline.settings import RUN_ID_PATTERN, Scope, Settings, load_settings
+from content_pipeline.settings import MAX_REPLAY_HOURS, RUN_ID_PATTERN, Scope, Settings, load_settings
 from content_pipeline.store import Store, store_for
 from tasks.ops import publish_health
 from tasks.reporter import PrefectReporter
@@ -49,12 +50,12 @@ def _open(**params: Any) -> tuple[Settings, Store]:
     return settings, store_for(settings)
 
 
-def _run(command: str, **params: Any) -> State:
+def _run(command: str, replay: ReplayWindow | None = None, **params: Any) -> State:
     """The core's `command` on the resolved settings and store: Completed with its summary line, or Failed
     with the one-line reason (for go-live: the stage, the error and the spend so far)."""
     settings, store = _open(**params)
     assert settings.run_id is not None
-    outcome = run_command(command, settings, store, PrefectReporter(settings.run_id))
+    outcome = run_command(command, settings, store, PrefectReporter(settings.run_id), replay)
     return Completed(message=outcome.message) if outcome.ok else Failed(message=outcome.message)
 
 
@@ -68,6 +69,26 @@ def go_live(
     """inventory, batch, preflight, generate, consolidate, audit, sync, audit; with a run report.
     A failure names the stage and the spend so far, for the notification that announces it."""
     return _run("go-live", scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
+
+
+@flow(name="replay-failed", task_runner=ThreadPoolTaskRunner(max_workers=CHUNK_THREADS))
+def replay_failed_flow(
+    since_hours: Annotated[
+        float, Field(gt=0, le=MAX_REPLAY_HOURS, description="The window: rejects of the last N hours")
+    ] = 24.0,
+    include_qa: Annotated[
+        bool, Field(description="QA and content-policy rejects too, not only transient ones")
+    ] = False,
+    scope: ScopeParam = _DEFAULT["scope"],
+    limit: LimitParam = _DEFAULT["limit"],
+    budget_usd: BudgetParam = _DEFAULT["budget_usd"],
+    run_id: RunIdParam = None,
+) -> State:
+    """The rejects of the window whose cause is transient (rate limit, timeout, server error, dropped
+    connection, budget stop, quota), claimed again and generated under the budget; with include_qa, the QA
+    and content-policy rejects too. A go-live run over exactly those items, with its report."""
+    window = ReplayWindow(since_hours, include_qa)
+    return _run("replay-failed", window, scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
 
 
 @flow(name="inventory")
@@ -163,6 +184,7 @@ def health_flow() -> State:
 
 FLOWS = {
     "go-live": go_live,
+    "replay-failed": replay_failed_flow,
     "inventory": inventory_flow,
     "batch": batch_flow,
     "preflight": preflight_flow,

@@ -101,12 +101,18 @@ def plan_chunks(items: list[Item], settings: Settings, overlap: bool = True) -> 
 
 
 def open_generation(
-    store: Store, settings: Settings, run_id: str, parallel: int = 1, on_success: Callable[[int], None] | None = None
+    store: Store,
+    settings: Settings,
+    run_id: str,
+    parallel: int = 1,
+    on_success: Callable[[int], None] | None = None,
+    retry: frozenset[str] = frozenset(),
 ) -> GenerationContext:
-    """A context for generating `run_id`: prior spend of the run, decided slugs, the near-copy index, the ledger."""
+    """A context for generating `run_id`: prior spend of the run, decided slugs (the rejects a replay
+    generates again, `retry`, left out), the near-copy index, the ledger."""
     prices = PriceTable(settings.price_table)
     prices.check(settings.model, settings.strong_model)
-    already = decided(current_checkpoint(store))
+    already = decided(current_checkpoint(store), retry)
     usage = read_usage(store)
     # what the run spent before (resumed under its id), and what its crashed processes may have been billed
     prior = usage["by_run"].get(run_id, {}).get("cost_nano", 0) + booked_at_crash(store, usage).of(run_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from content_pipeline.claims.queue import read_queue
@@ -66,15 +67,17 @@ def _read_batch(store: Store, run_id: str, result: Preflight) -> list[Item]:
     return items
 
 
-def preflight(store: Store, settings: Settings, run_id: str, planned: list[Item] | None = None) -> Preflight:
+def preflight(
+    store: Store, settings: Settings, run_id: str, planned: list[Item] | None = None, retry: Collection[str] = ()
+) -> Preflight:
     """Filter the run's batch file, or the `planned` batch (go-live's, just claimed and validated): drop
     invalid, duplicate, done and not-queued items, rewrite the batch when any was dropped, and guard the
-    budget. Never crashes on a bad row."""
+    budget. Rejects among `retry` (a replay's) are not dropped as decided. Never crashes on a bad row."""
     PriceTable(settings.price_table).check(settings.model, settings.strong_model)
     key = layout.run_key(run_id, layout.BATCH)
     result = Preflight(items=[])
     candidates = _read_batch(store, run_id, result) if planned is None else planned
-    final = decided(current_checkpoint(store))
+    final = decided(current_checkpoint(store), retry)
     queue, _ = read_queue(store)
     mine = set(queue.get("runs", {}).get(run_id, {}).get("slugs", []))
     seen: set[str] = set()

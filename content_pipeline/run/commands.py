@@ -11,12 +11,14 @@ from content_pipeline.errors import AuditFailedError, BadInputError, PipelineErr
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.intake.items import read_items
 from content_pipeline.run.generate import generate
-from content_pipeline.run.golive import go_live
+from content_pipeline.run.golive import Replay, go_live
 from content_pipeline.run.report import RunReport
 from content_pipeline.run.reporter import Reporter
 from content_pipeline.run.stages import Stages
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
+
+WHOLE_RUNS = ("go-live", "replay-failed")  # the commands that run go-live (and print its report)
 
 
 @dataclass(frozen=True)
@@ -119,11 +121,13 @@ COMMANDS: dict[str, Callable[[Stages], str]] = {
 }
 
 
-def run_command(name: str, settings: Settings, store: Store, reporter: Reporter) -> Outcome:
-    """Run `name` (go-live or a stage command) to its outcome; an expected failure is a failed outcome with
-    its line, anything else (a bug) goes up."""
-    if name == "go-live":
-        report = go_live(settings, store, reporter)
+def run_command(
+    name: str, settings: Settings, store: Store, reporter: Reporter, replay: Replay | None = None
+) -> Outcome:
+    """Run `name` (go-live, replay-failed with its `replay` window, or a stage command) to its outcome; an
+    expected failure is a failed outcome with its line, anything else (a bug) goes up."""
+    if name in WHOLE_RUNS:
+        report = go_live(settings, store, reporter, replay=replay if name == "replay-failed" else None)
         return Outcome(report.ok, report.failure or "all invariants hold", report)
     try:
         return Outcome(True, COMMANDS[name](Stages(settings.with_run_id(), store, reporter)))

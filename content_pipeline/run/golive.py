@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from content_pipeline.claims.batch import run_lease
 from content_pipeline.errors import AuditFailedError, LedgerUnwritableError, PipelineError, StoreError
@@ -21,9 +22,22 @@ from content_pipeline.store import Store, layout
 from content_pipeline.store.lease import Lease
 
 
-def go_live(settings: Settings, store: Store, reporter: Reporter) -> RunReport:
+class Replay(Protocol):
+    """Which rejects a replay generates again (ops/replay.py)."""
+
+    def choose(self, store: Store) -> dict[str, str]:
+        """slug -> cause, read once the views are current (after the run's inventory)."""
+        ...
+
+    def describe(self, chosen: dict[str, str], in_catalogue: int) -> str:
+        """The report's note: what was chosen, and how many of those the catalogue still lists."""
+        ...
+
+
+def go_live(settings: Settings, store: Store, reporter: Reporter, replay: Replay | None = None) -> RunReport:
     """The whole run under its own lease; returns its report (`failure` set when it failed), which is also
-    written to the store and published through the reporter."""
+    written to the store and published through the reporter. With `replay`, the run generates only the
+    rejects it names (chosen once the views are current) instead of what needs content."""
     started = time.perf_counter()
     settings = settings.with_run_id()
     stages = Stages(settings, store, reporter)
@@ -40,10 +54,16 @@ def go_live(settings: Settings, store: Store, reporter: Reporter) -> RunReport:
         inv = stages.inventory()
         report.catalogue_rows, report.catalogue_valid = inv.catalogue.rows, len(inv.catalogue.items)
         report.invalid_rows = [r.line(settings.catalogue) for r in inv.catalogue.invalid]
-        report.needs_content = len(inv.needs)
         report.notes += inv.repaired
+        needs = inv.needs
+        if replay is not None:
+            chosen = replay.choose(store)
+            stages.retry = frozenset(chosen)
+            needs = [item for item in inv.catalogue.items if item.slug in stages.retry]
+            report.notes.append(replay.describe(chosen, len(needs)))
+        report.needs_content = len(needs)
         report.stage = "batch"
-        items = stages.batch(inv.needs, hold=True)
+        items = stages.batch(needs, hold=True)
         claimed, report.claimed = not store.read_only, len(items)
         report.stage = "preflight"
         checked = stages.preflight(items)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from content_pipeline.claims import queue
 from content_pipeline.claims.batch import build_batch
@@ -33,6 +33,7 @@ class Stages:
     settings: Settings
     store: Store
     reporter: Reporter
+    retry: frozenset[str] = field(default_factory=frozenset)  # rejects a replay generates again
 
     @property
     def run_id(self) -> str:
@@ -120,11 +121,12 @@ class Stages:
         return swept.lines
 
     def preflight(self, planned: list[Item] | None = None) -> Preflight:
-        """Filter the run's batch file (or, read-only, the `planned` batch) and guard the budget."""
+        """Filter the run's batch file (or, read-only, the `planned` batch) and guard the budget; the
+        rejects a replay generates again are kept."""
         return self.reporter.stage("preflight", lambda: self._preflight(planned))
 
     def _preflight(self, planned: list[Item] | None) -> Preflight:
-        result = preflight(self.store, self.settings, self.run_id, planned)
+        result = preflight(self.store, self.settings, self.run_id, planned, self.retry)
         for warning in result.warnings:
             self.log(warning, logging.WARNING)
         self.log(f"preflight: {len(result.items)} item(s) ready")

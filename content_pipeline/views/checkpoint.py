@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 import polars as pl
@@ -14,10 +15,10 @@ _PARTS = ("done", "rejected", "queued")
 _MEMBERS_BATCH = 100_000  # rows made into JSON text at a time: the text of a batch, not of master, in flight
 
 
-def decided(checkpoint: Checkpoint) -> set[str]:
-    """The slugs no run generates again: done, rejected for good (not retryable), or held because their
-    record is damaged (until an operator accepts the loss)."""
-    final = {slug for slug, r in checkpoint.get("rejected", {}).items() if not r.get("retryable")}
+def decided(checkpoint: Checkpoint, retry: Collection[str] = ()) -> set[str]:
+    """The slugs no run generates again: done, rejected for good (not retryable, unless among `retry`:
+    a replay's), or held because their record is damaged (until an operator accepts the loss)."""
+    final = {slug for slug, r in checkpoint.get("rejected", {}).items() if not r.get("retryable") and slug not in retry}
     return set(checkpoint.get("done", {})) | final | set(checkpoint.get("held", {}))
 
 
