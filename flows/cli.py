@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 RUN_COMMANDS = ("go-live", "replay-failed", "inventory", "batch", "preflight", "generate")  # those with a run id
 MAINTENANCE = ("consolidate", "audit", "sync", "sweep")
 WHOLE_RUNS = ("go-live", "replay-failed")  # (as run.commands.WHOLE_RUNS, without importing the run's modules)
-OPS = ("status", "health", "backup", "restore")  # run here, on the store the flows use
+OPS = ("status", "health", "backup", "restore", "report")  # run here, on the store the flows use
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         "view": "print one current master view (read-only)",
         "backup": "copy the ledger and the view snapshots to another store, incrementally, each copy checked",
         "restore": "keep the views, release what gone runs left, write back lost records, rebuild, sync, audit",
+        "report": "KPI or cost figures of a period against the prior one; stored with PNG charts",
         "quarantine": "list the ledger's damaged records; --accept-loss releases their held slugs",
         "fake-llm": "a local OpenAI-compatible server to rehearse a run (fake-llm serve)",
     }
@@ -63,7 +64,10 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--include-qa", action="store_true", help="QA and content-policy rejects too")
         if name == "sweep":
             cmd.add_argument("--dry-run", action="store_true", help="name what would be released; release nothing")
-        if name in ("status", "health"):
+        if name == "report":
+            cmd.add_argument("kind", choices=["kpi", "cost"], help="kpi: outcomes and rates; cost: spend and tokens")
+            cmd.add_argument("--period", choices=["daily", "weekly", "30d"], default="daily", help="default daily")
+        if name in ("status", "health", "report"):
             cmd.add_argument("--json", action="store_true", help="print one JSON object")
         if name == "view":
             cmd.add_argument("view", choices=list(layout.VIEW_FILES), help="which view")
@@ -230,6 +234,23 @@ def _restore(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _report(args: argparse.Namespace) -> int:
+    from content_pipeline.ops.reports import build_report, terminal, write_report
+
+    settings = load_settings()
+    store = store_for(settings)
+    report = build_report(store, args.kind, args.period)
+    if not store.read_only:
+        write_report(store, report)
+    if args.json:
+        print(json.dumps(report.to_dict(), sort_keys=True, default=str))
+        return 0
+    print(terminal(report))
+    if report.files:
+        print(f"report: stored in {store.url}/{report.files['markdown'].rsplit('/', 1)[0]}/ with its charts")
+    return 0
+
+
 def _quarantine(as_json: bool, which: str | None) -> int:
     from content_pipeline.ops.quarantine import accept, quarantined
 
@@ -345,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
             return _backup(args)
         if args.command == "restore":
             return _restore(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "view":
             return _view(args.view)
         if args.command == "quarantine":

@@ -6,16 +6,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from prefect import flow
+from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from blocks import LLMConfig, StoreLocation
+from content_pipeline.ops.health import health
+from content_pipeline.ops.kpis import Period
 from content_pipeline.ops.replay import ReplayWindow
+from content_pipeline.ops.reports import Kind, build_report, write_report
 from content_pipeline.run.commands import run_command
 from content_pipeline.settings import MAX_REPLAY_HOURS, RUN_ID_PATTERN, Scope, Settings, load_settings
 from content_pipeline.store import Store, store_for
-from tasks.ops import publish_health
+from flows.prefect_probe import prefect_check
+from tasks.ops import publish_health, publish_report
 from tasks.reporter import PrefectReporter
 
 _DEFAULT = {name: field.default for name, field in Settings.model_fields.items()}
@@ -167,11 +172,6 @@ def sweep_flow(
 def health_flow() -> State:
     """Every health check, as a markdown artifact and log lines; the run fails on red (so the failure
     automation announces it), and completes on amber or green with the level and any faults."""
-    from prefect.settings import PREFECT_API_URL
-
-    from content_pipeline.ops.health import health
-    from flows.prefect_probe import prefect_check
-
     settings, store = _open()
     api = PREFECT_API_URL.value()
     result = health(store, settings, probes=[lambda: prefect_check(api)] if api else [])
@@ -180,6 +180,20 @@ def health_flow() -> State:
     if result.level == "red":
         return Failed(message=f"health red: {summary}")
     return Completed(message=f"health {result.level}: {summary}")
+
+
+@flow(name="report")
+def report_flow(
+    kind: Annotated[Kind, Field(description="kpi: outcomes and rates; cost: spend and tokens")] = "kpi",
+    period: Annotated[Period, Field(description="The period, against the one before it")] = "daily",
+) -> State:
+    """A KPI or cost report of the period against the prior one: markdown and table artifacts, and the
+    report with its PNG charts in the store."""
+    _, store = _open()
+    report = build_report(store, kind, period)
+    write_report(store, report)
+    publish_report(report, store.url)
+    return Completed(message=f"{report.title()}: stored in {store.url}/{report.files['markdown']}")
 
 
 FLOWS = {
@@ -194,4 +208,5 @@ FLOWS = {
     "sync": sync_flow,
     "sweep": sweep_flow,
     "health": health_flow,
+    "report": report_flow,
 }

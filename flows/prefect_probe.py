@@ -23,6 +23,7 @@ def prefect_check(api_url: str, pool: str = WORK_POOL) -> Check:
             failed = client.api_healthcheck()
             if failed is not None:
                 return Check("prefect", "red", f"the server at {api_url} does not answer: {failed}")
+            client.read_work_pool(pool)  # ObjectNotFound when there is none
             workers = client.read_workers_for_work_pool(pool)
     except ObjectNotFound:
         return Check("prefect", "red", f"the server at {api_url} answers, but has no work pool {pool!r}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from prefect import get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from content_pipeline.ops.health import Health
+from content_pipeline.ops.reports import Report
 
 _LEVELS = {"green": logging.INFO, "amber": logging.WARNING, "red": logging.ERROR}
 
@@ -18,3 +19,11 @@ def publish_health(result: Health) -> None:
     for check in result.checks:
         logger.log(_LEVELS[check.level], "%s", check.line())
     create_markdown_artifact(markdown=result.markdown(), key="health", description=f"health: {result.level}")
+
+
+def publish_report(report: Report, store_url: str) -> None:
+    """The report as markdown (naming its charts in the store) and its headline rows as a table."""
+    key = f"{report.kind}-{report.period}-report".replace("30d", "30-day")
+    create_markdown_artifact(markdown=report.markdown(store_url), key=key, description=report.title())
+    create_table_artifact(table=report.rows(), key=f"{key}-table", description=report.title())
+    get_run_logger().info("%s: stored in %s/%s", report.title(), store_url, report.files.get("markdown", "-"))

@@ -87,6 +87,10 @@ EXPECTED_CRONS = {
     "audit/daily": ["0 6 * * *"],
     "sweep/every-15-minutes": ["*/15 * * * *"],
     "health/hourly": ["0 * * * *"],
+    "report/kpi-daily": ["0 7 * * *"],
+    "report/cost-daily": ["5 7 * * *"],
+    "report/kpi-weekly": ["0 8 * * 1"],
+    "report/cost-weekly": ["5 8 * * 1"],
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 from prefect.artifacts import Artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+from prefect.settings import PREFECT_API_URL
 
 from content_pipeline.claims.queue import read_queue
 from content_pipeline.store import layout, open_store
@@ -95,6 +96,25 @@ def test_the_sweep_flow_names_each_release_in_its_state(env) -> None:
     state = pipeline.sweep_flow(return_state=True)
     assert state.is_completed() and state.message.startswith("2 claim(s) of run crashed (pid ")
     assert read_queue(env)[0]["runs"] == {}
+
+
+def test_the_health_and_report_flows_publish_artifacts(env) -> None:
+    assert pipeline.go_live(run_id="before-ops", return_state=True).is_completed()
+    health = pipeline.health_flow(return_state=True)  # the test server has no work pool: red, so Failed
+    assert health.is_failed() and health.message == (
+        f"health red: prefect: the server at {PREFECT_API_URL.value()} answers, but has no work pool 'content-pipeline'"
+    )
+    report = pipeline.report_flow(kind="cost", period="weekly", return_state=True)
+    assert report.is_completed() and "COST report, weekly" in report.message
+    with get_client(sync_client=True) as client:
+        ids = [health.state_details.flow_run_id, report.state_details.flow_run_id]
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+    keys = {a.key for a in artifacts}
+    assert {"health", "cost-weekly-report", "cost-weekly-report-table"} <= keys
+    charts = [i.key for i in env.list("reports/cost-weekly/") if i.key.endswith(".png")]
+    assert len(charts) == 3
+    with pytest.raises(Exception, match="kind"):  # the parameter's choices are checked before the run
+        pipeline.report_flow(kind="nope")
 
 
 def test_batch_flow_without_inventory_names_the_command(env) -> None:

@@ -1,0 +1,200 @@
+"""KPI and cost reports: a period's figures against the prior period with the change, as a terminal table,
+markdown and table rows, and PNG charts stored beside the report in the store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import polars as pl
+
+from content_pipeline.ops import charts
+from content_pipeline.ops.kpis import PERIODS, Figures, figures, per_day
+from content_pipeline.ops.outcomes import outcomes
+from content_pipeline.store import Store, layout
+
+Kind = Literal["kpi", "cost"]
+# the headline rows of each kind, and how each is shown: a count, a rate or money
+ROWS: dict[str, list[tuple[str, str]]] = {
+    "kpi": [
+        ("items_attempted", "count"),
+        ("successes", "count"),
+        ("rejects", "count"),
+        ("success_rate", "rate"),
+        ("escalation_rate", "rate"),
+        ("cost_per_success_usd", "money"),
+    ],
+    "cost": [
+        ("cost_usd", "money"),
+        ("tokens_in", "count"),
+        ("tokens_out", "count"),
+        ("successes", "count"),
+        ("cost_per_success_usd", "money"),
+    ],
+}
+CHARTS = ("cost-and-successes", "success-rate", "rejects-by-reason")
+
+
+def _show(value: float | int | None, how: str) -> str:
+    if value is None:
+        return "-"
+    return {"count": f"{value:,}", "rate": f"{value:.1%}", "money": f"${value:,.4f}"}[how]
+
+
+def change(current: float | int | None, prior: float | int | None, how: str) -> str:
+    """The change from the prior period: points for a rate, the difference and its share otherwise."""
+    if current is None or prior is None:
+        return "-"
+    if how == "rate":
+        return f"{100 * (current - prior):+.1f} pp"
+    delta = current - prior
+    shown = f"{delta:+,}" if how == "count" else f"{'+' if delta >= 0 else '-'}${abs(delta):,.4f}"
+    return shown + (f" ({delta / prior:+.1%})" if prior else "")
+
+
+@dataclass
+class Report:
+    """One report: its kind and period, the period's and the prior period's figures, the days charted,
+    and where its files are in the store once written."""
+
+    kind: Kind
+    period: str
+    start: datetime
+    end: datetime
+    current: Figures
+    prior: Figures
+    days: pl.DataFrame
+    files: dict[str, str] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, str]]:
+        """metric, this period, prior period, change: the headline table."""
+        now, before = self.current.headline(), self.prior.headline()
+        return [
+            {
+                "metric": name,
+                "this period": _show(now[name], how),
+                "prior period": _show(before[name], how),
+                "change": change(now[name], before[name], how),
+            }
+            for name, how in ROWS[self.kind]
+        ]
+
+    def reason_rows(self) -> list[dict[str, str]]:
+        now, before = self.current.rejects_by_reason, self.prior.rejects_by_reason
+        return [
+            {
+                "reason": r,
+                "this period": str(now.get(r, 0)),
+                "prior period": str(before.get(r, 0)),
+                "change": change(now.get(r, 0), before.get(r, 0), "count"),
+            }
+            for r in sorted(set(now) | set(before), key=lambda r: (-now.get(r, 0), r))
+        ]
+
+    def title(self) -> str:
+        return (
+            f"{self.kind.upper()} report, {self.period}: {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC"
+        )
+
+    def markdown(self, store_url: str = "") -> str:
+        lines = [f"# {self.title()}", "", *_table(self.rows())]
+        if self.kind == "kpi" and self.reason_rows():
+            lines += ["", "## Rejects by reason", "", *_table(self.reason_rows())]
+        if self.kind == "cost" and self.current.by_model:
+            lines += ["", "## By model (this period)", "", *_table(_shown(self.current.by_model))]
+        if self.current.by_template:
+            lines += ["", "## By prompt template version (this period)", "", *_table(_shown(self.current.by_template))]
+        if self.files:
+            lines += ["", "## Charts", ""] + [
+                f"- {name}: `{store_url}/{key}`" for name, key in self.files.items() if key.endswith(".png")
+            ]
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "period": self.period,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "current": {
+                **self.current.headline(),
+                "rejects_by_reason": self.current.rejects_by_reason,
+                "by_model": self.current.by_model,
+                "by_template": self.current.by_template,
+            },
+            "prior": {**self.prior.headline(), "rejects_by_reason": self.prior.rejects_by_reason},
+            "files": self.files,
+        }
+
+
+def _shown(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Rows for a table: nano-dollars as dollars, rates as percentages."""
+    out = []
+    for row in rows:
+        shown = {}
+        for key, value in row.items():
+            if key == "cost_nano":
+                shown["cost"] = _show(value / 1e9, "money")
+            elif key.endswith("_rate"):
+                shown[key] = _show(value, "rate")
+            elif key.endswith("_usd"):
+                shown[key] = _show(value, "money")
+            else:
+                shown[key] = str(value)
+        out.append(shown)
+    return out
+
+
+def _table(rows: list[dict[str, str]]) -> list[str]:
+    if not rows:
+        return []
+    heads = list(rows[0])
+    return [
+        "| " + " | ".join(heads) + " |",
+        "|" + "---|" * len(heads),
+        *("| " + " | ".join(str(r[h]) for h in heads) + " |" for r in rows),
+    ]
+
+
+def terminal(report: Report) -> str:
+    """The headline table, aligned for a terminal."""
+    rows = report.rows()
+    heads = list(rows[0])
+    widths = {h: max(len(h), *(len(r[h]) for r in rows)) for h in heads}
+    lines = [report.title(), "  ".join(h.ljust(widths[h]) for h in heads)]
+    lines += ["  ".join(r[h].ljust(widths[h]) for h in heads) for r in rows]
+    return "\n".join(lines)
+
+
+def build_report(store: Store, kind: Kind, period: str, now: datetime | None = None) -> Report:
+    """The figures of the `period` ending `now` and of the one before it, from the ledger."""
+    length = PERIODS[period]
+    end = now or datetime.now(UTC)
+    start, prior_start = end - length, end - 2 * length
+    frame = outcomes(store, since=prior_start, until=end).frame
+    boundary = pl.col("finished") >= start
+    current, prior = figures(frame.filter(boundary)), figures(frame.filter(~boundary))
+    return Report(kind, period, start, end, current, prior, per_day(frame, prior_start, end))
+
+
+def write_report(store: Store, report: Report) -> dict[str, str]:
+    """The report (markdown and JSON) and its three charts in `reports/<kind>-<period>/<end>/`; the keys."""
+    base = f"{layout.REPORTS_PREFIX}{report.kind}-{report.period}/{report.end:%Y%m%dT%H%M%SZ}/"
+    first = report.start - (report.end - report.start)
+    span = f"{report.period} and the period before, {first:%Y-%m-%d} to {report.end:%Y-%m-%d}"
+    pngs = {
+        "cost-and-successes": charts.cost_and_successes(report.days, f"Cost and successes per day ({span})"),
+        "success-rate": charts.success_rate(report.days, f"Success rate per day ({span})"),
+        "rejects-by-reason": charts.rejects_by_reason(
+            report.current.rejects_by_reason, report.prior.rejects_by_reason, f"Rejects by reason ({span})"
+        ),
+    }
+    for name, data in pngs.items():
+        store.put(f"{base}{name}.png", data)
+        report.files[name] = f"{base}{name}.png"
+    report.files["markdown"], report.files["json"] = f"{base}report.md", f"{base}report.json"
+    store.put(report.files["markdown"], report.markdown(store.url).encode())
+    store.put(report.files["json"], json.dumps(report.to_dict(), sort_keys=True, default=str).encode())
+    return report.files
