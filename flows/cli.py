@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 from contextlib import nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from content_pipeline.errors import BadInputError, PipelineError
@@ -24,7 +25,15 @@ if TYPE_CHECKING:
 RUN_COMMANDS = ("go-live", "replay-failed", "inventory", "batch", "preflight", "generate")  # those with a run id
 MAINTENANCE = ("consolidate", "audit", "sync", "sweep")
 WHOLE_RUNS = ("go-live", "replay-failed")  # (as run.commands.WHOLE_RUNS, without importing the run's modules)
-OPS = ("status", "health", "backup", "restore", "report")  # run here, on the store the flows use
+OPS = (
+    "status",
+    "health",
+    "backup",
+    "restore",
+    "report",
+    "template-rank",
+    "templates",
+)  # run here, on the store the flows use
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
         "backup": "copy the ledger and the view snapshots to another store, incrementally, each copy checked",
         "restore": "keep the views, release what gone runs left, write back lost records, rebuild, sync, audit",
         "report": "KPI or cost figures of a period against the prior one; stored with PNG charts",
+        "template-rank": "rank prompt templates by QA pass rate and cost per success; --apply retires/promotes",
+        "templates": "list the prompt templates (active ones marked); --add FILE stores and activates a version",
         "quarantine": "list the ledger's damaged records; --accept-loss releases their held slugs",
         "fake-llm": "a local OpenAI-compatible server to rehearse a run (fake-llm serve)",
     }
@@ -67,7 +78,12 @@ def _parser() -> argparse.ArgumentParser:
         if name == "report":
             cmd.add_argument("kind", choices=["kpi", "cost"], help="kpi: outcomes and rates; cost: spend and tokens")
             cmd.add_argument("--period", choices=["daily", "weekly", "30d"], default="daily", help="default daily")
-        if name in ("status", "health", "report"):
+        if name == "template-rank":
+            cmd.add_argument("--period", choices=["daily", "weekly", "30d"], default="30d", help="default 30d")
+            cmd.add_argument("--apply", action="store_true", help="change the active set as named, and record it")
+        if name == "templates":
+            cmd.add_argument("--add", metavar="FILE", help="a JSON file: id, version, system, user (and fields)")
+        if name in ("status", "health", "report", "template-rank"):
             cmd.add_argument("--json", action="store_true", help="print one JSON object")
         if name == "view":
             cmd.add_argument("view", choices=list(layout.VIEW_FILES), help="which view")
@@ -251,6 +267,46 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _template_rank(args: argparse.Namespace) -> int:
+    from content_pipeline.ops.template_rank import decide, rank_templates
+
+    settings = load_settings()
+    store = store_for(settings)
+    ranking = rank_templates(store, args.period)
+    if not store.read_only:
+        decide(store, ranking, args.apply)
+    print(json.dumps(ranking.to_dict(), sort_keys=True) if args.json else "\n".join(ranking.lines()))
+    return 0
+
+
+def _templates(add: str | None) -> int:
+    from pydantic import ValidationError
+
+    from content_pipeline.generation.templates import PromptTemplate, read_active, save_template, stored_templates
+    from content_pipeline.generation.templates import write_active as activate
+
+    store = store_for(load_settings())
+    if add is not None:
+        try:
+            template = PromptTemplate.model_validate_json(Path(add).read_bytes())
+        except OSError as exc:
+            raise BadInputError(f"templates --add {add}: {exc.strerror}") from None
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise BadInputError(
+                f"templates --add {add}: {'.'.join(map(str, err['loc'])) or 'file'}: {err['msg']}"
+            ) from None
+        stored = save_template(store, template)
+        active, version = read_active(store)
+        if template.key not in active:
+            activate(store, {**active, template.key: 1}, version)
+        print(f"templates: {template.key} {'stored' if stored else 'already stored'} and active")
+    active, _ = read_active(store)
+    for key in stored_templates(store):
+        print(f"{key}  {'active, weight ' + str(active[key]) if key in active else 'inactive'}")
+    return 0
+
+
 def _quarantine(as_json: bool, which: str | None) -> int:
     from content_pipeline.ops.quarantine import accept, quarantined
 
@@ -368,6 +424,10 @@ def main(argv: list[str] | None = None) -> int:
             return _restore(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "template-rank":
+            return _template_rank(args)
+        if args.command == "templates":
+            return _templates(args.add)
         if args.command == "view":
             return _view(args.view)
         if args.command == "quarantine":

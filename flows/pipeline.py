@@ -16,11 +16,12 @@ from content_pipeline.ops.health import health
 from content_pipeline.ops.kpis import Period
 from content_pipeline.ops.replay import ReplayWindow
 from content_pipeline.ops.reports import Kind, build_report, write_report
+from content_pipeline.ops.template_rank import decide, rank_templates
 from content_pipeline.run.commands import run_command
 from content_pipeline.settings import MAX_REPLAY_HOURS, RUN_ID_PATTERN, Scope, Settings, load_settings
 from content_pipeline.store import Store, store_for
 from flows.prefect_probe import prefect_check
-from tasks.ops import publish_health, publish_report
+from tasks.ops import publish_health, publish_ranking, publish_report
 from tasks.reporter import PrefectReporter
 
 _DEFAULT = {name: field.default for name, field in Settings.model_fields.items()}
@@ -196,6 +197,21 @@ def report_flow(
     return Completed(message=f"{report.title()}: stored in {store.url}/{report.files['markdown']}")
 
 
+@flow(name="template-rank")
+def template_rank_flow(
+    period: Annotated[Period, Field(description="The period whose outcomes rank the templates")] = "30d",
+    apply: Annotated[
+        bool, Field(description="Retire the bottom 20% and promote the top 20% of the active set")
+    ] = False,
+) -> State:
+    """Rank the prompt templates by QA pass rate and cost per success, with sample sizes and a significance
+    note; record the decision with its evidence, and with apply change the active set."""
+    _, store = _open()
+    ranking = decide(store, rank_templates(store, period), apply)
+    publish_ranking(ranking)
+    return Completed(message="; ".join(ranking.lines()[-2:]))  # applied or not, and where it is recorded
+
+
 FLOWS = {
     "go-live": go_live,
     "replay-failed": replay_failed_flow,
@@ -209,4 +225,5 @@ FLOWS = {
     "sweep": sweep_flow,
     "health": health_flow,
     "report": report_flow,
+    "template-rank": template_rank_flow,
 }

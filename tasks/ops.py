@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from content_pipeline.ops.health import Health
 from content_pipeline.ops.reports import Report
+from content_pipeline.ops.template_rank import Ranking
 
 _LEVELS = {"green": logging.INFO, "amber": logging.WARNING, "red": logging.ERROR}
 
@@ -27,3 +28,19 @@ def publish_report(report: Report, store_url: str) -> None:
     create_markdown_artifact(markdown=report.markdown(store_url), key=key, description=report.title())
     create_table_artifact(table=report.rows(), key=f"{key}-table", description=report.title())
     get_run_logger().info("%s: stored in %s/%s", report.title(), store_url, report.files.get("markdown", "-"))
+
+
+def publish_ranking(ranking: Ranking) -> None:
+    """The ranking's lines as markdown and its evidence as a table."""
+    create_markdown_artifact(markdown="\n".join(f"- {line}" for line in ranking.lines()), key="template-rank")
+    rows = [
+        {
+            "template": r.template,
+            "n": r.n,
+            "pass_rate": r.pass_rate,
+            "cost_per_success_usd": r.cost_per_success_usd,
+            "note": r.note,
+        }
+        for r in ranking.rows
+    ]
+    create_table_artifact(table=rows, key="template-rank-evidence", description=ranking.lines()[0])

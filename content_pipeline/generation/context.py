@@ -13,6 +13,7 @@ from content_pipeline.generation.budget import RunBudget
 from content_pipeline.generation.loop import ChunkLoop
 from content_pipeline.generation.nearcopy import NearCopyIndex
 from content_pipeline.generation.stats import RunStats
+from content_pipeline.generation.templates import DEFAULT, TemplateSet, active_templates
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.ledger.inflight import booked_at_crash
 from content_pipeline.ledger.intents import IntentLog
@@ -49,6 +50,7 @@ class GenerationContext:
     ledger: LedgerWriter | None
     near_copies: NearCopyIndex
     intents: IntentLog | None = None
+    templates: TemplateSet = field(default_factory=lambda: TemplateSet(((DEFAULT, 1),)))
     already: frozenset[str] = frozenset()
     on_success: Callable[[int], None] | None = None
     limits: SharedLimits | None = None
@@ -127,6 +129,7 @@ def open_generation(
         ledger=None,
         near_copies=index,
         already=frozenset(already),
+        templates=active_templates(store),
         on_success=on_success,
         slots=threading.BoundedSemaphore(parallel),
     )

@@ -12,6 +12,7 @@ from content_pipeline.generation.calls import Attempt, call_model
 from content_pipeline.generation.content import ItemContent
 from content_pipeline.generation.context import GenerationContext
 from content_pipeline.generation.nearcopy import sketch
+from content_pipeline.generation.templates import DEFAULT, PromptTemplate
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.ledger.records import OutcomeRecord
 from content_pipeline.llm.client import CallFailed, Completion
@@ -32,16 +33,19 @@ class Decision:
 
     verdict: qa.Verdict
     model: str
+    template: PromptTemplate = DEFAULT
     content: ItemContent | None = None
     retryable: bool = False
     tried: int = 1
 
 
-def _judge(result: Completion, item: Item, attempt: Attempt) -> tuple[ItemContent | None, qa.Verdict]:
+def _judge(
+    result: Completion, item: Item, attempt: Attempt, template: PromptTemplate
+) -> tuple[ItemContent | None, qa.Verdict]:
     """QA of one answer; the verdict goes into the answer's Call."""
     content, verdict = qa.parse_content(result.text, result.finish_reason, result.refusal)
     if content is not None:
-        verdict = qa.check_content(content, item)
+        verdict = qa.check_content(content, item, template.system)
     attempt.decide_last("pass" if verdict.ok else str(verdict.reason))
     return content, verdict
 
@@ -66,8 +70,9 @@ async def decide(ctx: GenerationContext, client: AsyncOpenAI, item: Item, attemp
     """Call the first model and, when QA fails, the strong model once; None when no decision was reached
     and nothing was paid (the run is stopping)."""
     settings = ctx.settings
-    msgs = prompts.messages(item)
-    decision = Decision(qa.Verdict(False, "not_attempted", ""), settings.model)
+    template = ctx.templates.for_slug(item.slug)
+    msgs = prompts.messages(item, template)
+    decision = Decision(qa.Verdict(False, "not_attempted", ""), settings.model, template)
     for number, model in enumerate((settings.model, settings.strong_model), start=1):
         decision.tried, decision.model = number, model
         try:
@@ -86,7 +91,8 @@ async def decide(ctx: GenerationContext, client: AsyncOpenAI, item: Item, attemp
             return decision
         if isinstance(result, str):
             return _not_called(ctx, decision, result, attempt)
-        decision.content, decision.verdict = _judge(result, item, attempt)
+        decision.model = result.model or model  # the model that answered, as the response names it
+        decision.content, decision.verdict = _judge(result, item, attempt, template)
         if decision.verdict.ok:
             return decision
     return decision
@@ -111,9 +117,9 @@ def _record(ctx: GenerationContext, item: Item, attempt: Attempt, decision: Deci
         reason=None if ok else verdict.reason,
         retryable=False if ok else decision.retryable,
         model=decision.model,
-        prompt_template=prompts.TEMPLATE_ID,
-        prompt_version=prompts.TEMPLATE_VERSION,
-        input_hash=prompts.input_hash(item),
+        prompt_template=decision.template.id,
+        prompt_version=decision.template.version,
+        input_hash=prompts.input_hash(item, decision.template),
         tokens_in=attempt.tokens_in,
         tokens_out=attempt.tokens_out,
         cost_usd=to_usd(attempt.spent_nano),
@@ -122,7 +128,7 @@ def _record(ctx: GenerationContext, item: Item, attempt: Attempt, decision: Deci
         calls=attempt.calls,
         run_budget_usd=to_usd(ctx.budget.limit),
         offline=ctx.settings.offline,
-        source_fields=list(prompts.SOURCE_FIELDS),
+        source_fields=prompts.used_fields(item, decision.template),
         started_at=started,
         finished_at=_now(),
     )

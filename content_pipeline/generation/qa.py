@@ -35,7 +35,6 @@ _BAD_TEXT_NEEDS = (
     "{{",
     "}}",
 )
-_LEAK = SYSTEM_PROMPT[:60].lower()
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -87,13 +86,14 @@ def parse_content(
         return None, Verdict(False, "schema", f"{where}: {first['msg']}")
 
 
-def check_content(content: ItemContent, item: Item) -> Verdict:
-    """Length bounds, error/refusal text, leaked prompt, and that the item's own fields were used."""
+def check_content(content: ItemContent, item: Item, system: str = SYSTEM_PROMPT) -> Verdict:
+    """Length bounds, error/refusal text, the `system` prompt leaked, and that the item's own fields were
+    used."""
     if (wrong := _lengths(content)) is not None:
         return wrong
     everything = " ".join([content.headline, content.description, content.seo_description, *content.highlights])
     lowered = everything.lower()
-    if _LEAK in lowered:
+    if system[:60].lower() in lowered:
         return Verdict(False, "prompt_leak", "the content repeats the system prompt")
     bad = bad_text(everything, lowered)
     if bad:

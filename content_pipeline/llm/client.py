@@ -25,6 +25,7 @@ class Completion:
     finish_reason: str | None
     tokens_in: int
     tokens_out: int
+    model: str | None = None  # the model that answered, as the response names it
 
 
 class CallFailed(Exception):
@@ -144,6 +145,7 @@ def _completion(response: httpx2.Response, pacer: Pacer | None) -> Completion:
         finish_reason=finish,
         tokens_in=_count(usage.get("prompt_tokens")),
         tokens_out=_count(usage.get("completion_tokens")),
+        model=data["model"] if isinstance(data.get("model"), str) and data["model"] else None,
     )
 
 

@@ -13,7 +13,7 @@ import time
 import httpx2
 
 REFUSED_CATEGORIES = {"restricted"}
-_ITEM = re.compile(r"<item>\s*(\{.*\})\s*</item>", re.DOTALL)
+ITEM_JSON = re.compile(r"<item>\s*(\{.*\})\s*</item>", re.DOTALL)
 
 
 def write_content(item: dict, strong: bool) -> dict | None:
@@ -55,7 +55,7 @@ def completion_body(request_body: dict, strong_model: str) -> dict:
     model = request_body.get("model", "offline")
     msgs = request_body.get("messages") or []
     prompt = "".join(str(m.get("content") or "") for m in msgs)
-    found = _ITEM.search(prompt)
+    found = ITEM_JSON.search(prompt)
     item = json.loads(found.group(1)) if found else {}
     content = write_content(item, model == strong_model)
     message: dict = {"role": "assistant", "content": None, "refusal": None}

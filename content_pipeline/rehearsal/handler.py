@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import socket
 import time
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from content_pipeline.errors import BadInputError
+from content_pipeline.llm import offline
 from content_pipeline.rehearsal.faults import ERRORS
 
 if TYPE_CHECKING:
@@ -25,8 +25,9 @@ def _prompt(body: dict[str, Any]) -> str:
 
 
 def item_text(body: dict[str, Any]) -> str:
-    """The item part of the prompt (between <item> tags), which fault rules match against."""
-    found = re.search(r"<item>(.*)</item>", _prompt(body), re.DOTALL)
+    """The item part of the prompt (the JSON between <item> tags, not the system prompt's mention of
+    them), which fault rules match against."""
+    found = offline.ITEM_JSON.search(_prompt(body))
     return found.group(1) if found else ""
 
 

@@ -40,6 +40,7 @@ class FakeLLMConfig:
     seed: int | None = None
     record: bool = False  # keep every request (path, authorization, body) in `requests`, for tests
     prices: dict[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))  # what its invoice charges
+    snapshot: str = ""  # appended to the model an answer names, as providers name the snapshot that answered
 
 
 class _Server(ThreadingHTTPServer):
@@ -172,7 +173,7 @@ class FakeLLM:
 
     def _bill(self, answer: dict[str, Any]) -> None:
         """A paid answer's usage, as a provider's invoice counts it."""
-        usage, model = answer.get("usage") or {}, str(answer.get("model"))
+        usage, model = answer.get("usage") or {}, str(answer.get("model")).removesuffix(self.config.snapshot or "\0")
         tokens_in, tokens_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         prices = PriceTable(self.config.prices)
         with self._lock:
@@ -210,4 +211,5 @@ class FakeLLM:
             message["content"], message["refusal"] = None, "I'm sorry, I can't help with that."
         elif kind == "empty":
             message["content"] = ""
+        completion["model"] = f"{completion['model']}{self.config.snapshot}"
         return completion

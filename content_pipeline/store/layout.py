@@ -42,6 +42,9 @@ RUNS_PREFIX = "runs/"
 HEALTH_PREFIX = "health/"  # health's probe objects (each deleted once read back)
 BACKUPS_PREFIX = "backups/"  # the record of each backup (ops/backup.py), in the store and its target
 TEMPLATES_PREFIX = "templates/"  # prompt templates, the active set and the ranking decisions
+TEMPLATE_VERSIONS = f"{TEMPLATES_PREFIX}versions/"  # one object per template version: <id>/<version>.json
+ACTIVE_TEMPLATES = f"{TEMPLATES_PREFIX}active"  # a cell: the active templates and their weights
+TEMPLATE_DECISIONS = f"{TEMPLATES_PREFIX}decisions/"  # each template-rank decision with its evidence
 REPORTS_PREFIX = "reports/"  # KPI and cost reports with their charts
 SEGMENT_SUFFIX = ".jsonl"
 # the files a run writes under runs/<run>/
