@@ -110,6 +110,9 @@ class Settings(BaseSettings):
         description="CLI: auto runs a Prefect flow when a Prefect API is configured and the core directly when "
         "not; prefect always runs the flow (with a temporary server); direct never does",
     )
+    heartbeat_s: Annotated[
+        float, Field(gt=0, le=3600, description="A long stage's heartbeat log line every N s (no terminal)")
+    ] = 30.0
     lease_ttl_s: Annotated[float, Field(gt=0, description="Batch-builder lease lifetime, s")] = 60.0
     lease_wait_s: Annotated[float, Field(ge=0, description="How long go-live waits for a busy batch builder, s")] = 30.0
     claim_ttl_s: Annotated[float, Field(gt=0, description="How long a run's claims live without it, s")] = 6 * 3600.0

@@ -25,15 +25,8 @@ if TYPE_CHECKING:
 RUN_COMMANDS = ("go-live", "replay-failed", "inventory", "batch", "preflight", "generate")  # those with a run id
 MAINTENANCE = ("consolidate", "audit", "sync", "sweep")
 WHOLE_RUNS = ("go-live", "replay-failed")  # (as run.commands.WHOLE_RUNS, without importing the run's modules)
-OPS = (
-    "status",
-    "health",
-    "backup",
-    "restore",
-    "report",
-    "template-rank",
-    "templates",
-)  # run here, on the store the flows use
+# run here, on the store the flows use
+OPS = ("status", "progress", "health", "backup", "restore", "report", "template-rank", "templates")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         "sync": "rewrite the checkpoint from master",
         "sweep": "release the leases and queued claims of runs that are gone, naming each",
         "status": "counts from the store (read-only, quick)",
+        "progress": "remaining work, share done, the last hour's rate and the time to finish",
         "health": "every check green, amber or red with one line each; exit 0 green, 1 amber, 2 red",
         "view": "print one current master view (read-only)",
         "backup": "copy the ledger and the view snapshots to another store, incrementally, each copy checked",
@@ -83,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--apply", action="store_true", help="change the active set as named, and record it")
         if name == "templates":
             cmd.add_argument("--add", metavar="FILE", help="a JSON file: id, version, system, user (and fields)")
-        if name in ("status", "health", "report", "template-rank"):
+        if name in ("status", "progress", "health", "report", "template-rank"):
             cmd.add_argument("--json", action="store_true", help="print one JSON object")
         if name == "view":
             cmd.add_argument("view", choices=list(layout.VIEW_FILES), help="which view")
@@ -195,6 +189,15 @@ def _status(as_json: bool) -> int:
         width = max(len(k) for k in result)
         for key, value in result.items():
             print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _progress(as_json: bool) -> int:
+    from content_pipeline.ops.progress import progress, progress_line
+
+    settings = load_settings()
+    figures = progress(store_for(settings, read_only=True), settings.catalogue, settings.s3_options())
+    print(json.dumps(figures, sort_keys=True) if as_json else progress_line(figures))
     return 0
 
 
@@ -416,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "status":
             return _status(args.json)
+        if args.command == "progress":
+            return _progress(args.json)
         if args.command == "health":
             return _health(args.json)
         if args.command == "backup":

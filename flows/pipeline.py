@@ -14,6 +14,7 @@ from pydantic import Field
 from blocks import LLMConfig, StoreLocation
 from content_pipeline.ops.health import health
 from content_pipeline.ops.kpis import Period
+from content_pipeline.ops.progress import progress, progress_line
 from content_pipeline.ops.replay import ReplayWindow
 from content_pipeline.ops.reports import Kind, build_report, write_report
 from content_pipeline.ops.template_rank import decide, rank_templates
@@ -169,6 +170,14 @@ def sweep_flow(
     return _run("sweep", evidence_only=dry_run or None)
 
 
+@flow(name="progress")
+def progress_flow() -> State:
+    """Remaining work, the share done, the last hour's rate and the time to finish."""
+    settings, store = _open()
+    figures = progress(store, settings.catalogue, settings.s3_options())
+    return Completed(message=progress_line(figures))
+
+
 @flow(name="health")
 def health_flow() -> State:
     """Every health check, as a markdown artifact and log lines; the run fails on red (so the failure
@@ -224,6 +233,7 @@ FLOWS = {
     "sync": sync_flow,
     "sweep": sweep_flow,
     "health": health_flow,
+    "progress": progress_flow,
     "report": report_flow,
     "template-rank": template_rank_flow,
 }

@@ -21,6 +21,7 @@ from prefect.utilities.annotations import quote
 
 from content_pipeline.generation.chunk import ChunkJob
 from content_pipeline.generation.context import SharedLimits
+from content_pipeline.run.heartbeat import Pulse
 from content_pipeline.run.report import RunReport
 from content_pipeline.run.reporter import Future, Submit
 from content_pipeline.settings import Settings
@@ -59,6 +60,13 @@ class PrefectReporter:
         if done:
             update_progress_artifact(self._progress, progress=100.0 * done / total)
             self.log(logging.INFO, line)
+
+    @property
+    def live(self) -> bool:
+        return False  # a flow run's pulse is a line in its log (the progress artifact is the bar)
+
+    def pulse(self, pulse: Pulse) -> None:
+        self.log(logging.INFO, f"{'finished' if pulse.final else 'heartbeat'}: {pulse.line()}")
 
     def log(self, level: int, message: str) -> None:
         try:

@@ -47,3 +47,8 @@ class RunStats:
     @property
     def decided(self) -> int:
         return self.successes + self.rejects
+
+    @property
+    def done(self) -> int:
+        """Items this run is through with: decided, skipped (decided elsewhere) or not attempted."""
+        return self.successes + self.rejects + self.skipped + self.not_attempted

@@ -13,6 +13,7 @@ from content_pipeline.errors import PipelineError
 from content_pipeline.generation.context import GenerationContext, open_generation, plan_chunks
 from content_pipeline.generation.loop import frozen_heap
 from content_pipeline.intake.catalogue import Item
+from content_pipeline.run.heartbeat import Heartbeat
 from content_pipeline.run.report import RunReport
 from content_pipeline.run.reporter import Future, Submit
 from content_pipeline.run.stages import Stages
@@ -117,10 +118,20 @@ def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineEr
         f"{per_chunk} call(s) in flight per chunk, {model}"
     )
     keeper = ClaimKeeper(store, stages.run_id, settings.claim_ttl_s)  # a long run's claims never expire under it
+    stats, budget = ctx.stats, ctx.budget
+    beat = Heartbeat(
+        "generate",
+        len(items),
+        settings.budget_usd,
+        lambda: (stats.done, budget.spent_usd),
+        stages.reporter,
+        settings.heartbeat_s,
+    ).start()
     try:
         with frozen_heap():  # no full collections of the heap under the calls
             _run_chunks(stages, ctx, chunks, parallel, per_chunk, report)
     finally:
+        beat.stop()
         keeper.stop()
         ctx.close()
         periodic.join()

@@ -11,8 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
 from content_pipeline.errors import StoreIOError
 from content_pipeline.generation.context import SharedLimits
+from content_pipeline.run.heartbeat import Pulse
 from content_pipeline.run.report import RunReport
 from content_pipeline.settings import Settings
 
@@ -56,6 +60,15 @@ class Reporter(Protocol):
 
     def log(self, level: int, message: str) -> None: ...
 
+    @property
+    def live(self) -> bool:
+        """True when a live display (a terminal's progress bar) shows the pulse; else each pulse is a line."""
+        ...
+
+    def pulse(self, pulse: Pulse) -> None:
+        """A long stage's heartbeat (run/heartbeat.py): a progress bar when live, else one log line."""
+        ...
+
     def publish(self, report: RunReport, rejects: list[dict[str, str]]) -> None:
         """The run report and this run's rejects, at the end of a run (the store has its own copy)."""
         ...
@@ -72,8 +85,40 @@ class PlainReporter:
     """The run without Prefect: stages called in this process (store I/O retried as the flows retry it),
     chunks on a pool of threads, log lines and progress on stderr. The report is the caller's to print."""
 
-    def __init__(self, logger: logging.Logger = LOGGER) -> None:
+    def __init__(self, logger: logging.Logger = LOGGER, console: Console | None = None) -> None:
         self.logger = logger
+        self.console = console  # a terminal to draw progress bars on; None: stdout when it is one
+        self._bars: dict[str, tuple[Progress, TaskID]] = {}
+
+    @property
+    def live(self) -> bool:
+        return self.console is not None or sys.stdout.isatty()
+
+    def pulse(self, pulse: Pulse) -> None:
+        if not self.live:
+            self.logger.info("%s %s", "finished:" if pulse.final else "heartbeat:", pulse.line())
+            return
+        bar, task = self._bars.get(pulse.stage) or self._bar(pulse)
+        spent = f"${pulse.spent_usd:.4f} of ${pulse.budget_usd:.2f}"
+        bar.update(task, completed=pulse.done, total=pulse.total, spent=spent, rate=f"{pulse.rate_per_s:.2f}/s")
+        if pulse.final:
+            bar.stop()
+            del self._bars[pulse.stage]
+
+    def _bar(self, pulse: Pulse) -> tuple[Progress, TaskID]:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[spent]}"),
+        )
+        bar = Progress(*columns, console=self.console or Console(), transient=False)
+        task = bar.add_task(pulse.stage, total=pulse.total, spent="", rate="")
+        bar.start()
+        self._bars[pulse.stage] = (bar, task)
+        return bar, task
 
     def stage(self, name: str, body: Callable[[], T]) -> T:
         started = time.perf_counter()
