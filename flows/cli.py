@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from content_pipeline.errors import BadInputError, PipelineError
-from content_pipeline.settings import MAX_REPLAY_HOURS, Settings, load_settings
+from content_pipeline.settings import MAX_REPLAY_HOURS, Settings
 from content_pipeline.store import layout, open_store, store_for
 from flows.prefect_api import configured_api_url
 
@@ -141,6 +141,14 @@ def _fake_llm_arguments(cmd: argparse.ArgumentParser) -> None:
     )
 
 
+def _settings(**flags: object) -> Settings:
+    """The settings of every command: the environment, the STORE_BLOCK / LLM_BLOCK blocks when a Prefect API
+    is configured (the store the flows use), then the flags."""
+    from flows.resolve import resolved_settings
+
+    return resolved_settings(configured_api_url(), **flags)
+
+
 def _fake_llm(args: argparse.Namespace) -> int:
     import signal
 
@@ -181,7 +189,7 @@ def _fake_llm(args: argparse.Namespace) -> int:
 def _status(as_json: bool) -> int:
     from content_pipeline.ops.status import status
 
-    settings = load_settings()
+    settings = _settings()
     result = status(store_for(settings, read_only=True), settings.catalogue, settings.s3_options())
     if as_json:
         print(json.dumps(result, sort_keys=True))
@@ -195,7 +203,7 @@ def _status(as_json: bool) -> int:
 def _progress(as_json: bool) -> int:
     from content_pipeline.ops.progress import progress, progress_line
 
-    settings = load_settings()
+    settings = _settings()
     figures = progress(store_for(settings, read_only=True), settings.catalogue, settings.s3_options())
     print(json.dumps(figures, sort_keys=True) if as_json else progress_line(figures))
     return 0
@@ -205,7 +213,7 @@ def _health(as_json: bool) -> int:
     from content_pipeline.ops.health import health
     from flows.prefect_probe import prefect_check
 
-    settings = load_settings()
+    settings = _settings()
     api = configured_api_url()
     result = health(store_for(settings), settings, probes=[lambda: prefect_check(api)] if api else [])
     print(json.dumps(result.to_dict(), sort_keys=True) if as_json else "\n".join(result.lines()))
@@ -215,7 +223,7 @@ def _health(as_json: bool) -> int:
 def _backup(args: argparse.Namespace) -> int:
     from content_pipeline.ops.backup import backup, backups
 
-    settings = load_settings()
+    settings = _settings()
     if args.list:
         source = open_store(args.source, **settings.s3_options()) if args.source else store_for(settings)
         for entry in backups(source):
@@ -233,7 +241,7 @@ def _restore(args: argparse.Namespace) -> int:
     from content_pipeline.ops.restore import restore, restore_from, restore_from_backup
     from content_pipeline.views.kept import kept_snapshots
 
-    settings = load_settings()
+    settings = _settings()
     store = store_for(settings)
     if args.list:
         kept = kept_snapshots(store)
@@ -256,7 +264,7 @@ def _restore(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from content_pipeline.ops.reports import build_report, terminal, write_report
 
-    settings = load_settings()
+    settings = _settings()
     store = store_for(settings)
     report = build_report(store, args.kind, args.period)
     if not store.read_only:
@@ -273,7 +281,7 @@ def _report(args: argparse.Namespace) -> int:
 def _template_rank(args: argparse.Namespace) -> int:
     from content_pipeline.ops.template_rank import decide, rank_templates
 
-    settings = load_settings()
+    settings = _settings()
     store = store_for(settings)
     ranking = rank_templates(store, args.period)
     if not store.read_only:
@@ -288,7 +296,7 @@ def _templates(add: str | None) -> int:
     from content_pipeline.generation.templates import PromptTemplate, read_active, save_template, stored_templates
     from content_pipeline.generation.templates import write_active as activate
 
-    store = store_for(load_settings())
+    store = store_for(_settings())
     if add is not None:
         try:
             template = PromptTemplate.model_validate_json(Path(add).read_bytes())
@@ -313,7 +321,7 @@ def _templates(add: str | None) -> int:
 def _quarantine(as_json: bool, which: str | None) -> int:
     from content_pipeline.ops.quarantine import accept, quarantined
 
-    settings = load_settings()
+    settings = _settings()
     if which is not None:
         for record in accept(store_for(settings), which):
             print(f"quarantine: loss accepted: {record.where} (slug {record.slug or 'unreadable'})")
@@ -333,7 +341,7 @@ def _quarantine(as_json: bool, which: str | None) -> int:
 def _view(name: str) -> int:
     from content_pipeline.views.snapshot import stream_view
 
-    if not stream_view(store_for(load_settings(), read_only=True), name, sys.stdout.buffer):
+    if not stream_view(store_for(_settings(), read_only=True), name, sys.stdout.buffer):
         print("error: no views are published yet: run `content-pipeline consolidate` (or go-live)", file=sys.stderr)
         return 1
     return 0
@@ -348,9 +356,9 @@ def _run(args: argparse.Namespace) -> int:
     (or RUN_MODE / --prefect asks for one), so the run shows in a UI exactly when there is one."""
     if args.command in RUN_COMMANDS:
         flags = {"scope": args.scope, "limit": args.limit, "budget_usd": args.budget_usd, "run_id": args.run_id}
-        settings = load_settings(**flags, run_mode=_mode(args)).with_run_id()
+        settings = _settings(**flags, run_mode=_mode(args)).with_run_id()
     else:
-        settings = load_settings(run_mode=_mode(args), evidence_only=getattr(args, "dry_run", None) or None)
+        settings = _settings(run_mode=_mode(args), evidence_only=getattr(args, "dry_run", None) or None)
     window = _window(args)
     configured = configured_api_url()
     if settings.run_mode == "prefect" or (settings.run_mode == "auto" and configured is not None):

@@ -11,7 +11,6 @@ from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from blocks import LLMConfig, StoreLocation
 from content_pipeline.ops.health import health
 from content_pipeline.ops.kpis import Period
 from content_pipeline.ops.progress import progress, progress_line
@@ -22,6 +21,7 @@ from content_pipeline.run.commands import run_command
 from content_pipeline.settings import MAX_REPLAY_HOURS, RUN_ID_PATTERN, Scope, Settings, load_settings
 from content_pipeline.store import Store, store_for
 from flows.prefect_probe import prefect_check
+from flows.resolve import block_overrides
 from tasks.ops import publish_health, publish_ranking, publish_report
 from tasks.reporter import PrefectReporter
 
@@ -36,24 +36,10 @@ RunIdParam = Annotated[
 CHUNK_THREADS = 64  # threads of the task runner that runs generation chunks' task runs
 
 
-def _block_overrides(settings: Settings) -> dict[str, Any]:
-    """What the StoreLocation and LLMConfig blocks named in the settings set, for those that exist."""
-    found: dict[str, Any] = {}
-    for block_type, name in ((StoreLocation, settings.store_block), (LLMConfig, settings.llm_block)):
-        if not name:
-            continue
-        try:
-            block = block_type.load(name)
-        except ValueError:  # no such block: the settings stand
-            continue
-        found.update(block.settings_overrides())
-    return found
-
-
 def _open(**params: Any) -> tuple[Settings, Store]:
     """Settings from the environment, then the blocks that exist, then the flow's parameters on top;
     and the store they name."""
-    settings = load_settings(**{**_block_overrides(load_settings()), **params}).with_run_id()
+    settings = load_settings(**{**block_overrides(load_settings()), **params}).with_run_id()
     return settings, store_for(settings)
 
 

@@ -106,6 +106,34 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(cli_env, args, extra, c
     assert after == before
 
 
+@pytest.mark.server
+def test_every_command_reads_the_store_the_flows_use(prefect_server, tmp_path, write_catalogue) -> None:
+    """With a Prefect API configured, the STORE_BLOCK block (when it exists) names the store of status,
+    view, health and the rest, as it does in a flow run, not STORE_URL."""
+    import uuid
+
+    from blocks import StoreLocation
+
+    name = f"cli-store-{uuid.uuid4().hex[:8]}"  # a block of this test's own on the session's server
+    block_store = tmp_path / "block-store"
+    StoreLocation(url=str(block_store)).save(name)
+    env = {**base_env(tmp_path), "PREFECT_API_URL": prefect_server, "STORE_BLOCK": name}
+    env.update(STORE_URL=str(tmp_path / "env-store"), CATALOGUE=write_catalogue([make_item(n) for n in range(1, 11)]))
+    try:
+        assert run(env, "go-live", "--direct").returncode == 0
+        status = json.loads(run(env, "status", "--json").stdout)
+        assert status["store"] == str(block_store) and status["done"] == 10
+        assert len(run(env, "view", "processed").stdout.split()) == 10
+        health = json.loads(run(env, "health", "--json").stdout)
+        assert health["checks"][0]["detail"] == f"{block_store} reachable and writable"
+        assert not (tmp_path / "env-store").exists()
+    finally:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            client.delete_block_document(StoreLocation.load(name)._block_document_id)
+
+
 def _comparable(report: str) -> str:
     """A report without what differs between two runs of the same work: the store's path and the duration."""
     report = re.sub(r"- duration: [0-9.]+ s", "- duration: N s", report)
