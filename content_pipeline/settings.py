@@ -116,6 +116,7 @@ class Settings(BaseSettings):
     lease_ttl_s: Annotated[float, Field(gt=0, description="Batch-builder lease lifetime, s")] = 60.0
     lease_wait_s: Annotated[float, Field(ge=0, description="How long go-live waits for a busy batch builder, s")] = 30.0
     claim_ttl_s: Annotated[float, Field(gt=0, description="How long a run's claims live without it, s")] = 6 * 3600.0
+    backup_url: str | None = Field(None, description="Where the daily backup goes: a folder or s3://bucket/prefix")
     view_backups_keep: Annotated[
         int, Field(ge=1, le=1000, description="How many view snapshots a restore keeps (the newest)")
     ] = 10

@@ -11,18 +11,21 @@ from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
+from content_pipeline.errors import PipelineError
+from content_pipeline.ops.backup import backup
 from content_pipeline.ops.health import health
 from content_pipeline.ops.kpis import Period
 from content_pipeline.ops.progress import progress, progress_line
 from content_pipeline.ops.replay import ReplayWindow
 from content_pipeline.ops.reports import Kind, build_report, write_report
+from content_pipeline.ops.restore import restore
 from content_pipeline.ops.template_rank import decide, rank_templates
 from content_pipeline.run.commands import run_command
 from content_pipeline.settings import MAX_REPLAY_HOURS, RUN_ID_PATTERN, Scope, Settings, load_settings
-from content_pipeline.store import Store, store_for
+from content_pipeline.store import Store, open_store, store_for
 from flows.prefect_probe import prefect_check
 from flows.resolve import block_overrides
-from tasks.ops import publish_health, publish_ranking, publish_report
+from tasks.ops import publish_health, publish_lines, publish_ranking, publish_report
 from tasks.reporter import PrefectReporter
 
 _DEFAULT = {name: field.default for name, field in Settings.model_fields.items()}
@@ -207,6 +210,40 @@ def template_rank_flow(
     return Completed(message="; ".join(ranking.lines()[-2:]))  # applied or not, and where it is recorded
 
 
+@flow(name="backup")
+def backup_flow(
+    to: Annotated[
+        str | None, Field(description="The backup store (a folder or s3://bucket/prefix); BACKUP_URL when empty")
+    ] = None,
+) -> State:
+    """Copy the ledger and the view snapshots to the backup store, incrementally, each copy checked by its
+    sha256; the backup is recorded in both stores."""
+    settings, store = _open()
+    target = to or settings.backup_url
+    if not target:
+        return Failed(message="backup: no target: set BACKUP_URL or give the `to` parameter")
+    try:
+        done = backup(store, open_store(target, **settings.s3_options()))
+    except PipelineError as exc:
+        return Failed(message=f"backup: {exc}")
+    return Completed(
+        message=f"backup {done['id']}: {done['copied']} object(s) copied, {done['unchanged']} unchanged, to {done['to']}"
+    )
+
+
+@flow(name="restore")
+def restore_flow(
+    dry_run: Annotated[bool, Field(description="Say what would change; change nothing")] = False,
+) -> State:
+    """The emergency procedure: keep the views, release what gone runs left, write back lost records,
+    rebuild every view from the ledger, sync, audit. Fails when something could not be repaired."""
+    settings, store = _open()
+    result = restore(store, settings, dry_run=dry_run)
+    lines = result.lines() + ([] if result.audit is None or result.audit.ok else result.audit.violations)
+    publish_lines("restore", lines)
+    return Completed(message="; ".join(lines)) if result.ok else Failed(message="; ".join(lines))
+
+
 FLOWS = {
     "go-live": go_live,
     "replay-failed": replay_failed_flow,
@@ -220,6 +257,8 @@ FLOWS = {
     "sweep": sweep_flow,
     "health": health_flow,
     "progress": progress_flow,
+    "backup": backup_flow,
+    "restore": restore_flow,
     "report": report_flow,
     "template-rank": template_rank_flow,
 }

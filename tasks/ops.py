@@ -44,3 +44,11 @@ def publish_ranking(ranking: Ranking) -> None:
         for r in ranking.rows
     ]
     create_table_artifact(table=rows, key="template-rank-evidence", description=ranking.lines()[0])
+
+
+def publish_lines(key: str, lines: list[str]) -> None:
+    """An operation's lines in the run's log and as a markdown artifact."""
+    logger = get_run_logger()
+    for line in lines:
+        logger.info("%s: %s", key, line)
+    create_markdown_artifact(markdown="\n".join(f"- {line}" for line in lines), key=key)

@@ -91,6 +91,8 @@ EXPECTED_CRONS = {
     "report/cost-daily": ["5 7 * * *"],
     "report/kpi-weekly": ["0 8 * * 1"],
     "report/cost-weekly": ["5 8 * * 1"],
+    "backup/daily": ["30 2 * * *"],
+    "template-rank/weekly": ["30 8 * * 1"],
 }
 
 

@@ -117,6 +117,17 @@ def test_the_health_and_report_flows_publish_artifacts(env) -> None:
         pipeline.report_flow(kind="nope")
 
 
+def test_the_backup_and_restore_flows(env, tmp_path, monkeypatch) -> None:
+    assert pipeline.go_live(run_id="before-backup", return_state=True).is_completed()
+    monkeypatch.delenv("BACKUP_URL", raising=False)
+    nowhere = pipeline.backup_flow(return_state=True)
+    assert nowhere.is_failed() and nowhere.message == "backup: no target: set BACKUP_URL or give the `to` parameter"
+    done = pipeline.backup_flow(to=str(tmp_path / "backup"), return_state=True)
+    assert done.is_completed() and " object(s) copied, 0 unchanged, to " in done.message, done.message
+    restored = pipeline.restore_flow(dry_run=True, return_state=True)
+    assert restored.is_completed() and restored.message == "nothing to restore: the views match the ledger"
+
+
 def test_batch_flow_without_inventory_names_the_command(env) -> None:
     state = pipeline.batch_flow(run_id="no-inventory", return_state=True)
     assert state.is_failed()
