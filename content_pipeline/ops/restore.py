@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from content_pipeline.claims.sweep import sweep
+from content_pipeline.errors import BadInputError
 from content_pipeline.ledger.quarantine import Damaged, damaged_records
 from content_pipeline.ledger.scan import LedgerScan, stream_ledger, torn_by_gone_writers
 from content_pipeline.ops.backup import bring_back
@@ -16,7 +17,7 @@ from content_pipeline.settings import Settings
 from content_pipeline.store import ReadOnlyStore, Store, layout
 from content_pipeline.views.audit import AuditResult, audit
 from content_pipeline.views.consolidate import consolidate, sync_checkpoint
-from content_pipeline.views.kept import keep_current, roll_back
+from content_pipeline.views.kept import keep_current, kept_snapshots, roll_back
 from content_pipeline.views.snapshot import load_manifest
 
 
@@ -106,7 +107,11 @@ def restore(store: Store, settings: Settings, *, dry_run: bool = False) -> Resto
 
 
 def restore_from(store: Store, settings: Settings, snapshot_id: str) -> Restored:
-    """Roll the views back to the kept snapshot `snapshot_id` (the current one kept first)."""
+    """Roll the views back to the kept snapshot `snapshot_id` (the current one kept first); an id that is
+    not kept is refused before anything is kept."""
+    kept = [k.id for k in kept_snapshots(store)]
+    if snapshot_id not in kept:
+        raise BadInputError(f"restore --from {snapshot_id}: no such kept snapshot (kept: {', '.join(kept) or 'none'})")
     restored = Restored(kept=keep_current(store, f"before rolling back to {snapshot_id}", settings.view_backups_keep))
     restored.changes = [f"view {name} rolled back to snapshot {snapshot_id}" for name in roll_back(store, snapshot_id)]
     return restored

@@ -71,8 +71,7 @@ def roll_back(store: Store, snapshot_id: str) -> list[str]:
     of the views that change. Refused, with nothing changed, when one of its objects is gone or altered."""
     chosen = next((k for k in kept_snapshots(store) if k.id == snapshot_id), None)
     if chosen is None:
-        ids = ", ".join(k.id for k in kept_snapshots(store)) or "none"
-        raise BadInputError(f"restore --from {snapshot_id}: no such kept snapshot (kept: {ids})")
+        raise BadInputError(f"restore --from {snapshot_id}: no such kept snapshot")
     files, sha256 = chosen.manifest.get("files", {}), chosen.manifest.get("sha256", {})
     for name, key in sorted(files.items()):
         if not intact(store, key, sha256.get(name)):
