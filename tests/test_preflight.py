@@ -67,10 +67,11 @@ def test_missing_batch_names_the_command_to_run(make_settings, store) -> None:
 def test_a_run_that_could_take_the_day_over_its_daily_budget_is_refused_before_any_spend(make_settings, store) -> None:
     from content_pipeline.ledger.scan import read_records
     from content_pipeline.ledger.spend import day_start, spent_since
+    from content_pipeline.views.daily import spent_today
 
     first = run(make_settings(limit=5), store)
     spent = sum(r.cost_usd for r in read_records(store))
-    assert first.ok and spent > 0 and spent_since(store, day_start()) == round(spent * 1e9)
+    assert first.ok and spent > 0 and spent_since(store, day_start()) == round(spent * 1e9) == spent_today(store)
     records = len(read_records(store))
     refused = run(make_settings(limit=5, budget_usd=10, daily_budget_usd=10 + spent / 2), store)
     assert not refused.ok and refused.failure.startswith(

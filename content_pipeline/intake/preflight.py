@@ -11,12 +11,12 @@ from content_pipeline.claims.queue import read_queue
 from content_pipeline.errors import BadInputError, BudgetRefusedError
 from content_pipeline.intake.catalogue import Item, RowError, validate_row
 from content_pipeline.intake.items import write_items
-from content_pipeline.ledger.spend import day_start, spent_since
 from content_pipeline.money import PriceTable, to_usd, usd
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
 from content_pipeline.views.checkpoint import decided
 from content_pipeline.views.consolidate import current_checkpoint
+from content_pipeline.views.daily import spent_today
 
 
 @dataclass
@@ -98,5 +98,5 @@ def preflight(
         write_items(store, key, result.items)
     check_budget(settings, len(result.items))
     if result.items:
-        check_daily_budget(settings, spent_since(store, day_start()))
+        check_daily_budget(settings, spent_today(store))
     return result

@@ -17,13 +17,13 @@ from content_pipeline.claims.sweep import sweep
 from content_pipeline.errors import PipelineError
 from content_pipeline.ledger.quarantine import damaged_records
 from content_pipeline.ledger.scan import stream_ledger, torn_by_gone_writers
-from content_pipeline.ledger.spend import day_start, spent_since
 from content_pipeline.money import to_usd, usd
 from content_pipeline.ops.outcomes import PROVIDER, outcomes
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
 from content_pipeline.store.lease import iso_at, live_lease
 from content_pipeline.views.audit import audit
+from content_pipeline.views.daily import spent_today
 from content_pipeline.views.snapshot import load_manifest, views_current, views_cut
 
 Level = Literal["green", "amber", "red"]
@@ -177,7 +177,7 @@ def _last_run(store: Store, now: datetime) -> Check:
 
 
 def _spend(store: Store, settings: Settings, now: datetime) -> Check:
-    today = to_usd(spent_since(store, day_start(now)))
+    today = to_usd(spent_today(store, now))
     ceiling = settings.daily_budget_usd
     what = f"today (UTC) {usd(today)} of DAILY_BUDGET_USD {usd(ceiling)} ({today / ceiling:.0%})"
     level: Level = "red" if today >= ceiling else "amber" if today > SPEND_AMBER * ceiling else "green"

@@ -45,8 +45,8 @@ _SUMMED = ("records", "successes", "rejects", "tokens_in", "tokens_out", "cost_n
 
 
 class UsageSums:
-    """Spend and tokens in total and by run, summed a frame at a time: each record's cost is rounded to
-    nano-dollars, then summed (the same totals however the ledger is cut into frames)."""
+    """Spend and tokens in total, by run and by UTC day, summed a frame at a time: each record's cost is
+    rounded to nano-dollars, then summed (the same totals however the ledger is cut into frames)."""
 
     _FOLD = 64  # partial sums kept before they are folded into one
 
@@ -55,7 +55,7 @@ class UsageSums:
 
     def add(self, ledger: pl.DataFrame) -> None:
         self._partials.append(
-            ledger.group_by("run_id").agg(
+            ledger.group_by("run_id", pl.col("finished_at").str.slice(0, 10).alias("day")).agg(
                 records=pl.len().cast(pl.Int64),
                 successes=(pl.col("status") == "success").sum().cast(pl.Int64),
                 rejects=(pl.col("status") == "reject").sum().cast(pl.Int64),
@@ -66,15 +66,28 @@ class UsageSums:
             )
         )
         if len(self._partials) >= self._FOLD:
-            self._partials = [self.by_run()]
+            self._partials = [self._summed("run_id", "day")]
+
+    def _summed(self, *keys: str) -> pl.DataFrame:
+        if not self._partials:
+            schema = {
+                "run_id": pl.String,
+                "day": pl.String,
+                **dict.fromkeys(_SUMMED, pl.Int64),
+                "budget_usd": pl.Float64,
+            }
+            return pl.DataFrame(schema=schema).select(*keys, *_SUMMED, "budget_usd")
+        sums = [pl.col(c).sum() for c in _SUMMED]
+        return pl.concat(self._partials).group_by(*keys).agg(*sums, pl.col("budget_usd").max()).sort(*keys)
 
     def by_run(self) -> pl.DataFrame:
         """One row per run: records, successes, rejects, tokens_in, tokens_out, cost_nano, budget_usd."""
-        if not self._partials:
-            schema = {"run_id": pl.String, **dict.fromkeys(_SUMMED, pl.Int64), "budget_usd": pl.Float64}
-            return pl.DataFrame(schema=schema)
-        sums = [pl.col(c).sum() for c in _SUMMED]
-        return pl.concat(self._partials).group_by("run_id").agg(*sums, pl.col("budget_usd").max()).sort("run_id")
+        return self._summed("run_id")
+
+    def by_day(self) -> dict[str, dict[str, int]]:
+        """records and cost_nano by the UTC day the outcomes finished (`YYYY-MM-DD`)."""
+        days = self._summed("day").select("day", "records", "cost_nano")
+        return {row.pop("day"): row for row in days.to_dicts()}
 
     def totals(self) -> dict[str, Any]:
         runs = self.by_run()
@@ -87,4 +100,5 @@ class UsageSums:
             "cost_nano": cost,
             "cost_usd": to_usd(cost),
             "by_run": by_run,
+            "by_day": self.by_day(),
         }
