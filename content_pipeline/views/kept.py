@@ -4,6 +4,7 @@ collected), listed, and made current again on demand; the newest VIEW_BACKUPS_KE
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -66,9 +67,10 @@ def keep_current(store: Store, why: str, keep: int) -> str | None:
     return snapshot_id
 
 
-def roll_back(store: Store, snapshot_id: str) -> list[str]:
-    """Make the kept snapshot `snapshot_id` current (keep the current one first: `keep_current`); the names
-    of the views that change. Refused, with nothing changed, when one of its objects is gone or altered."""
+def roll_back(store: Store, snapshot_id: str, before: Callable[[], None] = lambda: None) -> list[str]:
+    """Make the kept snapshot `snapshot_id` current; the names of the views that change. `before` runs once
+    the snapshot checks out and before anything changes (it keeps the current snapshot). Refused, with
+    nothing changed, when one of its objects is gone or altered."""
     chosen = next((k for k in kept_snapshots(store) if k.id == snapshot_id), None)
     if chosen is None:
         raise BadInputError(f"restore --from {snapshot_id}: no such kept snapshot")
@@ -82,6 +84,8 @@ def roll_back(store: Store, snapshot_id: str) -> list[str]:
     changed = sorted(n for n, key in files.items() if (current or {}).get("files", {}).get(n) != key)
     if not changed:
         return []
+    before()
+    current, version, _ = load_manifest(store)  # (read again: keeping it may have taken a moment)
     previous = dict((current or {}).get("files", {}))
     manifest = {**chosen.manifest, "previous_files": previous, "rolled_back_at": datetime.now(UTC).isoformat()}
     if not manifest_cell(store).swap(dump_json(manifest), version):
