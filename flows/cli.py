@@ -1,6 +1,6 @@
-"""The `content-pipeline` command: go-live and each stage run the core directly, or as their Prefect flow
-when a Prefect API is configured; `status` and `view` only read the store, `quarantine` lists damaged
-records (and records an operator's acceptance of their loss)."""
+"""The `content-pipeline` command: go-live, replay-failed and each stage run the core directly, or as their
+Prefect flow when a Prefect API is configured; the operations (status, health, backup, restore, report and
+the rest: flows/ops_cli.py) run here on the store the flows use; fake-llm rehearses a provider."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import os
 import sys
 import threading
 from contextlib import nullcontext
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from content_pipeline.errors import BadInputError, PipelineError
 from content_pipeline.settings import MAX_REPLAY_HOURS, Settings
-from content_pipeline.store import layout, open_store, store_for
+from content_pipeline.store import layout, store_for
+from flows.ops_cli import HANDLERS, OPS_HELP, ops_arguments, settings_for_command
 from flows.prefect_api import configured_api_url
 
 if TYPE_CHECKING:
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 RUN_COMMANDS = ("go-live", "replay-failed", "inventory", "batch", "preflight", "generate")  # those with a run id
 MAINTENANCE = ("consolidate", "audit", "sync", "sweep")
 WHOLE_RUNS = ("go-live", "replay-failed")  # (as run.commands.WHOLE_RUNS, without importing the run's modules)
-# run here, on the store the flows use
-OPS = ("status", "progress", "health", "backup", "restore", "report", "template-rank", "templates")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,19 +41,10 @@ def _parser() -> argparse.ArgumentParser:
         "audit": "check every invariant; non-zero exit on a violation",
         "sync": "rewrite the checkpoint from master",
         "sweep": "release the leases and queued claims of runs that are gone, naming each",
-        "status": "counts from the store (read-only, quick)",
-        "progress": "remaining work, share done, the last hour's rate and the time to finish",
-        "health": "every check green, amber or red with one line each; exit 0 green, 1 amber, 2 red",
-        "view": "print one current master view (read-only)",
-        "backup": "copy the ledger and the view snapshots to another store, incrementally, each copy checked",
-        "restore": "keep the views, release what gone runs left, write back lost records, rebuild, sync, audit",
-        "report": "KPI or cost figures of a period against the prior one; stored with PNG charts",
-        "template-rank": "rank prompt templates by QA pass rate and cost per success; --apply retires/promotes",
-        "templates": "list the prompt templates (active ones marked); --add FILE stores and activates a version",
-        "quarantine": "list the ledger's damaged records; --accept-loss releases their held slugs",
         "fake-llm": "a local OpenAI-compatible server to rehearse a run (fake-llm serve)",
+        **OPS_HELP,
     }
-    for name in (*RUN_COMMANDS, *MAINTENANCE, *OPS, "view", "quarantine", "fake-llm"):
+    for name in (*RUN_COMMANDS, *MAINTENANCE, *HANDLERS, "fake-llm"):
         cmd = sub.add_parser(name, help=helps[name], description=helps[name])
         if name in (*RUN_COMMANDS, *MAINTENANCE):
             _mode_arguments(cmd)
@@ -69,30 +58,10 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--include-qa", action="store_true", help="QA and content-policy rejects too")
         if name == "sweep":
             cmd.add_argument("--dry-run", action="store_true", help="name what would be released; release nothing")
-        if name == "report":
-            cmd.add_argument("kind", choices=["kpi", "cost"], help="kpi: outcomes and rates; cost: spend and tokens")
-            cmd.add_argument("--period", choices=["daily", "weekly", "30d"], default="daily", help="default daily")
-        if name == "template-rank":
-            cmd.add_argument("--period", choices=["daily", "weekly", "30d"], default="30d", help="default 30d")
-            cmd.add_argument("--apply", action="store_true", help="change the active set as named, and record it")
-        if name == "templates":
-            cmd.add_argument("--add", metavar="FILE", help="a JSON file: id, version, system, user (and fields)")
-        if name in ("status", "progress", "health", "report", "template-rank"):
-            cmd.add_argument("--json", action="store_true", help="print one JSON object")
-        if name == "view":
-            cmd.add_argument("view", choices=list(layout.VIEW_FILES), help="which view")
-        if name == "quarantine":
-            cmd.add_argument("--json", action="store_true", help="print one JSON object per damaged record")
-            cmd.add_argument(
-                "--accept-loss",
-                metavar="WHERE",
-                help="accept the loss of the damaged record at WHERE ('<segment>: line N', or all): its slug is "
-                "generated again by the next run",
-            )
         if name == "fake-llm":
             _fake_llm_arguments(cmd)
-        if name in ("backup", "restore"):
-            _recovery_arguments(name, cmd)
+        if name in HANDLERS:
+            ops_arguments(name, cmd)
     return parser
 
 
@@ -104,19 +73,6 @@ def _mode_arguments(cmd: argparse.ArgumentParser) -> None:
         help="run it as a Prefect flow even when no Prefect API is configured (a temporary server) (RUN_MODE)",
     )
     mode.add_argument("--direct", action="store_true", help="run the core directly even when one is (RUN_MODE)")
-
-
-def _recovery_arguments(name: str, cmd: argparse.ArgumentParser) -> None:
-    what = cmd.add_mutually_exclusive_group(required=name == "backup")
-    if name == "backup":
-        what.add_argument("--to", metavar="URL", help="the backup store: a folder path or s3://bucket/prefix")
-        what.add_argument("--list", action="store_true", help="the backups recorded in the store (or --from URL)")
-        cmd.add_argument("--from", dest="source", metavar="URL", help="with --list: the backups a target holds")
-        return
-    what.add_argument("--dry-run", action="store_true", help="print what would change; change nothing")
-    what.add_argument("--list", action="store_true", help="the view snapshots kept by earlier restores")
-    what.add_argument("--from", dest="snapshot", metavar="ID", help="roll the views back to a kept snapshot")
-    what.add_argument("--from-backup", metavar="URL", help="bring a whole store back from a `backup` target")
 
 
 def _fake_llm_arguments(cmd: argparse.ArgumentParser) -> None:
@@ -139,14 +95,6 @@ def _fake_llm_arguments(cmd: argparse.ArgumentParser) -> None:
         metavar="KIND[:RATE][@TEXT][*TIMES]",
         help="a fault on demand (repeatable); KIND: " + ", ".join(FAULTS),
     )
-
-
-def _settings(**flags: object) -> Settings:
-    """The settings of every command: the environment, the STORE_BLOCK / LLM_BLOCK blocks when a Prefect API
-    is configured (the store the flows use), then the flags."""
-    from flows.resolve import resolved_settings
-
-    return resolved_settings(configured_api_url(), **flags)
 
 
 def _fake_llm(args: argparse.Namespace) -> int:
@@ -186,167 +134,6 @@ def _fake_llm(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(as_json: bool) -> int:
-    from content_pipeline.ops.status import status
-
-    settings = _settings()
-    result = status(store_for(settings, read_only=True), settings.catalogue, settings.s3_options())
-    if as_json:
-        print(json.dumps(result, sort_keys=True))
-    else:
-        width = max(len(k) for k in result)
-        for key, value in result.items():
-            print(f"{key:<{width}}  {value}")
-    return 0
-
-
-def _progress(as_json: bool) -> int:
-    from content_pipeline.ops.progress import progress, progress_line
-
-    settings = _settings()
-    figures = progress(store_for(settings, read_only=True), settings.catalogue, settings.s3_options())
-    print(json.dumps(figures, sort_keys=True) if as_json else progress_line(figures))
-    return 0
-
-
-def _health(as_json: bool) -> int:
-    from content_pipeline.ops.health import health
-    from flows.prefect_probe import prefect_check
-
-    settings = _settings()
-    api = configured_api_url()
-    result = health(store_for(settings), settings, probes=[lambda: prefect_check(api)] if api else [])
-    print(json.dumps(result.to_dict(), sort_keys=True) if as_json else "\n".join(result.lines()))
-    return result.exit_code
-
-
-def _backup(args: argparse.Namespace) -> int:
-    from content_pipeline.ops.backup import backup, backups
-
-    settings = _settings()
-    if args.list:
-        source = open_store(args.source, **settings.s3_options()) if args.source else store_for(settings)
-        for entry in backups(source):
-            print(json.dumps(entry, sort_keys=True))
-        return 0
-    done = backup(store_for(settings), open_store(args.to, **settings.s3_options()))
-    print(
-        f"backup {done['id']}: {done['copied']} object(s) copied ({done['copied_bytes']} bytes, each checked by "
-        f"sha256), {done['unchanged']} unchanged, to {done['to']}"
-    )
-    return 0
-
-
-def _restore(args: argparse.Namespace) -> int:
-    from content_pipeline.ops.restore import restore, restore_from, restore_from_backup
-    from content_pipeline.views.kept import kept_snapshots
-
-    settings = _settings()
-    store = store_for(settings)
-    if args.list:
-        kept = kept_snapshots(store)
-        print("\n".join(k.line() for k in kept) if kept else "restore: no view snapshot is kept")
-        return 0
-    if args.snapshot:
-        result = restore_from(store, settings, args.snapshot)
-    elif args.from_backup:
-        result = restore_from_backup(store, open_store(args.from_backup, **settings.s3_options()), settings)
-    else:
-        result = restore(store, settings, dry_run=args.dry_run)
-    prefix = "restore --dry-run" if args.dry_run else "restore"
-    for line in result.lines():
-        print(f"{prefix}: {line}")
-    if result.audit is not None:
-        print(f"{prefix}: audit " + ("green" if result.audit.ok else f"FAILED: {'; '.join(result.audit.violations)}"))
-    return 0 if result.ok else 1
-
-
-def _report(args: argparse.Namespace) -> int:
-    from content_pipeline.ops.reports import build_report, terminal, write_report
-
-    settings = _settings()
-    store = store_for(settings)
-    report = build_report(store, args.kind, args.period)
-    if not store.read_only:
-        write_report(store, report)
-    if args.json:
-        print(json.dumps(report.to_dict(), sort_keys=True, default=str))
-        return 0
-    print(terminal(report))
-    if report.files:
-        print(f"report: stored in {store.url}/{report.files['markdown'].rsplit('/', 1)[0]}/ with its charts")
-    return 0
-
-
-def _template_rank(args: argparse.Namespace) -> int:
-    from content_pipeline.ops.template_rank import decide, rank_templates
-
-    settings = _settings()
-    store = store_for(settings)
-    ranking = rank_templates(store, args.period)
-    if not store.read_only:
-        decide(store, ranking, args.apply)
-    print(json.dumps(ranking.to_dict(), sort_keys=True) if args.json else "\n".join(ranking.lines()))
-    return 0
-
-
-def _templates(add: str | None) -> int:
-    from pydantic import ValidationError
-
-    from content_pipeline.generation.templates import PromptTemplate, read_active, save_template, stored_templates
-    from content_pipeline.generation.templates import write_active as activate
-
-    store = store_for(_settings())
-    if add is not None:
-        try:
-            template = PromptTemplate.model_validate_json(Path(add).read_bytes())
-        except OSError as exc:
-            raise BadInputError(f"templates --add {add}: {exc.strerror}") from None
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise BadInputError(
-                f"templates --add {add}: {'.'.join(map(str, err['loc'])) or 'file'}: {err['msg']}"
-            ) from None
-        stored = save_template(store, template)
-        active, version = read_active(store)
-        if template.key not in active:
-            activate(store, {**active, template.key: 1}, version)
-        print(f"templates: {template.key} {'stored' if stored else 'already stored'} and active")
-    active, _ = read_active(store)
-    for key in stored_templates(store):
-        print(f"{key}  {'active, weight ' + str(active[key]) if key in active else 'inactive'}")
-    return 0
-
-
-def _quarantine(as_json: bool, which: str | None) -> int:
-    from content_pipeline.ops.quarantine import accept, quarantined
-
-    settings = _settings()
-    if which is not None:
-        for record in accept(store_for(settings), which):
-            print(f"quarantine: loss accepted: {record.where} (slug {record.slug or 'unreadable'})")
-        return 0
-    found = quarantined(store_for(settings, read_only=True))
-    for record in found:
-        if as_json:
-            fields = {"where": record.where, "what": record.what, "slug": record.slug, "kept": record.kept}
-            print(json.dumps({**fields, "accepted": record.accepted}, sort_keys=True))
-        else:
-            print(record.line())
-    if not found and not as_json:
-        print("quarantine: no damaged ledger records")
-    return 0
-
-
-def _view(name: str) -> int:
-    from content_pipeline.views.snapshot import stream_view
-
-    if not stream_view(store_for(_settings(), read_only=True), name, sys.stdout.buffer):
-        print("error: no views are published yet: run `content-pipeline consolidate` (or go-live)", file=sys.stderr)
-        return 1
-    return 0
-
-
 def _mode(args: argparse.Namespace) -> str | None:
     return "prefect" if getattr(args, "prefect", False) else ("direct" if getattr(args, "direct", False) else None)
 
@@ -356,9 +143,9 @@ def _run(args: argparse.Namespace) -> int:
     (or RUN_MODE / --prefect asks for one), so the run shows in a UI exactly when there is one."""
     if args.command in RUN_COMMANDS:
         flags = {"scope": args.scope, "limit": args.limit, "budget_usd": args.budget_usd, "run_id": args.run_id}
-        settings = _settings(**flags, run_mode=_mode(args)).with_run_id()
+        settings = settings_for_command(**flags, run_mode=_mode(args)).with_run_id()
     else:
-        settings = _settings(run_mode=_mode(args), evidence_only=getattr(args, "dry_run", None) or None)
+        settings = settings_for_command(run_mode=_mode(args), evidence_only=getattr(args, "dry_run", None) or None)
     window = _window(args)
     configured = configured_api_url()
     if settings.run_mode == "prefect" or (settings.run_mode == "auto" and configured is not None):
@@ -425,26 +212,8 @@ def _show(command: str, settings: Settings, ok: bool, message: str, report: RunR
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "status":
-            return _status(args.json)
-        if args.command == "progress":
-            return _progress(args.json)
-        if args.command == "health":
-            return _health(args.json)
-        if args.command == "backup":
-            return _backup(args)
-        if args.command == "restore":
-            return _restore(args)
-        if args.command == "report":
-            return _report(args)
-        if args.command == "template-rank":
-            return _template_rank(args)
-        if args.command == "templates":
-            return _templates(args.add)
-        if args.command == "view":
-            return _view(args.view)
-        if args.command == "quarantine":
-            return _quarantine(args.json, args.accept_loss)
+        if args.command in HANDLERS:
+            return HANDLERS[args.command](args)
         if args.command == "fake-llm":
             return _fake_llm(args)
         return _run(args)
