@@ -41,6 +41,9 @@ def write_catalogue(path: Path, n: int) -> str:
     return str(path)
 
 
+BENCH_DAILY_BUDGET = "1000000"  # DAILY_BUDGET_USD of the bench's runs: each carries a $10,000 ceiling
+
+
 def _env(work: Path, **extra: str) -> None:
     os.environ.update({"STORE_URL": str(work / "store"), **extra})
     os.environ.setdefault("PREFECT_HOME", str(work / "prefect-home"))
@@ -48,7 +51,7 @@ def _env(work: Path, **extra: str) -> None:
     # a fresh PREFECT_HOME's temporary server creates its database first: Prefect's 20 s is short on a busy
     # two-core machine (a smoke run in `make test` timed out on it once)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-    os.environ.setdefault("DAILY_BUDGET_USD", "1000000")  # each bench run carries a $10,000 ceiling
+    os.environ.setdefault("DAILY_BUDGET_USD", BENCH_DAILY_BUDGET)
 
 
 def generate_stage(work: Path, url: str, items: int, concurrency: int) -> dict[str, Any]:
@@ -362,7 +365,7 @@ def cli_env(work: Path, **extra: str) -> dict[str, str]:
     empty PREFECT_HOME (no profile points anywhere)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PREFECT_"))}
     env.update(PREFECT_HOME=str(work / "prefect-home"), PREFECT_LOGGING_LEVEL="WARNING", **extra)
-    env.setdefault("DAILY_BUDGET_USD", "1000000")  # each bench run carries a $10,000 ceiling
+    env.setdefault("DAILY_BUDGET_USD", BENCH_DAILY_BUDGET)
     return env
 
 

@@ -13,6 +13,7 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from content_pipeline.errors import BadInputError, PipelineError
+from content_pipeline.run import WHOLE_RUNS
 from content_pipeline.settings import MAX_REPLAY_HOURS, Settings
 from content_pipeline.store import layout, store_for
 from flows.ops_cli import HANDLERS, OPS_HELP, ops_arguments, settings_for_command
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 RUN_COMMANDS = ("go-live", "replay-failed", "inventory", "batch", "preflight", "generate")  # those with a run id
 MAINTENANCE = ("consolidate", "audit", "sync", "sweep")
-WHOLE_RUNS = ("go-live", "replay-failed")  # (as run.commands.WHOLE_RUNS, without importing the run's modules)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from content_pipeline.settings import Settings
 from content_pipeline.store import layout, open_store, store_for
 from flows.prefect_api import configured_api_url
 
+PERIODS = ("daily", "weekly", "30d")  # as ops/kpis.PERIODS (not imported here: polars is slow to import)
 OPS_HELP = {
     "status": "counts from the store (read-only, quick)",
     "progress": "remaining work, share done, the last hour's rate and the time to finish",
@@ -40,9 +41,9 @@ def ops_arguments(name: str, cmd: argparse.ArgumentParser) -> None:
     """The arguments of the operation `name`."""
     if name == "report":
         cmd.add_argument("kind", choices=["kpi", "cost"], help="kpi: outcomes and rates; cost: spend and tokens")
-        cmd.add_argument("--period", choices=["daily", "weekly", "30d"], default="daily", help="default daily")
+        cmd.add_argument("--period", choices=PERIODS, default="daily", help="default daily")
     if name == "template-rank":
-        cmd.add_argument("--period", choices=["daily", "weekly", "30d"], default="30d", help="default 30d")
+        cmd.add_argument("--period", choices=PERIODS, default="30d", help="default 30d")
         cmd.add_argument("--apply", action="store_true", help="change the active set as named, and record it")
     if name == "templates":
         cmd.add_argument("--add", metavar="FILE", help="a JSON file: id, version, system, user (and fields)")
@@ -100,11 +101,10 @@ def _progress(args: argparse.Namespace) -> int:
 
 def _health(args: argparse.Namespace) -> int:
     from content_pipeline.ops.health import health
-    from flows.prefect_probe import prefect_check
+    from flows.prefect_probe import prefect_probes
 
     settings = settings_for_command()
-    api = configured_api_url()
-    result = health(store_for(settings), settings, probes=[lambda: prefect_check(api)] if api else [])
+    result = health(store_for(settings), settings, probes=prefect_probes(configured_api_url()))
     print(json.dumps(result.to_dict(), sort_keys=True) if args.json else "\n".join(result.lines()))
     return result.exit_code
 

@@ -23,7 +23,7 @@ from content_pipeline.ops.template_rank import decide, rank_templates
 from content_pipeline.run.commands import run_command
 from content_pipeline.settings import MAX_REPLAY_HOURS, RUN_ID_PATTERN, Scope, Settings, load_settings
 from content_pipeline.store import Store, open_store, store_for
-from flows.prefect_probe import prefect_check
+from flows.prefect_probe import prefect_probes
 from flows.resolve import block_overrides
 from tasks.ops import publish_health, publish_lines, publish_ranking, publish_report
 from tasks.reporter import PrefectReporter
@@ -172,8 +172,7 @@ def health_flow() -> State:
     """Every health check, as a markdown artifact and log lines; the run fails on red (so the failure
     automation announces it), and completes on amber or green with the level and any faults."""
     settings, store = _open()
-    api = PREFECT_API_URL.value()
-    result = health(store, settings, probes=[lambda: prefect_check(api)] if api else [])
+    result = health(store, settings, probes=prefect_probes(PREFECT_API_URL.value()))
     publish_health(result)
     summary = "; ".join(result.faults()) or "every check green"
     if result.level == "red":

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from content_pipeline.ops.health import Check
+from content_pipeline.ops.health import Check, Probe
 
 WORK_POOL = "content-pipeline"  # the work pool of prefect.yaml
 TIMEOUT_S = 10.0  # a server that does not answer within this is red, not waited for
+
+
+def prefect_probes(api_url: str | None) -> list[Probe]:
+    """Health's Prefect probes for the API at `api_url` (none when no API is configured)."""
+    return [lambda: prefect_check(api_url)] if api_url else []
 
 
 def prefect_check(api_url: str, pool: str = WORK_POOL) -> Check:

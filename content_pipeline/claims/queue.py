@@ -11,6 +11,7 @@ from content_pipeline.errors import StoreError
 from content_pipeline.store import Store, layout
 from content_pipeline.store.cell import Cell
 from content_pipeline.store.host import Holder, this_host
+from content_pipeline.store.lease import gone_because
 
 Queue = dict[str, Any]
 
@@ -38,12 +39,15 @@ def read_queue(store: Store) -> tuple[Queue, int]:
     return queue, version
 
 
-def run_alive(entry: dict[str, Any], now: float | None = None) -> bool:
+def claims_holder(run_id: str, entry: dict[str, Any]) -> Holder:
+    """The process holding a run's claims (pid 0: none, the batch command's claims live by their expiry)."""
+    return Holder(str(entry.get("host", "")), int(entry.get("pid") or 0), run_id)
+
+
+def run_alive(entry: dict[str, Any], now: float | None = None, run_id: str = "") -> bool:
     """A run's claims live until they expire, or until its process is known gone from this host."""
-    if entry.get("expires_ts", 0) < (now or time.time()):
-        return False
-    pid = entry.get("pid")
-    return not (pid and Holder(entry["host"], int(pid), "").gone())
+    expires = float(entry.get("expires_ts", 0))
+    return gone_because(claims_holder(run_id, entry), expires, now or time.time()) is None
 
 
 def live_claims(queue: Queue) -> dict[str, str]:

@@ -6,11 +6,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from content_pipeline.claims.queue import Queue, read_queue, update_queue
-from content_pipeline.store import Store, layout
+from content_pipeline.claims.queue import Queue, claims_holder, read_queue, update_queue
+from content_pipeline.store import Store
 from content_pipeline.store.cell import Cell
-from content_pipeline.store.host import Holder
-from content_pipeline.store.lease import iso_at, lease_holder
+from content_pipeline.store.lease import gone_because, lease_holder, lease_keys
 
 
 @dataclass
@@ -27,21 +26,8 @@ class Swept:
         return self.leases + self.claims
 
 
-def gone_because(holder: Holder | None, expires: float, now: float, grace_s: float) -> str | None:
-    """Why a holder counts as gone (None while it may still live): unreadable, its process gone from this
-    host, or expired more than `grace_s` ago (the only test for a holder on another host)."""
-    if holder is None:
-        return "unreadable"
-    if holder.gone():
-        return f"its process is gone from {holder.host}"
-    if expires + grace_s < now:
-        return f"expired at {iso_at(expires)}"
-    return None
-
-
 def _sweep_leases(store: Store, now: float, grace_s: float, swept: Swept, dry_run: bool) -> None:
-    bases = {info.key.rsplit("/", 1)[0] for info in store.list(layout.LOCKS_PREFIX) if info.key.count("/") >= 2}
-    for base in sorted(bases):
+    for base in lease_keys(store):
         cell = Cell(store, base)
         raw, version = cell.read()
         if raw is None:  # free, or released already
@@ -66,7 +52,7 @@ def _sweep_claims(store: Store, now: float, grace_s: float, swept: Swept, dry_ru
         claimed.clear()
         kept: dict[str, Any] = {}
         for run_id, entry in queue.get("runs", {}).items():
-            holder = Holder(str(entry.get("host", "")), int(entry.get("pid") or 0), run_id)
+            holder = claims_holder(run_id, entry)
             why = gone_because(holder, float(entry.get("expires_ts", 0)), now, grace_s)
             if why is None:
                 kept[run_id] = entry

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -72,9 +73,10 @@ def save_template(store: Store, template: PromptTemplate) -> bool:
 
 
 def load_template(store: Store, template_key: str) -> PromptTemplate:
-    if template_key == DEFAULT.key and store.get(_key(template_key)) is None:
-        return DEFAULT
+    """A stored template version (the default one needs no object)."""
     raw = store.get(_key(template_key))
+    if raw is None and template_key == DEFAULT.key:
+        return DEFAULT
     if raw is None:
         raise StoreError(f"template {template_key} is active but not stored ({_key(template_key)})")
     try:
@@ -124,11 +126,15 @@ class TemplateSet:
 
     templates: tuple[tuple[PromptTemplate, int], ...]
 
+    @cached_property
+    def _shares(self) -> list[PromptTemplate]:
+        """Each template once per unit of its weight, in key order."""
+        return [t for t, weight in sorted(self.templates, key=lambda tw: tw[0].key) for _ in range(weight)]
+
     def for_slug(self, slug: str) -> PromptTemplate:
         """The same template for the same slug while the set stays the same (weights as shares)."""
-        shares = [t for t, weight in sorted(self.templates, key=lambda tw: tw[0].key) for _ in range(weight)]
         point = int.from_bytes(hashlib.sha256(slug.encode()).digest()[:8], "big")
-        return shares[point % len(shares)]
+        return self._shares[point % len(self._shares)]
 
 
 def active_templates(store: Store) -> TemplateSet:

@@ -12,7 +12,7 @@ from typing import Any
 
 from content_pipeline.errors import BadInputError, StoreError
 from content_pipeline.store import ObjectInfo, Store, layout
-from content_pipeline.views.snapshot import dump_json, object_chunks
+from content_pipeline.views.snapshot import dump_json, object_chunks, object_digest
 
 # What a backup holds: everything but the live state of running work (claims, leases, health probes).
 BACKED_UP = (
@@ -43,14 +43,6 @@ def listing(store: Store, prefixes: tuple[str, ...] = BACKED_UP) -> list[ObjectI
     return [info for prefix in prefixes for info in store.list(prefix) if info.key.startswith(prefix)]
 
 
-def _digest(store: Store, key: str, size: int) -> tuple[str, int]:
-    digest, read = hashlib.sha256(), 0
-    for data in object_chunks(store, key, size):
-        digest.update(data)
-        read += len(data)
-    return digest.hexdigest(), read
-
-
 def copy_object(src: Store, dst: Store, info: ObjectInfo) -> str:
     """Copy one object in bounded chunks and read the copy back: its sha256 (StoreError when the copy
     does not hash as the original did)."""
@@ -64,7 +56,7 @@ def copy_object(src: Store, dst: Store, info: ObjectInfo) -> str:
     except BaseException:
         writer.abort()
         raise
-    copied, size = _digest(dst, info.key, info.size)
+    copied, size = object_digest(dst, info.key, info.size)
     if copied != digest.hexdigest() or size != info.size:
         raise StoreError(
             f"{info.key}: the copy in {dst.url} does not hash as the original ({size} of {info.size} bytes)"
@@ -161,4 +153,4 @@ def _extends(store: Store, backup_store: Store, mine: ObjectInfo, theirs: Object
     """True when the backup's copy of a segment is longer and begins with the store's bytes."""
     if theirs.size <= mine.size:
         return False
-    return _digest(store, mine.key, mine.size)[0] == _digest(backup_store, theirs.key, mine.size)[0]
+    return object_digest(store, mine.key, mine.size)[0] == object_digest(backup_store, theirs.key, mine.size)[0]

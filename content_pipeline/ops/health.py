@@ -9,15 +9,17 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Literal
 
 import polars as pl
 
-from content_pipeline.claims.sweep import sweep
+from content_pipeline.claims.sweep import Swept, sweep
 from content_pipeline.errors import PipelineError
 from content_pipeline.ledger.quarantine import damaged_records
 from content_pipeline.ledger.scan import stream_ledger, torn_by_gone_writers
 from content_pipeline.money import to_usd, usd
+from content_pipeline.ops.kpis import last_outcomes
 from content_pipeline.ops.outcomes import PROVIDER, outcomes
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
@@ -116,8 +118,8 @@ def _ledger(store: Store) -> Check:
     return Check("ledger", "green", f"{where} readable{settled}{live}")
 
 
-def _leases(store: Store, grace_s: float, now: float) -> Check:
-    stale = sweep(store, grace_s, now, dry_run=True).leases
+def _leases(store: Store, swept: Swept) -> Check:
+    stale = swept.leases
     held = live_lease(store, layout.BATCH_LOCK)
     builder = f"batch builder held by {held[0].describe()} until {iso_at(held[1])}" if held else "batch builder free"
     if stale:
@@ -125,8 +127,7 @@ def _leases(store: Store, grace_s: float, now: float) -> Check:
     return Check("leases", "green", builder)
 
 
-def _claims(store: Store, grace_s: float, now: float) -> Check:
-    swept = sweep(store, grace_s, now, dry_run=True)
+def _claims(swept: Swept) -> Check:
     if not swept.claimed:
         return Check("claims", "green", "no stale claims")
     slugs = sum(n for n, _ in swept.claimed)
@@ -188,7 +189,7 @@ def failure_rate(frame: pl.DataFrame) -> tuple[int, int]:
     """(items whose last attempt in `frame` failed for a provider or transient cause, items attempted)."""
     if frame.is_empty():
         return 0, 0
-    last = frame.sort("finished_at").group_by("slug").last()
+    last = last_outcomes(frame)
     return int(last["cause"].is_in(PROVIDER).sum()), last.height
 
 
@@ -207,12 +208,16 @@ def health(store: Store, settings: Settings, *, now: datetime | None = None, pro
     `probes` are further checks (the flow layer's: the Prefect server and its workers)."""
     moment = now or datetime.now(UTC)
     unix = moment.timestamp() if now else time.time()
-    grace = settings.sweep_grace_s
+
+    @cache  # what a sweep would release: read once, for the leases and the claims
+    def swept() -> Swept:
+        return sweep(store, settings.sweep_grace_s, unix, dry_run=True)
+
     checks: list[tuple[str, Probe]] = [
         ("store", lambda: _store(store)),
         ("ledger", lambda: _ledger(store)),
-        ("leases", lambda: _leases(store, grace, unix)),
-        ("claims", lambda: _claims(store, grace, unix)),
+        ("leases", lambda: _leases(store, swept())),
+        ("claims", lambda: _claims(swept())),
         ("views", lambda: _views(store)),
         ("audit", lambda: _audit(store)),
         ("last run", lambda: _last_run(store, moment)),

@@ -12,7 +12,7 @@ from content_pipeline.errors import BadInputError
 from content_pipeline.ledger.quarantine import Damaged, damaged_records
 from content_pipeline.ledger.scan import LedgerScan, stream_ledger, torn_by_gone_writers
 from content_pipeline.ops.backup import bring_back
-from content_pipeline.ops.salvage import Salvaged, salvage
+from content_pipeline.ops.salvage import Salvaged, find_lost, write_back
 from content_pipeline.settings import Settings
 from content_pipeline.store import ReadOnlyStore, Store, layout
 from content_pipeline.views.audit import AuditResult, audit
@@ -58,32 +58,32 @@ def _ledger_lost(store: Store, scan: LedgerScan, damaged: list[Damaged]) -> bool
     return any(now.get(key, -1) < size for key, size in manifest.get("segments", []))
 
 
-def _plan(store: Store, settings: Settings, restored: Restored) -> tuple[list[Damaged], bool]:
-    """What a restore would change, into `restored.changes`; the damaged lines still awaiting a decision,
-    and whether the ledger may have lost records the views copied."""
+def _plan(store: Store, settings: Settings, restored: Restored, views: bool) -> tuple[list[Damaged], Salvaged]:
+    """What a restore would change, into `restored.changes`: the damaged lines still awaiting a decision,
+    and the lost records the views' copies hold. The views' rebuild is computed (a pass over the ledger)
+    only when `views` asks, or when nothing else would change (so a restore with nothing to do changes
+    nothing)."""
     restored.changes += sweep(store, settings.sweep_grace_s, dry_run=True).lines
     scan = stream_ledger(store, lambda _: None)
     restored.changes += [f"torn tail to cut off and keep in quarantine: {line}" for line in torn_by_gone_writers(scan)]
     damaged = damaged_records(store, scan)
-    lost = _ledger_lost(store, scan, damaged)
-    if lost:
-        found = salvage(store, _view_objects(store), damaged, dry_run=True)
-        if found.records:
-            slugs = ", ".join(sorted(set(found.records.values()))[:5])
-            restored.changes.append(
-                f"{len(found.records)} record(s) lost from the ledger to write back from the views' copies: {slugs}"
-            )
-    rebuilt = consolidate(ReadOnlyStore(store), verify=True)
-    changed = rebuilt.changed if rebuilt else []
-    restored.changes += [f"view {name} to rebuild from the ledger" for name in changed]
-    return damaged, lost
+    found = find_lost(store, _view_objects(store), damaged) if _ledger_lost(store, scan, damaged) else Salvaged()
+    if found.records:
+        slugs = ", ".join(sorted(set(found.records.values()))[:5])
+        restored.changes.append(
+            f"{len(found.records)} record(s) lost from the ledger to write back from the views' copies: {slugs}"
+        )
+    if views or not restored.changes:
+        rebuilt = consolidate(ReadOnlyStore(store), verify=True)
+        restored.changes += [f"view {name} to rebuild from the ledger" for name in (rebuilt.changed if rebuilt else [])]
+    return damaged, found
 
 
 def restore(store: Store, settings: Settings, *, dry_run: bool = False) -> Restored:
     """The emergency procedure; a second restore in a row changes nothing (it only audits). With `dry_run`,
     what it would change, changing nothing."""
     restored = Restored()
-    damaged, lost = _plan(store, settings, restored)
+    damaged, found = _plan(store, settings, restored, views=dry_run)
     if dry_run or not restored.changes:
         restored.could_not = [d.line() for d in damaged if not d.accepted]
         if not dry_run:
@@ -92,7 +92,7 @@ def restore(store: Store, settings: Settings, *, dry_run: bool = False) -> Resto
     restored.changes = []
     restored.kept = keep_current(store, "before a restore", settings.view_backups_keep)
     restored.changes += sweep(store, settings.sweep_grace_s).lines
-    found = salvage(store, _view_objects(store), damaged, dry_run=False) if lost else Salvaged()
+    write_back(store, found)
     if found.records:
         where = ", ".join(found.segments)
         restored.changes.append(f"{len(found.records)} record(s) lost from the ledger written back to {where}")

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from content_pipeline.ledger.checksum import check
+from content_pipeline.ledger.jsonl import iter_pieces
 from content_pipeline.ledger.quarantine import Damaged, accept_loss
 from content_pipeline.ledger.records import valid_record
 from content_pipeline.ledger.scan import stream_ledger
 from content_pipeline.ledger.writer import writer_name
 from content_pipeline.store import Store, layout
-from content_pipeline.views.snapshot import object_chunks, object_size
+from content_pipeline.views.snapshot import object_size
 
 _IDS: dict[str, pl.DataType] = {"id": pl.String(), "slug": pl.String(), "status": pl.String()}
 
@@ -27,7 +28,7 @@ class Salvaged:
     they settle."""
 
     records: dict[str, str] = field(default_factory=dict)
-    segments: list[str] = field(default_factory=list)
+    segments: dict[str, bytes] = field(default_factory=dict)  # segment key -> the lines written back there
     settled: list[Damaged] = field(default_factory=list)
 
 
@@ -38,23 +39,14 @@ def ledger_ids(store: Store) -> set[str]:
     return ids
 
 
-def _lines(store: Store, key: str) -> Iterable[bytes]:
-    """The whole lines of one view object, read in bounded chunks."""
-    rest = b""
-    for data in object_chunks(store, key, object_size(store, key)):
-        *whole, rest = (rest + data).split(b"\n")
-        yield from whole
-    if rest:
-        yield rest
-
-
 def lost_records(store: Store, view_objects: Iterable[str]) -> dict[str, bytes]:
     """record id -> its line, for each line of `view_objects` that checks out (its checksum, the record
     schema) and whose record the ledger no longer holds."""
     have = ledger_ids(store)
     found: dict[str, bytes] = {}
-    for key in dict.fromkeys(view_objects):
-        for line in _lines(store, key):
+    keys = list(dict.fromkeys(view_objects))
+    for piece in iter_pieces(store, [(key, object_size(store, key)) for key in keys]):
+        for line in piece.data.splitlines():
             if not line.strip() or check(line) is not None or not valid_record(line.decode(errors="replace")):
                 continue
             record_id = str(json.loads(line)["id"])
@@ -63,10 +55,9 @@ def lost_records(store: Store, view_objects: Iterable[str]) -> dict[str, bytes]:
     return found
 
 
-def salvage(store: Store, view_objects: Iterable[str], damaged: list[Damaged], *, dry_run: bool) -> Salvaged:
-    """Write the records lost from the ledger back, from the view objects that copied them, each run's
-    into a segment of its own; a damaged line whose slug such a record carries is settled (its loss
-    recorded as accepted, with where it was recovered from). With `dry_run`, only say what would be."""
+def find_lost(store: Store, view_objects: Iterable[str], damaged: list[Damaged]) -> Salvaged:
+    """The records lost from the ledger that the view objects copied, each run's for a segment of its own,
+    and the damaged lines whose slugs they carry (changing nothing: `write_back` writes them)."""
     lines = lost_records(store, view_objects)
     result = Salvaged()
     by_run: dict[str, list[bytes]] = defaultdict(list)
@@ -76,13 +67,16 @@ def salvage(store: Store, view_objects: Iterable[str], damaged: list[Damaged], *
         by_run[str(record["run_id"])].append(line + b"\n")
     writer = writer_name()
     for run_id, run_lines in sorted(by_run.items()):
-        key = layout.ledger_segment(run_id, writer)
-        result.segments.append(key)
-        if not dry_run:
-            store.put(key, b"".join(run_lines))
+        result.segments[layout.ledger_segment(run_id, writer)] = b"".join(run_lines)
     slugs = set(result.records.values())
     result.settled = [d for d in damaged if not d.accepted and d.slug in slugs]
-    if not dry_run:
-        for record in result.settled:
-            accept_loss(store, [record], record.where, note="recovered from the views' copy by restore")
     return result
+
+
+def write_back(store: Store, found: Salvaged) -> None:
+    """Write what `find_lost` found into the ledger, then settle the damaged lines it recovers (their loss
+    recorded as accepted, with where the record came back from)."""
+    for key, data in found.segments.items():
+        store.put(key, data)
+    for record in found.settled:
+        accept_loss(store, [record], record.where, note="recovered from the views' copy by restore")

@@ -10,6 +10,7 @@ from content_pipeline.claims.batch import run_lease
 from content_pipeline.errors import AuditFailedError, BadInputError, PipelineError
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.intake.items import read_items
+from content_pipeline.run import WHOLE_RUNS
 from content_pipeline.run.generate import generate
 from content_pipeline.run.golive import Replay, go_live
 from content_pipeline.run.report import RunReport
@@ -17,8 +18,6 @@ from content_pipeline.run.reporter import Reporter
 from content_pipeline.run.stages import Stages
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
-
-WHOLE_RUNS = ("go-live", "replay-failed")  # the commands that run go-live (and print its report)
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,9 @@ class Holder:
         return cls(this_host(), os.getpid(), run_id)
 
     def gone(self) -> bool:
-        """True when the holder is known dead: same host and its process no longer exists."""
-        return self.host == this_host() and not pid_alive(self.pid)
+        """True when the holder is known dead: same host and its process no longer exists (a holder with no
+        process, pid 0, is judged by its expiry alone)."""
+        return self.pid > 0 and self.host == this_host() and not pid_alive(self.pid)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -45,7 +45,7 @@ class Lease:
         for _ in range(5):
             raw, version = self.cell.read()
             other, expires = lease_holder(raw) if raw is not None else (None, 0.0)
-            if other is not None and expires >= time.time() and not other.gone():
+            if other is not None and gone_because(other, expires, time.time()) is None:
                 raise LeaseHeldError(
                     f"{self.what} is already running: lease held by {other.describe()} until {iso_at(expires)}"
                 )
@@ -109,7 +109,23 @@ def live_lease(store: Store, key: str) -> tuple[Holder, float] | None:
     return None if holder is None or expires < time.time() else (holder, expires)
 
 
+def lease_keys(store: Store) -> list[str]:
+    """The key of every lease cell in the store (held, free or stale), sorted."""
+    return sorted({info.key.rsplit("/", 1)[0] for info in store.list(layout.LOCKS_PREFIX) if info.key.count("/") >= 2})
+
+
 def held_leases(store: Store) -> dict[str, tuple[Holder, float]]:
     """Every lease held right now: its key, holder and expiry (free, released and stale ones left out)."""
-    bases = {info.key.rsplit("/", 1)[0] for info in store.list(layout.LOCKS_PREFIX) if info.key.count("/") >= 2}
-    return {key: held for key in sorted(bases) if (held := live_lease(store, key)) is not None}
+    return {key: held for key in lease_keys(store) if (held := live_lease(store, key)) is not None}
+
+
+def gone_because(holder: Holder | None, expires: float, now: float, grace_s: float = 0.0) -> str | None:
+    """Why the holder of a lease or claims counts as gone (None while it may still live): unreadable, its
+    process gone from this host, or expired more than `grace_s` ago (the only test for another host)."""
+    if holder is None:
+        return "unreadable"
+    if holder.gone():
+        return f"its process is gone from {holder.host}"
+    if expires + grace_s < now:
+        return f"expired at {iso_at(expires)}"
+    return None

@@ -206,13 +206,19 @@ def stream_view(store: Store, name: str, out: BinaryIO) -> bool:
     return True
 
 
-def intact(store: Store, key: str, sha256: str | None) -> bool:
-    """True when the object's bytes still hash to `sha256` (read in bounded chunks)."""
-    size, read, digest = object_size(store, key), 0, hashlib.sha256()
+def object_digest(store: Store, key: str, size: int) -> tuple[str, int]:
+    """The sha256 of the object's first `size` bytes and how many were read (bounded chunks)."""
+    digest, read = hashlib.sha256(), 0
     for data in object_chunks(store, key, size):
         digest.update(data)
         read += len(data)
-    return sha256 is not None and read == size and digest.hexdigest() == sha256
+    return digest.hexdigest(), read
+
+
+def intact(store: Store, key: str, sha256: str | None) -> bool:
+    """True when the object's bytes still hash to `sha256` (read in bounded chunks)."""
+    size = object_size(store, key)
+    return sha256 is not None and object_digest(store, key, size) == (sha256, size)
 
 
 class _Hasher:
