@@ -1,0 +1,1 @@
+"""Publishing under governance: targets, the approval signals, idempotency and the attempt log."""

@@ -1,0 +1,35 @@
+"""The post of one success: escaped HTML, a content hash that follows the content, one idempotency key per
+slug, target and content."""
+
+from __future__ import annotations
+
+from content_pipeline.generation.content import ItemContent
+from content_pipeline.publish.post import idempotency_key, post_for
+
+CONTENT = ItemContent(
+    headline="Desk Lamp | Lighting",
+    description="Meet the Desk Lamp <b>bright</b> & warm, a lighting pick at $19.00.",
+    highlights=["Dimmable", "USB-C <power>", "Warm & cool light"],
+    seo_description="Desk Lamp: lighting at $19.00.",
+)
+
+
+def test_the_body_is_escaped_html_and_the_title_and_excerpt_come_from_the_content() -> None:
+    post = post_for("desk-lamp", CONTENT, "Lighting", ("lamp",))
+    assert post.title == "Desk Lamp | Lighting" and post.excerpt == "Desk Lamp: lighting at $19.00."
+    assert post.body_html == (
+        "<p>Meet the Desk Lamp &lt;b&gt;bright&lt;/b&gt; &amp; warm, a lighting pick at $19.00.</p>\n"
+        "<ul><li>Dimmable</li><li>USB-C &lt;power&gt;</li><li>Warm &amp; cool light</li></ul>"
+    )
+    assert post.payload()["categories"] == ["Lighting"] and post.payload()["tags"] == ["lamp"]
+
+
+def test_the_content_hash_and_the_key_change_with_the_content_and_the_target_only() -> None:
+    same = post_for("desk-lamp", CONTENT, "Lighting")
+    changed = post_for("desk-lamp", CONTENT.model_copy(update={"headline": "Desk Lamp, new"}), "Lighting")
+    assert same.content_hash == post_for("desk-lamp", CONTENT, "Lighting").content_hash
+    assert changed.content_hash != same.content_hash
+    key = idempotency_key("desk-lamp", "wordpress", same.content_hash)
+    assert key == idempotency_key("desk-lamp", "wordpress", same.content_hash)
+    assert key != idempotency_key("desk-lamp", "webhook", same.content_hash)
+    assert key != idempotency_key("desk-lamp", "wordpress", changed.content_hash)
