@@ -46,6 +46,8 @@ TEMPLATE_VERSIONS = f"{TEMPLATES_PREFIX}versions/"  # one object per template ve
 ACTIVE_TEMPLATES = f"{TEMPLATES_PREFIX}active"  # a cell: the active templates and their weights
 TEMPLATE_DECISIONS = f"{TEMPLATES_PREFIX}decisions/"  # each template-rank decision with its evidence
 REPORTS_PREFIX = "reports/"  # KPI and cost reports with their charts
+PUBLISH_PREFIX = "publish/"
+PUBLISH_HALT = f"{PUBLISH_PREFIX}halt"  # a cell: why publishing is halted, by whom, since when
 SEGMENT_SUFFIX = ".jsonl"
 # the files a run writes under runs/<run>/
 NEEDS_CONTENT = "needs-content.jsonl"
