@@ -19,6 +19,8 @@ from content_pipeline.errors import BadInputError
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 Scope = Literal["all", "promo"]
 RunMode = Literal["auto", "prefect", "direct"]
+PublishApproval = Literal["signals", "ui"]
+WpStatus = Literal["draft", "publish"]
 MAX_REPLAY_HOURS = 720  # replay-failed's widest window (30 days): the CLI and the flow's form refuse wider
 
 
@@ -125,6 +127,33 @@ class Settings(BaseSettings):
         Field(ge=0, description="Sweep: how long past its expiry a lease or claims held on another host are kept, s"),
     ] = 60.0
 
+    publish_target: str = Field(
+        "wordpress", description="Where publish sends: wordpress (WP_*), webhook (PUBLISH_WEBHOOK_*) or a block's name"
+    )
+    publish_max_posts: Annotated[int, Field(ge=1, le=10000, description="Most posts one publish run sends")] = 20
+    allow_autonomous_publish: str | None = Field(None, description="Governance signal 1 of 3 (true/1/yes)")
+    publish_approval_granted: str | None = Field(None, description="Governance signal 2 of 3 (true/1/yes)")
+    governance_approved: str | None = Field(None, description="Governance signal 3 of 3 (true/1/yes)")
+    publish_approval: PublishApproval = Field(
+        "signals", description="signals: the three signals decide; ui: the publish flow waits for an approver"
+    )
+    publish_approval_timeout_s: Annotated[
+        float, Field(gt=0, le=7 * 86400, description="How long the publish flow waits for an approver, s")
+    ] = 3600.0
+    publish_max_retries: Annotated[
+        int, Field(ge=0, le=20, description="Retries of one publish call after a 429, a 5xx or a dropped connection")
+    ] = 4
+    publish_timeout_s: Annotated[float, Field(gt=0, le=600, description="Timeout of one publish call, s")] = 30.0
+    wp_url: str | None = Field(None, description="The WordPress site's base URL (its REST API is under /wp-json)")
+    wp_user: str | None = Field(None, description="The WordPress user that publishes")
+    wp_app_password: SecretStr | None = Field(None, description="That user's application password")
+    wp_status: WpStatus = Field("draft", description="The status of a post WordPress gets: draft or publish")
+    wp_fallback_category: str = Field(
+        "Uncategorized", description="The category of a post whose own is missing and may not be created"
+    )
+    publish_webhook_url: str | None = Field(None, description="The webhook target's URL (a JSON POST per post)")
+    publish_webhook_secret: SecretStr | None = Field(None, description="The webhook's HMAC-SHA256 signing secret")
+
     @field_validator("run_id")
     @classmethod
     def _run_id(cls, value: str | None) -> str | None:
@@ -134,6 +163,14 @@ class Settings(BaseSettings):
     @classmethod
     def _key(cls, value: SecretStr | None) -> SecretStr | None:
         return None if value is None or not value.get_secret_value().strip() else value
+
+    def publish_signals(self) -> dict[str, str | None]:
+        """The three governance signals as given (publish/governance.py reads them)."""
+        return {
+            "ALLOW_AUTONOMOUS_PUBLISH": self.allow_autonomous_publish,
+            "PUBLISH_APPROVAL_GRANTED": self.publish_approval_granted,
+            "GOVERNANCE_APPROVED": self.governance_approved,
+        }
 
     @property
     def offline(self) -> bool:
@@ -165,5 +202,5 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]).upper() if err["loc"] else "settings"
-        shown = "" if "KEY" in name else f" (got {err.get('input')!r})"
+        shown = "" if any(word in name for word in ("KEY", "PASSWORD", "SECRET")) else f" (got {err.get('input')!r})"
         raise BadInputError(f"setting {name}: {err['msg']}{shown}") from None

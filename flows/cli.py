@@ -18,6 +18,7 @@ from content_pipeline.settings import MAX_REPLAY_HOURS, Settings
 from content_pipeline.store import layout, store_for
 from flows.ops_cli import HANDLERS, OPS_HELP, ops_arguments, settings_for_command
 from flows.prefect_api import configured_api_url
+from flows.publish_cli import PUBLISH_HELP, publish, publish_arguments
 
 if TYPE_CHECKING:
     from content_pipeline.ops.replay import ReplayWindow
@@ -42,12 +43,15 @@ def _parser() -> argparse.ArgumentParser:
         "sync": "rewrite the checkpoint from master",
         "sweep": "release the leases and queued claims of runs that are gone, naming each",
         "fake-llm": "a local OpenAI-compatible server to rehearse a run (fake-llm serve)",
+        "publish": PUBLISH_HELP,
         **OPS_HELP,
     }
-    for name in (*RUN_COMMANDS, *MAINTENANCE, *HANDLERS, "fake-llm"):
+    for name in (*RUN_COMMANDS, *MAINTENANCE, "publish", *HANDLERS, "fake-llm"):
         cmd = sub.add_parser(name, help=helps[name], description=helps[name])
-        if name in (*RUN_COMMANDS, *MAINTENANCE):
+        if name in (*RUN_COMMANDS, *MAINTENANCE, "publish"):
             _mode_arguments(cmd)
+        if name == "publish":
+            publish_arguments(cmd)
         if name in RUN_COMMANDS:
             cmd.add_argument("--scope", choices=["all", "promo"], help="all items, or promo items only (SCOPE)")
             cmd.add_argument("--limit", type=int, metavar="N", help="most items to claim (LIMIT)")
@@ -152,9 +156,11 @@ def _run(args: argparse.Namespace) -> int:
         return _via_flow(args.command, settings, temporary=configured is None, window=window)
     from content_pipeline.run.commands import run_command  # the run's modules: not for status, view, fake-llm
     from content_pipeline.run.reporter import PlainReporter, log_to_stderr
+    from flows.publishing import EdgePublishing
 
     log_to_stderr()
-    outcome = run_command(args.command, settings, store_for(settings), PlainReporter(), window)
+    publishing = EdgePublishing(settings, configured, in_flow=False)
+    outcome = run_command(args.command, settings, store_for(settings), PlainReporter(), window, publishing)
     return _show(args.command, settings, outcome.ok, outcome.message, outcome.report)
 
 
@@ -171,7 +177,13 @@ def _window(args: argparse.Namespace) -> ReplayWindow | None:
     return ReplayWindow(args.since_hours, args.include_qa)
 
 
-def _via_flow(command: str, settings: Settings, temporary: bool, window: ReplayWindow | None = None) -> int:
+def _via_flow(
+    command: str,
+    settings: Settings,
+    temporary: bool,
+    window: ReplayWindow | None = None,
+    extra: dict[str, object] | None = None,
+) -> int:
     """The command's flow; with `temporary`, on a Prefect server of this run's own that dies with it."""
     from flows.temporary_server import temporary_server
 
@@ -188,6 +200,10 @@ def _via_flow(command: str, settings: Settings, temporary: bool, window: ReplayW
             params = {"dry_run": settings.evidence_only}
         if window is not None:
             params.update(since_hours=window.since_hours, include_qa=window.include_qa)
+        if command == "publish":
+            params = {"target": settings.publish_target, "max_posts": settings.publish_max_posts}
+            params["run_id"] = settings.run_id
+        params.update(extra or {})
         state = FLOWS[command](**params, return_state=True)  # type: ignore[operator]
     report = None
     if command in WHOLE_RUNS and settings.run_id:
@@ -216,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             return HANDLERS[args.command](args)
         if args.command == "fake-llm":
             return _fake_llm(args)
+        if args.command == "publish":
+            return publish(args, _mode(args), _via_flow)
         return _run(args)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)

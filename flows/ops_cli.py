@@ -25,7 +25,7 @@ OPS_HELP = {
     "report": "KPI or cost figures of a period against the prior one; stored with PNG charts",
     "template-rank": "rank prompt templates by QA pass rate and cost per success; --apply retires/promotes",
     "templates": "list the prompt templates (active ones marked); --add FILE stores and activates a version",
-    "quarantine": "list the ledger's damaged records; --accept-loss releases their held slugs",
+    "quarantine": "damaged ledger records (--accept-loss releases their slugs); SLUG --reason: take a post down",
 }
 
 
@@ -52,6 +52,9 @@ def ops_arguments(name: str, cmd: argparse.ArgumentParser) -> None:
     if name == "view":
         cmd.add_argument("view", choices=list(layout.VIEW_FILES), help="which view")
     if name == "quarantine":
+        from flows.publish_cli import quarantine_arguments
+
+        quarantine_arguments(cmd)
         cmd.add_argument("--json", action="store_true", help="print one JSON object per damaged record")
         cmd.add_argument(
             "--accept-loss",
@@ -209,7 +212,11 @@ def _templates(args: argparse.Namespace) -> int:
 
 def _quarantine(args: argparse.Namespace) -> int:
     from content_pipeline.ops.quarantine import accept, quarantined
+    from content_pipeline.publish.quarantine import quarantined as held
+    from flows.publish_cli import quarantine_item
 
+    if args.item:
+        return quarantine_item(args)
     settings = settings_for_command()
     if args.accept_loss is not None:
         for record in accept(store_for(settings), args.accept_loss):
@@ -224,6 +231,14 @@ def _quarantine(args: argparse.Namespace) -> int:
             print(record.line())
     if not found and not args.json:
         print("quarantine: no damaged ledger records")
+    for slug, entry in sorted(held(store_for(settings, read_only=True)).items()):
+        if args.json:
+            print(json.dumps({"held_from_publishing": slug, **entry}, sort_keys=True))
+        else:
+            print(
+                f"quarantine: {slug} held from publishing since {entry.get('at', '?')} by {entry.get('by', '?')}: "
+                f"{entry['reason']} (`content-pipeline quarantine release {slug}` lets it go)"
+            )
     return 0
 
 

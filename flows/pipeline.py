@@ -20,12 +20,14 @@ from content_pipeline.ops.replay import ReplayWindow
 from content_pipeline.ops.reports import Kind, build_report, write_report
 from content_pipeline.ops.restore import restore
 from content_pipeline.ops.template_rank import decide, rank_templates
+from content_pipeline.publish.command import publish_command
 from content_pipeline.run.commands import run_command
 from content_pipeline.settings import MAX_REPLAY_HOURS, RUN_ID_PATTERN, Scope, Settings, load_settings
 from content_pipeline.store import Store, open_store, store_for
 from flows.prefect_probe import prefect_probes
+from flows.publishing import EdgePublishing
 from flows.resolve import block_overrides
-from tasks.ops import publish_health, publish_lines, publish_ranking, publish_report
+from tasks.ops import publish_health, publish_lines, publish_outcome, publish_ranking, publish_report
 from tasks.reporter import PrefectReporter
 
 _DEFAULT = {name: field.default for name, field in Settings.model_fields.items()}
@@ -48,10 +50,12 @@ def _open(**params: Any) -> tuple[Settings, Store]:
 
 def _run(command: str, replay: ReplayWindow | None = None, **params: Any) -> State:
     """The core's `command` on the resolved settings and store: Completed with its summary line, or Failed
-    with the one-line reason (for go-live: the stage, the error and the spend so far)."""
+    with the one-line reason (for go-live: the stage, the error and the spend so far). go-live and
+    replay-failed end with the publish stage, its approver asked in this flow run."""
     settings, store = _open(**params)
     assert settings.run_id is not None
-    outcome = run_command(command, settings, store, PrefectReporter(settings.run_id), replay)
+    publishing = EdgePublishing(settings, PREFECT_API_URL.value(), in_flow=True)
+    outcome = run_command(command, settings, store, PrefectReporter(settings.run_id), replay, publishing)
     return Completed(message=outcome.message) if outcome.ok else Failed(message=outcome.message)
 
 
@@ -159,6 +163,36 @@ def sweep_flow(
     return _run("sweep", evidence_only=dry_run or None)
 
 
+@flow(name="publish")
+def publish_flow(
+    target: Annotated[
+        str | None, Field(description="wordpress, webhook, or a publish target block's name; PUBLISH_TARGET when empty")
+    ] = None,
+    max_posts: Annotated[int, Field(ge=1, le=10000, description="Most posts this run sends")] = _DEFAULT[
+        "publish_max_posts"
+    ],
+    dry_run: Annotated[bool, Field(description="Show the plan and the governance decision; send nothing")] = False,
+    run_id: RunIdParam = None,
+) -> State:
+    """Consolidated successes not yet live on the target, at most max_posts: live only when the three
+    governance signals are truthy (or, with PUBLISH_APPROVAL=ui, an approver approves them in this run's
+    form), simulated otherwise; each post once, looked up on the target before any create."""
+    settings, store = _open(publish_target=target, publish_max_posts=max_posts, run_id=run_id)
+    assert settings.run_id is not None
+    publishing = EdgePublishing(settings, PREFECT_API_URL.value(), in_flow=True)
+    try:
+        chosen = publishing.require(settings.publish_target)
+    except PipelineError as exc:
+        return Failed(message=f"publish: {exc}")
+    try:
+        result = publish_command(store, settings, chosen, settings.run_id, publishing, dry_run=dry_run)
+    finally:
+        chosen.close()
+    publish_outcome(result)
+    lines = result.lines()
+    return Completed(message="; ".join(lines)) if result.ok else Failed(message="; ".join(lines))
+
+
 @flow(name="progress")
 def progress_flow() -> State:
     """Remaining work, the share done, the last hour's rate and the time to finish."""
@@ -256,6 +290,7 @@ FLOWS = {
     "sweep": sweep_flow,
     "health": health_flow,
     "progress": progress_flow,
+    "publish": publish_flow,
     "backup": backup_flow,
     "restore": restore_flow,
     "report": report_flow,

@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from content_pipeline.ops.health import Health
 from content_pipeline.ops.reports import Report
 from content_pipeline.ops.template_rank import Ranking
+from content_pipeline.publish.publisher import PublishResult
 
 _LEVELS = {"green": logging.INFO, "amber": logging.WARNING, "red": logging.ERROR}
 
@@ -52,3 +53,15 @@ def publish_lines(key: str, lines: list[str]) -> None:
     for line in lines:
         logger.info("%s: %s", key, line)
     create_markdown_artifact(markdown="\n".join(f"- {line}" for line in lines), key=key)
+
+
+def publish_outcome(result: PublishResult) -> None:
+    """A publish run's lines in the log (a stop or a failure as an error) and as the `publish` artifact."""
+    logger = get_run_logger()
+    for line in result.lines():
+        logger.info("publish: %s", line)
+    if result.stopped:
+        logger.error("publish stopped: %s", result.stopped)
+    create_markdown_artifact(
+        markdown="\n".join(f"- {line}" for line in result.lines()), key="publish", description=result.lines()[0]
+    )

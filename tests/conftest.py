@@ -13,7 +13,20 @@ import pytest
 from content_pipeline.settings import Settings, load_settings
 from content_pipeline.store import Store, open_store
 
-for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "STORE_URL", "CATALOGUE", "RUN_ID", "EVIDENCE_ONLY"):
+PUBLISHING = (
+    "WP_URL",
+    "WP_USER",
+    "WP_APP_PASSWORD",
+    "WP_STATUS",
+    "PUBLISH_WEBHOOK_URL",
+    "PUBLISH_WEBHOOK_SECRET",
+    "PUBLISH_TARGET",
+    "PUBLISH_APPROVAL",
+    "ALLOW_AUTONOMOUS_PUBLISH",
+    "PUBLISH_APPROVAL_GRANTED",
+    "GOVERNANCE_APPROVED",
+)
+for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "STORE_URL", "CATALOGUE", "RUN_ID", "EVIDENCE_ONLY", *PUBLISHING):
     os.environ.pop(name, None)  # the tests decide these; nothing leaks in from the shell
 
 

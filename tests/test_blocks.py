@@ -6,7 +6,7 @@ import pytest
 from prefect.blocks.core import Block
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
 
-from blocks import LLMConfig, StoreLocation
+from blocks import LLMConfig, SignedWebhook, StoreLocation, WordPressSite
 
 
 class NoLogo(BlockStandardTestSuite):
@@ -29,6 +29,29 @@ class TestLLMConfig(NoLogo):
     @pytest.fixture
     def block(self) -> type[Block]:
         return LLMConfig
+
+
+class TestWordPressSite(NoLogo):
+    @pytest.fixture
+    def block(self) -> type[Block]:
+        return WordPressSite
+
+
+class TestSignedWebhook(NoLogo):
+    @pytest.fixture
+    def block(self) -> type[Block]:
+        return SignedWebhook
+
+
+def test_publish_target_blocks_keep_their_secrets_and_build_their_targets() -> None:
+    site = WordPressSite(url="https://shop.example.com/", username="editor", application_password="abcd efgh ijkl")
+    hook = SignedWebhook(url="https://hooks.example.com/in", secret="whsec-789")
+    assert "abcd efgh" not in repr(site) and "whsec-789" not in repr(hook)
+    wp, webhook = site.target("shop"), hook.target("hooks")
+    assert (wp.name, wp.url, wp.user, wp.status) == ("shop", "https://shop.example.com", "editor", "draft")
+    assert webhook.name == "hooks" and webhook.url == "https://hooks.example.com/in"
+    wp.close()
+    webhook.close()
 
 
 def test_secrets_stay_secret() -> None:

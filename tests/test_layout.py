@@ -18,6 +18,7 @@ LAYERS = [
     {"views"},
     {"intake", "llm"},
     {"generation"},
+    {"publish"},
     {"run"},
     {"ops", "rehearsal"},
 ]

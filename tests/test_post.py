@@ -4,6 +4,7 @@ slug, target and content."""
 from __future__ import annotations
 
 from content_pipeline.generation.content import ItemContent
+from content_pipeline.intake.catalogue import Item
 from content_pipeline.publish.post import idempotency_key, post_for
 
 CONTENT = ItemContent(
@@ -12,10 +13,11 @@ CONTENT = ItemContent(
     highlights=["Dimmable", "USB-C <power>", "Warm & cool light"],
     seo_description="Desk Lamp: lighting at $19.00.",
 )
+ITEM = Item(slug="desk-lamp", title="Desk Lamp", category="Lighting", price=19.0, tags=("lamp",))
 
 
 def test_the_body_is_escaped_html_and_the_title_and_excerpt_come_from_the_content() -> None:
-    post = post_for("desk-lamp", CONTENT, "Lighting", ("lamp",))
+    post = post_for("desk-lamp", CONTENT, ITEM)
     assert post.title == "Desk Lamp | Lighting" and post.excerpt == "Desk Lamp: lighting at $19.00."
     assert post.body_html == (
         "<p>Meet the Desk Lamp &lt;b&gt;bright&lt;/b&gt; &amp; warm, a lighting pick at $19.00.</p>\n"
@@ -25,11 +27,16 @@ def test_the_body_is_escaped_html_and_the_title_and_excerpt_come_from_the_conten
 
 
 def test_the_content_hash_and_the_key_change_with_the_content_and_the_target_only() -> None:
-    same = post_for("desk-lamp", CONTENT, "Lighting")
-    changed = post_for("desk-lamp", CONTENT.model_copy(update={"headline": "Desk Lamp, new"}), "Lighting")
-    assert same.content_hash == post_for("desk-lamp", CONTENT, "Lighting").content_hash
+    same = post_for("desk-lamp", CONTENT, ITEM)
+    changed = post_for("desk-lamp", CONTENT.model_copy(update={"headline": "Desk Lamp, new"}), ITEM)
+    assert same.content_hash == post_for("desk-lamp", CONTENT, ITEM).content_hash
     assert changed.content_hash != same.content_hash
     key = idempotency_key("desk-lamp", "wordpress", same.content_hash)
     assert key == idempotency_key("desk-lamp", "wordpress", same.content_hash)
     assert key != idempotency_key("desk-lamp", "webhook", same.content_hash)
     assert key != idempotency_key("desk-lamp", "wordpress", changed.content_hash)
+
+
+def test_an_item_gone_from_the_catalogue_is_posted_without_category_or_tags() -> None:
+    post = post_for("desk-lamp", CONTENT, None)
+    assert post.categories == () and post.tags == ()

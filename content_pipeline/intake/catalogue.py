@@ -33,6 +33,7 @@ class Item(BaseModel):
     category: str
     price: float
     features: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # the post's tags when it is published
     promo: bool = False
     description: str = ""
 
@@ -105,8 +106,9 @@ def _price(row: dict[str, Any], coerce: bool) -> float:
     return float(value)
 
 
-def _features(row: dict[str, Any], coerce: bool) -> tuple[str, ...]:
-    value = row.get("features")
+def _texts(row: dict[str, Any], name: str, coerce: bool) -> tuple[str, ...]:
+    """A list-of-text field (features, tags): a JSON list, or in CSV text separated by `|`."""
+    value = row.get(name)
     if value is None or value == "":
         return ()
     if isinstance(value, str) and coerce:
@@ -115,23 +117,23 @@ def _features(row: dict[str, Any], coerce: bool) -> tuple[str, ...]:
             try:
                 value = json.loads(stripped)
             except json.JSONDecodeError:
-                raise RowError("malformed features: not a JSON list") from None
+                raise RowError(f"malformed {name}: not a JSON list") from None
         else:
             value = [part for part in stripped.split("|")]
     if hasattr(value, "to_list"):
         value = value.to_list()
     if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
-        raise RowError("wrong type for features: expected a list of text")
+        raise RowError(f"wrong type for {name}: expected a list of text")
     if len(value) > MAX_FEATURES:
-        raise RowError(f"oversized features: {len(value)} entries (max {MAX_FEATURES})")
+        raise RowError(f"oversized {name}: {len(value)} entries (max {MAX_FEATURES})")
     out = []
-    for feature in value:
-        if len(feature) > MAX_LEN["feature"]:
-            raise RowError(f"oversized feature: {len(feature)} characters (max {MAX_LEN['feature']})")
-        if "\ufffd" in feature or _CONTROL.search(feature):
-            raise RowError("undecodable text in features")
-        if feature.strip():
-            out.append(feature.strip())
+    for text in value:
+        if len(text) > MAX_LEN["feature"]:
+            raise RowError(f"oversized {name.rstrip('s')}: {len(text)} characters (max {MAX_LEN['feature']})")
+        if "\ufffd" in text or _CONTROL.search(text):
+            raise RowError(f"undecodable text in {name}")
+        if text.strip():
+            out.append(text.strip())
     return tuple(out)
 
 
@@ -165,7 +167,8 @@ def validate_row(row: dict[str, Any], *, coerce: bool = False) -> Item:
         title=_text(row, "title", required=True, coerce=coerce),
         category=_text(row, "category", required=True, coerce=coerce),
         price=_price(row, coerce),
-        features=_features(row, coerce),
+        features=_texts(row, "features", coerce),
+        tags=_texts(row, "tags", coerce),
         promo=_promo(row, coerce),
         description=_text(row, "description", required=False, coerce=coerce),
     )

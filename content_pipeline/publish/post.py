@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from content_pipeline.generation.content import ItemContent
+from content_pipeline.intake.catalogue import Item
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Post:
     body_html: str
     excerpt: str
     categories: tuple[str, ...] = ()
-    tags: tuple[str, ...] = field(default_factory=tuple)
+    tags: tuple[str, ...] = ()
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -46,9 +47,11 @@ def body_html(content: ItemContent) -> str:
     return f"<p>{html.escape(content.description)}</p>\n<ul>{items}</ul>"
 
 
-def post_for(slug: str, content: ItemContent, category: str, tags: tuple[str, ...] = ()) -> Post:
-    """The post of one success: its headline as the title, its SEO description as the excerpt."""
-    return Post(slug, content.headline, body_html(content), content.seo_description, (category,), tags)
+def post_for(slug: str, content: ItemContent, item: Item | None) -> Post:
+    """The post of one success: its headline as the title, its SEO description as the excerpt, and the
+    catalogue item's category and tags (none when the item has left the catalogue)."""
+    categories, tags = ((item.category,), item.tags) if item is not None else ((), ())
+    return Post(slug, content.headline, body_html(content), content.seo_description, categories, tags)
 
 
 def idempotency_key(slug: str, target: str, content_hash: str) -> str:

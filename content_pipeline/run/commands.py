@@ -10,6 +10,7 @@ from content_pipeline.claims.batch import run_lease
 from content_pipeline.errors import AuditFailedError, BadInputError, PipelineError
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.intake.items import read_items
+from content_pipeline.publish.command import Publishing
 from content_pipeline.run import WHOLE_RUNS
 from content_pipeline.run.generate import generate
 from content_pipeline.run.golive import Replay, go_live
@@ -121,12 +122,19 @@ COMMANDS: dict[str, Callable[[Stages], str]] = {
 
 
 def run_command(
-    name: str, settings: Settings, store: Store, reporter: Reporter, replay: Replay | None = None
+    name: str,
+    settings: Settings,
+    store: Store,
+    reporter: Reporter,
+    replay: Replay | None = None,
+    publishing: Publishing | None = None,
 ) -> Outcome:
     """Run `name` (go-live, replay-failed with its `replay` window, or a stage command) to its outcome; an
-    expected failure is a failed outcome with its line, anything else (a bug) goes up."""
+    expected failure is a failed outcome with its line, anything else (a bug) goes up. go-live and
+    replay-failed end with the publish stage when `publishing` is given."""
     if name in WHOLE_RUNS:
-        report = go_live(settings, store, reporter, replay=replay if name == "replay-failed" else None)
+        chosen = replay if name == "replay-failed" else None
+        report = go_live(settings, store, reporter, replay=chosen, publishing=publishing)
         return Outcome(report.ok, report.failure or "all invariants hold", report)
     try:
         return Outcome(True, COMMANDS[name](Stages(settings.with_run_id(), store, reporter)))

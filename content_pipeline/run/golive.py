@@ -1,5 +1,5 @@
 """go-live as plain Python: the run lease, recover, sweep, inventory, batch, preflight, generate, release, consolidate,
-audit, sync, audit, and the report; a failure names its stage and the spend so far."""
+audit, sync, audit, publish, and the report; a failure names its stage and the spend so far."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Protocol
 from content_pipeline.claims.batch import run_lease
 from content_pipeline.errors import AuditFailedError, LedgerUnwritableError, PipelineError, StoreError
 from content_pipeline.ledger.spend import stamp
+from content_pipeline.publish.command import Publishing, publish_stage
 from content_pipeline.run.generate import generate
 from content_pipeline.run.report import RunReport, run_rejects
 from content_pipeline.run.reporter import Reporter
@@ -29,15 +30,24 @@ class Replay(Protocol):
         """slug -> cause, read once the views are current (after the run's inventory)."""
         ...
 
+    since_hours: float
+
     def describe(self, chosen: dict[str, str], in_catalogue: int) -> str:
         """The report's note: what was chosen, and how many of those the catalogue still lists."""
         ...
 
 
-def go_live(settings: Settings, store: Store, reporter: Reporter, replay: Replay | None = None) -> RunReport:
+def go_live(
+    settings: Settings,
+    store: Store,
+    reporter: Reporter,
+    replay: Replay | None = None,
+    publishing: Publishing | None = None,
+) -> RunReport:
     """The whole run under its own lease; returns its report (`failure` set when it failed), which is also
     written to the store and published through the reporter. With `replay`, the run generates only the
-    rejects it names (chosen once the views are current) instead of what needs content."""
+    rejects it names (chosen once the views are current) instead of what needs content, and publishes only
+    the posts whose publish failed in its window. With `publishing`, the publish stage runs last."""
     started = time.perf_counter()
     settings = settings.with_run_id()
     stages = Stages(settings, store, reporter)
@@ -79,6 +89,10 @@ def go_live(settings: Settings, store: Store, reporter: Reporter, replay: Replay
         if fatal is not None:
             report.stage = "generate"
             raise fatal
+        if publishing is not None:
+            report.stage = "publish"
+            since = replay.since_hours if replay is not None else None
+            report.notes += publish_stage(store, settings, publishing, stages.run_id, since)
     except PipelineError as exc:
         report.fail(exc)
     finally:

@@ -48,6 +48,8 @@ TEMPLATE_DECISIONS = f"{TEMPLATES_PREFIX}decisions/"  # each template-rank decis
 REPORTS_PREFIX = "reports/"  # KPI and cost reports with their charts
 PUBLISH_PREFIX = "publish/"
 PUBLISH_HALT = f"{PUBLISH_PREFIX}halt"  # a cell: why publishing is halted, by whom, since when
+PUBLISH_ATTEMPTS = f"{PUBLISH_PREFIX}attempts/"  # the append-only attempt log: <run>/<writer>.signed.jsonl
+PUBLISH_QUARANTINE = f"{PUBLISH_PREFIX}quarantine/"  # one object per quarantined slug: <slug>.json
 SEGMENT_SUFFIX = ".jsonl"
 # the files a run writes under runs/<run>/
 NEEDS_CONTENT = "needs-content.jsonl"
@@ -121,6 +123,16 @@ def damaged_where(kept: str) -> str | None:
     return f"{key}: line {number}" if key and number.isdigit() else None
 
 
+def attempts_log(run_id: str, writer: str) -> str:
+    """One writer's part of the publish attempt log for a run."""
+    return f"{PUBLISH_ATTEMPTS}{run_id}/{writer}{SIGNED}{SEGMENT_SUFFIX}"
+
+
+def publish_quarantine(slug: str) -> str:
+    """Where an item's publish quarantine (reason, by whom, when) is kept while it lasts."""
+    return f"{PUBLISH_QUARANTINE}{slug}.json"
+
+
 def run_dir(run_id: str) -> str:
     return f"{RUNS_PREFIX}{run_id}/"
 
@@ -150,6 +162,7 @@ _AREAS = (
     (STATE_PREFIX, "claims"),
     (LOCKS_PREFIX, "leases"),
     (RUNS_PREFIX, "run files"),
+    (PUBLISH_PREFIX, "publishing"),
 )
 
 

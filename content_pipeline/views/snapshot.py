@@ -246,6 +246,22 @@ def read_sketches(store: Store) -> pl.DataFrame:
     return _view_columns(store, "successes", {"slug": pl.String(), "sketch": pl.List(pl.Int64())}, False)
 
 
+CONTENT = pl.Struct(
+    {
+        "headline": pl.String(),
+        "description": pl.String(),
+        "highlights": pl.List(pl.String()),
+        "seo_description": pl.String(),
+    }
+)
+
+
+def read_contents(store: Store) -> pl.DataFrame:
+    """slug, content and finished_at of every master success (what publishing sends), read column-wise."""
+    schema = {"slug": pl.String(), "content": CONTENT, "finished_at": pl.String()}
+    return _view_columns(store, "successes", schema, False)
+
+
 def _view_columns(store: Store, name: str, schema: dict[str, pl.DataType], verify: bool) -> pl.DataFrame:
     for _ in range(3):  # the object may be collected while it is read (a reader outside the lease): look again
         manifest = read_manifest(store) or {}

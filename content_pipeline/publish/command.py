@@ -1,0 +1,113 @@
+"""The publish stage's core: read the attempt log, the catalogue and the quarantine, plan, ask the approver
+when PUBLISH_APPROVAL=ui, then publish (simulated unless governance says live)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from content_pipeline.intake.catalogue import load_catalogue
+from content_pipeline.publish.governance import SIGNALS, Approval, truthy
+from content_pipeline.publish.halt import halted
+from content_pipeline.publish.history import read_history
+from content_pipeline.publish.plan import Plan, plan
+from content_pipeline.publish.publisher import PublishResult, publish_run
+from content_pipeline.publish.quarantine import quarantined
+from content_pipeline.publish.targets import Target, TargetRefused
+from content_pipeline.settings import Settings
+from content_pipeline.store import Store
+
+NO_UI = "PUBLISH_APPROVAL=ui, and no approver can answer a run outside a Prefect flow run"
+
+
+class Publishing(Protocol):
+    """What the edge provides: the target a name stands for, and an approver to ask (flows/publishing.py)."""
+
+    def target(self, name: str) -> Target | None:
+        """The target `name` (a built-in one the settings configure, or a block); None when none is set up."""
+        ...
+
+    def approve(self, the_plan: Plan, target: str) -> Approval | None:
+        """Show the plan to an approver and wait for the answer; None where nobody can be asked."""
+        ...
+
+
+def plan_for(store: Store, settings: Settings, target: str, since_hours: float | None = None) -> tuple[Plan, list[str]]:
+    """The plan of a publish run to `target` (with `since_hours`: only posts whose last attempt failed in that
+    window), and the attempt log's damaged lines (named, kept aside)."""
+    history = read_history(store)
+    items = {item.slug: item for item in load_catalogue(settings.catalogue, settings.s3_options()).items}
+    since = None if since_hours is None else datetime.now(UTC) - timedelta(hours=since_hours)
+    found = plan(store, target, items, history, set(quarantined(store)), settings.publish_max_posts, since)
+    return found, [f"the attempt log has a damaged line, kept in quarantine/: {d}" for d in history.damaged]
+
+
+def _not_worth_asking(store: Store, settings: Settings, the_plan: Plan) -> str | None:
+    """Why an approver's yes could make no difference (nothing to send, another signal missing, a halt), or
+    None when they are worth asking."""
+    signals = settings.publish_signals()
+    others = [name for name in SIGNALS if name != "PUBLISH_APPROVAL_GRANTED" and not truthy(signals[name])]
+    if not the_plan.candidates:
+        return "nothing to publish"
+    if others:
+        return f"{', '.join(others)} not truthy"
+    return "publishing is halted" if halted(store) is not None else None
+
+
+def _approval(store: Store, settings: Settings, the_plan: Plan, target: str, publishing: Publishing | None) -> Approval:
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    if publishing is None:
+        return Approval(False, None, at, NO_UI)
+    why_not = _not_worth_asking(store, settings, the_plan)
+    if why_not is not None:
+        return Approval(False, None, at, f"no approver was asked ({why_not})")
+    return publishing.approve(the_plan, target) or Approval(False, None, at, NO_UI)
+
+
+def publish_command(
+    store: Store,
+    settings: Settings,
+    target: Target,
+    run_id: str,
+    publishing: Publishing | None = None,
+    *,
+    dry_run: bool = False,
+    since_hours: float | None = None,
+) -> PublishResult:
+    """One publish run to `target`. With PUBLISH_APPROVAL=ui the approver decides this run's approval signal;
+    where nobody can be asked, every post is simulated and the reason says why."""
+    the_plan, damaged = plan_for(store, settings, target.name, since_hours)
+    approval = None
+    if settings.publish_approval == "ui" and not dry_run:
+        approval = _approval(store, settings, the_plan, target.name, publishing)
+    result = publish_run(
+        store,
+        target,
+        settings.publish_signals(),
+        the_plan,
+        run_id,
+        max_retries=settings.publish_max_retries,
+        approval=approval,
+        dry_run=dry_run,
+    )
+    result.notes = damaged + result.notes
+    return result
+
+
+def publish_stage(
+    store: Store, settings: Settings, publishing: Publishing, run_id: str, since_hours: float | None = None
+) -> list[str]:
+    """go-live's last stage: publish to PUBLISH_TARGET when it is configured (a note when it is not), each
+    line of the result a note of the run's report. A target that refuses us (401, 403) fails the run."""
+    target = publishing.target(settings.publish_target)
+    if target is None:
+        return [f"publish: skipped: the target {settings.publish_target!r} is not configured"]
+    try:
+        result = publish_command(
+            store, settings, target, run_id, publishing, dry_run=store.read_only, since_hours=since_hours
+        )
+    finally:
+        target.close()
+    if result.stopped is not None:
+        raise TargetRefused(result.stopped, 0)
+    return [f"publish: {line}" for line in result.lines()]

@@ -1,0 +1,180 @@
+"""A publish run: the plan, the governance decision, then each post simulated or sent live: its idempotency
+key recorded before the call, the post looked up on the target before any create, the outcome after it."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from content_pipeline.publish.governance import Approval, Decision, decide
+from content_pipeline.publish.halt import halted
+from content_pipeline.publish.log import AttemptLog, now
+from content_pipeline.publish.plan import Candidate, Plan
+from content_pipeline.publish.quarantine import quarantine_entry
+from content_pipeline.publish.retry import Retried, with_retries
+from content_pipeline.publish.targets import RemotePost, Target, TargetFailed, TargetRefused, TargetUnavailable
+from content_pipeline.store import Store
+
+
+@dataclass
+class PublishResult:
+    """What one publish run did, post by post counted, with the line of each failure."""
+
+    target: str
+    decision: Decision
+    plan: Plan
+    dry_run: bool = False
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    stopped: str | None = None  # the target refused us (401, 403): the run stopped here
+
+    @property
+    def ok(self) -> bool:
+        return self.stopped is None and not self.failures
+
+    def lines(self) -> list[str]:
+        p = self.plan
+        done = ", ".join(f"{n} {what}" for what, n in sorted(self.counts.items())) or "nothing sent"
+        head = f"to {self.target}{' (dry run)' if self.dry_run else ''}: {self.decision.reason}"
+        left = f"{p.published} already live, {p.quarantined} quarantined held back, {p.over_limit} over the limit"
+        return [head, f"{len(p.candidates)} planned: {done}; {left}", *self.notes, *self.failures] + (
+            [f"stopped: {self.stopped}"] if self.stopped else []
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "live": self.decision.live,
+            "reason": self.decision.reason,
+            "planned": len(self.plan.candidates),
+            "counts": dict(self.counts),
+            "failures": self.failures,
+            "stopped": self.stopped,
+            "dry_run": self.dry_run,
+        }
+
+
+def _send(
+    target: Target, cand: Candidate, max_retries: int, sleep: Callable[[float], None]
+) -> tuple[str, RemotePost, int]:
+    """Look the post up (by its stored id, then by slug), then update it or create it; retried whole, so a
+    create whose answer was lost is found by the retry's look-up and never made twice."""
+    retried = Retried()
+
+    def once() -> tuple[str, RemotePost]:
+        found = target.find(cand.post.slug, cand.state.post_id)
+        if found is None:
+            return "created", target.create(cand.post, cand.key)
+        return "updated", target.update(found, cand.post, cand.key)
+
+    result, remote = with_retries(once, max_retries, retried, sleep)
+    return result, remote, retried.count
+
+
+def _live(
+    store: Store,
+    log: AttemptLog,
+    target: Target,
+    cand: Candidate,
+    decision: Decision,
+    run: dict[str, Any],
+    result: PublishResult,
+) -> None:
+    slug, fields = cand.post.slug, {"key": cand.key, "target": target.name, "slug": cand.post.slug}
+    fields |= {
+        "content_hash": cand.post.content_hash,
+        "live": True,
+        "reason": decision.reason,
+        "approval": run["approval"],
+    }
+    log.write("intent", **fields, payload=cand.post.payload())
+    started = now()
+    try:
+        what, remote, retries = _send(target, cand, run["max_retries"], run["sleep"])
+    except (TargetUnavailable, TargetFailed, TargetRefused) as exc:
+        code = getattr(exc, "code", None)
+        log.write("outcome", **fields, result="failed", code=code, error=str(exc)[:300], started_at=started)
+        result.counts["failed"] += 1
+        if isinstance(exc, TargetRefused):
+            result.stopped = str(exc)
+            raise
+        result.failures.append(f"{slug}: {exc}")
+        return
+    found_note = (
+        ("found on the target (an earlier attempt's post): updated, not created again",)
+        if what == "updated" and cand.state.post_id is None
+        else ()
+    )
+    notes = list(remote.notes + found_note)
+    log.write(
+        "outcome",
+        **fields,
+        result=what,
+        code=remote.code,
+        post_id=remote.post_id,
+        link=remote.link,
+        status=remote.status,
+        retries=retries,
+        notes=notes,
+        started_at=started,
+    )
+    result.counts[what] += 1
+    result.notes += [f"{slug}: {note}" for note in notes]
+
+
+def publish_run(
+    store: Store,
+    target: Target,
+    signals: Mapping[str, object],
+    the_plan: Plan,
+    run_id: str,
+    *,
+    max_retries: int = 4,
+    approval: Approval | None = None,
+    dry_run: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PublishResult:
+    """Send (or simulate) every post of `the_plan`. The halt switch and each item's quarantine are read again
+    before each post, so an operator's halt on any worker holds from the next post on. With a UI approval,
+    only the posts the approver was shown go live. 401 or 403 stops the run (TargetRefused, recorded)."""
+    result = PublishResult(target.name, decide(signals, approval, halted(store)), the_plan, dry_run)
+    if dry_run:
+        result.counts["would go live" if result.decision.live else "would be simulated"] = len(the_plan.candidates)
+        return result
+    shown = set(approval.shown) if approval is not None else None
+    run = {"approval": approval.record() if approval else None, "max_retries": max_retries, "sleep": sleep}
+    log = AttemptLog(store, run_id)
+    try:
+        for cand in the_plan.candidates:
+            if quarantine_entry(store, cand.post.slug) is not None:
+                result.counts["quarantined meanwhile"] += 1
+                continue
+            decision = decide(signals, approval, halted(store))
+            if decision.live and shown is not None and f"{cand.post.slug}:{cand.post.content_hash}" not in shown:
+                decision = Decision(False, ("PUBLISH_APPROVAL_GRANTED",), None, approval)
+                result.notes.append(f"{cand.post.slug}: not among the posts the approver was shown: simulated")
+            if decision.live:
+                _live(store, log, target, cand, decision, run, result)
+                continue
+            log.write(
+                "outcome",
+                key=cand.key,
+                target=target.name,
+                slug=cand.post.slug,
+                content_hash=cand.post.content_hash,
+                live=False,
+                result="simulated",
+                reason=decision.reason,
+                approval=run["approval"],
+                payload=cand.post.payload(),
+            )
+            result.counts["simulated"] += 1
+    except TargetRefused:
+        pass
+    finally:
+        log.close()
+    return result

@@ -1,0 +1,67 @@
+"""What a publish target does (look a post up, create, update, take down) and how its calls fail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from content_pipeline.errors import PipelineError
+from content_pipeline.publish.post import Post
+
+
+@dataclass(frozen=True)
+class RemotePost:
+    """A post as the target holds it: its id, link and status, and the response code that told us."""
+
+    post_id: str | None
+    link: str | None
+    status: str | None
+    code: int | None
+    notes: tuple[str, ...] = ()  # what the target changed on the way (a fallback category, a tag left off)
+
+
+class TargetRefused(PipelineError):
+    """The target refused our credentials or our rights (401, 403): the run stops at once; retrying will
+    not help. The message names the target and the cause."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TargetUnavailable(PipelineError):
+    """A failure worth a retry: 429, a 5xx, a timeout or a dropped connection. `retry_after` is the wait the
+    target asked for, in seconds, when it named one."""
+
+    def __init__(self, message: str, code: int | None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code, self.retry_after = code, retry_after
+
+
+class TargetFailed(PipelineError):
+    """Any other answer that is not a success (400, 404 on create, a body that is not JSON): this post
+    failed; the run goes on with the next."""
+
+    def __init__(self, message: str, code: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Target(Protocol):
+    """A place posts go: WordPress (publish/wordpress.py) or a signed webhook (publish/webhook.py)."""
+
+    name: str
+
+    def find(self, slug: str, post_id: str | None) -> RemotePost | None:
+        """The post already there for `slug` (by its stored id first, then by slug with any status)."""
+        ...
+
+    def create(self, post: Post, key: str) -> RemotePost: ...
+
+    def update(self, found: RemotePost, post: Post, key: str) -> RemotePost: ...
+
+    def take_down(self, found: RemotePost, slug: str, trash: bool) -> RemotePost:
+        """Turn the post back to draft, or trash it."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,106 @@
+"""The edge of publishing: the target a name stands for (the settings' built-in ones, else a block), and
+the approver asked in the Prefect UI (`pause_flow_run(wait_for_input=...)`) when PUBLISH_APPROVAL=ui."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import Field
+
+from content_pipeline.errors import BadInputError
+from content_pipeline.publish.connect import BUILT_IN, configured, target_from_settings
+from content_pipeline.publish.governance import Approval
+from content_pipeline.publish.plan import Plan
+from content_pipeline.publish.targets import Target
+from content_pipeline.settings import Settings
+
+POLL_S = 2  # how often a paused publish run looks for the approver's answer
+SHOWN_MAX = 200  # rows of the approval form's table (the artifact lists every post)
+
+
+def _block_target(name: str) -> Target | None:
+    """The WordPressSite or SignedWebhook block called `name`, as a target; None when there is none."""
+    from blocks import SignedWebhook, WordPressSite
+
+    for block_type in (WordPressSite, SignedWebhook):
+        try:
+            block = block_type.load(name)
+        except ValueError:  # no block of this type by that name
+            continue
+        return block.target(name)
+    return None
+
+
+class EdgePublishing:
+    """Targets and approvals for one command or flow run. `api_url`: the Prefect API holding the blocks
+    (None: only the settings' targets); `in_flow`: a flow run whose pause an approver can answer."""
+
+    def __init__(self, settings: Settings, api_url: str | None, in_flow: bool) -> None:
+        self.settings, self.api_url, self.in_flow = settings, api_url, in_flow
+
+    def target(self, name: str) -> Target | None:
+        if name in BUILT_IN and configured(self.settings, name):
+            return target_from_settings(self.settings, name)
+        found = _block_target(name) if self.api_url is not None else None
+        if found is None and name not in BUILT_IN:
+            where = "" if self.api_url is not None else " (no Prefect API is configured to hold blocks)"
+            raise BadInputError(f"publish target {name!r}: no WordPressSite or SignedWebhook block by that name{where}")
+        return found
+
+    def require(self, name: str) -> Target:
+        """The target `name`, or one line saying how to configure it."""
+        found = self.target(name)
+        if found is None:
+            need = "WP_URL, WP_USER and WP_APP_PASSWORD" if name == "wordpress" else "PUBLISH_WEBHOOK_URL and _SECRET"
+            raise BadInputError(f"publish target {name!r} is not configured: set {need}, or save a block named {name}")
+        return found
+
+    def approve(self, the_plan: Plan, target: str) -> Approval | None:
+        if not self.in_flow:
+            return None
+        return ask_approver(the_plan, target, self.settings.publish_approval_timeout_s)
+
+
+def approval_markdown(the_plan: Plan, target: str) -> str:
+    """What the approver is shown: count, target, and a table of slugs, titles and payload hashes."""
+    posts = the_plan.candidates
+    rows = [
+        f"| {c.post.slug} | {c.post.title.replace('|', '/')} | `{c.post.content_hash[:16]}` | "
+        f"{'update' if c.update else 'new'} |"
+        for c in posts[:SHOWN_MAX]
+    ]
+    more = (
+        [f"\n… and {len(posts) - SHOWN_MAX} more (the `publish-plan` artifact lists every post)"]
+        if len(posts) > SHOWN_MAX
+        else []
+    )
+    head = f"**{len(posts)} post(s) would go out live to `{target}`.** Approve to publish them in this run; reject to simulate."
+    return "\n".join([head, "", "| slug | title | payload hash | |", "|---|---|---|---|", *rows, *more])
+
+
+def ask_approver(the_plan: Plan, target: str, timeout_s: float) -> Approval:
+    """Pause this flow run until an approver answers the form (or `timeout_s` passes: not approved)."""
+    from prefect.artifacts import create_table_artifact
+    from prefect.flow_runs import pause_flow_run
+    from prefect.input import RunInput
+
+    class PublishApproval(RunInput):
+        approve: bool = Field(default=False, description="Yes: publish exactly these posts live in this run")
+        approver: str = Field(min_length=1, max_length=200, description="Your name or e-mail, kept with the posts")
+        note: str = Field(default="", max_length=1000, description="Why (kept with the approval)")
+
+    shown = tuple(f"{c.post.slug}:{c.post.content_hash}" for c in the_plan.candidates)
+    table = [
+        {"slug": c.post.slug, "title": c.post.title, "payload_hash": c.post.content_hash} for c in the_plan.candidates
+    ]
+    create_table_artifact(table=table, key="publish-plan", description=f"what would go out to {target}")
+    form = PublishApproval.with_initial_data(description=approval_markdown(the_plan, target), approve=False)
+    from prefect.exceptions import FlowPauseTimeout
+
+    try:
+        answer = pause_flow_run(wait_for_input=form, timeout=max(1, int(timeout_s)), poll_interval=POLL_S)
+    except FlowPauseTimeout:
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        return Approval(False, None, at, f"no approver answered within {timeout_s:g} s")
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    return Approval(bool(answer.approve), answer.approver.strip(), at, answer.note, shown)
