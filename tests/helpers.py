@@ -89,3 +89,26 @@ def invoice(server: FakeLLM, wait_s: float = 10.0) -> int:
         time.sleep(0.02)
     time.sleep(0.05)  # an answer leaves the in-flight count just before it is billed
     return int(server.stats()["billed_nano"])
+
+
+def generated_store(base: Path, rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """A local store holding the consolidated successes of `rows` (a go-live on the offline model), and the
+    catalogue they came from: what publishing tests start from."""
+    import json
+
+    from content_pipeline.settings import load_settings
+
+    catalogue = base / "catalogue.jsonl"
+    catalogue.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = run(load_settings(store_url=str(base / "store"), catalogue=str(catalogue)).with_run_id())
+    assert report.ok and report.stats.successes == len(rows), report.failure
+    return base / "store", catalogue
+
+
+def copy_store(source: tuple[Path, Path], into: Path) -> tuple[Path, Path]:
+    """A test's own copy of a generated store and its catalogue."""
+    import shutil
+
+    shutil.copytree(source[0], into / "store")
+    shutil.copy(source[1], into / "catalogue.jsonl")
+    return into / "store", into / "catalogue.jsonl"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from content_pipeline.publish.webhook import WebhookTarget
 from content_pipeline.settings import Settings, load_settings
 from content_pipeline.store import Store, layout, open_store
 from tests.conftest import make_item
-from tests.helpers import run
+from tests.helpers import copy_store, generated_store
 from tests.webhook_receiver import Receiver, WebhookReceiver
 
 SECRET = "whsec-test-4f1c"
@@ -36,23 +35,14 @@ ITEMS = 6
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A store with ITEMS consolidated successes (the offline model), and its catalogue: built once."""
-    base = tmp_path_factory.mktemp("published")
-    catalogue = base / "catalogue.jsonl"
     rows = [make_item(n, tags=["widgets", f"batch-{n % 2}"]) for n in range(1, ITEMS + 1)]
-    catalogue.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    store = base / "store"
-    report = run(load_settings(store_url=str(store), catalogue=str(catalogue)).with_run_id())
-    assert report.ok and report.stats.successes == ITEMS
-    return store, catalogue
+    return generated_store(tmp_path_factory.mktemp("published"), rows)
 
 
 @pytest.fixture
 def site(generated: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
     """A copy of the generated store and catalogue of this test's own."""
-    store, catalogue = generated
-    shutil.copytree(store, tmp_path / "store")
-    shutil.copy(catalogue, tmp_path / "catalogue.jsonl")
-    return tmp_path / "store", tmp_path / "catalogue.jsonl"
+    return copy_store(generated, tmp_path)
 
 
 @pytest.fixture

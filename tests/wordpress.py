@@ -29,7 +29,7 @@ SBIN = "/usr/sbin:/usr/local/sbin:/sbin"  # mariadbd lives in /usr/sbin, not alw
 START_S = 60.0  # bound on each start-up wait (MariaDB's socket, the install script, the first REST answer)
 STOP_S = 10.0  # bound on the wait after SIGTERM before SIGKILL
 HTTP_S = 30.0  # timeout of one helper request
-ROLES = {"editor1": "editor", "contributor1": "contributor", "subscriber1": "subscriber"}
+ROLES = {"editor1": "editor", "author1": "author", "contributor1": "contributor", "subscriber1": "subscriber"}
 TOOLS = ("php", "mariadbd", "mariadb-install-db", "mariadb")
 
 ROUTER_PHP = r"""<?php
@@ -229,7 +229,7 @@ class WordPressError(RuntimeError):
 
 @dataclass
 class WordPress:
-    """A running WordPress: its base URL and each login's application password (admin, editor1, contributor1,
+    """A running WordPress: its base URL and each login's application password (admin, editor1, author1, contributor1,
     subscriber1), with REST helpers that act as editor1 unless told otherwise."""
 
     url: str

@@ -126,6 +126,16 @@ def _live(
     result.notes += [f"{slug}: {note}" for note in notes]
 
 
+def _check(target: Target, result: PublishResult, run: dict[str, Any]) -> None:
+    """The target's check before the first live call (retried as a call is); a target that refuses us or
+    cannot be reached stops the run before any post."""
+    try:
+        with_retries(target.check, run["max_retries"], Retried(), run["sleep"])
+    except (TargetRefused, TargetUnavailable, TargetFailed) as exc:
+        result.stopped = str(exc)
+        raise TargetRefused(str(exc), getattr(exc, "code", None) or 0) from None
+
+
 def publish_run(
     store: Store,
     target: Target,
@@ -148,6 +158,7 @@ def publish_run(
     shown = set(approval.shown) if approval is not None else None
     run = {"approval": approval.record() if approval else None, "max_retries": max_retries, "sleep": sleep}
     log = AttemptLog(store, run_id)
+    checked = False
     try:
         for cand in the_plan.candidates:
             if quarantine_entry(store, cand.post.slug) is not None:
@@ -158,6 +169,9 @@ def publish_run(
                 decision = Decision(False, ("PUBLISH_APPROVAL_GRANTED",), None, approval)
                 result.notes.append(f"{cand.post.slug}: not among the posts the approver was shown: simulated")
             if decision.live:
+                if not checked:
+                    _check(target, result, run)
+                    checked = True
                 _live(store, log, target, cand, decision, run, result)
                 continue
             log.write(

@@ -52,6 +52,10 @@ class Target(Protocol):
 
     name: str
 
+    def check(self) -> None:
+        """Before the first live call: TargetRefused when the target will not take our credentials."""
+        ...
+
     def find(self, slug: str, post_id: str | None) -> RemotePost | None:
         """The post already there for `slug` (by its stored id first, then by slug with any status)."""
         ...

@@ -91,6 +91,18 @@ class WordPressTarget:
     def _remote(self, body: dict[str, Any], code: int, notes: tuple[str, ...] = ()) -> RemotePost:
         return RemotePost(str(body.get("id")), body.get("link"), body.get("status"), code, notes)
 
+    def check(self) -> None:
+        """Who we are, before the first live call: a password WordPress refuses is a 401 here (a look-up made
+        with it would pass as anonymous and fail as a 400)."""
+        response = self._call("GET", "/users/me", "read their own profile", params={"context": "edit"})
+        if response.status_code == 401 or _wp_code(response) == "rest_not_logged_in":
+            raise TargetRefused(
+                f"WordPress {self.name} ({self.url}): 401 Unauthorized: the application password of user "
+                f"{self.user!r} was refused ({_wp_code(response)})",
+                401,
+            )
+        self._json(response, "read the user's own profile")
+
     def find(self, slug: str, post_id: str | None) -> RemotePost | None:
         if post_id:
             response = self._call("GET", f"/posts/{post_id}", "read posts", params={"context": "edit"})
