@@ -78,9 +78,25 @@ def approval_markdown(the_plan: Plan, target: str) -> str:
     return "\n".join([head, "", "| slug | title | payload hash | |", "|---|---|---|---|", *rows, *more])
 
 
+def _run_on() -> None:
+    """Take this flow run out of its pause once the wait is over (the server would not let a paused run
+    complete), so it goes on to simulate every post and ends with the reason."""
+    from prefect import get_run_logger
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+    from prefect.states import Running
+
+    context = FlowRunContext.get()
+    assert context is not None and context.flow_run is not None
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(context.flow_run.id, Running(message="no approver answered"), force=True)
+    get_run_logger().warning("publish: no approver answered in time: every post of this run is simulated")
+
+
 def ask_approver(the_plan: Plan, target: str, timeout_s: float) -> Approval:
     """Pause this flow run until an approver answers the form (or `timeout_s` passes: not approved)."""
     from prefect.artifacts import create_table_artifact
+    from prefect.exceptions import FlowPauseTimeout
     from prefect.flow_runs import pause_flow_run
     from prefect.input import RunInput
 
@@ -95,12 +111,11 @@ def ask_approver(the_plan: Plan, target: str, timeout_s: float) -> Approval:
     ]
     create_table_artifact(table=table, key="publish-plan", description=f"what would go out to {target}")
     form = PublishApproval.with_initial_data(description=approval_markdown(the_plan, target), approve=False)
-    from prefect.exceptions import FlowPauseTimeout
-
     try:
         answer = pause_flow_run(wait_for_input=form, timeout=max(1, int(timeout_s)), poll_interval=POLL_S)
     except FlowPauseTimeout:
+        _run_on()
         at = datetime.now(UTC).isoformat(timespec="seconds")
         return Approval(False, None, at, f"no approver answered within {timeout_s:g} s")
     at = datetime.now(UTC).isoformat(timespec="seconds")
-    return Approval(bool(answer.approve), answer.approver.strip(), at, answer.note, shown)
+    return Approval(bool(answer.approve), answer.approver.strip() or None, at, answer.note, shown)

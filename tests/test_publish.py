@@ -194,3 +194,39 @@ def test_a_damaged_attempt_log_line_is_named_kept_aside_and_the_rest_still_count
     assert again.counts == {"created": 1}
     first, repeat = receiver.deliveries[0], receiver.deliveries[-1]  # line 2: the first post's outcome
     assert repeat.key == first.key and repeat.payload["slug"] == first.payload["slug"]
+
+
+def _outcomes(store: Store, succeeded: int, failed: int) -> None:
+    log = AttemptLog(store, "slo-run")
+    try:
+        for n in range(succeeded + failed):
+            result = "created" if n < succeeded else "failed"
+            log.write(
+                "outcome", key=f"k{n}", target="webhook", slug=f"s-{n}", content_hash="h", live=True, result=result
+            )
+    finally:
+        log.close()
+
+
+def test_health_turns_amber_below_the_98_percent_slo_and_the_report_shows_it(site, receiver: Receiver) -> None:
+    from content_pipeline.ops.health import health
+    from content_pipeline.ops.reports import build_report, terminal
+
+    settings = settings_for(site, receiver)
+    store = open_store(settings.store_url)
+    _outcomes(store, 49, 1)  # 98.0%: met
+    [check] = [c for c in health(store, settings).checks if c.name == "publishing"]
+    assert check.level == "green" and check.detail.startswith("98.0% of 50 live publish attempt(s)")
+    _outcomes(store, 0, 1)  # 49 of 51: 96.1%
+    [check] = [c for c in health(store, settings).checks if c.name == "publishing"]
+    assert check.level == "amber" and check.detail == (
+        "96.1% of 51 live publish attempt(s) in the last 24 h succeeded (below the 98% SLO)"
+    )
+    report = build_report(store, "kpi", "daily")
+    rows = {r["metric"]: r for r in report.publishing_rows()}
+    assert rows["live_attempts"]["this period"] == "51" and rows["failed"]["this period"] == "2"
+    assert rows["success rate (SLO 98%: MISSED)"]["this period"] == "96.1%"
+    assert "Publishing" in terminal(report) and "## Publishing" in report.markdown()
+    halt(store, "maintenance", "ops")
+    [check] = [c for c in health(store, settings).checks if c.name == "publishing"]
+    assert check.level == "amber" and "halted: maintenance (halted " in check.detail

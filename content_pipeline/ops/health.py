@@ -1,5 +1,5 @@
 """Health: one screen of checks of the store, the ledger, leases, claims, views, the audit, the last run,
-today's spend and the failure rate, each green, amber or red with one line of detail."""
+today's spend, the failure rate and publishing (its SLO, a halt), each green, amber or red with one line."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from content_pipeline.ledger.scan import stream_ledger, torn_by_gone_writers
 from content_pipeline.money import to_usd, usd
 from content_pipeline.ops.kpis import last_outcomes
 from content_pipeline.ops.outcomes import PROVIDER, outcomes
+from content_pipeline.publish.halt import halted
+from content_pipeline.publish.history import read_history
+from content_pipeline.publish.slo import publish_slo
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
 from content_pipeline.store.lease import iso_at, live_lease
@@ -203,6 +206,17 @@ def _failures(store: Store, now: datetime) -> Check:
     return Check("failures", level, f"{rate:.1%} in the last 24 h ({failed} of {attempted} item(s); {limits})")
 
 
+def _publishing(store: Store, now: datetime) -> Check:
+    history = read_history(store, keep_damaged=False)
+    slo, stopped = publish_slo(history, now), halted(store)
+    faults = [f"halted: {stopped}"] if stopped else []
+    faults += (
+        [f"{len(history.damaged)} damaged attempt-log line(s), first {history.damaged[0]}"] if history.damaged else []
+    )
+    level: Level = "green" if slo.met and not faults else "amber"
+    return Check("publishing", level, "; ".join([slo.line(), *faults]))
+
+
 def health(store: Store, settings: Settings, *, now: datetime | None = None, probes: Iterable[Probe] = ()) -> Health:
     """Run every check; a check that cannot run (the store down, an object unreadable) is red with why.
     `probes` are further checks (the flow layer's: the Prefect server and its workers)."""
@@ -223,6 +237,7 @@ def health(store: Store, settings: Settings, *, now: datetime | None = None, pro
         ("last run", lambda: _last_run(store, moment)),
         ("spend", lambda: _spend(store, settings, moment)),
         ("failures", lambda: _failures(store, moment)),
+        ("publishing", lambda: _publishing(store, moment)),
     ]
     result = Health()
     for name, probe in [*checks, *(("probe", p) for p in probes)]:

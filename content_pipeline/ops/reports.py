@@ -13,6 +13,8 @@ import polars as pl
 from content_pipeline.ops import charts
 from content_pipeline.ops.kpis import PERIODS, Figures, figures, per_day
 from content_pipeline.ops.outcomes import outcomes
+from content_pipeline.publish.history import read_history
+from content_pipeline.publish.slo import publish_figures
 from content_pipeline.store import Store, layout
 
 Kind = Literal["kpi", "cost"]
@@ -67,6 +69,32 @@ class Report:
     prior: Figures
     days: pl.DataFrame
     files: dict[str, str] = field(default_factory=dict)
+    publishing: tuple[dict[str, Any], dict[str, Any]] | None = None  # this period's and the prior's
+
+    def publishing_rows(self) -> list[dict[str, str]]:
+        """Publishing's figures, this period against the prior, and the success rate against the SLO."""
+        if self.publishing is None:
+            return []
+        now, before = self.publishing
+        rows = [
+            {
+                "metric": name,
+                "this period": str(now[name]),
+                "prior period": str(before[name]),
+                "change": change(now[name], before[name], "count"),
+            }
+            for name in ("live_attempts", "published", "failed", "simulated")
+        ]
+        verdict = "no live attempt" if now["success_rate"] is None else ("met" if now["slo_met"] else "MISSED")
+        rows.append(
+            {
+                "metric": f"success rate (SLO {now['slo']:.0%}: {verdict})",
+                "this period": _show(now["success_rate"], "rate"),
+                "prior period": _show(before["success_rate"], "rate"),
+                "change": change(now["success_rate"], before["success_rate"], "rate"),
+            }
+        )
+        return rows
 
     def rows(self) -> list[dict[str, str]]:
         """metric, this period, prior period, change: the headline table."""
@@ -102,6 +130,8 @@ class Report:
         lines = [f"# {self.title()}", "", *_table(self.rows())]
         if self.kind == "kpi" and self.reason_rows():
             lines += ["", "## Rejects by reason", "", *_table(self.reason_rows())]
+        if self.publishing_rows():
+            lines += ["", "## Publishing", "", *_table(self.publishing_rows())]
         if self.kind == "cost" and self.current.by_model:
             lines += ["", "## By model (this period)", "", *_table(_shown(self.current.by_model))]
         if self.current.by_template:
@@ -125,6 +155,9 @@ class Report:
                 "by_template": self.current.by_template,
             },
             "prior": {**self.prior.headline(), "rejects_by_reason": self.prior.rejects_by_reason},
+            "publishing": None
+            if self.publishing is None
+            else {"current": self.publishing[0], "prior": self.publishing[1]},
             "files": self.files,
         }
 
@@ -158,13 +191,19 @@ def _table(rows: list[dict[str, str]]) -> list[str]:
     ]
 
 
-def terminal(report: Report) -> str:
-    """The headline table, aligned for a terminal."""
-    rows = report.rows()
+def _aligned(rows: list[dict[str, str]]) -> list[str]:
     heads = list(rows[0])
     widths = {h: max(len(h), *(len(r[h]) for r in rows)) for h in heads}
-    lines = [report.title(), "  ".join(h.ljust(widths[h]) for h in heads)]
-    lines += ["  ".join(r[h].ljust(widths[h]) for h in heads) for r in rows]
+    return ["  ".join(h.ljust(widths[h]) for h in heads)] + [
+        "  ".join(r[h].ljust(widths[h]) for h in heads) for r in rows
+    ]
+
+
+def terminal(report: Report) -> str:
+    """The headline table, aligned for a terminal; then publishing's (a KPI report)."""
+    lines = [report.title(), *_aligned(report.rows())]
+    if report.publishing_rows():
+        lines += ["", "Publishing", *_aligned(report.publishing_rows())]
     return "\n".join(lines)
 
 
@@ -176,7 +215,11 @@ def build_report(store: Store, kind: Kind, period: str, now: datetime | None = N
     frame = outcomes(store, since=prior_start, until=end).frame
     boundary = pl.col("finished") >= start
     current, prior = figures(frame.filter(boundary)), figures(frame.filter(~boundary))
-    return Report(kind, period, start, end, current, prior, per_day(frame, prior_start, end))
+    publishing = None
+    if kind == "kpi":
+        history = read_history(store, keep_damaged=False)
+        publishing = (publish_figures(history, start, end), publish_figures(history, prior_start, start))
+    return Report(kind, period, start, end, current, prior, per_day(frame, prior_start, end), publishing=publishing)
 
 
 def write_report(store: Store, report: Report) -> dict[str, str]:

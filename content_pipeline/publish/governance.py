@@ -66,7 +66,7 @@ def decide(signals: Mapping[str, object], approval: Approval | None = None, halt
     simulates."""
     given = {name: truthy(signals.get(name)) for name in SIGNALS}
     if approval is not None:
-        given[GRANTED] = approval.approved and approval.approver is not None
+        given[GRANTED] = approval.approved and bool(approval.approver)
     missing = tuple(name for name in SIGNALS if not given[name])
     if halted is not None:
         return Decision(False, missing, halted, approval)

@@ -50,7 +50,7 @@ def _at(entry: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(str(entry["at"]))
 
 
-def _parse(store: Store, key: str, data: bytes, found: History) -> None:
+def _parse(store: Store, key: str, data: bytes, found: History, keep: bool) -> None:
     pieces = data.split(b"\n")
     if pieces[-1] and not writer_gone(key):
         pieces[-1] = b""  # a line its live writer is still writing: not damage, and not read yet
@@ -67,7 +67,7 @@ def _parse(store: Store, key: str, data: bytes, found: History) -> None:
                 problem = "not a log line"
         if problem is not None or not isinstance(entry, dict) or "kind" not in entry:
             found.damaged.append(f"{key}: line {number + 1}: {problem or 'not a log line'}")
-            if not store.read_only:
+            if keep and not store.read_only:
                 store.put_if_absent(layout.damaged_record(key, number), raw)
             continue
         found.lines.append(entry)
@@ -93,11 +93,12 @@ def _settle(found: History) -> None:
     found.pending = list(open_intents.values())
 
 
-def read_history(store: Store) -> History:
-    """The whole attempt log, every writer's part, in time order (damaged lines named and set aside)."""
+def read_history(store: Store, keep_damaged: bool = True) -> History:
+    """The whole attempt log, every writer's part, in time order; damaged lines are named and (with
+    `keep_damaged`, and a store that may be written) a copy of each kept in quarantine/."""
     found = History()
     for info in store.list(layout.PUBLISH_ATTEMPTS):
-        _parse(store, info.key, store.get(info.key) or b"", found)
+        _parse(store, info.key, store.get(info.key) or b"", found, keep_damaged)
     found.lines.sort(key=lambda e: (_at(e), e["kind"] != "intent"))
     _settle(found)
     return found

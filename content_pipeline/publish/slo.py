@@ -47,3 +47,21 @@ def publish_slo(history: History, end: datetime | None = None, hours: float = WI
     since = (end or datetime.now(UTC)) - timedelta(hours=hours)
     live = [e for e in history.outcomes(since, end) if e.get("live")]
     return PublishSLO(len(live), sum(1 for e in live if e.get("result") in SUCCESS), since)
+
+
+def publish_figures(history: History, start: datetime, end: datetime) -> dict[str, Any]:
+    """A report period's publishing: live attempts, successes, failures, simulations, and the success rate
+    against the SLO."""
+    chosen = history.outcomes(start, end)
+    live = [e for e in chosen if e.get("live")]
+    done = sum(1 for e in live if e.get("result") in SUCCESS)
+    rate = done / len(live) if live else None
+    return {
+        "live_attempts": len(live),
+        "published": done,
+        "failed": len(live) - done,
+        "simulated": sum(1 for e in chosen if e.get("result") == "simulated"),
+        "success_rate": rate,
+        "slo": SLO,
+        "slo_met": rate is None or rate >= SLO,
+    }
