@@ -93,6 +93,7 @@ EXPECTED_CRONS = {
     "report/cost-weekly": ["5 8 * * 1"],
     "backup/daily": ["30 2 * * *"],
     "template-rank/weekly": ["30 8 * * 1"],
+    "publish/daily": ["0 9 * * *"],
 }
 
 
@@ -110,6 +111,11 @@ def test_schedules_parameters_and_limits_are_the_ones_prefect_yaml_states(stack)
     props = production.parameter_openapi_schema["properties"]
     assert props["limit"]["minimum"] == 1 and props["budget_usd"]["exclusiveMinimum"] == 0
     assert props["scope"]["enum"] == ["all", "promo"]
+    with get_client(sync_client=True) as client:
+        publish = client.read_deployment_by_name("publish/daily")
+    assert publish.parameters == {"max_posts": 20, "dry_run": False}
+    limits = publish.parameter_openapi_schema["properties"]["max_posts"]
+    assert (limits["minimum"], limits["maximum"]) == (1, 10000)
 
 
 def test_a_parameterised_ad_hoc_run_through_the_api(stack) -> None:

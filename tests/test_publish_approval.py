@@ -132,3 +132,19 @@ def test_no_answer_before_the_timeout_simulates(env, receiver: Receiver, monkeyp
     assert [o["result"] for o in outcomes] == ["simulated"] * ITEMS
     assert all("no approver answered within 3 s" in o["reason"] for o in outcomes)
     assert state.is_completed(), state.message
+
+
+def test_a_target_kept_as_a_block_is_published_to_by_its_name(env, receiver: Receiver, monkeypatch) -> None:
+    from blocks import SignedWebhook
+
+    SignedWebhook(url=receiver.url, secret=SECRET).save("shop-hook", overwrite=True)
+    monkeypatch.setenv("PUBLISH_APPROVAL", "signals")
+    monkeypatch.setenv("PUBLISH_APPROVAL_GRANTED", "1")
+    monkeypatch.delenv("PUBLISH_WEBHOOK_URL")
+    monkeypatch.delenv("PUBLISH_WEBHOOK_SECRET")
+    state = pipeline.publish_flow(target="shop-hook", return_state=True)
+    assert state.is_completed(), state.message
+    assert len(receiver.deliveries) == ITEMS and all(d.verified for d in receiver.deliveries)
+    assert {o["target"] for o in read_history(open_store(str(env))).outcomes()} == {"shop-hook"}
+    missing = pipeline.publish_flow(target="no-such-target", return_state=True)
+    assert missing.is_failed() and "no WordPressSite or SignedWebhook block by that name" in str(missing.message)
