@@ -82,6 +82,7 @@ def _publish_here(settings: Settings, store: Store, api_url: str | None, dry_run
 def quarantine_item(args: argparse.Namespace) -> int:
     """`quarantine SLUG --reason TEXT [--trash]` takes the post down and holds the item; `quarantine release
     SLUG` lets it be published again."""
+    from content_pipeline.publish.command import publish_lease
     from content_pipeline.publish.history import read_history
     from content_pipeline.publish.log import AttemptLog, operator
     from content_pipeline.publish.quarantine import quarantine, release
@@ -103,7 +104,10 @@ def quarantine_item(args: argparse.Namespace) -> int:
     target = EdgePublishing(settings, configured_api_url(), in_flow=False).require(settings.publish_target)
     log = AttemptLog(store, settings.run_id)
     try:
-        line = quarantine(store, log, target, read_history(store), words[0], args.reason or "", operator(), args.trash)
+        with publish_lease(store, settings, target.name, settings.run_id):  # no publish run sends it meanwhile
+            line = quarantine(
+                store, log, target, read_history(store), words[0], args.reason or "", operator(), args.trash
+            )
     finally:
         log.close()
         target.close()

@@ -230,3 +230,49 @@ def test_health_turns_amber_below_the_98_percent_slo_and_the_report_shows_it(sit
     halt(store, "maintenance", "ops")
     [check] = [c for c in health(store, settings).checks if c.name == "publishing"]
     assert check.level == "amber" and "halted: maintenance (halted " in check.detail
+
+
+def test_a_second_worker_waits_for_the_target_and_never_races_the_first(site, receiver: Receiver) -> None:
+    from content_pipeline.errors import LeaseHeldError
+    from content_pipeline.publish.command import publish_lease
+
+    settings = settings_for(site, receiver, lease_wait_s=0.5, **LIVE)
+    store = open_store(settings.store_url)
+    with publish_lease(store, settings, "webhook", "worker-a"), pytest.raises(LeaseHeldError) as held:
+        publish(settings, open_store(settings.store_url))
+    assert "publishing to webhook" in str(held.value) and receiver.deliveries == []
+    assert publish(settings).counts == {"created": ITEMS}  # once the first let go
+
+
+class SettingsTargets:
+    """What flows/publishing.py provides, for a run of the core without Prefect: the settings' webhook,
+    and no approver."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def target(self, name: str) -> WebhookTarget | None:
+        url, secret = self.settings.publish_webhook_url, self.settings.publish_webhook_secret
+        return WebhookTarget(name, url, secret.get_secret_value()) if url and secret else None
+
+    def approve(self, the_plan: Any, target: str) -> None:
+        return None
+
+
+def test_go_live_ends_with_the_publish_stage_and_notes_it_in_its_report(tmp_path: Path, receiver: Receiver) -> None:
+    from content_pipeline.run.golive import go_live
+    from content_pipeline.run.reporter import PlainReporter
+
+    catalogue = tmp_path / "catalogue.jsonl"
+    catalogue.write_text("".join(json.dumps(make_item(n)) + "\n" for n in range(1, 4)))
+    base = {"store_url": str(tmp_path / "store"), "catalogue": str(catalogue), "publish_target": "webhook"}
+    settings = load_settings(**base, publish_webhook_url=receiver.url, publish_webhook_secret=SECRET, **LIVE)
+    report = go_live(
+        settings.with_run_id(), open_store(settings.store_url), PlainReporter(), None, SettingsTargets(settings)
+    )
+    assert report.ok and "publish: to webhook: live: all three signals are set" in report.notes
+    assert "publish: 3 planned: 3 created; 0 already live, 0 quarantined held back, 0 over the limit" in report.notes
+    assert len(receiver.deliveries) == 3 and all(d.verified for d in receiver.deliveries)
+    unset = load_settings(**base)
+    again = go_live(unset.with_run_id(), open_store(unset.store_url), PlainReporter(), None, SettingsTargets(unset))
+    assert again.ok and "publish: skipped: the target 'webhook' is not configured" in again.notes

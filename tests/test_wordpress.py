@@ -84,6 +84,9 @@ def test_live_publishing_creates_each_post_once_with_its_categories_and_tags(wp:
     again = cli(shell, "publish")
     assert again.returncode == 0 and f"{ITEMS} already live" in again.stdout
     assert sum(len(p) for p in by_slug(wp).values()) == ITEMS
+    secret = wp.users["editor1"].encode()
+    stored = [p for p in Path(shell["STORE_URL"]).rglob("*") if p.is_file() and secret in p.read_bytes()]
+    assert stored == [] and secret.decode() not in done.stdout + done.stderr + again.stdout + again.stderr
 
 
 def test_a_category_the_user_may_not_create_falls_back(wp: Any, shell) -> None:

@@ -3,9 +3,12 @@ when PUBLISH_APPROVAL=ui, then publish (simulated unless governance says live)."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from content_pipeline.errors import LeaseHeldError
 from content_pipeline.intake.catalogue import load_catalogue
 from content_pipeline.publish.governance import SIGNALS, Approval, truthy
 from content_pipeline.publish.halt import halted
@@ -15,7 +18,9 @@ from content_pipeline.publish.publisher import PublishResult, publish_run
 from content_pipeline.publish.quarantine import quarantined
 from content_pipeline.publish.targets import Target, TargetRefused
 from content_pipeline.settings import Settings
-from content_pipeline.store import Store
+from content_pipeline.store import Store, layout
+from content_pipeline.store.host import Holder
+from content_pipeline.store.lease import Lease
 
 NO_UI = "PUBLISH_APPROVAL=ui, and no approver can answer a run outside a Prefect flow run"
 
@@ -76,22 +81,41 @@ def publish_command(
 ) -> PublishResult:
     """One publish run to `target`. With PUBLISH_APPROVAL=ui the approver decides this run's approval signal;
     where nobody can be asked, every post is simulated and the reason says why."""
-    the_plan, damaged = plan_for(store, settings, target.name, since_hours)
-    approval = None
-    if settings.publish_approval == "ui" and not dry_run:
-        approval = _approval(store, settings, the_plan, target.name, publishing)
-    result = publish_run(
-        store,
-        target,
-        settings.publish_signals(),
-        the_plan,
-        run_id,
-        max_retries=settings.publish_max_retries,
-        approval=approval,
-        dry_run=dry_run,
-    )
+    if dry_run or store.read_only:
+        the_plan, damaged = plan_for(store, settings, target.name, since_hours)
+        result = publish_run(store, target, settings.publish_signals(), the_plan, run_id, dry_run=True)
+        result.notes = damaged + result.notes
+        return result
+    with publish_lease(store, settings, target.name, run_id):  # planned and sent by one worker at a time
+        the_plan, damaged = plan_for(store, settings, target.name, since_hours)
+        approval = None
+        if settings.publish_approval == "ui":
+            approval = _approval(store, settings, the_plan, target.name, publishing)
+        result = publish_run(
+            store,
+            target,
+            settings.publish_signals(),
+            the_plan,
+            run_id,
+            max_retries=settings.publish_max_retries,
+            approval=approval,
+        )
     result.notes = damaged + result.notes
     return result
+
+
+@contextmanager
+def publish_lease(store: Store, settings: Settings, target: str, run_id: str) -> Iterator[None]:
+    """Hold the target's publish lease (waiting up to LEASE_WAIT_S for another worker's run to end): a look-up
+    and a create are never raced by a second worker."""
+    lease = Lease(
+        store, layout.publish_lock(target), Holder.me(run_id), settings.lease_ttl_s, f"publishing to {target}"
+    )
+    lease.acquire(settings.lease_wait_s)
+    try:
+        yield
+    finally:
+        lease.release()
 
 
 def publish_stage(
@@ -106,6 +130,8 @@ def publish_stage(
         result = publish_command(
             store, settings, target, run_id, publishing, dry_run=store.read_only, since_hours=since_hours
         )
+    except LeaseHeldError as exc:  # another worker's publish run: it sends these posts, or the next run does
+        return [f"publish: skipped: {exc}"]
     finally:
         target.close()
     if result.stopped is not None:

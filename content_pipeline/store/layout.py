@@ -142,6 +142,12 @@ def run_key(run_id: str, name: str) -> str:
     return f"{run_dir(run_id)}{name}"
 
 
+def publish_lock(target: str) -> str:
+    """The lease one publish run (or a quarantine's take-down) holds per target, so two workers never send
+    the same post at once."""
+    return f"{LOCKS_PREFIX}publish-{target}"
+
+
 def run_lock(run_id: str) -> str:
     """The lease a running run holds, so no second process runs under the same run id."""
     return f"{LOCKS_PREFIX}run-{run_id}"
