@@ -27,6 +27,10 @@ def _block_target(name: str) -> Target | None:
             block = block_type.load(name)
         except ValueError:  # no block of this type by that name
             continue
+        except Exception as exc:  # whatever the client raised: the server is down or refuses us
+            raise BadInputError(
+                f"publish target {name!r}: the blocks could not be read ({type(exc).__name__})"
+            ) from None
         return block.target(name)
     return None
 

@@ -68,12 +68,18 @@ def slugs() -> list[str]:
     return [f"item-{n:04d}" for n in range(1, ITEMS + 1)]
 
 
+def assert_each_item_posted_once(wp: Any) -> None:
+    """Listed from WordPress by slug, any status: every item has exactly one post."""
+    posts = by_slug(wp)
+    assert sorted(posts) == slugs() and all(len(p) == 1 for p in posts.values()), {k: len(v) for k, v in posts.items()}
+
+
 def test_live_publishing_creates_each_post_once_with_its_categories_and_tags(wp: Any, shell) -> None:
     done = cli(shell, "publish")
     assert done.returncode == 0, done.stderr
     assert f"publish: {ITEMS} planned: {ITEMS} created;" in done.stdout
+    assert_each_item_posted_once(wp)
     posts = by_slug(wp)
-    assert sorted(posts) == slugs() and all(len(p) == 1 for p in posts.values())
     categories = {c["id"]: c["name"] for c in wp.categories()}
     tags = {t["id"]: t["name"] for t in wp.tags()}
     for n, slug in enumerate(slugs(), start=1):
@@ -111,14 +117,13 @@ def test_a_sigkill_after_the_post_reached_wordpress_then_a_rerun_makes_no_duplic
     running.append(subprocess.Popen(command, env=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     running[0].communicate(timeout=120)
     assert running[0].returncode == -9
-    assert [p for p in wp.posts()] and len(wp.posts()) == 1  # the first create reached WordPress
+    assert len(wp.posts()) == 1  # the first create reached WordPress
     store = open_store(shell["STORE_URL"])
     assert len(read_history(store).pending) == 1  # its intent was recorded, its outcome never
     rerun = cli(shell, "publish")
     assert rerun.returncode == 0, rerun.stderr
     assert "found on the target (an earlier attempt's post): updated, not created again" in rerun.stdout
-    posts = by_slug(wp)
-    assert sorted(posts) == slugs() and all(len(p) == 1 for p in posts.values())
+    assert_each_item_posted_once(wp)
 
 
 def test_a_dropped_answer_then_a_replay_makes_no_duplicate(wp: Any, shell, proxy) -> None:
@@ -129,8 +134,7 @@ def test_a_dropped_answer_then_a_replay_makes_no_duplicate(wp: Any, shell, proxy
     replay = cli(shell, "replay-failed", "--since-hours", "1")
     assert replay.returncode == 0, replay.stderr
     assert "publish: 1 planned: 1 updated" in replay.stdout
-    posts = by_slug(wp)
-    assert sorted(posts) == slugs() and all(len(p) == 1 for p in posts.values())
+    assert_each_item_posted_once(wp)
 
 
 def test_429_and_500_back_off_and_retry(wp: Any, shell, proxy) -> None:
