@@ -1,4 +1,4 @@
-"""The `content-pipeline` command: go-live, replay-failed and each stage run the core directly, or as their
+"""The `content-pipeline` command: go-live, replay-failed, publish and each stage run the core directly, or as their
 Prefect flow when a Prefect API is configured; the operations (status, health, backup, restore, report and
 the rest: flows/ops_cli.py) run here on the store the flows use; fake-llm rehearses a provider."""
 

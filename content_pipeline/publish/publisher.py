@@ -75,26 +75,29 @@ def _send(
     return result, remote, retried.count
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every post of one run shares: the UI approval's record, the retry bound, the sleep."""
+
+    approval: dict[str, Any] | None
+    max_retries: int
+    sleep: Callable[[float], None]
+
+
 def _live(
-    store: Store,
-    log: AttemptLog,
-    target: Target,
-    cand: Candidate,
-    decision: Decision,
-    run: dict[str, Any],
-    result: PublishResult,
+    log: AttemptLog, target: Target, cand: Candidate, decision: Decision, run: _Run, result: PublishResult
 ) -> None:
     slug, fields = cand.post.slug, {"key": cand.key, "target": target.name, "slug": cand.post.slug}
     fields |= {
         "content_hash": cand.post.content_hash,
         "live": True,
         "reason": decision.reason,
-        "approval": run["approval"],
+        "approval": run.approval,
     }
     log.write("intent", **fields, payload=cand.post.payload())
     started = now()
     try:
-        what, remote, retries = _send(target, cand, run["max_retries"], run["sleep"])
+        what, remote, retries = _send(target, cand, run.max_retries, run.sleep)
     except (TargetUnavailable, TargetFailed, TargetRefused) as exc:
         code = getattr(exc, "code", None)
         log.write("outcome", **fields, result="failed", code=code, error=str(exc)[:300], started_at=started)
@@ -126,11 +129,11 @@ def _live(
     result.notes += [f"{slug}: {note}" for note in notes]
 
 
-def _check(target: Target, result: PublishResult, run: dict[str, Any]) -> None:
+def _check(target: Target, result: PublishResult, run: _Run) -> None:
     """The target's check before the first live call (retried as a call is); a target that refuses us or
     cannot be reached stops the run before any post."""
     try:
-        with_retries(target.check, run["max_retries"], Retried(), run["sleep"])
+        with_retries(target.check, run.max_retries, Retried(), run.sleep)
     except (TargetRefused, TargetUnavailable, TargetFailed) as exc:
         result.stopped = str(exc)
         raise TargetRefused(str(exc), getattr(exc, "code", None) or 0) from None
@@ -156,7 +159,7 @@ def publish_run(
         result.counts["would go live" if result.decision.live else "would be simulated"] = len(the_plan.candidates)
         return result
     shown = set(approval.shown) if approval is not None else None
-    run = {"approval": approval.record() if approval else None, "max_retries": max_retries, "sleep": sleep}
+    run = _Run(approval.record() if approval else None, max_retries, sleep)
     log = AttemptLog(store, run_id)
     checked = False
     try:
@@ -172,7 +175,7 @@ def publish_run(
                 if not checked:
                     _check(target, result, run)
                     checked = True
-                _live(store, log, target, cand, decision, run, result)
+                _live(log, target, cand, decision, run, result)
                 continue
             log.write(
                 "outcome",
@@ -183,7 +186,7 @@ def publish_run(
                 live=False,
                 result="simulated",
                 reason=decision.reason,
-                approval=run["approval"],
+                approval=run.approval,
                 payload=cand.post.payload(),
             )
             result.counts["simulated"] += 1
