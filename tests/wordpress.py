@@ -96,7 +96,11 @@ def wordpress_tree(cache: Path = CACHE_DIR) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     deb = _find_deb()
     if deb is None:
-        _run(["apt-get", "download", "wordpress"], "apt-get download wordpress", cwd=cache, timeout=300)
+        try:
+            _run(["apt-get", "download", "wordpress"], "apt-get download wordpress", cwd=cache, timeout=300)
+        except RuntimeError:  # no package lists on this machine yet: fetch them once and try again
+            _run(["apt-get", "update", "-q"], "apt-get update", timeout=300)
+            _run(["apt-get", "download", "wordpress"], "apt-get download wordpress", cwd=cache, timeout=300)
         deb = _find_deb()
         if deb is None:
             raise RuntimeError(f"apt-get download wordpress left no wordpress_6.1*_all.deb in {cache}")
