@@ -93,23 +93,17 @@ def quarantine_item(args: argparse.Namespace) -> int:
     store = store_for(settings)
     assert settings.run_id is not None
     if words[0] == "release" and len(words) == 2:
-        log = AttemptLog(store, settings.run_id)
-        try:
+        with AttemptLog(store, settings.run_id) as log:
             print(release(store, log, words[1], operator()))
-        finally:
-            log.close()
         return 0
     if len(words) != 1:
         raise BadInputError("quarantine: give one SLUG (with --reason), or `release SLUG`")
     target = EdgePublishing(settings, configured_api_url(), in_flow=False).require(settings.publish_target)
-    log = AttemptLog(store, settings.run_id)
     try:
-        with publish_lease(store, settings, target.name, settings.run_id):  # no publish run sends it meanwhile
-            line = quarantine(
-                store, log, target, read_history(store), words[0], args.reason or "", operator(), args.trash
-            )
+        with AttemptLog(store, settings.run_id) as log, publish_lease(store, settings, target.name, settings.run_id):
+            history = read_history(store)  # read under the lease: no publish run sends it meanwhile
+            line = quarantine(store, log, target, history, words[0], args.reason or "", operator(), args.trash)
     finally:
-        log.close()
         target.close()
     print(line)
     return 0

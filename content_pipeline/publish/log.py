@@ -51,3 +51,9 @@ class AttemptLog:
 
     def close(self) -> None:
         self._writer.close()
+
+    def __enter__(self) -> AttemptLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

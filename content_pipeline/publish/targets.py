@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+import httpx2
 
 from content_pipeline.errors import PipelineError
 from content_pipeline.publish.post import Post
@@ -69,3 +71,27 @@ class Target(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def _retry_after(response: httpx2.Response) -> float | None:
+    try:
+        return float(response.headers.get("retry-after", ""))
+    except ValueError:  # absent, or an HTTP date: the backoff decides
+        return None
+
+
+def send(client: httpx2.Client, where: str, method: str, url: str, shown: str = "", **kwargs: Any) -> httpx2.Response:
+    """One HTTP call to a target: a timeout, a dropped connection, a 429 or a 5xx raise TargetUnavailable
+    (with the Retry-After it asked for); any other answer is returned. Messages name the target (`where`)
+    and the call (`method` and `shown`, never a URL that may carry a token)."""
+    call = f"{method} {shown}" if shown else method
+    try:
+        response = client.request(method, url, **kwargs)
+    except httpx2.TimeoutException:
+        raise TargetUnavailable(f"{where}: {call} timed out", None) from None
+    except httpx2.TransportError as exc:
+        raise TargetUnavailable(f"{where}: {call}: connection failed ({type(exc).__name__})", None) from None
+    code = response.status_code
+    if code == 429 or code >= 500:
+        raise TargetUnavailable(f"{where}: {call}: {code}", code, _retry_after(response))
+    return response

@@ -12,7 +12,7 @@ from typing import Any
 import httpx2
 
 from content_pipeline.publish.post import Post
-from content_pipeline.publish.targets import RemotePost, TargetFailed, TargetRefused, TargetUnavailable
+from content_pipeline.publish.targets import RemotePost, TargetFailed, TargetRefused, send
 
 SIGNATURE_HEADER = "X-Content-Pipeline-Signature"  # sha256=<hex HMAC-SHA256 of the body>
 KEY_HEADER = "Idempotency-Key"
@@ -45,21 +45,11 @@ class WebhookTarget:
         body = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(self._secret, body), KEY_HEADER: key}
         where = f"webhook {self.name}"
-        try:
-            response = self._client.post(self.url, content=body, headers=headers)
-        except httpx2.TimeoutException:
-            raise TargetUnavailable(f"{where}: POST timed out", None) from None
-        except httpx2.TransportError as exc:
-            raise TargetUnavailable(f"{where}: POST: connection failed ({type(exc).__name__})", None) from None
+        response = send(self._client, where, "POST", self.url, content=body, headers=headers)
         code = response.status_code
         if code in (401, 403):
             raise TargetRefused(
                 f"{where}: {code}: the receiver refused the delivery (check PUBLISH_WEBHOOK_SECRET)", code
-            )
-        if code == 429 or code >= 500:
-            retry_after = response.headers.get("retry-after", "")
-            raise TargetUnavailable(
-                f"{where}: POST: {code}", code, float(retry_after) if retry_after.isdigit() else None
             )
         if code >= 300:
             raise TargetFailed(f"{where}: POST: {code}", code)

@@ -10,16 +10,9 @@ from typing import Any
 import httpx2
 
 from content_pipeline.publish.post import Post
-from content_pipeline.publish.targets import RemotePost, TargetFailed, TargetRefused, TargetUnavailable
+from content_pipeline.publish.targets import RemotePost, TargetFailed, TargetRefused, send
 
 API = "/wp-json/wp/v2"
-
-
-def _retry_after(response: httpx2.Response) -> float | None:
-    try:
-        return float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None
 
 
 def _wp_code(response: httpx2.Response) -> str:
@@ -54,29 +47,23 @@ class WordPressTarget:
 
     def _call(self, method: str, path: str, what: str, **kwargs: Any) -> httpx2.Response:
         """One REST call; its failures as the errors a publish run acts on (the text names this site)."""
-        where = f"WordPress {self.name} ({self.url})"
-        try:
-            response = self._client.request(method, path, **kwargs)
-        except httpx2.TimeoutException:
-            raise TargetUnavailable(f"{where}: {method} {path} timed out", None) from None
-        except httpx2.TransportError as exc:
-            raise TargetUnavailable(
-                f"{where}: {method} {path}: connection failed ({type(exc).__name__})", None
-            ) from None
-        code = response.status_code
-        if code == 401:
+        response = send(self._client, f"WordPress {self.name} ({self.url})", method, path, path, **kwargs)
+        if response.status_code == 401:
+            raise self._password_refused(response)
+        if response.status_code == 403:
             raise TargetRefused(
-                f"{where}: 401 Unauthorized: the application password of user {self.user!r} was refused "
+                f"WordPress {self.name} ({self.url}): 403 Forbidden: user {self.user!r} may not {what} "
                 f"({_wp_code(response)})",
-                code,
+                403,
             )
-        if code == 403:
-            raise TargetRefused(
-                f"{where}: 403 Forbidden: user {self.user!r} may not {what} ({_wp_code(response)})", code
-            )
-        if code == 429 or code >= 500:
-            raise TargetUnavailable(f"{where}: {method} {path}: {code}", code, _retry_after(response))
         return response
+
+    def _password_refused(self, response: httpx2.Response) -> TargetRefused:
+        return TargetRefused(
+            f"WordPress {self.name} ({self.url}): 401 Unauthorized: the application password of user "
+            f"{self.user!r} was refused ({_wp_code(response)})",
+            401,
+        )
 
     def _json(self, response: httpx2.Response, what: str) -> Any:
         if response.status_code >= 300:
@@ -95,12 +82,8 @@ class WordPressTarget:
         """Who we are, before the first live call: a password WordPress refuses is a 401 here (a look-up made
         with it would pass as anonymous and fail as a 400)."""
         response = self._call("GET", "/users/me", "read their own profile", params={"context": "edit"})
-        if response.status_code == 401 or _wp_code(response) == "rest_not_logged_in":
-            raise TargetRefused(
-                f"WordPress {self.name} ({self.url}): 401 Unauthorized: the application password of user "
-                f"{self.user!r} was refused ({_wp_code(response)})",
-                401,
-            )
+        if _wp_code(response) == "rest_not_logged_in":
+            raise self._password_refused(response)
         self._json(response, "read the user's own profile")
 
     def find(self, slug: str, post_id: str | None) -> RemotePost | None:
