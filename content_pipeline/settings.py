@@ -76,7 +76,14 @@ class Settings(BaseSettings):
         float, Field(gt=0, description="Ceiling on one UTC day's spend, USD: a run that could pass it is refused")
     ] = 1000.0
     item_budget_usd: Annotated[float, Field(gt=0, description="Ceiling on one item's calls, USD")] = 0.05
-    min_item_cost_usd: Annotated[float, Field(ge=0, description="Budget guard: minimum USD per item")] = 0.25
+    min_item_cost_usd: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            description="Budget guard: USD per item a batch must be able to pay; unset: each item's worst case "
+            "(its prompt plus MAX_OUTPUT_TOKENS on MODEL, plus an escalation on STRONG_MODEL, at PRICE_TABLE's prices)",
+        ),
+    ] = None
     run_id: str | None = Field(None, description="Run id; made unique (UTC time + random) when not given")
     consolidate_every: Annotated[int, Field(ge=0, description="Consolidate every N successes (0: off)")] = 50
     evidence_only: bool = Field(False, description="Probe mode: read-only, no LLM spend")

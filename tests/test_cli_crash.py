@@ -87,7 +87,7 @@ def test_status_json_after_go_live(cli_env) -> None:
             "go-live failed: inventory: catalogue /nowhere/cat.jsonl: file not found",
         ),
         (
-            ["go-live", "--budget-usd", "2"],
+            ["go-live", "--budget-usd", "0.5"],
             {},
             1,
             "go-live failed: preflight: budget too low for batch size: batch size 195 items",
@@ -149,7 +149,7 @@ def test_both_front_doors_give_the_same_report_files_and_exit_codes(prefect_serv
     for door, extra in doors.items():
         door_env = {**env, **extra, "STORE_URL": str(tmp_path / f"cli-store-{door}")}
         ok = run(door_env, "go-live", "--run-id", "same-run", "--limit", "30")
-        refused = run(door_env, "go-live", "--run-id", "poor-run", "--budget-usd", "1")
+        refused = run({**door_env, "MIN_ITEM_COST_USD": "0.25"}, "go-live", "--run-id", "poor-run", "--budget-usd", "1")
         results[door] = (ok, refused, open_store(door_env["STORE_URL"]))
     (d_ok, d_refused, d_store), (f_ok, f_refused, f_store) = results["direct"], results["flow"]
     assert d_ok.returncode == f_ok.returncode == 0 and d_refused.returncode == f_refused.returncode == 1
@@ -158,7 +158,7 @@ def test_both_front_doors_give_the_same_report_files_and_exit_codes(prefect_serv
     assert failed == [x for x in f_refused.stderr.splitlines() if x.startswith("go-live failed:")]
     assert failed == [
         "go-live failed: preflight: budget too low for batch size: batch size 10 items, budget $1.00, "
-        "minimum needed $2.50 (at $0.25/item) (spent $0.0000 of $1.00)"
+        "minimum needed $2.50 (at $0.2500/item) (spent $0.0000 of $1.00)"
     ]
     for run_id in ("same-run", "poor-run"):
         names = {i.key for i in d_store.list(layout.run_dir(run_id))}

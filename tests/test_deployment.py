@@ -138,13 +138,13 @@ def test_a_parameterised_ad_hoc_run_through_the_api(stack) -> None:
 
 def test_a_failed_run_is_announced_through_the_automation(stack) -> None:
     _, receiver, _ = stack
-    run = run_deployment("go-live/ad-hoc", parameters={"limit": 40, "budget_usd": 0.5}, timeout=300)
+    run = run_deployment("go-live/ad-hoc", parameters={"limit": 40, "budget_usd": 0.05}, timeout=300)
     assert run.state.is_failed()
     body = receiver.wait_for(run.name)
     text = body["text"]
     assert f"/runs/flow-run/{run.id}" in text  # the UI link
     assert "preflight: budget too low for batch size" in text  # the stage and the error
-    assert "(spent $0.0000 of $0.50)" in text  # the spend so far
+    assert "(spent $0.0000 of $0.0500)" in text  # the spend so far
     assert "go-live" in body["subject"] and "Failed" in body["subject"]
 
 

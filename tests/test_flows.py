@@ -62,12 +62,13 @@ def test_go_live_reports_its_store_requests(env, backend) -> None:
 
 
 def test_budget_refusal_fails_the_run_before_any_spend(env) -> None:
-    state = pipeline.go_live(budget_usd=1.0, run_id="too-poor", return_state=True)
+    state = pipeline.go_live(budget_usd=0.05, run_id="too-poor", return_state=True)
     assert state.is_failed()
-    assert state.message == (
-        "preflight: budget too low for batch size: batch size 30 items, budget $1.00, minimum needed $7.50"
-        " (at $0.25/item) (spent $0.0000 of $1.00)"
-    )
+    assert state.message.startswith(
+        "preflight: budget too low for batch size: batch size 30 items, budget $0.0500, minimum needed $0.3"
+    )  # 30 items at about a cent each, the worst case of a call to gpt-4o-mini and one to gpt-4o
+    assert "(the batch's worst case, $0.01" in state.message
+    assert state.message.endswith(" on gpt-4o-mini, plus an escalation on gpt-4o) (spent $0.0000 of $0.0500)")
     assert env.list(layout.LEDGER_PREFIX) == []
     assert read_queue(env)[0]["runs"] == {}  # its claims were released
     assert "stopped early: budget too low" in env.get(layout.run_key("too-poor", "report.md")).decode()

@@ -23,6 +23,7 @@ from content_pipeline.run.reporter import PlainReporter
 from content_pipeline.store import Store, layout
 from content_pipeline.store.lease import held_leases
 from content_pipeline.views.snapshot import read_checkpoint
+from tests.conftest import make_item
 from tests.helpers import run
 from tests.test_views_audit import record, write_ledger
 
@@ -139,7 +140,7 @@ def test_a_failing_final_audit_fails_the_run_and_names_the_stage(make_settings, 
 
 
 def test_a_failed_stage_is_named_and_its_claims_and_lease_are_released(make_settings, store: Store) -> None:
-    report = run(make_settings(budget_usd=1.0), store)
+    report = run(make_settings(budget_usd=0.01), store)
     assert report.failure is not None and report.failure.startswith("preflight: budget too low for batch size")
     assert report.stats.calls == 0 and store.list(layout.LEDGER_PREFIX) == []
     assert read_queue(store)[0]["runs"] == {} and held_leases(store) == {}
@@ -191,3 +192,24 @@ def test_a_bug_fails_the_run_loudly_instead_of_becoming_a_reject(make_settings, 
         run(make_settings(), store)
     assert read_records(store) == []  # no item was rejected (and made retryable) because of our own bug
     assert read_queue(store)[0]["runs"] == {} and held_leases(store) == {}
+
+
+def test_a_budget_for_30_percent_of_the_items_at_concurrency_50_is_spent_to_95_percent_and_never_over(
+    make_settings, write_catalogue, store: Store
+) -> None:
+    # the 1,500-item go-live: its budget is 40-odd worst-case calls, so the last one that fits ends
+    # within 5% of it (the guard is off: the budget covers 30% of the items, not the batch's worst case)
+    catalogue = write_catalogue([make_item(n) for n in range(1, 1521)], "fifteen-hundred.jsonl")
+    probe = run(make_settings(catalogue=catalogue, limit=20), store)  # what an item really costs here
+    per_item = probe.spend_usd / probe.stats.successes
+    budget = round(0.3 * 1500 * per_item, 6)
+    settings = make_settings(
+        catalogue=catalogue, limit=1500, budget_usd=budget, min_item_cost_usd=0, concurrency=50, offline_latency_ms=20
+    )
+    report = run(settings, store)
+    spent = sum(r.cost_usd for r in read_records(store) if r.run_id == settings.run_id)
+    assert report.ok and report.audit_ok
+    assert 0.95 * budget <= spent <= budget, f"spent {spent / budget:.1%} of the budget"
+    assert report.stop_reason and report.stop_reason.startswith(f"run budget ${budget:.4f} reached")
+    assert report.stats.decided + report.stats.not_attempted == 1500  # everything else left claimable
+    assert f"of ${budget:.4f} budget ({spent / budget:.1%} used)" in report.markdown()

@@ -31,7 +31,7 @@ def test_drops_invalid_done_and_not_queued_and_rewrites_the_batch(make_settings,
         "{not json",  # invalid
     ]
     store.put(key, ("\n".join(lines) + "\n").encode())
-    result = preflight(store, settings, run_id)
+    result = preflight(store, settings, run_id, lambda items: 0)
     assert [i.slug for i in result.items] == ["item-0003", "item-0004"]
     assert dict(result.dropped) == {"done": 1, "not_queued": 1, "invalid": 2}
     assert "preflight dropped 2 invalid item(s) from the batch" in result.warnings
@@ -42,10 +42,27 @@ def test_budget_guard_refuses_before_any_spend(make_settings, store) -> None:
     settings = make_settings(budget_usd=1.0, min_item_cost_usd=0.25)
     report = run(settings, store)
     assert isinstance(report.error, BudgetRefusedError) and str(report.error) == (
-        "budget too low for batch size: batch size 20 items, budget $1.00, minimum needed $5.00 (at $0.25/item)"
+        "budget too low for batch size: batch size 20 items, budget $1.00, minimum needed $5.00 (at $0.2500/item)"
     )
     assert report.failure == f"preflight: {report.error} (spent $0.0000 of $1.00)"
     assert store.list(layout.LEDGER_PREFIX) == []
+
+
+def test_the_guard_defaults_to_the_batchs_worst_case_from_the_price_table(make_settings, store) -> None:
+    from content_pipeline.generation.budget import batch_worst_nano
+    from content_pipeline.generation.templates import active_templates
+    from content_pipeline.money import to_usd
+
+    items = [Item(**make_item(n)) for n in range(1, 21)]
+    worst = to_usd(batch_worst_nano(make_settings(), active_templates(store), items))
+    # a call to gpt-4o-mini plus an escalation to gpt-4o: about a cent an item, not the runbook's $0.25
+    assert 20 * 0.005 < worst < 20 * 0.02
+    refused = run(make_settings(budget_usd=round(worst * 0.99, 6)), store)
+    assert isinstance(refused.error, BudgetRefusedError)
+    assert f"minimum needed ${worst:.4f} (the batch's worst case, ${worst / 20:.4f}/item" in str(refused.error)
+    assert "plus an escalation on gpt-4o" in str(refused.error) and store.list(layout.LEDGER_PREFIX) == []
+    enough = run(make_settings(budget_usd=round(worst * 1.01, 6)), store)
+    assert enough.ok and enough.stats.successes == 20
 
 
 def test_unknown_model_is_refused_before_any_spend(make_settings, store) -> None:
@@ -60,7 +77,7 @@ def test_missing_batch_names_the_command_to_run(make_settings, store) -> None:
     settings = make_settings(run_id="never-batched")
     before = snapshot(store)
     with pytest.raises(BadInputError, match="run `content-pipeline batch --run-id never-batched` first"):
-        preflight(store, settings, "never-batched")
+        preflight(store, settings, "never-batched", lambda items: 0)
     assert snapshot(store) == before
 
 

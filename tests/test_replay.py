@@ -87,7 +87,7 @@ def test_replay_generates_exactly_the_windows_transient_rejects_under_its_budget
 def test_a_replay_whose_budget_cannot_cover_its_rejects_is_refused_before_any_spend(ledger) -> None:
     store, settings = ledger
     before = len(read_records(store))
-    report = replay_failed(settings(budget_usd=1.0, run_id="poor"), store, PlainReporter(), ReplayWindow(24))
+    report = replay_failed(settings(budget_usd=0.01, run_id="poor"), store, PlainReporter(), ReplayWindow(24))
     assert not report.ok and report.failure.startswith("preflight: budget too low for batch size: batch size 6 items")
     assert len(read_records(store)) == before
 

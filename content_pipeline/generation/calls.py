@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from content_pipeline.errors import LedgerUnwritableError, PipelineError
-from content_pipeline.generation import prompts
-from content_pipeline.generation.budget import BudgetExhausted
+from content_pipeline.generation.budget import BudgetExhausted, call_worst_nano
 from content_pipeline.generation.content import RESPONSE_FORMAT
 from content_pipeline.generation.context import GenerationContext
 from content_pipeline.ledger.records import Call, new_record_id
@@ -68,7 +67,7 @@ async def call_model(
     connections. Returns the completion or why no call was made; raises CallFailed when the tries are
     used up, or a PipelineError that stops the run (a key that does not work, no quota, no such model)."""
     settings = ctx.settings
-    worst = ctx.prices.cost_nano(model, prompts.prompt_tokens_upper_bound(msgs), settings.max_output_tokens)
+    worst = call_worst_nano(ctx.prices, settings, model, msgs)
     retries = waits = 0
     while True:
         if attempt.spent_nano + worst > to_nano(settings.item_budget_usd):
@@ -111,8 +110,8 @@ async def _paid_call(
             _void(ctx, attempt, f"not sent: the run stopped: {ctx.stop_reason}")
             return f"the run stopped: {ctx.stop_reason}", 0
         await ctx.pacer.wait()
-        try:
-            reservation = ctx.budget.reserve(worst)
+        try:  # waits while calls in flight hold the money this one needs; raises only with none in flight
+            reservation = await ctx.budget.reserve_in_turn(worst)
         except BudgetExhausted as exc:
             ctx.stop(str(exc))
             _void(ctx, attempt, f"not sent: {exc}")

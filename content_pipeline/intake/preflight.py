@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from content_pipeline.claims.queue import read_queue
@@ -26,13 +26,22 @@ class Preflight:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_budget(settings: Settings, batch_size: int) -> None:
-    """Refuse before any spend when the budget cannot cover the batch at the minimum cost per item."""
-    need = batch_size * settings.min_item_cost_usd
+def check_budget(settings: Settings, batch_size: int, worst_nano: int) -> None:
+    """Refuse before any spend when the budget cannot cover the batch: MIN_ITEM_COST_USD per item when it is
+    set, else the batch's worst case (`worst_nano`: every item's call to MODEL and escalation to STRONG_MODEL)."""
+    if settings.min_item_cost_usd is not None:
+        need, basis = batch_size * settings.min_item_cost_usd, f"at {usd(settings.min_item_cost_usd)}/item"
+    else:
+        need = to_usd(worst_nano)
+        each = usd(need / batch_size) if batch_size else usd(0)
+        basis = (
+            f"the batch's worst case, {each}/item: each prompt plus MAX_OUTPUT_TOKENS {settings.max_output_tokens} "
+            f"on {settings.model}, plus an escalation on {settings.strong_model}"
+        )
     if settings.budget_usd < need:
         raise BudgetRefusedError(
-            f"budget too low for batch size: batch size {batch_size} items, budget ${settings.budget_usd:.2f}, "
-            f"minimum needed ${need:.2f} (at ${settings.min_item_cost_usd:.2f}/item)"
+            f"budget too low for batch size: batch size {batch_size} items, budget {usd(settings.budget_usd)}, "
+            f"minimum needed {usd(need)} ({basis})"
         )
 
 
@@ -68,11 +77,17 @@ def _read_batch(store: Store, run_id: str, result: Preflight) -> list[Item]:
 
 
 def preflight(
-    store: Store, settings: Settings, run_id: str, planned: list[Item] | None = None, retry: Collection[str] = ()
+    store: Store,
+    settings: Settings,
+    run_id: str,
+    worst_case: Callable[[list[Item]], int],
+    planned: list[Item] | None = None,
+    retry: Collection[str] = (),
 ) -> Preflight:
     """Filter the run's batch file, or the `planned` batch (go-live's, just claimed and validated): drop
     invalid, duplicate, done and not-queued items, rewrite the batch when any was dropped, and guard the
-    budget. Rejects among `retry` (a replay's) are not dropped as decided. Never crashes on a bad row."""
+    budget (`worst_case`: the most the items can cost, in nano-dollars). Rejects among `retry` (a replay's)
+    are not dropped as decided. Never crashes on a bad row."""
     PriceTable(settings.price_table).check(settings.model, settings.strong_model)
     key = layout.run_key(run_id, layout.BATCH)
     result = Preflight(items=[])
@@ -96,7 +111,8 @@ def preflight(
         result.warnings.append(f"preflight dropped {count} {reason} item(s) from the batch")
     if result.dropped and not store.read_only:
         write_items(store, key, result.items)
-    check_budget(settings, len(result.items))
+    computed = settings.min_item_cost_usd is None  # the worst case only when it is the guard
+    check_budget(settings, len(result.items), worst_case(result.items) if computed else 0)
     if result.items:
         check_daily_budget(settings, spent_today(store))
     return result

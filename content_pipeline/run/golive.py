@@ -13,6 +13,7 @@ from typing import Protocol
 from content_pipeline.claims.batch import run_lease
 from content_pipeline.errors import AuditFailedError, LedgerUnwritableError, PipelineError, StoreError
 from content_pipeline.ledger.spend import stamp
+from content_pipeline.money import usd
 from content_pipeline.publish.command import Publishing, publish_stage
 from content_pipeline.run.generate import generate
 from content_pipeline.run.report import RunReport, run_rejects
@@ -105,7 +106,7 @@ def go_live(
     stats = report.stats
     stages.log(
         f"run {report.run_id}: {stats.successes} success(es), {stats.rejects} reject(s), "
-        f"${report.spend_usd:.4f} of ${report.budget_usd:.2f}, audit {audit}"
+        f"${report.spend_usd:.4f} of {usd(report.budget_usd)}, audit {audit}"
     )
     return report
 

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from content_pipeline.money import usd
+
 LIVE_EVERY_S = 0.5  # how often a live display (a terminal's progress bar) is redrawn
 
 
@@ -48,7 +50,7 @@ class Pulse:
         eta = "ETA -" if self.eta_s is None else f"ETA {duration(self.eta_s)}"
         return (
             f"{self.stage}: {self.done}/{self.total} item(s){share}, {self.rate_per_s:.2f}/s, {eta}, "
-            f"${self.spent_usd:.4f} of ${self.budget_usd:.2f} spent, {duration(self.elapsed_s)} in"
+            f"${self.spent_usd:.4f} of {usd(self.budget_usd)} spent, {duration(self.elapsed_s)} in"
         )
 
 

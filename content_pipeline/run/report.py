@@ -8,6 +8,7 @@ from content_pipeline.errors import PipelineError
 from content_pipeline.generation.stats import RunStats
 from content_pipeline.ledger.inflight import Booked
 from content_pipeline.llm.pacing import PacerStats
+from content_pipeline.money import usd
 from content_pipeline.settings import Settings
 from content_pipeline.store import RequestCounts, Store, layout
 from content_pipeline.views.snapshot import read_master
@@ -71,7 +72,7 @@ class RunReport:
     def fail(self, error: PipelineError) -> None:
         """The run failed in its current stage: the one line a notification carries."""
         self.error, self.stop_reason = error, str(error)
-        self.failure = f"{self.stage}: {error} (spent ${self.spend_usd:.4f} of ${self.budget_usd:.2f})"
+        self.failure = f"{self.stage}: {error} (spent ${self.spend_usd:.4f} of {usd(self.budget_usd)})"
 
     def summary(self, finished_at: str) -> dict[str, object]:
         """The run in one JSON object: how it ended, what it did and spent (health reads the last one)."""
@@ -126,7 +127,8 @@ class RunReport:
             f"preflight dropped: {sum(self.preflight_dropped.values())}",
             f"- generated: {st.decided} ({st.successes} successes, {st.rejects} rejects, "
             f"{st.escalations} escalated); skipped as already decided: {st.skipped}; not attempted: {st.not_attempted}",
-            f"- spend: ${self.spend_usd:.4f} of ${self.budget_usd:.2f} budget over {st.calls - st.failed_calls} "
+            f"- spend: ${self.spend_usd:.4f} of {usd(self.budget_usd)} budget ({self.spend_usd / self.budget_usd:.1%} "
+            f"used) over {st.calls - st.failed_calls} "
             f"answered calls and {st.failed_calls} failed attempt(s) (retried, or the item rejected with the cause)",
             f"- tokens: {st.tokens_in} in, {st.tokens_out} out",
         ]

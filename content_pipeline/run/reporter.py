@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from content_pipeline.errors import StoreIOError
 from content_pipeline.generation.context import SharedLimits
+from content_pipeline.money import usd
 from content_pipeline.run.heartbeat import Pulse
 from content_pipeline.run.report import RunReport
 from content_pipeline.settings import Settings
@@ -99,7 +100,7 @@ class PlainReporter:
             self.logger.info("%s %s", "finished:" if pulse.final else "heartbeat:", pulse.line())
             return
         bar, task = self._bars.get(pulse.stage) or self._bar(pulse)
-        spent = f"${pulse.spent_usd:.4f} of ${pulse.budget_usd:.2f}"
+        spent = f"${pulse.spent_usd:.4f} of {usd(pulse.budget_usd)}"
         bar.update(task, completed=pulse.done, total=pulse.total, spent=spent, rate=f"{pulse.rate_per_s:.2f}/s")
         if pulse.final:
             bar.stop()

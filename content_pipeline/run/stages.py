@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from functools import partial
 
 from content_pipeline.claims import queue
 from content_pipeline.claims.batch import build_batch
 from content_pipeline.claims.sweep import sweep
 from content_pipeline.errors import StoreError
+from content_pipeline.generation.budget import batch_worst_nano
+from content_pipeline.generation.templates import active_templates
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.intake.inventory import Inventory, take_inventory
 from content_pipeline.intake.items import write_items
@@ -126,7 +129,9 @@ class Stages:
         return self.reporter.stage("preflight", lambda: self._preflight(planned))
 
     def _preflight(self, planned: list[Item] | None) -> Preflight:
-        result = preflight(self.store, self.settings, self.run_id, planned, self.retry)
+        settings, templates = self.settings, active_templates(self.store)
+        worst = partial(batch_worst_nano, settings, templates)
+        result = preflight(self.store, settings, self.run_id, worst, planned, self.retry)
         for warning in result.warnings:
             self.log(warning, logging.WARNING)
         self.log(f"preflight: {len(result.items)} item(s) ready")
