@@ -17,7 +17,7 @@ from pydantic_settings.exceptions import SettingsError
 from content_pipeline.errors import BadInputError
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-Scope = Literal["all", "promo"]
+Scope = Literal["all", "promo", "changed"]
 RunMode = Literal["auto", "prefect", "direct"]
 PublishApproval = Literal["signals", "ui"]
 WpStatus = Literal["draft", "publish"]
@@ -69,7 +69,14 @@ class Settings(BaseSettings):
         description="Local folder for answered outcomes the store would not take (imported by the next run)",
     )
     catalogue: str = Field(default_factory=sample_catalogue, description="Catalogue path or URL (JSONL, CSV, Parquet)")
-    scope: Scope = Field("all", description="all: every item; promo: promo items only")
+    scope: Scope = Field(
+        "all", description="all: every item; promo: promo items only; changed: only items changed since their success"
+    )
+    regenerate_changed: bool = Field(
+        True,
+        description="An item whose template, MODEL or fields changed since its success needs content again "
+        "(the new version replaces the old in master once it passes QA; the old stays in the ledger)",
+    )
     limit: Annotated[int, Field(ge=1, description="Most items one run claims")] = 1000
     budget_usd: Annotated[float, Field(gt=0, description="Hard ceiling on one run's spend, USD")] = 250.0
     daily_budget_usd: Annotated[

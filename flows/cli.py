@@ -10,11 +10,11 @@ import os
 import sys
 import threading
 from contextlib import nullcontext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from content_pipeline.errors import BadInputError, PipelineError
 from content_pipeline.run import WHOLE_RUNS
-from content_pipeline.settings import MAX_REPLAY_HOURS, Settings
+from content_pipeline.settings import MAX_REPLAY_HOURS, Scope, Settings
 from content_pipeline.store import layout, store_for
 from flows.ops_cli import HANDLERS, OPS_HELP, ops_arguments, settings_for_command
 from flows.prefect_api import configured_api_url
@@ -53,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "publish":
             publish_arguments(cmd)
         if name in RUN_COMMANDS:
-            cmd.add_argument("--scope", choices=["all", "promo"], help="all items, or promo items only (SCOPE)")
+            cmd.add_argument(
+                "--scope",
+                choices=get_args(Scope),
+                help="all items, promo items only, or only the items changed since their success (SCOPE)",
+            )
             cmd.add_argument("--limit", type=int, metavar="N", help="most items to claim (LIMIT)")
             cmd.add_argument("--budget-usd", type=float, metavar="X", help="hard spend ceiling, USD (BUDGET_USD)")
             cmd.add_argument("--run-id", metavar="ID", help="run id (RUN_ID); made unique when not given")

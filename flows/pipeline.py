@@ -31,7 +31,10 @@ from tasks.ops import publish_health, publish_lines, publish_outcome, publish_ra
 from tasks.reporter import PrefectReporter
 
 _DEFAULT = {name: field.default for name, field in Settings.model_fields.items()}
-ScopeParam = Annotated[Scope, Field(description="all: every item; promo: promo items only")]
+ScopeParam = Annotated[
+    Scope,
+    Field(description="all: every item; promo: promo items only; changed: only items changed since their success"),
+]
 LimitParam = Annotated[int, Field(ge=1, description="Most items this run claims")]
 BudgetParam = Annotated[float, Field(gt=0, description="Hard spend ceiling of this run, USD")]
 RunIdParam = Annotated[

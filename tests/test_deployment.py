@@ -110,7 +110,7 @@ def test_schedules_parameters_and_limits_are_the_ones_prefect_yaml_states(stack)
     assert production.parameters == {"scope": "all", "limit": 200, "budget_usd": 50}
     props = production.parameter_openapi_schema["properties"]
     assert props["limit"]["minimum"] == 1 and props["budget_usd"]["exclusiveMinimum"] == 0
-    assert props["scope"]["enum"] == ["all", "promo"]
+    assert props["scope"]["enum"] == ["all", "promo", "changed"]
     with get_client(sync_client=True) as client:
         publish = client.read_deployment_by_name("publish/daily")
     assert publish.parameters == {"max_posts": 20, "dry_run": False}

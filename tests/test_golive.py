@@ -124,7 +124,14 @@ def test_the_budget_stop_ends_the_run_green_and_leaves_the_rest_claimable(make_s
 
 
 def test_a_failing_final_audit_fails_the_run_and_names_the_stage(make_settings, store: Store) -> None:
-    bad = record("item-0001").model_copy(update={"error": "Traceback (most recent call last)"})
+    from content_pipeline.generation.prompts import input_hash
+    from content_pipeline.generation.templates import DEFAULT
+    from content_pipeline.intake.catalogue import Item
+
+    generated_from = input_hash(Item(**make_item(1)), DEFAULT, "gpt-4o-mini")  # the item as it is: not changed
+    bad = record("item-0001", input_hash=generated_from).model_copy(
+        update={"error": "Traceback (most recent call last)"}
+    )
     write_ledger(store, [bad])  # a success carrying an error: consolidation keeps it, the audit must fail
     report = run(make_settings(), store)
     assert not report.ok and report.audit_ok is False

@@ -91,7 +91,7 @@ def without_leases(objects: dict[str, bytes]) -> dict[str, bytes]:
 def test_consolidating_twice_changes_nothing(store: Store) -> None:
     write_ledger(store, [record(f"s{n}") for n in range(5)] + [record("r", status="reject")])
     first = consolidate(store)
-    assert first.changed == ["successes", "rejects", "processed", "rejected", "usage", "checkpoint"]
+    assert first.changed == ["successes", "rejects", "processed", "rejected", "usage", "checkpoint", "superseded"]
     before = without_leases(snapshot(store))
     second = consolidate(store)
     assert second.changed == []

@@ -119,7 +119,7 @@ def _record(ctx: GenerationContext, item: Item, attempt: Attempt, decision: Deci
         model=decision.model,
         prompt_template=decision.template.id,
         prompt_version=decision.template.version,
-        input_hash=prompts.input_hash(item, decision.template),
+        input_hash=prompts.input_hash(item, decision.template, ctx.settings.model),
         tokens_in=attempt.tokens_in,
         tokens_out=attempt.tokens_out,
         cost_usd=to_usd(attempt.spent_nano),

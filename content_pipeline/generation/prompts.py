@@ -37,7 +37,14 @@ def messages(item: Item, template: PromptTemplate = DEFAULT) -> list[dict[str, s
     ]
 
 
-def input_hash(item: Item, template: PromptTemplate = DEFAULT) -> str:
+def input_hash(item: Item, template: PromptTemplate, model: str) -> str:
+    """What a success was generated from: the template (id and version), the first model and the fields the
+    prompt shows. An item whose hash differs from its success's has changed (generation/changed.py)."""
+    return hashlib.sha256(f"{template.key}:{model}:{item_payload(item, template)}".encode()).hexdigest()[:32]
+
+
+def legacy_input_hash(item: Item, template: PromptTemplate) -> str:
+    """The input hash of records written before it covered the model (template and fields only)."""
     return hashlib.sha256(f"{template.key}:{item_payload(item, template)}".encode()).hexdigest()[:32]
 
 

@@ -83,16 +83,19 @@ def preflight(
     worst_case: Callable[[list[Item]], int],
     planned: list[Item] | None = None,
     retry: Collection[str] = (),
+    changed: Callable[[list[Item]], Collection[str]] | None = None,
 ) -> Preflight:
     """Filter the run's batch file, or the `planned` batch (go-live's, just claimed and validated): drop
     invalid, duplicate, done and not-queued items, rewrite the batch when any was dropped, and guard the
     budget (`worst_case`: the most the items can cost, in nano-dollars). Rejects among `retry` (a replay's)
-    are not dropped as decided. Never crashes on a bad row."""
+    and the items `changed` names (done, but changed since their success) are not dropped as decided. Never
+    crashes on a bad row."""
     PriceTable(settings.price_table).check(settings.model, settings.strong_model)
     key = layout.run_key(run_id, layout.BATCH)
     result = Preflight(items=[])
     candidates = _read_batch(store, run_id, result) if planned is None else planned
-    final = decided(current_checkpoint(store), retry)
+    again = set(retry) | set(changed(candidates) if changed else ())
+    final = decided(current_checkpoint(store), again)
     queue, _ = read_queue(store)
     mine = set(queue.get("runs", {}).get(run_id, {}).get("slugs", []))
     seen: set[str] = set()

@@ -83,4 +83,5 @@ SCHEMA: dict[str, pl.DataType] = {
     "cost_usd": pl.Float64(),
     "run_budget_usd": pl.Float64(),
     "finished_at": pl.String(),
+    "input_hash": pl.String(),
 }

@@ -109,7 +109,8 @@ def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineEr
         return None
     chunks, parallel, per_chunk = plan_chunks(items, settings, overlap=not settings.llm_global_limits)
     periodic = PeriodicConsolidator(store, settings.consolidate_every)
-    ctx = open_generation(store, settings, stages.run_id, parallel, on_success=periodic, retry=stages.retry)
+    again = stages.retry | stages.changed(items)  # a replay's rejects, changed items' successes
+    ctx = open_generation(store, settings, stages.run_id, parallel, on_success=periodic, retry=again)
     ctx.limits = stages.reporter.shared_limits(settings, per_chunk)
     report.stats, report.pacing = ctx.stats, ctx.pacer.stats
     model = "offline model" if settings.offline else settings.model

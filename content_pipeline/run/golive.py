@@ -66,7 +66,7 @@ def go_live(
         report.catalogue_rows, report.catalogue_valid = inv.catalogue.rows, len(inv.catalogue.items)
         report.invalid_rows = [r.line(settings.catalogue) for r in inv.catalogue.invalid]
         report.notes += inv.repaired
-        needs = inv.needs
+        needs, report.changed = inv.needs, len(inv.changed)
         if replay is not None:
             chosen = replay.choose(store)
             stages.retry = frozenset(chosen)

@@ -33,6 +33,7 @@ class RunReport:
     catalogue_valid: int = 0
     invalid_rows: list[str] = field(default_factory=list)
     needs_content: int = 0
+    changed: int = 0  # of those, done items changed since their success
     claimed: int = 0
     preflight_dropped: dict[str, int] = field(default_factory=dict)
     stats: RunStats = field(default_factory=RunStats)
@@ -123,7 +124,8 @@ class RunReport:
             f"- model: {self.model} (escalation: {self.strong_model}) via {mode}",
             f"- scope: {self.scope}, limit {self.limit}{probe}",
             f"- catalogue: {self.catalogue_rows} rows, {self.catalogue_valid} valid, {len(self.invalid_rows)} invalid",
-            f"- needs content: {self.needs_content}; claimed: {self.claimed}; "
+            f"- needs content: {self.needs_content} ({self.changed} changed since their success); "
+            f"claimed: {self.claimed}; "
             f"preflight dropped: {sum(self.preflight_dropped.values())}",
             f"- generated: {st.decided} ({st.successes} successes, {st.rejects} rejects, "
             f"{st.escalations} escalated); skipped as already decided: {st.skipped}; not attempted: {st.not_attempted}",

@@ -12,6 +12,7 @@ from content_pipeline.claims.batch import build_batch
 from content_pipeline.claims.sweep import sweep
 from content_pipeline.errors import StoreError
 from content_pipeline.generation.budget import batch_worst_nano
+from content_pipeline.generation.changed import changed_slugs
 from content_pipeline.generation.templates import active_templates
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.intake.inventory import Inventory, take_inventory
@@ -75,16 +76,27 @@ class Stages:
 
     def _inventory(self) -> Inventory:
         settings = self.settings
-        inv = take_inventory(self.store, settings.catalogue, settings.scope, self.run_id, settings.s3_options())
+        inv = take_inventory(
+            self.store, settings.catalogue, settings.scope, self.run_id, settings.s3_options(), self.changed
+        )
         for line in inv.repaired:
             self.log(line, logging.WARNING)
         for row in inv.catalogue.invalid:
             self.log(f"invalid catalogue row skipped: {row.line(settings.catalogue)}", logging.WARNING)
         self.log(
             f"catalogue: {inv.catalogue.rows} rows, {len(inv.catalogue.items)} valid, {len(inv.catalogue.invalid)} "
-            f"invalid; needs content: {len(inv.needs)} (scope {settings.scope})"
+            f"invalid; needs content: {len(inv.needs)} (scope {settings.scope}), {len(inv.changed)} of the done "
+            "item(s) changed since their success"
         )
         return inv
+
+    def changed(self, items: list[Item]) -> frozenset[str]:
+        """The done items among `items` whose template, MODEL or fields changed since their success: generated
+        again (REGENERATE_CHANGED, or scope changed)."""
+        settings = self.settings
+        if not (settings.regenerate_changed or settings.scope == "changed"):
+            return frozenset()
+        return frozenset(changed_slugs(self.store, settings, items))
 
     def batch(self, needs: list[Item], hold: bool) -> list[Item]:
         """Claim up to LIMIT items and write the run's batch file. `hold` (go-live) ties the claims to this
@@ -131,7 +143,7 @@ class Stages:
     def _preflight(self, planned: list[Item] | None) -> Preflight:
         settings, templates = self.settings, active_templates(self.store)
         worst = partial(batch_worst_nano, settings, templates)
-        result = preflight(self.store, settings, self.run_id, worst, planned, self.retry)
+        result = preflight(self.store, settings, self.run_id, worst, planned, self.retry, self.changed)
         for warning in result.warnings:
             self.log(warning, logging.WARNING)
         self.log(f"preflight: {len(result.items)} item(s) ready")

@@ -20,6 +20,7 @@ VIEW_FILES = {
     "rejected": "rejected-slugs.txt",
     "usage": "usage.json",
     "checkpoint": "checkpoint.json",
+    "superseded": "superseded.json",
 }
 # Where views lived before they were published as snapshots; removed by the first publication.
 LEGACY_VIEWS = (

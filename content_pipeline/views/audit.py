@@ -116,7 +116,7 @@ def audit(store: Store) -> AuditResult:
 
 
 # the invariant a damaged view object breaks (master's own are checked as they are read)
-_VIEW_INVARIANT = {"processed": 3, "rejected": 3, "checkpoint": 4, "usage": 5}
+_VIEW_INVARIANT = {"processed": 3, "rejected": 3, "checkpoint": 4, "usage": 5, "superseded": 4}
 
 
 def _audit(store: Store) -> AuditResult:

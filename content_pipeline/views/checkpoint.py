@@ -15,11 +15,13 @@ _PARTS = ("done", "rejected", "queued")
 _MEMBERS_BATCH = 100_000  # rows made into JSON text at a time: the text of a batch, not of master, in flight
 
 
-def decided(checkpoint: Checkpoint, retry: Collection[str] = ()) -> set[str]:
-    """The slugs no run generates again: done, rejected for good (not retryable, unless among `retry`:
-    a replay's), or held because their record is damaged (until an operator accepts the loss)."""
-    final = {slug for slug, r in checkpoint.get("rejected", {}).items() if not r.get("retryable") and slug not in retry}
-    return set(checkpoint.get("done", {})) | final | set(checkpoint.get("held", {}))
+def decided(checkpoint: Checkpoint, again: Collection[str] = ()) -> set[str]:
+    """The slugs no run generates again: done, rejected for good (not retryable), or held because their
+    record is damaged (until an operator accepts the loss); those among `again` (a replay's rejects, changed
+    items' successes) are left out, unless held."""
+    again = set(again)
+    final = {slug for slug, r in checkpoint.get("rejected", {}).items() if not r.get("retryable")}
+    return ((set(checkpoint.get("done", {})) | final) - again) | set(checkpoint.get("held", {}))
 
 
 def _json_string(column: str) -> pl.Expr:

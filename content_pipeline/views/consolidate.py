@@ -76,6 +76,7 @@ def _write_views(store: Store, derived: Derived, verify: bool = False) -> Consol
         "rejected": slug_index(rejects),
         "usage": dump_json(derived.usage),
         "checkpoint": checkpoint_bytes(successes, rejects, queue, held_slugs(store, damaged)),
+        "superseded": dump_json(derived.superseded),
     }
     result = Consolidation(derived.usage["records"], successes.height, rejects.height)
     result.repaired, result.torn_tails, result.bad_lines = scan.repaired, scan.torn_tails, scan.bad_lines

@@ -27,6 +27,19 @@ def master_frames(ledger: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return successes, rejects
 
 
+def superseded(ledger: pl.DataFrame) -> pl.DataFrame:
+    """slug and input_hash of each slug whose latest final outcome (a success, or a reject not to be tried
+    again) is a reject that came after a success: a changed item whose new version failed for good, which
+    master keeps at its old success and inventory does not pay for again while the item stays as it is."""
+    order = ["slug", "finished_at", "id"]
+    final = (pl.col("status") == "success") | ~pl.col("retryable").fill_null(False)
+    latest = ledger.filter(final).sort(order).unique("slug", keep="last")
+    succeeded = ledger.filter(pl.col("status") == "success").select("slug").unique()
+    return (
+        latest.filter(pl.col("status") == "reject").join(succeeded, on="slug", how="semi").select("slug", "input_hash")
+    )
+
+
 def nano_sum(frame: pl.DataFrame) -> int:
     """The frame's cost_usd in nano-dollars, each record rounded, then summed."""
     if frame.is_empty():

@@ -15,10 +15,10 @@ from content_pipeline.ledger.records import SCHEMA
 from content_pipeline.ledger.scan import LedgerScan, ledger_segments, stream_ledger
 from content_pipeline.ledger.spill import Partitions, compact, partitions_for
 from content_pipeline.store import Store
-from content_pipeline.views.master import MASTER_FROM, UsageSums, master_frames
+from content_pipeline.views.master import MASTER_FROM, UsageSums, master_frames, superseded
 
 # the ledger columns a pass keeps, by slug partition: what master is chosen from, and what the audit checks
-LEDGER_FROM = [*MASTER_FROM, "error", "cost_usd"]
+LEDGER_FROM = [*MASTER_FROM, "error", "cost_usd", "input_hash"]
 Listing = tuple[tuple[str, int, str], ...]
 
 
@@ -121,7 +121,8 @@ def ledger_partitions(
 @dataclass
 class Derived:
     """What the ledger derives: master successes (id, slug, seg, line) and rejects (also reason and
-    retryable), each in slug order; the usage totals; what the scan found (its frame left empty)."""
+    retryable), each in slug order; the usage totals; what the scan found (its frame left empty); the input
+    hash of each changed item whose new version was rejected for good (slug -> hash, `superseded`)."""
 
     successes: pl.DataFrame
     rejects: pl.DataFrame
@@ -129,6 +130,7 @@ class Derived:
     scan: LedgerScan
     partitions: int = 1
     intents: IntentScan = field(default_factory=IntentScan)
+    superseded: dict[str, str] = field(default_factory=dict)
 
 
 def derive(store: Store, *, repair: bool = False) -> Derived:
@@ -140,9 +142,11 @@ def derive(store: Store, *, repair: bool = False) -> Derived:
     wanted = list(intents.record_ids)
     recorded: set[str] = set()
     chosen: list[tuple[pl.DataFrame, pl.DataFrame]] = []
+    changed: dict[str, str] = {}
     with ledger_partitions(store, repair=repair) as passed:
         for part in passed.parts:
             recorded.update(recorded_among(part, wanted))
+            changed.update(superseded(part).iter_rows())
             succ, rej = master_frames(part)
             chosen.append(
                 (compact(succ.select("id", "slug", "seg", "line")), compact(rej.drop("status", "finished_at")))
@@ -151,4 +155,4 @@ def derive(store: Store, *, repair: bool = False) -> Derived:
     rejects = pl.concat([r for _, r in chosen]).sort("slug")
     usage = {**passed.usage.totals(), "unsettled": unsettled(intents, recorded)}
     scan = replace(passed.scan, intents=intents.listing)
-    return Derived(successes, rejects, usage, scan, passed.parts.count, intents)
+    return Derived(successes, rejects, usage, scan, passed.parts.count, intents, dict(sorted(changed.items())))

@@ -114,7 +114,18 @@ def _usage(raw: bytes | None) -> dict[str, Any]:
     return usage
 
 
-_PARSERS: dict[str, Callable[[bytes | None], Any]] = {"checkpoint": parse_checkpoint, "usage": _usage}
+def _superseded(raw: bytes | None) -> dict[str, str]:
+    found = json.loads(raw) if raw else {}
+    if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+        raise ValueError("not the superseded input hashes the pipeline writes")
+    return found
+
+
+_PARSERS: dict[str, Callable[[bytes | None], Any]] = {
+    "checkpoint": parse_checkpoint,
+    "usage": _usage,
+    "superseded": _superseded,
+}
 
 
 def _parsed(manifest: dict[str, Any], name: str, raw: bytes | None) -> Any:
@@ -142,6 +153,13 @@ def read_checkpoint(store: Store) -> Checkpoint:
 
 def read_usage(store: Store) -> dict[str, Any]:
     return read_json_views(store, "usage")[0]
+
+
+def read_inputs(store: Store) -> tuple[pl.DataFrame, dict[str, str]]:
+    """What master's successes were generated from (slug, input_hash), and the input hash of each changed
+    item whose new version was rejected for good (slug -> hash): what inventory compares an item with."""
+    hashes = _view_columns(store, "successes", {"slug": pl.String(), "input_hash": pl.String()}, False)
+    return hashes, read_json_views(store, "superseded")[0]
 
 
 def read_checkpoint_and_usage(store: Store) -> tuple[Checkpoint, dict[str, Any]]:
