@@ -41,6 +41,14 @@ class PriceTable:
                 known = ", ".join(sorted(self.prices))
                 raise BadInputError(f"model {model!r} has no price in PRICE_TABLE (priced: {known})")
 
-    def cost_nano(self, model: str, tokens_in: int, tokens_out: int) -> int:
+    def cost_nano(self, model: str, tokens_in: int, tokens_out: int, cached: int = 0, batch: bool = False) -> int:
+        """What a call costs: its prompt tokens (`cached` of them at the cached price), its output tokens,
+        and, through the Batch API, the model's batch discount of that."""
         price = self.prices[model]
-        return round((tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok) * NANO / 1_000_000)
+        cached = min(max(cached, 0), tokens_in)
+        usd_mtok = (
+            (tokens_in - cached) * price.input_per_mtok
+            + cached * price.cached_per_mtok
+            + tokens_out * price.output_per_mtok
+        )
+        return round(usd_mtok * (price.batch_discount if batch else 1.0) * NANO / 1_000_000)

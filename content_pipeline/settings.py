@@ -43,18 +43,28 @@ def check_run_id(run_id: str) -> str:
 
 
 class ModelPrice(BaseModel):
-    """USD per million tokens for one model."""
+    """USD per million tokens for one model, what its cached prompt tokens cost, and the Batch API's share."""
 
-    input_per_mtok: float = Field(ge=0, description="USD per 1M input tokens")
-    output_per_mtok: float = Field(ge=0, description="USD per 1M output tokens")
+    input_per_mtok: float = Field(ge=0, allow_inf_nan=False, description="USD per 1M input tokens")
+    output_per_mtok: float = Field(ge=0, allow_inf_nan=False, description="USD per 1M output tokens")
+    cached_input_per_mtok: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="USD per 1M cached prompt tokens; unset: the input price"
+    )
+    batch_discount: float = Field(
+        0.5, gt=0, le=1, description="What the Batch API charges of these prices (0.5: half price)"
+    )
+
+    @property
+    def cached_per_mtok(self) -> float:
+        return self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
 
 
 DEFAULT_PRICES: dict[str, ModelPrice] = {
-    "gpt-4o-mini": ModelPrice(input_per_mtok=0.15, output_per_mtok=0.60),
-    "gpt-4o": ModelPrice(input_per_mtok=2.50, output_per_mtok=10.00),
-    "gpt-4.1-mini": ModelPrice(input_per_mtok=0.40, output_per_mtok=1.60),
-    "gpt-4.1": ModelPrice(input_per_mtok=2.00, output_per_mtok=8.00),
-    "gpt-4.1-nano": ModelPrice(input_per_mtok=0.10, output_per_mtok=0.40),
+    "gpt-4o-mini": ModelPrice(input_per_mtok=0.15, cached_input_per_mtok=0.075, output_per_mtok=0.60),
+    "gpt-4o": ModelPrice(input_per_mtok=2.50, cached_input_per_mtok=1.25, output_per_mtok=10.00),
+    "gpt-4.1-mini": ModelPrice(input_per_mtok=0.40, cached_input_per_mtok=0.10, output_per_mtok=1.60),
+    "gpt-4.1": ModelPrice(input_per_mtok=2.00, cached_input_per_mtok=0.50, output_per_mtok=8.00),
+    "gpt-4.1-nano": ModelPrice(input_per_mtok=0.10, cached_input_per_mtok=0.025, output_per_mtok=0.40),
 }
 
 

@@ -97,6 +97,12 @@ def _fake_llm_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--burst", type=float, default=0.0, help="share of a minute's allowance usable at once")
     cmd.add_argument("--seed", type=int, help="seed for latencies and fault draws")
     cmd.add_argument(
+        "--cache-min-tokens",
+        type=int,
+        default=1024,
+        help="a prompt's fixed part this long is served from the prompt cache once seen (default 1024)",
+    )
+    cmd.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -119,6 +125,7 @@ def _fake_llm(args: argparse.Namespace) -> int:
         tpm=args.tpm,
         burst=args.burst,
         seed=args.seed,
+        cache_min_tokens=args.cache_min_tokens,
         faults=[FaultRule.parse(spec) for spec in args.fault],
     )
     try:

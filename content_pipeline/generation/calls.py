@@ -31,18 +31,27 @@ class Attempt:
     spent_nano: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    tokens_cached: int = 0
 
     def book(self, model: str, result: Completion | CallFailed, cost_nano: int) -> None:
         """One call: answered (its outcome decided by QA later) or failed with its cause."""
         self.spent_nano += cost_nano
-        tokens_in = tokens_out = 0
+        tokens_in = tokens_out = cached = 0
         if isinstance(result, Completion):
-            tokens_in, tokens_out = result.tokens_in, result.tokens_out
+            tokens_in, tokens_out, cached = result.tokens_in, result.tokens_out, result.cached_tokens
             self.tokens_in += tokens_in
             self.tokens_out += tokens_out
+            self.tokens_cached += cached
         outcome = "pending" if isinstance(result, Completion) else f"failed: {result.cause}"
         self.calls.append(
-            Call(model=model, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=to_usd(cost_nano), outcome=outcome)
+            Call(
+                model=model,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                cost_usd=to_usd(cost_nano),
+                outcome=outcome,
+                tokens_cached=cached,
+            )
         )
 
     def decide_last(self, outcome: str) -> None:
@@ -54,6 +63,7 @@ class Attempt:
             tokens_out=last.tokens_out,
             cost_usd=last.cost_usd,
             outcome=outcome,
+            tokens_cached=last.tokens_cached,
         )
 
     def tries(self, model: str) -> int:
@@ -121,7 +131,7 @@ async def _paid_call(
         try:
             result = await _request(ctx, client, model, msgs)
             # no usage reported: book the worst case rather than lose track of money
-            used = ctx.prices.cost_nano(model, result.tokens_in, result.tokens_out)
+            used = ctx.prices.cost_nano(model, result.tokens_in, result.tokens_out, result.cached_tokens)
             cost = used if result.tokens_in or result.tokens_out else worst
         except CallFailed as exc:
             result = exc

@@ -122,6 +122,7 @@ def _record(ctx: GenerationContext, item: Item, attempt: Attempt, decision: Deci
         input_hash=prompts.input_hash(item, decision.template, ctx.settings.model),
         tokens_in=attempt.tokens_in,
         tokens_out=attempt.tokens_out,
+        tokens_cached=attempt.tokens_cached,
         cost_usd=to_usd(attempt.spent_nano),
         attempt=decision.tried,
         escalated=decision.tried > 1,

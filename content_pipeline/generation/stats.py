@@ -20,6 +20,7 @@ class RunStats:
     failed_calls: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    tokens_cached: int = 0
     skipped: int = 0
     not_attempted: int = 0
     reject_reasons: Counter[str] = field(default_factory=Counter)
@@ -38,6 +39,7 @@ class RunStats:
             self.failed_calls += sum(c.outcome.startswith("failed") for c in record.calls)
             self.tokens_in += record.tokens_in
             self.tokens_out += record.tokens_out
+            self.tokens_cached += record.tokens_cached
             return self.successes
 
     def bump(self, name: str) -> None:

@@ -25,6 +25,7 @@ class Call(BaseModel):
     tokens_out: int
     cost_usd: float
     outcome: str
+    tokens_cached: int = 0  # of tokens_in, those the provider's prompt cache served (at the cached price)
 
 
 class OutcomeRecord(BaseModel):
@@ -44,6 +45,7 @@ class OutcomeRecord(BaseModel):
     input_hash: str
     tokens_in: int = Field(ge=0)
     tokens_out: int = Field(ge=0)
+    tokens_cached: int = Field(0, ge=0, description="of tokens_in, those served from the provider's prompt cache")
     cost_usd: float = Field(ge=0)
     attempt: int = Field(ge=1)
     escalated: bool = False
@@ -80,6 +82,7 @@ SCHEMA: dict[str, pl.DataType] = {
     "retryable": pl.Boolean(),
     "tokens_in": pl.Int64(),
     "tokens_out": pl.Int64(),
+    "tokens_cached": pl.Int64(),
     "cost_usd": pl.Float64(),
     "run_budget_usd": pl.Float64(),
     "finished_at": pl.String(),

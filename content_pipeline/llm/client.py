@@ -26,6 +26,7 @@ class Completion:
     tokens_in: int
     tokens_out: int
     model: str | None = None  # the model that answered, as the response names it
+    cached_tokens: int = 0  # of tokens_in, those the provider's prompt cache served
 
 
 class CallFailed(Exception):
@@ -146,7 +147,14 @@ def _completion(response: httpx2.Response, pacer: Pacer | None) -> Completion:
         tokens_in=_count(usage.get("prompt_tokens")),
         tokens_out=_count(usage.get("completion_tokens")),
         model=data["model"] if isinstance(data.get("model"), str) and data["model"] else None,
+        cached_tokens=cached_tokens(usage),
     )
+
+
+def cached_tokens(usage: dict[str, Any]) -> int:
+    """`usage.prompt_tokens_details.cached_tokens` (0 when the provider reports none)."""
+    details = usage.get("prompt_tokens_details")
+    return _count(details.get("cached_tokens")) if isinstance(details, dict) else 0
 
 
 def _object(value: object, what: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ class Figures:
     escalated: int
     tokens_in: int
     tokens_out: int
+    tokens_cached: int
     cost_nano: int
     rejects_by_reason: dict[str, int]
     by_model: list[dict[str, Any]]
@@ -57,6 +58,7 @@ class Figures:
             "escalation_rate": self.escalation_rate,
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
+            "tokens_cached": self.tokens_cached,
             "cost_usd": to_usd(self.cost_nano),
             "cost_per_success_usd": self.cost_per_success_usd,
         }
@@ -119,6 +121,7 @@ def figures(frame: pl.DataFrame) -> Figures:
         escalated=int(frame["escalated"].fill_null(False).sum()),
         tokens_in=int(frame["tokens_in"].sum()),
         tokens_out=int(frame["tokens_out"].sum()),
+        tokens_cached=int(frame["tokens_cached"].fill_null(0).sum()),
         cost_nano=int(frame.select(nano_expr("cost_usd").sum()).item() or 0),
         rejects_by_reason={str(r): int(n) for r, n in reasons.iter_rows()},
         by_model=_by_model(frame),

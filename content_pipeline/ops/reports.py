@@ -32,6 +32,7 @@ ROWS: dict[str, list[tuple[str, str]]] = {
         ("cost_usd", "money"),
         ("tokens_in", "count"),
         ("tokens_out", "count"),
+        ("tokens_cached", "count"),
         ("successes", "count"),
         ("cost_per_success_usd", "money"),
     ],

@@ -41,6 +41,7 @@ class FakeLLMConfig:
     record: bool = False  # keep every request (path, authorization, body) in `requests`, for tests
     prices: dict[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))  # what its invoice charges
     snapshot: str = ""  # appended to the model an answer names, as providers name the snapshot that answered
+    cache_min_tokens: int = 1024  # a prompt's fixed part this long is served from its cache once seen (OpenAI's)
 
 
 class _Server(ThreadingHTTPServer):
@@ -67,6 +68,7 @@ class FakeLLM:
         self.billed: dict[str, dict[str, int]] = {}  # model -> the tokens of its paid answers, in and out
         self.billed_nano = 0  # the invoice: each paid answer priced on its own, as a provider bills it
         self.requests: list[dict[str, Any]] = []
+        self.prefixes: set[str] = set()  # the prompt prefixes its cache holds (model and fixed part)
         self.in_flight = 0
         self.peak_in_flight = 0
         self.first_request_at: float | None = None  # wall clock (epoch s) of the first and last chat request
@@ -175,13 +177,27 @@ class FakeLLM:
         """A paid answer's usage, as a provider's invoice counts it."""
         usage, model = answer.get("usage") or {}, str(answer.get("model")).removesuffix(self.config.snapshot or "\0")
         tokens_in, tokens_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         prices = PriceTable(self.config.prices)
         with self._lock:
             tokens = self.billed.setdefault(model, {"in": 0, "out": 0})
             tokens["in"] += tokens_in
             tokens["out"] += tokens_out
             if model in prices.prices:
-                self.billed_nano += prices.cost_nano(model, tokens_in, tokens_out)
+                self.billed_nano += prices.cost_nano(model, tokens_in, tokens_out, cached)
+
+    def cached_tokens(self, body: dict[str, Any]) -> int:
+        """A provider's prompt cache: the request's fixed part (everything before the item's JSON), in whole blocks of 128 tokens, once a request to the same model sent it before
+        and when it is at least `cache_min_tokens` long."""
+        prompt = "".join(str(m.get("content") or "") for m in body.get("messages") or [])
+        found = offline.ITEM_JSON.search(prompt)
+        fixed = prompt[: found.start()] if found else prompt
+        tokens = math.ceil(len(fixed) / 4)
+        key = f"{body.get('model')}\0{fixed}"
+        with self._lock:
+            seen = key in self.prefixes
+            self.prefixes.add(key)
+        return (tokens // 128) * 128 if seen and tokens >= self.config.cache_min_tokens else 0
 
     def _flight(self, delta: int) -> None:
         with self._lock:
@@ -191,6 +207,7 @@ class FakeLLM:
     def answer(self, body: dict[str, Any], kind: str | None) -> dict[str, Any]:
         """The chat.completion body: the offline writer's content, or the 200-fault the rule asks for."""
         completion = offline.completion_body(body, self.config.strong_model)
+        completion["usage"]["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens(body)}
         message, choice = completion["choices"][0]["message"], completion["choices"][0]
         prompt = "".join(str(m.get("content") or "") for m in body.get("messages") or [])
         if kind is None and message["content"] and INJECTION.search(prompt.split("<item>", 1)[-1]):

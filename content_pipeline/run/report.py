@@ -132,7 +132,7 @@ class RunReport:
             f"- spend: ${self.spend_usd:.4f} of {usd(self.budget_usd)} budget ({self.spend_usd / self.budget_usd:.1%} "
             f"used) over {st.calls - st.failed_calls} "
             f"answered calls and {st.failed_calls} failed attempt(s) (retried, or the item rejected with the cause)",
-            f"- tokens: {st.tokens_in} in, {st.tokens_out} out",
+            f"- tokens: {st.tokens_in} in ({st.tokens_cached} of them cached), {st.tokens_out} out",
         ]
         if self.crashed is not None and self.crashed.calls:
             lines.append(f"- {self.crashed.line()}")
