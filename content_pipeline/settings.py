@@ -19,6 +19,10 @@ from content_pipeline.errors import BadInputError
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 Scope = Literal["all", "promo", "changed"]
 RunMode = Literal["auto", "prefect", "direct"]
+GenerationMode = Literal["sync", "batch"]
+BatchEscalate = Literal["batch", "sync"]
+BATCH_MAX_REQUESTS = 50_000  # the Batch API's limits on one batch: requests, and bytes of its input file
+BATCH_MAX_BYTES = 200 * 1024 * 1024
 PublishApproval = Literal["signals", "ui"]
 WpStatus = Literal["draft", "publish"]
 MAX_REPLAY_HOURS = 720  # replay-failed's widest window (30 days): the CLI and the flow's form refuse wider
@@ -116,6 +120,20 @@ class Settings(BaseSettings):
     concurrency: Annotated[int, Field(ge=1, le=1000, description="LLM calls in flight at most")] = 16
     chunk_size: Annotated[int, Field(ge=1, description="Items per Prefect generation task")] = 50
     max_output_tokens: Annotated[int, Field(ge=64, description="max_tokens of one call")] = 800
+    generation_mode: GenerationMode = Field(
+        "sync",
+        description="sync: calls now; batch: the run's requests go to the Batch API (half price, results within "
+        "24 h) and `collect` settles them",
+    )
+    batch_escalate: BatchEscalate = Field(
+        "batch", description="How collect escalates a batch answer that fails QA: a follow-up batch, or a call now"
+    )
+    batch_max_requests: Annotated[
+        int, Field(ge=1, le=BATCH_MAX_REQUESTS, description="Most requests in one batch (a bigger run is split)")
+    ] = BATCH_MAX_REQUESTS
+    batch_max_bytes: Annotated[
+        int, Field(ge=1024, le=BATCH_MAX_BYTES, description="Most bytes of one batch's input file (split above)")
+    ] = BATCH_MAX_BYTES
     max_retries: Annotated[
         int, Field(ge=0, le=10, description="Retries of one call on 5xx, timeouts and dropped connections")
     ] = 3

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, get_args
 
 from content_pipeline.errors import BadInputError, PipelineError
 from content_pipeline.run import WHOLE_RUNS
-from content_pipeline.settings import MAX_REPLAY_HOURS, Scope, Settings
+from content_pipeline.settings import MAX_REPLAY_HOURS, GenerationMode, Scope, Settings
 from content_pipeline.store import layout, store_for
 from flows.ops_cli import HANDLERS, OPS_HELP, ops_arguments, settings_for_command
 from flows.prefect_api import configured_api_url
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from content_pipeline.run.report import RunReport
 
 RUN_COMMANDS = ("go-live", "replay-failed", "inventory", "batch", "preflight", "generate")  # those with a run id
-MAINTENANCE = ("consolidate", "audit", "sync", "sweep")
+MAINTENANCE = ("consolidate", "audit", "sync", "sweep", "collect")
+MODE_COMMANDS = ("go-live", "replay-failed", "generate")  # those that generate: sync calls or the Batch API
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         "audit": "check every invariant; non-zero exit on a violation",
         "sync": "rewrite the checkpoint from master",
         "sweep": "release the leases and queued claims of runs that are gone, naming each",
+        "collect": "settle the finished Batch API batches into the ledger; show those still running",
         "fake-llm": "a local OpenAI-compatible server to rehearse a run (fake-llm serve)",
         "publish": PUBLISH_HELP,
         **OPS_HELP,
@@ -61,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--limit", type=int, metavar="N", help="most items to claim (LIMIT)")
             cmd.add_argument("--budget-usd", type=float, metavar="X", help="hard spend ceiling, USD (BUDGET_USD)")
             cmd.add_argument("--run-id", metavar="ID", help="run id (RUN_ID); made unique when not given")
+        if name in MODE_COMMANDS:
+            cmd.add_argument(
+                "--mode", choices=get_args(GenerationMode), help="sync calls, or the Batch API (GENERATION_MODE)"
+            )
         if name == "replay-failed":
             cmd.add_argument("--since-hours", type=float, required=True, metavar="N", help="the window: last N hours")
             cmd.add_argument("--include-qa", action="store_true", help="QA and content-policy rejects too")
@@ -102,6 +108,10 @@ def _fake_llm_arguments(cmd: argparse.ArgumentParser) -> None:
         default=1024,
         help="a prompt's fixed part this long is served from the prompt cache once seen (default 1024)",
     )
+    cmd.add_argument("--batch-delay-s", type=float, default=0.0, help="a batch ends this long after it is created")
+    cmd.add_argument(
+        "--batch-expire-share", type=float, default=0.0, help="share of a batch's requests left unrun (it expires)"
+    )
     cmd.add_argument(
         "--fault",
         action="append",
@@ -126,6 +136,8 @@ def _fake_llm(args: argparse.Namespace) -> int:
         burst=args.burst,
         seed=args.seed,
         cache_min_tokens=args.cache_min_tokens,
+        batch_delay_s=args.batch_delay_s,
+        batch_expire_share=args.batch_expire_share,
         faults=[FaultRule.parse(spec) for spec in args.fault],
     )
     try:
@@ -158,6 +170,7 @@ def _run(args: argparse.Namespace) -> int:
     (or RUN_MODE / --prefect asks for one), so the run shows in a UI exactly when there is one."""
     if args.command in RUN_COMMANDS:
         flags = {"scope": args.scope, "limit": args.limit, "budget_usd": args.budget_usd, "run_id": args.run_id}
+        flags["generation_mode"] = getattr(args, "mode", None)
         settings = settings_for_command(**flags, run_mode=_mode(args)).with_run_id()
     else:
         settings = settings_for_command(run_mode=_mode(args), evidence_only=getattr(args, "dry_run", None) or None)
@@ -207,6 +220,8 @@ def _via_flow(
         if command in RUN_COMMANDS:
             params = {"scope": settings.scope, "limit": settings.limit, "budget_usd": settings.budget_usd}
             params["run_id"] = settings.run_id
+        if command in MODE_COMMANDS:
+            params["mode"] = settings.generation_mode
         if command == "sweep":
             params = {"dry_run": settings.evidence_only}
         if window is not None:

@@ -22,7 +22,14 @@ from content_pipeline.ops.restore import restore
 from content_pipeline.ops.template_rank import decide, rank_templates
 from content_pipeline.publish.command import publish_command
 from content_pipeline.run.commands import run_command
-from content_pipeline.settings import MAX_REPLAY_HOURS, RUN_ID_PATTERN, Scope, Settings, load_settings
+from content_pipeline.settings import (
+    MAX_REPLAY_HOURS,
+    RUN_ID_PATTERN,
+    GenerationMode,
+    Scope,
+    Settings,
+    load_settings,
+)
 from content_pipeline.store import Store, open_store, store_for
 from flows.prefect_probe import prefect_probes
 from flows.publishing import EdgePublishing
@@ -40,6 +47,12 @@ BudgetParam = Annotated[float, Field(gt=0, description="Hard spend ceiling of th
 RunIdParam = Annotated[
     str | None,
     Field(pattern=RUN_ID_PATTERN.pattern, description="Run id; a unique one (UTC time + random) is made when empty"),
+]
+ModeParam = Annotated[
+    GenerationMode | None,
+    Field(
+        description="sync: calls now; batch: the Batch API at half price, settled by collect; empty: GENERATION_MODE"
+    ),
 ]
 CHUNK_THREADS = 64  # threads of the task runner that runs generation chunks' task runs
 
@@ -68,10 +81,11 @@ def go_live(
     limit: LimitParam = _DEFAULT["limit"],
     budget_usd: BudgetParam = _DEFAULT["budget_usd"],
     run_id: RunIdParam = None,
+    mode: ModeParam = None,
 ) -> State:
     """inventory, batch, preflight, generate, consolidate, audit, sync, audit; with a run report.
     A failure names the stage and the spend so far, for the notification that announces it."""
-    return _run("go-live", scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
+    return _run("go-live", scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id, generation_mode=mode)
 
 
 @flow(name="replay-failed", task_runner=ThreadPoolTaskRunner(max_workers=CHUNK_THREADS))
@@ -133,9 +147,10 @@ def generate_flow(
     limit: LimitParam = _DEFAULT["limit"],
     budget_usd: BudgetParam = _DEFAULT["budget_usd"],
     run_id: RunIdParam = None,
+    mode: ModeParam = None,
 ) -> State:
     """Generate the run's preflighted batch, then release its claims."""
-    return _run("generate", scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
+    return _run("generate", scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id, generation_mode=mode)
 
 
 @flow(name="consolidate")
@@ -164,6 +179,13 @@ def sweep_flow(
     """Release the leases and queued claims of runs that are gone (expired past SWEEP_GRACE_S, or whose
     process is gone from this host), naming each: their items need content again."""
     return _run("sweep", evidence_only=dry_run or None)
+
+
+@flow(name="collect")
+def collect_flow() -> State:
+    """Poll the outstanding Batch API batches; settle the finished ones into the ledger (QA, escalations as
+    BATCH_ESCALATE says, expired requests as retryable rejects), then consolidate, audit and sync."""
+    return _run("collect")
 
 
 @flow(name="publish")
@@ -291,6 +313,7 @@ FLOWS = {
     "audit": audit_flow,
     "sync": sync_flow,
     "sweep": sweep_flow,
+    "collect": collect_flow,
     "health": health_flow,
     "progress": progress_flow,
     "publish": publish_flow,

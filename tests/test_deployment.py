@@ -85,6 +85,7 @@ EXPECTED_CRONS = {
     "go-live/promo": ["30 */6 * * *"],
     "go-live/ad-hoc": [],
     "audit/daily": ["0 6 * * *"],
+    "collect/every-10-minutes": ["*/10 * * * *"],
     "sweep/every-15-minutes": ["*/15 * * * *"],
     "health/hourly": ["0 * * * *"],
     "report/kpi-daily": ["0 7 * * *"],

@@ -18,7 +18,7 @@ LAYERS = [
     {"views"},
     {"intake", "llm"},
     {"generation"},
-    {"publish"},
+    {"publish", "batches"},
     {"run"},
     {"ops", "rehearsal"},
 ]

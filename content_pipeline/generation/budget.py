@@ -100,15 +100,21 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def call_worst_nano(prices: PriceTable, settings: Settings, model: str, msgs: list[dict[str, str]]) -> int:
-    """The most one call can cost: the prompt's token bound plus MAX_OUTPUT_TOKENS, at the model's price."""
-    return prices.cost_nano(model, prompts.prompt_tokens_upper_bound(msgs), settings.max_output_tokens)
+def call_worst_nano(
+    prices: PriceTable, settings: Settings, model: str, msgs: list[dict[str, str]], batch: bool = False
+) -> int:
+    """The most one call can cost: the prompt's token bound plus MAX_OUTPUT_TOKENS, at the model's price
+    (through the Batch API, its batch price)."""
+    return prices.cost_nano(model, prompts.prompt_tokens_upper_bound(msgs), settings.max_output_tokens, batch=batch)
 
 
 def item_worst_nano(prices: PriceTable, settings: Settings, msgs: list[dict[str, str]]) -> int:
-    """The most one item can cost: a call to MODEL plus an escalation to STRONG_MODEL."""
-    return call_worst_nano(prices, settings, settings.model, msgs) + call_worst_nano(
-        prices, settings, settings.strong_model, msgs
+    """The most one item can cost: a call to MODEL plus an escalation to STRONG_MODEL (in batch mode, at the
+    batch price; an escalation made at once, BATCH_ESCALATE=sync, at the full price)."""
+    batch = settings.generation_mode == "batch"
+    escalation_batched = batch and settings.batch_escalate == "batch"
+    return call_worst_nano(prices, settings, settings.model, msgs, batch) + call_worst_nano(
+        prices, settings, settings.strong_model, msgs, escalation_batched
     )
 
 

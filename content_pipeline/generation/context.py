@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from content_pipeline.claims.pending import pending_slugs
 from content_pipeline.errors import LedgerUnwritableError, PipelineError
 from content_pipeline.generation.budget import RunBudget
 from content_pipeline.generation.loop import ChunkLoop
@@ -114,7 +115,7 @@ def open_generation(
     generates again, `retry`, left out), the near-copy index, the ledger."""
     prices = PriceTable(settings.price_table)
     prices.check(settings.model, settings.strong_model)
-    already = decided(current_checkpoint(store), retry)
+    already = decided(current_checkpoint(store), retry) | pending_slugs(store)
     usage = read_usage(store)
     # what the run spent before (resumed under its id), and what its crashed processes may have been billed
     prior = usage["by_run"].get(run_id, {}).get("cost_nano", 0) + booked_at_crash(store, usage).of(run_id)

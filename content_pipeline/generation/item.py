@@ -39,7 +39,7 @@ class Decision:
     tried: int = 1
 
 
-def _judge(
+def judge(
     result: Completion, item: Item, attempt: Attempt, template: PromptTemplate
 ) -> tuple[ItemContent | None, qa.Verdict]:
     """QA of one answer; the verdict goes into the answer's Call."""
@@ -92,13 +92,15 @@ async def decide(ctx: GenerationContext, client: AsyncOpenAI, item: Item, attemp
         if isinstance(result, str):
             return _not_called(ctx, decision, result, attempt)
         decision.model = result.model or model  # the model that answered, as the response names it
-        decision.content, decision.verdict = _judge(result, item, attempt, template)
+        decision.content, decision.verdict = judge(result, item, attempt, template)
         if decision.verdict.ok:
             return decision
     return decision
 
 
-def _record(ctx: GenerationContext, item: Item, attempt: Attempt, decision: Decision, started: str) -> OutcomeRecord:
+def outcome_record(
+    ctx: GenerationContext, item: Item, attempt: Attempt, decision: Decision, started: str
+) -> OutcomeRecord:
     """The outcome record of a decided item, near-copies checked (and the new content registered)."""
     verdict, content = decision.verdict, decision.content
     signature: list[int] = []
@@ -143,7 +145,7 @@ async def generate_item(ctx: GenerationContext, client: AsyncOpenAI, item: Item)
     decision = await decide(ctx, client, item, attempt)
     if decision is None:
         return None
-    record = _record(ctx, item, attempt, decision, started)
+    record = outcome_record(ctx, item, attempt, decision, started)
     if ctx.ledger is not None:
         # durable before anything else is told: the ledger's writer thread fsyncs it (the event loop only
         # waits), and records finishing together share one write and one fsync (group commit)

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
+from content_pipeline.claims.pending import pending_slugs
 from content_pipeline.intake.catalogue import Catalogue, Item, load_catalogue
 from content_pipeline.intake.items import write_items
 from content_pipeline.store import Store, layout
@@ -50,7 +51,8 @@ def take_inventory(
     checkpoint = current_checkpoint(store, repaired)
     done = checkpoint.get("done", {})
     again = frozenset(changed([i for i in catalogue.items if i.slug in done])) if changed else frozenset()
-    needs = needs_content(catalogue.items, checkpoint, scope, again)
+    pending = pending_slugs(store)  # in a batch not collected yet: settled by collect, not generated again
+    needs = [i for i in needs_content(catalogue.items, checkpoint, scope, again) if i.slug not in pending]
     if not store.read_only:
         write_items(store, layout.run_key(run_id, layout.NEEDS_CONTENT), needs)
         store.put(

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
+from content_pipeline.claims.pending import pending_slugs
 from content_pipeline.claims.queue import read_queue
 from content_pipeline.errors import BadInputError, BudgetRefusedError
 from content_pipeline.intake.catalogue import Item, RowError, validate_row
@@ -96,6 +97,7 @@ def preflight(
     candidates = _read_batch(store, run_id, result) if planned is None else planned
     again = set(retry) | set(changed(candidates) if changed else ())
     final = decided(current_checkpoint(store), again)
+    pending = pending_slugs(store)
     queue, _ = read_queue(store)
     mine = set(queue.get("runs", {}).get(run_id, {}).get("slugs", []))
     seen: set[str] = set()
@@ -106,6 +108,8 @@ def preflight(
         seen.add(item.slug)
         if item.slug in final:
             result.dropped["done"] += 1
+        elif item.slug in pending:
+            result.dropped["pending_batch"] += 1
         elif item.slug not in mine and not store.read_only:
             result.dropped["not_queued"] += 1
         else:

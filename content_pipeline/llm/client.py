@@ -77,6 +77,19 @@ def make_client(settings: Settings) -> openai.AsyncOpenAI:
     )
 
 
+def chat_body(
+    settings: Settings, model: str, msgs: list[dict[str, str]], response_format: dict[str, Any]
+) -> dict[str, Any]:
+    """The body of one chat completion with structured output, as a call sends it and a batch holds it."""
+    return {
+        "model": model,
+        "messages": msgs,
+        "response_format": response_format,
+        "max_completion_tokens": settings.max_output_tokens,
+        "temperature": 0.4,
+    }
+
+
 def _where(settings: Settings) -> str:
     return "the offline model" if settings.offline else (settings.openai_base_url or "api.openai.com")
 
@@ -96,13 +109,7 @@ async def complete(
     own base URL, auth, timeout and status errors, as `chat.completions.create` sends it, without walking the
     body against the SDK's TypedDicts and without building its typed response (0.5-0.7 ms of CPU a call,
     2% of a run's throughput at 100 calls/s: BENCHMARKS.md). The answer is read as JSON by `_completion`."""
-    body = {
-        "model": model,
-        "messages": msgs,
-        "response_format": response_format,
-        "max_completion_tokens": settings.max_output_tokens,
-        "temperature": 0.4,
-    }
+    body = chat_body(settings, model, msgs, response_format)
     try:
         response = await client.post("/chat/completions", body=body, cast_to=httpx2.Response)
     except openai.APIStatusError as exc:
@@ -132,6 +139,13 @@ def _completion(response: httpx2.Response, pacer: Pacer | None) -> Completion:
     usage = _object(data.get("usage") or {}, "its usage")
     if pacer is not None:
         pacer.observe(response.headers, _count(usage.get("total_tokens")))
+    return completion_from(data)
+
+
+def completion_from(data: dict[str, Any]) -> Completion:
+    """A chat.completion body's text, refusal, finish reason and usage (a call's answer, or a batch's
+    response body); ValueError when it is not one."""
+    usage = _object(data.get("usage") or {}, "its usage")
     choices = data.get("choices") or []
     if not isinstance(choices, list):
         raise ValueError("its choices are not a list")

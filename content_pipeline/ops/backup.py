@@ -21,6 +21,7 @@ BACKED_UP = (
     layout.INTENTS_PREFIX,
     layout.MASTER_PREFIX,
     layout.RUNS_PREFIX,
+    layout.BATCHES_PREFIX,
     layout.LAST_GO_LIVE,
     layout.TEMPLATES_PREFIX,
     layout.REPORTS_PREFIX,

@@ -14,6 +14,7 @@ from typing import Literal
 
 import polars as pl
 
+from content_pipeline.claims.pending import outstanding
 from content_pipeline.claims.sweep import Swept, sweep
 from content_pipeline.errors import PipelineError
 from content_pipeline.ledger.quarantine import damaged_records
@@ -36,6 +37,8 @@ _RANK: dict[Level, int] = {"green": 0, "amber": 1, "red": 2}
 FAILURE_AMBER, FAILURE_RED = 0.10, 0.20  # the runbooks' thresholds for the last 24 hours' failure rate
 SPEND_AMBER = 0.8  # today's spend above this share of DAILY_BUDGET_USD is amber
 LAST_RUN_AMBER_H = 24.0  # a last go-live older than this is amber: the schedule may have stopped
+BATCH_WINDOW_S = 24 * 3600.0  # the Batch API's completion window: an outstanding batch older is amber
+BATCH_UNSENT_AMBER_S = 600.0  # a batch planned and not submitted for longer is amber
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,25 @@ def _failures(store: Store, now: datetime) -> Check:
     return Check("failures", level, f"{rate:.1%} in the last 24 h ({failed} of {attempted} item(s); {limits})")
 
 
+def _batches(store: Store, now: datetime) -> Check:
+    """Batch API batches not collected yet: amber once one is older than the 24 h completion window (collect
+    is not running, or cannot reach the provider), or planned and not submitted for over 10 minutes."""
+    rows = outstanding(store, now)
+    if not rows:
+        return Check("batches", "green", "no outstanding batch")
+    oldest = rows[0]
+    unsent = [r for r in rows if r["batch_id"] is None and r["age_s"] > BATCH_UNSENT_AMBER_S]
+    what = (
+        f"{len(rows)} outstanding ({sum(r['requests'] for r in rows)} request(s)); oldest "
+        f"{oldest['run_id']}/{oldest['name']}, {oldest['age_s'] / 3600:.1f} h old"
+    )
+    if oldest["age_s"] > BATCH_WINDOW_S or unsent:
+        why = "past the 24 h window: is `collect` running?" if oldest["age_s"] > BATCH_WINDOW_S else ""
+        why = why or f"{len(unsent)} planned but not submitted (collect submits them)"
+        return Check("batches", "amber", f"{what}; {why}")
+    return Check("batches", "green", what)
+
+
 def _publishing(store: Store, now: datetime) -> Check:
     history = read_history(store, keep_damaged=False)
     slo, stopped = publish_slo(history, now), halted(store)
@@ -238,6 +260,7 @@ def health(store: Store, settings: Settings, *, now: datetime | None = None, pro
         ("spend", lambda: _spend(store, settings, moment)),
         ("failures", lambda: _failures(store, moment)),
         ("publishing", lambda: _publishing(store, moment)),
+        ("batches", lambda: _batches(store, moment)),
     ]
     result = Health()
     for name, probe in [*checks, *(("probe", p) for p in probes)]:

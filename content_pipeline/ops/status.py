@@ -6,6 +6,7 @@ from typing import Any
 
 import polars as pl
 
+from content_pipeline.claims.pending import outstanding, pending_slugs
 from content_pipeline.intake.catalogue import load_catalogue
 from content_pipeline.intake.inventory import needs_content
 from content_pipeline.ledger.inflight import Booked, booked_at_crash, read_intents, recorded_among, unsettled
@@ -21,6 +22,7 @@ def status(store: Store, catalogue_source: str, s3_options: dict[str, str | None
     catalogue = load_catalogue(catalogue_source, s3_options)
     checkpoint, usage = read_checkpoint_and_usage(store)
     current = views_current(store)
+    pending = pending_slugs(store)
     if current:  # the consolidated count is exact: no need to read every ledger segment
         records = int(usage.get("records", 0))
         crashed = booked_at_crash(store, usage)
@@ -31,7 +33,7 @@ def status(store: Store, catalogue_source: str, s3_options: dict[str, str | None
         "store": store.url,
         "catalogue": len(catalogue.items),
         "catalogue_invalid_rows": len(catalogue.invalid),
-        "needs_content": len(needs_content(catalogue.items, checkpoint, "all")),
+        "needs_content": len([i for i in needs_content(catalogue.items, checkpoint, "all") if i.slug not in pending]),
         "done": len(checkpoint.get("done", {})),
         "rejected": len(checkpoint.get("rejected", {})),
         "queued": len(checkpoint.get("queued", {})),
@@ -41,6 +43,7 @@ def status(store: Store, catalogue_source: str, s3_options: dict[str, str | None
         "in_flight_at_crash": _crashed(crashed),
         "views_current": current,
         "views_damaged": views_cut(store),
+        "batches_outstanding": outstanding(store),
     }
 
 

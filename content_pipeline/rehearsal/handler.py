@@ -7,11 +7,15 @@ import json
 import math
 import socket
 import time
+from email.parser import BytesParser
+from email.policy import default
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 from content_pipeline.errors import BadInputError
 from content_pipeline.llm import offline
+from content_pipeline.rehearsal.batches import paced_lines
 from content_pipeline.rehearsal.faults import ERRORS
 
 if TYPE_CHECKING:
@@ -65,6 +69,8 @@ class Handler(BaseHTTPRequestHandler):
         return self.path.rstrip("/").endswith(suffix)
 
     def do_GET(self) -> None:
+        if self._batch_api("GET", b""):
+            return
         if self._is("/_fake/stats"):
             self._send(200, self.fake.stats())
         elif self._is("/models"):
@@ -75,8 +81,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         arrived = time.monotonic()
         length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length)
+        if self._batch_api("POST", raw):
+            return
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = json.loads(raw or b"{}")
         except ValueError:
             self._send(400, {"error": {"message": "the body is not JSON", "type": "invalid_request_error"}})
             return
@@ -86,6 +95,64 @@ class Handler(BaseHTTPRequestHandler):
             self._chat(body, arrived)
         else:
             self._no_route()
+
+    def _batch_api(self, method: str, raw: bytes) -> bool:
+        """The Files and Batches routes (rehearsal/batches.py); False for any other path."""
+        parts = urlsplit(self.path)
+        path, query = parts.path.rstrip("/").split("/v1", 1)[-1], parse_qs(parts.query)
+        desk, fake = self.fake.desk, self.fake
+        segments = path.strip("/").split("/")
+        if segments[0] not in ("files", "batches"):
+            return False
+        if self._admit({}, self.headers.get("authorization") or "", limited=False) is None:
+            return True
+        if method == "POST" and path == "/files":
+            fake.hold("upload")
+            purpose, name, data = _multipart(self.headers.get("content-type") or "", raw)
+            stored = desk.add_file(purpose, name, data)
+            fake.hold("uploaded")
+            self._send(200, stored.meta())
+        elif method == "GET" and segments[0] == "files" and len(segments) in (2, 3):
+            stored = desk.file(segments[1])
+            if stored is None:
+                self._send(404, {"error": {"message": f"no file {segments[1]}", "type": "invalid_request_error"}})
+            elif len(segments) == 3 and segments[2] == "content":
+                self._stream(stored.data, fake.config.file_line_delay_s)
+            else:
+                self._send(200, stored.meta())
+        elif method == "POST" and path == "/batches":
+            fake.hold("create")
+            status, body = desk.create(json.loads(raw or b"{}"))
+            fake.hold("created")
+            self._send(status, body)
+        elif method == "GET" and path == "/batches":
+            self._send(200, desk.listing((query.get("after") or [None])[0], int((query.get("limit") or [20])[0])))
+        elif segments[0] == "batches" and len(segments) in (2, 3):
+            if method == "GET":
+                fake.hold("retrieve")
+            batch = (
+                desk.cancel(segments[1])
+                if len(segments) == 3 and segments[2] == "cancel"
+                else desk.retrieve(segments[1])
+            )
+            if batch is None:
+                self._send(404, {"error": {"message": f"no batch {segments[1]}", "type": "invalid_request_error"}})
+            else:
+                self._send(200, batch.body())
+        else:
+            self._no_route()
+        return True
+
+    def _stream(self, data: bytes, delay_s: float) -> None:
+        """A file's bytes, sent line by line `delay_s` apart (chunked: the client reads as they come)."""
+        self.send_response(200)
+        self.send_header("content-type", "application/octet-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for line in paced_lines(data, delay_s):
+            self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
 
     def _set_faults(self, body: dict[str, Any]) -> None:
         try:
@@ -119,15 +186,17 @@ class Handler(BaseHTTPRequestHandler):
             fake._flight(-1)
         self._reply(kind, answer, headers, auth)
 
-    def _admit(self, body: dict[str, Any], auth: str) -> dict[str, str] | None:
+    def _admit(self, body: dict[str, Any], auth: str, limited: bool = True) -> dict[str, str] | None:
         """The rate-limit headers of a request that may go on; None when it was answered already (a wrong
-        key, a denied model, a limit reached)."""
+        key, a denied model, a limit reached). `limited`: a chat call, held to RPM and TPM."""
         fake = self.fake
         key = fake.config.key
         if key is not None and auth != f"Bearer {key}":
             given = auth.removeprefix("Bearer ")
             self._error("401", {}, f"Incorrect API key provided: {given[:3]}***{given[-4:]}")
             return None
+        if not limited:
+            return {}
         if body.get("model") in fake.config.denied_models:
             fake._count("403")
             self._send(403, {"error": {"message": "no access to this model", "code": "model_access_denied"}})
@@ -158,6 +227,20 @@ class Handler(BaseHTTPRequestHandler):
             fake._bill(answer)
             fake._count(kind or "ok")
             self._send(200, answer, headers)
+
+
+def _multipart(content_type: str, raw: bytes) -> tuple[str, str, bytes]:
+    """purpose, file name and file bytes of a files.create upload (multipart/form-data)."""
+    message = BytesParser(policy=default).parsebytes(f"content-type: {content_type}\r\n\r\n".encode() + raw)
+    purpose, name, data = "", "upload.jsonl", b""
+    for part in message.iter_parts():
+        field_name = part.get_param("name", header="content-disposition")
+        if field_name == "purpose":
+            purpose = part.get_content().strip()
+        elif field_name == "file":
+            name = part.get_filename() or name
+            data = part.get_payload(decode=True) or b""
+    return purpose, name, data
 
 
 def handler_for(fake: FakeLLM) -> type[Handler]:

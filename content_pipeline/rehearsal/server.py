@@ -17,6 +17,7 @@ from typing import Any
 from content_pipeline.generation.prompts import SYSTEM_PROMPT
 from content_pipeline.llm import offline
 from content_pipeline.money import PriceTable
+from content_pipeline.rehearsal.batches import BatchDesk
 from content_pipeline.rehearsal.faults import INJECTION, Bucket, FaultRule
 from content_pipeline.rehearsal.handler import handler_for
 from content_pipeline.settings import DEFAULT_PRICES, ModelPrice
@@ -42,6 +43,12 @@ class FakeLLMConfig:
     prices: dict[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))  # what its invoice charges
     snapshot: str = ""  # appended to the model an answer names, as providers name the snapshot that answered
     cache_min_tokens: int = 1024  # a prompt's fixed part this long is served from its cache once seen (OpenAI's)
+    batch_delay_s: float = 0.0  # a batch ends on the first look this long after it was created
+    batch_expire_share: float = 0.0  # the share of a batch's requests not run before its window closes
+    stall: dict[str, float] = field(
+        default_factory=dict
+    )  # seconds held at: upload, uploaded, create, created, retrieve
+    file_line_delay_s: float = 0.0  # a file download's pace: this long before each line
 
 
 class _Server(ThreadingHTTPServer):
@@ -74,6 +81,7 @@ class FakeLLM:
         self.first_request_at: float | None = None  # wall clock (epoch s) of the first and last chat request
         self.last_request_at: float | None = None
         self._lock = threading.Lock()
+        self.desk = BatchDesk(self)
         self.httpd = _Server((host, port), handler_for(self))
         self.url = f"http://{host}:{self.httpd.server_address[1]}/v1"
         self._thread: threading.Thread | None = None
@@ -121,6 +129,8 @@ class FakeLLM:
                 "first_request_at": self.first_request_at,
                 "last_request_at": self.last_request_at,
                 "faults": [rule.describe() for rule in self.config.faults],
+                "files": len(self.desk.files),
+                "batches_created": self.desk.created,
             }
 
     def _fault_for(self, item: str) -> str | None:
@@ -173,8 +183,13 @@ class FakeLLM:
         with self._lock:
             self.counts[outcome] += 1
 
-    def _bill(self, answer: dict[str, Any]) -> None:
-        """A paid answer's usage, as a provider's invoice counts it."""
+    def hold(self, point: str) -> None:
+        """Wait as long as `stall` says at this point of a Files or Batches call (a test kills the client
+        meanwhile)."""
+        time.sleep(self.config.stall.get(point, 0.0))
+
+    def _bill(self, answer: dict[str, Any], batch: bool = False) -> None:
+        """A paid answer's usage, as a provider's invoice counts it (a batch's at the batch price)."""
         usage, model = answer.get("usage") or {}, str(answer.get("model")).removesuffix(self.config.snapshot or "\0")
         tokens_in, tokens_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
@@ -184,7 +199,7 @@ class FakeLLM:
             tokens["in"] += tokens_in
             tokens["out"] += tokens_out
             if model in prices.prices:
-                self.billed_nano += prices.cost_nano(model, tokens_in, tokens_out, cached)
+                self.billed_nano += prices.cost_nano(model, tokens_in, tokens_out, cached, batch=batch)
 
     def cached_tokens(self, body: dict[str, Any]) -> int:
         """A provider's prompt cache: the request's fixed part (everything before the item's JSON), in whole blocks of 128 tokens, once a request to the same model sent it before

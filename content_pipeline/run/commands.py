@@ -10,10 +10,11 @@ from content_pipeline.claims.batch import run_lease
 from content_pipeline.errors import AuditFailedError, BadInputError, PipelineError
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.intake.items import read_items
+from content_pipeline.money import to_usd
 from content_pipeline.publish.command import Publishing
 from content_pipeline.run import WHOLE_RUNS
 from content_pipeline.run.generate import generate
-from content_pipeline.run.golive import Replay, go_live
+from content_pipeline.run.golive import Replay, finish, go_live
 from content_pipeline.run.report import RunReport
 from content_pipeline.run.reporter import Reporter
 from content_pipeline.run.stages import Stages
@@ -102,6 +103,25 @@ def sync(stages: Stages) -> str:
     return "checkpoint rewritten from master" if stages.sync() else "checkpoint already matches master"
 
 
+def collect_batches(stages: Stages) -> str:
+    """Settle the finished Batch API batches, then (when anything was settled) consolidate, audit and sync
+    as go-live does; the summary names what is still outstanding."""
+    from content_pipeline.batches.collect import collect  # the Batch API's client, once it is used
+
+    found = stages.reporter.stage("collect", lambda: collect(stages.store, stages.settings, stages.log))
+    if found.settled:
+        finish(stages, RunReport.start(stages.settings, stages.store))
+    oldest = max((b.age_s for b in found.outstanding), default=0.0) / 3600
+    parts = [
+        f"{len(found.settled)} batch(es) settled: {found.successes} success(es), {found.rejects} reject(s), "
+        f"{found.escalated} escalated, {found.already} already in the ledger, ${to_usd(found.spent_nano):.4f}",
+        f"{len(found.outstanding)} outstanding" + (f" (oldest {oldest:.1f} h)" if found.outstanding else ""),
+    ]
+    if found.busy:
+        parts.append(f"left to the processes holding them: {', '.join(found.busy)}")
+    return "; ".join(parts)
+
+
 def sweep(stages: Stages) -> str:
     """Release the leases and queued claims of runs that are gone, naming each (also logged); with
     EVIDENCE_ONLY, name what would be released."""
@@ -118,6 +138,7 @@ COMMANDS: dict[str, Callable[[Stages], str]] = {
     "audit": audit,
     "sync": sync,
     "sweep": sweep,
+    "collect": collect_batches,
 }
 
 

@@ -101,12 +101,16 @@ def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineEr
     every CONSOLIDATE_EVERY successes; returns the error that stopped the run, if any (the run's outcomes
     are in the ledger either way)."""
     settings, store = stages.settings, stages.store
-    if not items:
+    if not items and settings.generation_mode == "sync":
         stages.log("generate: nothing to generate")
         return None
     if settings.evidence_only:
         stages.log(f"EVIDENCE_ONLY: {len(items)} item(s) would be generated; no call made, nothing spent")
         return None
+    if settings.generation_mode == "batch":
+        from content_pipeline.run.batchmode import submit_batches  # the Batch API's client, once it is used
+
+        return submit_batches(stages, items, report)
     chunks, parallel, per_chunk = plan_chunks(items, settings, overlap=not settings.llm_global_limits)
     periodic = PeriodicConsolidator(store, settings.consolidate_every)
     again = stages.retry | stages.changed(items)  # a replay's rejects, changed items' successes

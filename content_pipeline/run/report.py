@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from content_pipeline.errors import PipelineError
 from content_pipeline.generation.stats import RunStats
 from content_pipeline.ledger.inflight import Booked
 from content_pipeline.llm.pacing import PacerStats
-from content_pipeline.money import usd
+from content_pipeline.money import to_usd, usd
 from content_pipeline.settings import Settings
 from content_pipeline.store import RequestCounts, Store, layout
 from content_pipeline.views.snapshot import read_master
+
+if TYPE_CHECKING:
+    from content_pipeline.batches.submit import Submitted
 
 MAX_INVALID_SHOWN = 50
 
@@ -50,6 +54,7 @@ class RunReport:
     requests: RequestCounts | None = None
     pacing: PacerStats | None = None
     crashed: Booked | None = None  # calls in flight at a crash (this run's or another's), booked
+    batches: Submitted | None = None  # batch mode: what was planned and submitted
 
     @classmethod
     def start(cls, settings: Settings, store: Store) -> RunReport:
@@ -134,6 +139,14 @@ class RunReport:
             f"answered calls and {st.failed_calls} failed attempt(s) (retried, or the item rejected with the cause)",
             f"- tokens: {st.tokens_in} in ({st.tokens_cached} of them cached), {st.tokens_out} out",
         ]
+        if self.batches is not None:
+            b = self.batches
+            lines.append(
+                f"- batch mode: {b.requests} request(s) planned in {len(b.planned)} batch(es), "
+                f"{usd(to_usd(b.reserved_nano))} reserved at the batch price; {len(b.submitted)} batch(es) submitted"
+                f"{f', {len(b.found_again)} found again by listing' if b.found_again else ''}; "
+                "`content-pipeline collect` settles them"
+            )
         if self.crashed is not None and self.crashed.calls:
             lines.append(f"- {self.crashed.line()}")
         if self.requests:

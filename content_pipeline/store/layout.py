@@ -134,6 +134,18 @@ def publish_quarantine(slug: str) -> str:
     return f"{PUBLISH_QUARANTINE}{slug}.json"
 
 
+BATCHES_PREFIX = "batches/"  # each run's Batch API requests: batches/<run>/<name>/ holds the four below
+BATCH_PLAN = "plan.json"  # the requests (record id, item, worst case) and the money reserved for them
+BATCH_INPUT = "input.jsonl"  # the file uploaded: exactly these bytes, however often it is uploaded
+BATCH_SUBMITTED = "batch.json"  # the provider's batch id, recorded once it was created (never submitted again)
+BATCH_COLLECTED = "collected.json"  # how the batch ended, once every outcome of it is in the ledger
+
+
+def batch_key(run_id: str, name: str, part: str) -> str:
+    """One object of one planned batch: BATCH_PLAN, BATCH_INPUT, BATCH_SUBMITTED or BATCH_COLLECTED."""
+    return f"{BATCHES_PREFIX}{run_id}/{name}/{part}"
+
+
 def run_dir(run_id: str) -> str:
     return f"{RUNS_PREFIX}{run_id}/"
 
@@ -170,6 +182,7 @@ _AREAS = (
     (LOCKS_PREFIX, "leases"),
     (RUNS_PREFIX, "run files"),
     (PUBLISH_PREFIX, "publishing"),
+    (BATCHES_PREFIX, "batches"),
 )
 
 

@@ -1,0 +1,128 @@
+"""Batch mode over HTTP with the real `openai` client against the fake provider's Files and Batches API, on
+both stores: a go-live submits, collect settles every item at half the sync price, escalations go to a
+follow-up batch (or are called at once), expired requests are retryable rejects, a big run is split at the
+provider's limits, and status and health show what is outstanding."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from content_pipeline.ledger.scan import read_records
+from content_pipeline.ops.health import health
+from content_pipeline.ops.status import status
+from content_pipeline.run.commands import run_command
+from content_pipeline.run.reporter import PlainReporter
+from content_pipeline.settings import Settings
+from content_pipeline.store import Store
+from content_pipeline.views.audit import audit
+from tests.helpers import fake_llm, invoice, run
+
+
+def batch_settings(make_settings: Any, server: Any, **extra: Any) -> Settings:
+    return make_settings(openai_api_key="sk-b", openai_base_url=server.url, generation_mode="batch", **extra)
+
+
+def collect(settings: Settings, store: Store) -> str:
+    outcome = run_command("collect", settings, store, PlainReporter())
+    assert outcome.ok, outcome.message
+    return outcome.message
+
+
+def test_a_batch_go_live_settles_every_item_at_half_the_sync_price(make_settings, store: Store, tmp_path) -> None:
+    with fake_llm("sk-b") as server:  # the same items, called at once, on a store of their own
+        synced = run(make_settings(openai_api_key="sk-b", openai_base_url=server.url, store_url=str(tmp_path / "sync")))
+    assert synced.ok and synced.stats.successes == 20
+    with fake_llm("sk-b") as server:
+        settings = batch_settings(make_settings, server)
+        submitted = run(settings, store)
+        assert submitted.ok and submitted.stats.calls == 0 and read_records(store) == []
+        assert submitted.batches is not None and submitted.batches.requests == 20
+        assert "20 request(s) planned in 1 batch(es)" in submitted.markdown()
+        line = collect(settings, store)
+        billed = invoice(server)
+        assert server.stats()["batches_created"] == 1 and server.stats()["requests"] == 0  # no call made at once
+    records = read_records(store)
+    assert line.startswith("1 batch(es) settled: 20 success(es), 0 reject(s), 0 escalated")
+    assert len(records) == 20 and {r.status for r in records} == {"success"}
+    assert {r.run_id for r in records} == {settings.run_id} and all(len(r.calls) == 1 for r in records)
+    spent = sum(round(r.cost_usd * 1e9) for r in records)
+    assert spent == billed
+    assert spent == pytest.approx(0.5 * synced.spend_usd * 1e9, abs=20)  # half price, within a nano a record
+    assert audit(store).ok
+    again = collect(settings, store)  # collecting twice appends nothing twice
+    assert again.startswith("0 batch(es) settled") and len(read_records(store)) == 20
+    rerun = run(batch_settings(make_settings, server), store)  # nothing left to plan
+    assert rerun.ok and rerun.batches is not None and rerun.batches.requests == 0
+
+
+@pytest.mark.parametrize("escalate", ["batch", "sync"])
+def test_a_qa_failure_escalates_to_the_strong_model_in_a_follow_up_batch_or_at_once(
+    make_settings, store: Store, escalate: str
+) -> None:
+    with fake_llm("sk-b", "schema@Sample Widget 3*1") as server:  # item 3's first answer has the wrong shape
+        settings = batch_settings(make_settings, server, batch_escalate=escalate)
+        assert run(settings, store).ok
+        first = collect(settings, store)
+        settled_now = 19 if escalate == "batch" else 20  # called at once, the escalation is settled too
+        assert f"{settled_now} success(es), 0 reject(s), 1 escalated" in first
+        if escalate == "batch":
+            assert "1 outstanding" not in first and server.stats()["batches_created"] == 2
+            assert collect(settings, store).startswith("1 batch(es) settled: 1 success(es)")
+        else:
+            assert server.stats()["batches_created"] == 1 and server.stats()["requests"] == 1  # called at once
+    records = read_records(store)
+    assert len(records) == 20 and Counter(r.status for r in records) == {"success": 20}
+    [escalated] = [r for r in records if r.escalated]
+    assert escalated.slug == "item-0003" and [c.model for c in escalated.calls] == ["gpt-4o-mini", "gpt-4o"]
+    assert escalated.calls[0].outcome.startswith("schema") and escalated.attempt == 2
+    assert escalated.cost_usd == pytest.approx(sum(c.cost_usd for c in escalated.calls))
+    assert audit(store).ok
+
+
+def test_expired_requests_are_retryable_rejects_that_the_next_run_takes_again(make_settings, store: Store) -> None:
+    with fake_llm("sk-b", batch_expire_share=0.25) as server:
+        settings = batch_settings(make_settings, server)
+        assert run(settings, store).ok
+        assert "15 success(es), 5 reject(s)" in collect(settings, store)
+        rejects = [r for r in read_records(store) if r.status == "reject"]
+        assert len(rejects) == 5 and all(r.retryable and r.cost_usd == 0 for r in rejects)
+        assert all("batch expired: batch_expired" in (r.error or "") for r in rejects)
+        server.config.batch_expire_share = 0.0
+        follow = batch_settings(make_settings, server)
+        again = run(follow, store)
+        assert again.batches is not None and again.batches.requests == 5  # exactly the expired ones
+        assert "5 success(es)" in collect(follow, store)
+    assert audit(store).ok
+
+
+def test_a_run_bigger_than_the_limits_is_split_and_the_budget_leaves_the_rest_claimable(
+    make_settings, store: Store
+) -> None:
+    with fake_llm("sk-b") as server:
+        settings = batch_settings(make_settings, server, batch_max_requests=7, budget_usd=0.003, min_item_cost_usd=0)
+        report = run(settings, store)
+        assert report.batches is not None
+        planned = report.batches.requests
+        assert 0 < planned < 20 and report.stats.not_attempted == 20 - planned  # the budget's share
+        assert report.stop_reason and report.stop_reason.startswith("run budget $0.0030 reached")
+        assert len(report.batches.planned) == -(-planned // 7) == server.stats()["batches_created"]
+        assert report.batches.reserved_nano <= 3_000_000
+        collect(settings, store)
+    assert len(read_records(store)) == planned and audit(store).ok
+    assert sum(r.cost_usd for r in read_records(store)) <= 0.003
+
+
+def test_status_and_health_show_the_outstanding_batches_and_their_age(make_settings, store: Store) -> None:
+    with fake_llm("sk-b", batch_delay_s=3600) as server:
+        settings = batch_settings(make_settings, server)
+        assert run(settings, store).ok
+        line = collect(settings, store)
+    assert line.endswith("0 already in the ledger, $0.0000; 1 outstanding (oldest 0.0 h)")
+    [row] = status(store, settings.catalogue)["batches_outstanding"]
+    assert row["run_id"] == settings.run_id and row["requests"] == 20 and row["batch_id"].startswith("batch_")
+    [check] = [c for c in health(store, settings).checks if c.name == "batches"]
+    assert check.level == "green" and check.detail.startswith("1 outstanding (20 request(s)); oldest")
+    assert status(store, settings.catalogue)["needs_content"] == 0  # pending in the batch, not needing content
