@@ -92,6 +92,7 @@ class BatchDesk:
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, FakeBatch] = {}
         self.created = 0  # batches created, in all
+        self.looks = 0  # batches retrieved, in all
         self._lock = threading.RLock()
 
     # --- files
@@ -126,6 +127,11 @@ class BatchDesk:
             self.batches[batch.id] = batch
             self.created += 1
         return 200, batch.body()
+
+    def looked(self) -> None:
+        """A retrieve arrived (counted before it is held or answered)."""
+        with self._lock:
+            self.looks += 1
 
     def retrieve(self, batch_id: str) -> FakeBatch | None:
         with self._lock:

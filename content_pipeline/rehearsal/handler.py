@@ -129,6 +129,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, desk.listing((query.get("after") or [None])[0], int((query.get("limit") or [20])[0])))
         elif segments[0] == "batches" and len(segments) in (2, 3):
             if method == "GET":
+                desk.looked()  # counted as it arrives (a client may be killed while it is held)
                 fake.hold("retrieve")
             batch = (
                 desk.cancel(segments[1])

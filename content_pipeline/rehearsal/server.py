@@ -131,6 +131,7 @@ class FakeLLM:
                 "faults": [rule.describe() for rule in self.config.faults],
                 "files": len(self.desk.files),
                 "batches_created": self.desk.created,
+                "batch_retrieves": self.desk.looks,
             }
 
     def _fault_for(self, item: str) -> str | None:
