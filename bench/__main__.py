@@ -24,6 +24,7 @@ FULL = {
     "go_live": 1000,
     "start_up": 5,
     "doors": ["direct", "server", "temporary"],  # scenarios 4 and 5: the CLI's front doors measured
+    "money": {"items": 1000, "budget_items": 1500, "concurrency": 50},
 }
 SMOKE = {
     "throughput": {"items": 40, "latency_ms": 20, "jitter": 0.2, "concurrency": 8, "rpm": 6000},
@@ -32,6 +33,7 @@ SMOKE = {
     "go_live": 30,
     "start_up": 1,
     "doors": ["direct"],  # the flow doors' start-up is seconds of Prefect server: tests/test_cli_crash.py runs them
+    "money": {"items": 30, "budget_items": 200, "concurrency": 50},
 }
 
 
@@ -207,6 +209,53 @@ def start_up(repeats: int, doors: list[str], work: Path, out: list[dict[str, Any
     emit(line, out)
 
 
+def money(cfg: dict[str, Any], work: Path, out: list[dict[str, Any]]) -> None:
+    """Scenario 6: what batch mode, reruns and the budget's last cents come to."""
+    items = cfg["items"]
+    batch = run("batch_vs_sync", work=work / "batch-vs-sync", items=items)
+    emit(
+        {
+            "scenario": "6-money",
+            "form": "batch_vs_sync",
+            "items": items,
+            "sync_usd_per_item": round(batch["sync_usd_per_item"], 9),
+            "batch_usd_per_item": round(batch["batch_usd_per_item"], 9),
+            "batch_vs_sync": round(batch["batch_vs_sync"], 4),
+            "target_met": abs(batch["batch_vs_sync"] - 0.5) <= 0.005,
+        },
+        out,
+    )
+    again = run("reruns", work=work / "reruns", items=items)
+    emit(
+        {
+            "scenario": "6-money",
+            "form": "reruns",
+            "items": items,
+            "full_usd": round(again["full_usd"], 6),
+            "unchanged_rerun_usd": round(again["unchanged_rerun_usd"], 6),
+            "changed_items": again["changed_items"],
+            "changed_rerun_generated": again["changed_rerun_generated"],
+            "changed_rerun_vs_full": round(again["changed_rerun_vs_full"], 4),
+            "target_met": again["unchanged_rerun_usd"] == 0 and abs(again["changed_rerun_vs_full"] - 0.1) <= 0.02,
+        },
+        out,
+    )
+    used = run("budget_use", work=work / "budget-use", items=cfg["budget_items"], concurrency=cfg["concurrency"])
+    emit(
+        {
+            "scenario": "6-money",
+            "form": "budget_use",
+            "items": used["items"],
+            "concurrency": used["concurrency"],
+            "budget_usd": used["budget_usd"],
+            "spent_usd": round(used["spent_usd"], 6),
+            "share_of_budget": round(used["share_of_budget"], 4),
+            "target_met": 0.95 <= used["share_of_budget"] <= 1.0,
+        },
+        out,
+    )
+
+
 def table(lines: list[dict[str, Any]]) -> str:
     rows = ["| scenario | measurement | figure | target met |", "|---|---|---|---|"]
     for line in lines:
@@ -219,14 +268,16 @@ def table(lines: list[dict[str, Any]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the bench code runs (seconds)")
-    parser.add_argument("--only", choices=["1", "2", "3", "4", "5"], action="append", help="run only these scenarios")
+    parser.add_argument(
+        "--only", choices=["1", "2", "3", "4", "5", "6"], action="append", help="run only these scenarios"
+    )
     parser.add_argument("--items", type=int, help="scenario 1: items per form (default 3000)")
     parser.add_argument("--rpm", type=int, help="scenario 1: the fake provider's requests per minute (default 6000)")
     args = parser.parse_args()
     cfg = SMOKE if args.smoke else FULL
     overrides = {k: v for k, v in (("items", args.items), ("rpm", args.rpm)) if v is not None}
     cfg = {**cfg, "throughput": {**cfg["throughput"], **overrides}}
-    only = set(args.only or ["1", "2", "3", "4", "5"])
+    only = set(args.only or ["1", "2", "3", "4", "5", "6"])
     out: list[dict[str, Any]] = []
     started = time.perf_counter()
     print(
@@ -252,6 +303,8 @@ def main() -> int:
             throughput(cfg["throughput"], work, out)
         if "2" in only:
             bookkeeping(cfg["bookkeeping"], work, out)
+        if "6" in only:
+            money(cfg["money"], work, out)
     print(f"\n{table(out)}\n\nbench: {time.perf_counter() - started:.0f} s in all", flush=True)
     return 0
 
