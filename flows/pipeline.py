@@ -100,12 +100,14 @@ def replay_failed_flow(
     limit: LimitParam = _DEFAULT["limit"],
     budget_usd: BudgetParam = _DEFAULT["budget_usd"],
     run_id: RunIdParam = None,
+    mode: ModeParam = None,
 ) -> State:
     """The rejects of the window whose cause is transient (rate limit, timeout, server error, dropped
     connection, budget stop, quota), claimed again and generated under the budget; with include_qa, the QA
     and content-policy rejects too. A go-live run over exactly those items, with its report."""
     window = ReplayWindow(since_hours, include_qa)
-    return _run("replay-failed", window, scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id)
+    params = {"scope": scope, "limit": limit, "budget_usd": budget_usd, "run_id": run_id, "generation_mode": mode}
+    return _run("replay-failed", window, **params)
 
 
 @flow(name="inventory")

@@ -126,3 +126,19 @@ def test_status_and_health_show_the_outstanding_batches_and_their_age(make_setti
     [check] = [c for c in health(store, settings).checks if c.name == "batches"]
     assert check.level == "green" and check.detail.startswith("1 outstanding (20 request(s)); oldest")
     assert status(store, settings.catalogue)["needs_content"] == 0  # pending in the batch, not needing content
+
+
+def test_a_batch_cancelled_at_the_provider_settles_as_retryable_rejects(make_settings, store: Store) -> None:
+    import openai
+
+    with fake_llm("sk-b", batch_delay_s=3600) as server:
+        settings = batch_settings(make_settings, server)
+        assert run(settings, store).ok
+        client = openai.OpenAI(api_key="sk-b", base_url=server.url, max_retries=0)
+        [batch] = client.batches.list(limit=10)
+        assert batch.metadata["run_id"] == settings.run_id and batch.status == "in_progress"
+        assert client.batches.cancel(batch.id).status == "cancelled"
+        assert "0 success(es), 20 reject(s)" in collect(settings, store)
+    rejects = read_records(store)
+    assert len(rejects) == 20 and all(r.retryable and "batch_cancelled" in (r.error or "") for r in rejects)
+    assert audit(store).ok

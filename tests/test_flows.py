@@ -263,3 +263,19 @@ def test_a_stage_task_retries_transient_store_io_and_nothing_else(prefect_server
     calls.clear()
     state = stages("bad", return_state=True)
     assert state.is_failed() and calls == ["bad"]
+
+
+def test_a_batch_mode_go_live_flow_and_the_collect_flow_settle_every_item(env, monkeypatch) -> None:
+    from tests.helpers import fake_llm
+
+    with fake_llm("sk-flow") as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-flow")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        state = pipeline.go_live(run_id="flow-batch", mode="batch", return_state=True)
+        assert state.is_completed(), state.message
+        assert "30 request(s) planned in 1 batch(es)" in env.get(layout.run_key("flow-batch", "report.md")).decode()
+        collected = pipeline.collect_flow(return_state=True)
+        assert collected.is_completed(), collected.message
+        assert collected.message.startswith("1 batch(es) settled: 30 success(es), 0 reject(s)")
+        assert server.stats()["batches_created"] == 1
+    assert len(read_checkpoint(env)["done"]) == 30
