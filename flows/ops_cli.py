@@ -89,6 +89,13 @@ def _status(args: argparse.Namespace) -> int:
     else:
         width = max(len(k) for k in result)
         for key, value in result.items():
+            if key == "batches_outstanding":
+                print(f"{key:<{width}}  {len(value)}")
+                for row in value:
+                    sent = row["batch_id"] or "not submitted yet"
+                    what = f"{row['requests']} request(s), {row['age_s'] / 3600:.1f} h old"
+                    print(f"{'':<{width}}    {row['run_id']}/{row['name']} ({sent}): {what}")
+                continue
             print(f"{key:<{width}}  {value}")
     return 0
 

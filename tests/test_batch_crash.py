@@ -87,6 +87,9 @@ def test_collect_killed_while_it_polls_is_resumed(batch_env) -> None:
     with fake_llm("sk-crash") as server:
         env = {**batch_env, "OPENAI_BASE_URL": server.url}
         assert run(env, "go-live", "--run-id", "polled").returncode == 0
+        shown = run(env, "status").stdout.splitlines()
+        assert any(x.startswith("batches_outstanding") and x.endswith("  1") for x in shown), shown
+        assert any("polled/0001 (batch_" in x and "20 request(s), 0.0 h old" in x for x in shown), shown
         server.config.stall = {"retrieve": 60}
         kill_when(env, ["collect"], lambda: server.stats()["batch_retrieves"] >= 1)
         assert read_records(open_store(env["STORE_URL"])) == []

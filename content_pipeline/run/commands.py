@@ -108,6 +108,7 @@ def collect_batches(stages: Stages) -> str:
     as go-live does; the summary names what is still outstanding."""
     from content_pipeline.batches.collect import collect  # the Batch API's client, once it is used
 
+    recovered = stages.recover()  # a rescue file an earlier collect left, in the ledger before it is read
     found = stages.reporter.stage("collect", lambda: collect(stages.store, stages.settings, stages.log))
     if found.settled:
         finish(stages, RunReport.start(stages.settings, stages.store))
@@ -119,7 +120,7 @@ def collect_batches(stages: Stages) -> str:
     ]
     if found.busy:
         parts.append(f"left to the processes holding them: {', '.join(found.busy)}")
-    return "; ".join(parts)
+    return "; ".join(parts + recovered)
 
 
 def sweep(stages: Stages) -> str:
