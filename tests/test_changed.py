@@ -68,7 +68,7 @@ def test_ten_percent_changed_regenerates_exactly_those_and_an_unchanged_catalogu
         assert ("Mk II" in headline) == (slug in slugs(CHANGED)), slug
     versions = Counter(r.slug for r in read_records(store) if r.status == "success")
     assert {s for s, n in versions.items() if n == 2} == slugs(CHANGED)  # the old versions stay in the ledger
-    assert "(10 changed since their success)" in second.markdown()
+    assert "(10 changed since their success, 0 of them restored from an earlier success" in second.markdown()
     third = first_run(rows(CHANGED), "v2-again.jsonl")
     assert third.ok and third.needs_content == 0 and third.spend_usd == 0
     assert generated(store, third.run_id) == []
@@ -128,3 +128,21 @@ def test_an_item_is_changed_by_its_fields_its_template_or_the_model_not_by_a_rec
     save_template(store, v2)
     write_active(store, {v2.key: 1}, read_active(store)[1])
     assert changed_slugs(store, settings, items) == {"item-0001", "item-0002", "item-0003"}
+
+
+def test_an_item_changed_back_is_restored_from_its_earlier_success_and_not_paid_again(first_run, store: Store) -> None:
+    originals = {r.slug: r for r in read_records(store)}
+    assert first_run(rows(CHANGED), "v2.jsonl").stats.successes == 10
+    back = first_run(rows(), "v1-again.jsonl")  # the ten changes undone
+    assert back.ok and back.audit_ok and back.spend_usd == 0 and back.stats.calls == 0
+    assert back.changed == 10 and back.restored == 10
+    restored = [r for r in read_records(store) if r.run_id == back.run_id]
+    assert sorted(r.slug for r in restored) == sorted(slugs(CHANGED))
+    for copy in restored:
+        assert copy.restored_from == originals[copy.slug].id and copy.cost_usd == 0 and copy.calls == []
+        assert copy.content == originals[copy.slug].content and copy.input_hash == originals[copy.slug].input_hash
+    headlines = dict(read_contents(store).select("slug", pl_headline()).iter_rows())
+    assert not any("Mk II" in h for h in headlines.values())  # master holds the first versions again
+    assert "10 of them restored from an earlier success at no cost" in back.markdown()
+    settled = first_run(rows(), "v1-once-more.jsonl")
+    assert settled.needs_content == 0 and generated(store, settled.run_id) == []

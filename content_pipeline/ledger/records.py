@@ -54,6 +54,9 @@ class OutcomeRecord(BaseModel):
     offline: bool = False
     source_fields: list[str] = Field(default_factory=list)
     sketch: list[int] = Field(default_factory=list, description="near-copy fingerprint of the content")
+    restored_from: str | None = Field(
+        None, description="the earlier success this one restores (its item changed back to those inputs): no call"
+    )
     started_at: str
     finished_at: str
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from content_pipeline.claims.keeper import ClaimKeeper
 from content_pipeline.errors import PipelineError
+from content_pipeline.generation.changed import restore_earlier
 from content_pipeline.generation.context import GenerationContext, open_generation, plan_chunks
 from content_pipeline.generation.loop import frozen_heap
 from content_pipeline.intake.catalogue import Item
@@ -96,6 +97,20 @@ def _run_chunks(
         raise failures[0]
 
 
+def _restored(stages: Stages, items: list[Item], report: RunReport) -> list[Item]:
+    """`items` less those changed back to the inputs of an earlier success: restored from it (no call)."""
+    settings = stages.settings
+    if not items or not (settings.regenerate_changed or settings.scope == "changed"):
+        return items
+    restored = restore_earlier(stages.store, settings, stages.run_id, items)
+    if not restored:
+        return items
+    report.restored = len(restored)
+    stages.log(f"generate: {len(restored)} changed item(s) restored from their earlier success (no call, $0)")
+    back = {record.slug for record in restored}
+    return [item for item in items if item.slug not in back]
+
+
 def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineError | None:
     """Generate `items`: chunks with asyncio concurrency inside, claims renewed meanwhile, a consolidation
     every CONSOLIDATE_EVERY successes; returns the error that stopped the run, if any (the run's outcomes
@@ -107,6 +122,7 @@ def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineEr
     if settings.evidence_only:
         stages.log(f"EVIDENCE_ONLY: {len(items)} item(s) would be generated; no call made, nothing spent")
         return None
+    items = _restored(stages, items, report)
     if settings.generation_mode == "batch":
         from content_pipeline.run.batchmode import submit_batches  # the Batch API's client, once it is used
 

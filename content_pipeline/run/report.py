@@ -38,6 +38,7 @@ class RunReport:
     invalid_rows: list[str] = field(default_factory=list)
     needs_content: int = 0
     changed: int = 0  # of those, done items changed since their success
+    restored: int = 0  # of those, changed back to an earlier success's inputs: restored from it, no call
     claimed: int = 0
     preflight_dropped: dict[str, int] = field(default_factory=dict)
     stats: RunStats = field(default_factory=RunStats)
@@ -129,7 +130,8 @@ class RunReport:
             f"- model: {self.model} (escalation: {self.strong_model}) via {mode}",
             f"- scope: {self.scope}, limit {self.limit}{probe}",
             f"- catalogue: {self.catalogue_rows} rows, {self.catalogue_valid} valid, {len(self.invalid_rows)} invalid",
-            f"- needs content: {self.needs_content} ({self.changed} changed since their success); "
+            f"- needs content: {self.needs_content} ({self.changed} changed since their success, {self.restored} of "
+            "them restored from an earlier success at no cost); "
             f"claimed: {self.claimed}; "
             f"preflight dropped: {sum(self.preflight_dropped.values())}",
             f"- generated: {st.decided} ({st.successes} successes, {st.rejects} rejects, "

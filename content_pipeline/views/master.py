@@ -40,6 +40,16 @@ def superseded(ledger: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def earlier(ledger: pl.DataFrame) -> pl.DataFrame:
+    """slug, input_hash, seg and id of each earlier success of a slug generated from other inputs than its
+    latest (the newest per hash): what an item changed back to is restored from, not paid for again."""
+    order = ["slug", "finished_at", "id"]
+    succ = ledger.filter(pl.col("status") == "success").sort(order)
+    latest = succ.unique("slug", keep="last").select("slug", pl.col("input_hash").alias("latest_hash"))
+    older = succ.join(latest, on="slug").filter(pl.col("input_hash") != pl.col("latest_hash"))
+    return older.unique(["slug", "input_hash"], keep="last").select("slug", "input_hash", "seg", "id")
+
+
 def nano_sum(frame: pl.DataFrame) -> int:
     """The frame's cost_usd in nano-dollars, each record rounded, then summed."""
     if frame.is_empty():

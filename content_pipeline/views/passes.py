@@ -15,7 +15,7 @@ from content_pipeline.ledger.records import SCHEMA
 from content_pipeline.ledger.scan import LedgerScan, ledger_segments, stream_ledger
 from content_pipeline.ledger.spill import Partitions, compact, partitions_for
 from content_pipeline.store import Store
-from content_pipeline.views.master import MASTER_FROM, UsageSums, master_frames, superseded
+from content_pipeline.views.master import MASTER_FROM, UsageSums, earlier, master_frames, superseded
 
 # the ledger columns a pass keeps, by slug partition: what master is chosen from, and what the audit checks
 LEDGER_FROM = [*MASTER_FROM, "error", "cost_usd", "input_hash"]
@@ -122,7 +122,8 @@ def ledger_partitions(
 class Derived:
     """What the ledger derives: master successes (id, slug, seg, line) and rejects (also reason and
     retryable), each in slug order; the usage totals; what the scan found (its frame left empty); the input
-    hash of each changed item whose new version was rejected for good (slug -> hash, `superseded`)."""
+    hash of each changed item whose new version was rejected for good, and the earlier successes of changed
+    items (`superseded`: {"rejected": slug -> hash, "earlier": slug -> hash -> [segment, record id]})."""
 
     successes: pl.DataFrame
     rejects: pl.DataFrame
@@ -130,7 +131,7 @@ class Derived:
     scan: LedgerScan
     partitions: int = 1
     intents: IntentScan = field(default_factory=IntentScan)
-    superseded: dict[str, str] = field(default_factory=dict)
+    superseded: dict[str, Any] = field(default_factory=dict)
 
 
 def derive(store: Store, *, repair: bool = False) -> Derived:
@@ -143,10 +144,13 @@ def derive(store: Store, *, repair: bool = False) -> Derived:
     recorded: set[str] = set()
     chosen: list[tuple[pl.DataFrame, pl.DataFrame]] = []
     changed: dict[str, str] = {}
+    versions: dict[str, dict[str, list[str]]] = {}
     with ledger_partitions(store, repair=repair) as passed:
         for part in passed.parts:
             recorded.update(recorded_among(part, wanted))
             changed.update(superseded(part).iter_rows())
+            for slug, digest, seg, record_id in earlier(part).iter_rows():
+                versions.setdefault(slug, {})[digest] = [passed.scan.segments[seg][0], record_id]
             succ, rej = master_frames(part)
             chosen.append(
                 (compact(succ.select("id", "slug", "seg", "line")), compact(rej.drop("status", "finished_at")))
@@ -155,4 +159,5 @@ def derive(store: Store, *, repair: bool = False) -> Derived:
     rejects = pl.concat([r for _, r in chosen]).sort("slug")
     usage = {**passed.usage.totals(), "unsettled": unsettled(intents, recorded)}
     scan = replace(passed.scan, intents=intents.listing)
-    return Derived(successes, rejects, usage, scan, passed.parts.count, intents, dict(sorted(changed.items())))
+    kept = {"rejected": dict(sorted(changed.items())), "earlier": dict(sorted(versions.items()))}
+    return Derived(successes, rejects, usage, scan, passed.parts.count, intents, kept)

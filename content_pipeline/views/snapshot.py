@@ -114,9 +114,9 @@ def _usage(raw: bytes | None) -> dict[str, Any]:
     return usage
 
 
-def _superseded(raw: bytes | None) -> dict[str, str]:
-    found = json.loads(raw) if raw else {}
-    if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+def _superseded(raw: bytes | None) -> dict[str, Any]:
+    found = json.loads(raw) if raw else {"rejected": {}, "earlier": {}}
+    if not isinstance(found, dict) or not all(isinstance(found.get(k), dict) for k in ("rejected", "earlier")):
         raise ValueError("not the superseded input hashes the pipeline writes")
     return found
 
@@ -155,9 +155,10 @@ def read_usage(store: Store) -> dict[str, Any]:
     return read_json_views(store, "usage")[0]
 
 
-def read_inputs(store: Store) -> tuple[pl.DataFrame, dict[str, str]]:
-    """What master's successes were generated from (slug, input_hash), and the input hash of each changed
-    item whose new version was rejected for good (slug -> hash): what inventory compares an item with."""
+def read_inputs(store: Store) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """What master's successes were generated from (slug, input_hash), and the superseded view (the input
+    hash of each changed item whose new version was rejected for good, and each changed item's earlier
+    successes by input hash): what inventory compares an item with."""
     hashes = _view_columns(store, "successes", {"slug": pl.String(), "input_hash": pl.String()}, False)
     return hashes, read_json_views(store, "superseded")[0]
 
