@@ -142,3 +142,28 @@ def test_a_batch_cancelled_at_the_provider_settles_as_retryable_rejects(make_set
     rejects = read_records(store)
     assert len(rejects) == 20 and all(r.retryable and "batch_cancelled" in (r.error or "") for r in rejects)
     assert audit(store).ok
+
+
+def test_an_escalation_the_budget_cannot_cover_is_a_retryable_reject_that_keeps_the_first_answers_cost(
+    make_settings, store: Store
+) -> None:
+    from content_pipeline.generation.budget import call_worst_nano
+    from content_pipeline.generation.prompts import messages
+    from content_pipeline.intake.catalogue import Item
+    from content_pipeline.money import PriceTable, to_usd
+    from tests.conftest import make_item
+
+    probe = make_settings()
+    prices = PriceTable(probe.price_table)
+    firsts = [call_worst_nano(prices, probe, "gpt-4o-mini", messages(Item(**make_item(n))), True) for n in range(1, 21)]
+    budget = to_usd(sum(firsts) + 1000)  # every first request, and not one escalation to gpt-4o
+    with fake_llm("sk-b", "schema@Sample Widget 3*1") as server:
+        settings = batch_settings(make_settings, server, budget_usd=budget, min_item_cost_usd=0)
+        assert run(settings, store).ok
+        assert "19 success(es), 1 reject(s), 1 escalated" in collect(settings, store)
+        assert server.stats()["batches_created"] == 1  # no follow-up batch
+    [reject] = [r for r in read_records(store) if r.status == "reject"]
+    assert reject.slug == "item-0003" and reject.retryable and reject.reason == "schema"
+    assert "escalation skipped: run budget" in (reject.error or "")
+    assert len(reject.calls) == 1 and reject.cost_usd == reject.calls[0].cost_usd > 0
+    assert sum(r.cost_usd for r in read_records(store)) <= budget and audit(store).ok

@@ -13,7 +13,7 @@ from content_pipeline.generation import prompts
 from content_pipeline.generation.budget import BudgetExhausted, RunBudget, call_worst_nano
 from content_pipeline.generation.content import RESPONSE_FORMAT
 from content_pipeline.generation.qa import Verdict
-from content_pipeline.generation.templates import TemplateSet, load_template
+from content_pipeline.generation.templates import PromptTemplate, TemplateSet, load_template
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.ledger.records import Call, new_record_id
 from content_pipeline.llm.client import chat_body
@@ -96,10 +96,11 @@ def plan_batches(
     the escalations of the batch `escalating`, after its escalations so far). Nothing is sent yet."""
     prices, result = PriceTable(settings.price_table), Submitted()
     lines: list[tuple[PlannedRequest, bytes]] = []
-    templates: dict[str, object] = {}
+    templates: dict[str, PromptTemplate] = {}
     for want in wanted:
-        template = templates.setdefault(want.template, load_template(store, want.template))
-        msgs = prompts.messages(want.item, template)  # type: ignore[arg-type]
+        if want.template not in templates:
+            templates[want.template] = load_template(store, want.template)
+        msgs = prompts.messages(want.item, templates[want.template])
         worst = call_worst_nano(prices, settings, model, msgs, batch=True)
         try:
             budget.reserve(worst)
