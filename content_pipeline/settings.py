@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -206,6 +206,14 @@ class Settings(BaseSettings):
     def _key(cls, value: SecretStr | None) -> SecretStr | None:
         return None if value is None or not value.get_secret_value().strip() else value
 
+    @model_validator(mode="after")
+    def _batch_needs_a_provider(self) -> Settings:
+        if self.generation_mode == "batch" and self.openai_api_key is None:
+            raise ValueError(
+                "GENERATION_MODE=batch needs a provider (OPENAI_API_KEY): the offline model answers calls only"
+            )
+        return self
+
     def publish_signals(self) -> dict[str, str | None]:
         """The three governance signals as given (publish/governance.py reads them)."""
         return {
@@ -243,6 +251,8 @@ def load_settings(**overrides: Any) -> Settings:
         raise BadInputError(f"settings: {str(exc).splitlines()[0]}") from None
     except ValidationError as exc:
         err = exc.errors()[0]
+        if not err["loc"]:  # a rule across settings: its message, never the input (it holds every setting)
+            raise BadInputError(f"settings: {str(err['msg']).removeprefix('Value error, ')}") from None
         name = str(err["loc"][0]).upper() if err["loc"] else "settings"
         shown = "" if any(word in name for word in ("KEY", "PASSWORD", "SECRET")) else f" (got {err.get('input')!r})"
         raise BadInputError(f"setting {name}: {err['msg']}{shown}") from None

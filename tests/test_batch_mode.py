@@ -167,3 +167,41 @@ def test_an_escalation_the_budget_cannot_cover_is_a_retryable_reject_that_keeps_
     assert "escalation skipped: run budget" in (reject.error or "")
     assert len(reject.calls) == 1 and reject.cost_usd == reject.calls[0].cost_usd > 0
     assert sum(r.cost_usd for r in read_records(store)) <= budget and audit(store).ok
+
+
+def test_a_batch_is_cut_at_the_byte_limit_of_its_input_file(make_settings, store: Store) -> None:
+    from content_pipeline.batches.submit import first_requests, plan_batches
+    from content_pipeline.generation.budget import RunBudget
+    from content_pipeline.generation.templates import active_templates
+    from content_pipeline.intake.catalogue import Item
+    from content_pipeline.store import layout
+    from tests.conftest import make_item
+
+    settings = make_settings(batch_max_bytes=4096)
+    items = [Item(**make_item(n)) for n in range(1, 21)]
+    plans, planned = plan_batches(
+        store, settings, "cut", first_requests(items, active_templates(store)), "gpt-4o-mini", RunBudget(1.0)
+    )
+    sizes = [len(store.get(layout.batch_key("cut", p.name, layout.BATCH_INPUT)) or b"") for p in plans]
+    assert planned.requests == 20 and len(plans) > 1 and all(0 < size <= 4096 for size in sizes)
+    assert [r.slug for p in plans for r in p.requests] == [i.slug for i in items]  # each once, in order
+
+
+def test_collect_with_nothing_outstanding_needs_no_provider(make_settings, store: Store) -> None:
+    offline = make_settings()  # no key: the offline model, as `make run` and a fresh `make up` have
+    assert run(offline, store).ok
+    assert (
+        collect(offline, store)
+        == "0 batch(es) settled: 0 success(es), 0 reject(s), 0 escalated, 0 already in the ledger, $0.0000; 0 outstanding"
+    )
+
+
+def test_batch_mode_without_a_provider_is_one_line_before_anything_starts() -> None:
+    from content_pipeline.errors import BadInputError
+    from content_pipeline.settings import load_settings
+
+    with pytest.raises(BadInputError) as refused:
+        load_settings(generation_mode="batch", wp_app_password="app-secret-123")
+    assert str(refused.value) == (
+        "settings: GENERATION_MODE=batch needs a provider (OPENAI_API_KEY): the offline model answers calls only"
+    )  # a rule across settings names no input: the secrets among them stay out

@@ -66,9 +66,12 @@ class Collected:
 def collect(store: Store, settings: Settings, log: Callable[[str], None]) -> Collected:
     """Poll every outstanding batch and settle the finished ones; a run whose lease another process holds
     (its go-live still submitting, or another collect) is left to it."""
-    provider = BatchProvider(settings)
     result = Collected()
-    for run_id in sorted({state.plan.run_id for state in read_plans(store)}):
+    runs = sorted({state.plan.run_id for state in read_plans(store)})
+    if not runs:  # nothing outstanding: no provider needed (the schedule runs it on offline stores too)
+        return result
+    provider = BatchProvider(settings)
+    for run_id in runs:
         try:
             lease = run_lease(store, run_id, settings.lease_ttl_s)
         except LeaseHeldError as exc:
