@@ -25,6 +25,7 @@ BATCH_MAX_REQUESTS = 50_000  # the Batch API's limits on one batch: requests, an
 BATCH_MAX_BYTES = 200 * 1024 * 1024
 PublishApproval = Literal["signals", "ui"]
 WpStatus = Literal["draft", "publish"]
+ENV_FILE_VARIABLE = "CONTENT_PIPELINE_ENV_FILE"  # which dotenv file settings read (".env"); empty: none
 MAX_REPLAY_HOURS = 720  # replay-failed's widest window (30 days): the CLI and the flow's form refuse wider
 
 
@@ -75,7 +76,7 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 class Settings(BaseSettings):
     """Every setting, with the runbooks' environment names (case-insensitive) and its default."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, allow_inf_nan=False)
 
     store_url: str = Field("./data", description="Where artifacts live: a folder path or file:// URL")
     rescue_dir: str = Field(
@@ -243,10 +244,12 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and `.env`, with the non-None `overrides` (CLI flags) on top."""
+    """Settings from the environment and `.env` (the file CONTENT_PIPELINE_ENV_FILE names; empty: none, as
+    the test suite sets it), with the non-None `overrides` (CLI flags) on top."""
     given = {k: v for k, v in overrides.items() if v is not None}
+    env_file = os.environ.get(ENV_FILE_VARIABLE, ".env") or None
     try:
-        return Settings(**given)
+        return Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
     except SettingsError as exc:  # a complex setting (PRICE_TABLE) that is not valid JSON
         raise BadInputError(f"settings: {str(exc).splitlines()[0]}") from None
     except ValidationError as exc:

@@ -43,7 +43,7 @@ ScopeParam = Annotated[
     Field(description="all: every item; promo: promo items only; changed: only items changed since their success"),
 ]
 LimitParam = Annotated[int, Field(ge=1, description="Most items this run claims")]
-BudgetParam = Annotated[float, Field(gt=0, description="Hard spend ceiling of this run, USD")]
+BudgetParam = Annotated[float, Field(gt=0, allow_inf_nan=False, description="Hard spend ceiling of this run, USD")]
 RunIdParam = Annotated[
     str | None,
     Field(pattern=RUN_ID_PATTERN.pattern, description="Run id; a unique one (UTC time + random) is made when empty"),

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from content_pipeline.settings import Settings, load_settings
+from content_pipeline.settings import ENV_FILE_VARIABLE, Settings, load_settings
 from content_pipeline.store import Store, open_store
 
 PUBLISHING = (
@@ -26,8 +26,11 @@ PUBLISHING = (
     "PUBLISH_APPROVAL_GRANTED",
     "GOVERNANCE_APPROVED",
 )
-for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "STORE_URL", "CATALOGUE", "RUN_ID", "EVIDENCE_ONLY", *PUBLISHING):
-    os.environ.pop(name, None)  # the tests decide these; nothing leaks in from the shell
+# The tests decide every setting: none leaks in from the shell, and no `.env` is read (a developer's key
+# would turn the offline tests into paid calls): tests/test_isolation.py proves it.
+for name in {field.upper() for field in Settings.model_fields} | {"OPENAI_API_KEY", "OPENAI_BASE_URL", *PUBLISHING}:
+    os.environ.pop(name, None)
+os.environ[ENV_FILE_VARIABLE] = ""
 
 
 def make_item(n: int, **fields: Any) -> dict[str, Any]:
