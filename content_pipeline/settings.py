@@ -215,6 +215,12 @@ class Settings(BaseSettings):
             )
         return self
 
+    @property
+    def regenerates_changed(self) -> bool:
+        """True when done items changed since their success are generated again (REGENERATE_CHANGED, or
+        scope changed)."""
+        return self.regenerate_changed or self.scope == "changed"
+
     def publish_signals(self) -> dict[str, str | None]:
         """The three governance signals as given (publish/governance.py reads them)."""
         return {

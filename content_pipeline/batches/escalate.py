@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from content_pipeline.batches.provider import BatchProvider
 from content_pipeline.batches.results import resumed
 from content_pipeline.batches.submit import Wanted, ensure_submitted, plan_batches
-from content_pipeline.claims.pending import BatchPlan, PlannedRequest, PlanState, read_plans
+from content_pipeline.claims.pending import BatchPlan, PlanState, read_plans
 from content_pipeline.errors import PipelineError
 from content_pipeline.generation import prompts, qa
 from content_pipeline.generation.calls import Attempt, call_model
@@ -53,8 +53,7 @@ def escalate(
 
 def _skipped(ctx: GenerationContext, store: Store, want: Wanted, why: str, result: Collected) -> None:
     """The first answer's QA failure as the item's reject (retryable: a later run may afford it)."""
-    request = _request(want)
-    attempt = resumed(request)
+    attempt = resumed(want.item.slug, want.record_id, want.calls)
     failed = want.failed or qa.Verdict(False, "qa", "")
     template = load_template(store, want.template)
     decision = Decision(qa.Verdict(False, failed.reason, f"{failed.detail}; {why}"), ctx.settings.model, template)
@@ -65,18 +64,6 @@ def _skipped(ctx: GenerationContext, store: Store, want: Wanted, why: str, resul
     result.count(record)
 
 
-def _request(want: Wanted) -> PlannedRequest:
-    return PlannedRequest(
-        record_id=want.record_id,
-        slug=want.item.slug,
-        item=want.item.model_dump(mode="json"),
-        template=want.template,
-        worst_nano=0,
-        calls=want.calls,
-        started_at=want.started_at,
-    )
-
-
 async def _calls(
     ctx: GenerationContext, store: Store, client: AsyncOpenAI, wanted: list[Wanted], result: Collected
 ) -> None:
@@ -84,7 +71,7 @@ async def _calls(
 
     async def one(want: Wanted) -> None:
         template = load_template(store, want.template)
-        attempt: Attempt = resumed(_request(want))
+        attempt: Attempt = resumed(want.item.slug, want.record_id, want.calls)
         model = ctx.settings.strong_model
         failed = want.failed or qa.Verdict(False, "qa", "")
         decision = Decision(failed, model, template, tried=2)

@@ -16,7 +16,7 @@ from content_pipeline.generation.context import GenerationContext
 from content_pipeline.generation.item import Decision, judge, outcome_record
 from content_pipeline.generation.templates import load_template
 from content_pipeline.intake.catalogue import Item
-from content_pipeline.ledger.records import SCHEMA, OutcomeRecord
+from content_pipeline.ledger.records import SCHEMA, Call, OutcomeRecord
 from content_pipeline.ledger.scan import ledger_segments, stream_ledger
 from content_pipeline.llm.client import CallFailed, completion_from
 from content_pipeline.money import to_nano
@@ -59,14 +59,14 @@ def recorded_ids(store: Store, run_id: str) -> set[str]:
     return ids
 
 
-def resumed(request: PlannedRequest) -> Attempt:
-    """The item's attempt so far: the calls paid before this request, their cost and tokens."""
-    attempt = Attempt(request.slug, record_id=request.record_id, calls=list(request.calls))
-    attempt.sent = len(request.calls)
-    attempt.spent_nano = sum(to_nano(call.cost_usd) for call in request.calls)
-    attempt.tokens_in = sum(call.tokens_in for call in request.calls)
-    attempt.tokens_out = sum(call.tokens_out for call in request.calls)
-    attempt.tokens_cached = sum(call.tokens_cached for call in request.calls)
+def resumed(slug: str, record_id: str, calls: list[Call]) -> Attempt:
+    """The item's attempt so far, under its record id: the calls paid before, their cost and tokens."""
+    attempt = Attempt(slug, record_id=record_id, calls=list(calls))
+    attempt.sent = len(calls)
+    attempt.spent_nano = sum(to_nano(call.cost_usd) for call in calls)
+    attempt.tokens_in = sum(call.tokens_in for call in calls)
+    attempt.tokens_out = sum(call.tokens_out for call in calls)
+    attempt.tokens_cached = sum(call.tokens_cached for call in calls)
     return attempt
 
 
@@ -95,7 +95,7 @@ def judged(
     to escalate, with the call it paid."""
     item = Item.model_validate(request.item)
     template = load_template(store, request.template)
-    attempt = resumed(request)
+    attempt = resumed(request.slug, request.record_id, request.calls)
     decision = Decision(qa.Verdict(False, "not_attempted", ""), plan.model, template, tried=plan.attempt)
     if answer is not None and answer.status == 200 and answer.body is not None:
         try:

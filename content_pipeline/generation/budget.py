@@ -43,10 +43,10 @@ class RunBudget:
     def reserve(self, nano: int) -> Reservation:
         """Reserve now, or BudgetExhausted (for callers that cannot wait)."""
         with self._lock:
-            if self.spent + self.reserved + nano > self.limit:
+            reservation = self._take(nano)
+            if reservation is None:
                 raise BudgetExhausted(self._exhausted(nano))
-            self.reserved += nano
-            return Reservation(nano)
+            return reservation
 
     async def reserve_in_turn(self, nano: int) -> Reservation:
         """Reserve `nano`, waiting while calls in flight hold the money it needs (each wait ends when one of
@@ -55,9 +55,9 @@ class RunBudget:
         first = True
         while True:
             with self._lock:
-                if self.spent + self.reserved + nano <= self.limit:
-                    self.reserved += nano
-                    return Reservation(nano)
+                reservation = self._take(nano)
+                if reservation is not None:
+                    return reservation
                 if self.reserved == 0:
                     raise BudgetExhausted(self._exhausted(nano))
                 self.waited += first
@@ -65,6 +65,13 @@ class RunBudget:
                 waiter = asyncio.get_running_loop().create_future()
                 self._waiters.append(waiter)
             await waiter
+
+    def _take(self, nano: int) -> Reservation | None:
+        """The reservation when `nano` fits now (under the lock), else None."""
+        if self.spent + self.reserved + nano > self.limit:
+            return None
+        self.reserved += nano
+        return Reservation(nano)
 
     def _exhausted(self, nano: int) -> str:
         left = self.limit - self.spent - self.reserved

@@ -27,12 +27,19 @@ class Inventory:
     changed: frozenset[str] = frozenset()  # done items whose inputs changed since their success
 
 
-def needs_content(items: list[Item], checkpoint: Checkpoint, scope: str, changed: Collection[str] = ()) -> list[Item]:
+def needs_content(
+    items: list[Item],
+    checkpoint: Checkpoint,
+    scope: str,
+    changed: Collection[str] = (),
+    pending: Collection[str] = (),
+) -> list[Item]:
     """The items in scope that no run has decided for good, and the `changed` ones (done, but generated from
-    other inputs than they have now); scope "changed": those alone."""
+    other inputs than they have now); scope "changed": those alone. Items `pending` in a batch not collected
+    yet are left out (collect settles them)."""
     if scope == "changed":
-        return [i for i in items if i.slug in changed]
-    final = decided(checkpoint, changed)
+        return [i for i in items if i.slug in changed and i.slug not in pending]
+    final = decided(checkpoint, changed) | set(pending)
     return [i for i in items if i.slug not in final and (scope == "all" or i.promo)]
 
 
@@ -51,8 +58,7 @@ def take_inventory(
     checkpoint = current_checkpoint(store, repaired)
     done = checkpoint.get("done", {})
     again = frozenset(changed([i for i in catalogue.items if i.slug in done])) if changed else frozenset()
-    pending = pending_slugs(store)  # in a batch not collected yet: settled by collect, not generated again
-    needs = [i for i in needs_content(catalogue.items, checkpoint, scope, again) if i.slug not in pending]
+    needs = needs_content(catalogue.items, checkpoint, scope, again, pending_slugs(store))
     if not store.read_only:
         write_items(store, layout.run_key(run_id, layout.NEEDS_CONTENT), needs)
         store.put(

@@ -22,7 +22,6 @@ def status(store: Store, catalogue_source: str, s3_options: dict[str, str | None
     catalogue = load_catalogue(catalogue_source, s3_options)
     checkpoint, usage = read_checkpoint_and_usage(store)
     current = views_current(store)
-    pending = pending_slugs(store)
     if current:  # the consolidated count is exact: no need to read every ledger segment
         records = int(usage.get("records", 0))
         crashed = booked_at_crash(store, usage)
@@ -33,7 +32,7 @@ def status(store: Store, catalogue_source: str, s3_options: dict[str, str | None
         "store": store.url,
         "catalogue": len(catalogue.items),
         "catalogue_invalid_rows": len(catalogue.invalid),
-        "needs_content": len([i for i in needs_content(catalogue.items, checkpoint, "all") if i.slug not in pending]),
+        "needs_content": len(needs_content(catalogue.items, checkpoint, "all", pending=pending_slugs(store))),
         "done": len(checkpoint.get("done", {})),
         "rejected": len(checkpoint.get("rejected", {})),
         "queued": len(checkpoint.get("queued", {})),

@@ -99,10 +99,11 @@ def _run_chunks(
 
 def _restored(stages: Stages, items: list[Item], report: RunReport) -> list[Item]:
     """`items` less those changed back to the inputs of an earlier success: restored from it (no call)."""
-    settings = stages.settings
-    if not items or not (settings.regenerate_changed or settings.scope == "changed"):
+    changed = stages.changed(items)
+    if not changed:
         return items
-    restored = restore_earlier(stages.store, settings, stages.run_id, items)
+    candidates = [item for item in items if item.slug in changed]
+    restored = restore_earlier(stages.store, stages.settings, stages.run_id, candidates)
     if not restored:
         return items
     report.restored = len(restored)
@@ -129,7 +130,7 @@ def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineEr
         return submit_batches(stages, items, report)
     chunks, parallel, per_chunk = plan_chunks(items, settings, overlap=not settings.llm_global_limits)
     periodic = PeriodicConsolidator(store, settings.consolidate_every)
-    again = stages.retry | stages.changed(items)  # a replay's rejects, changed items' successes
+    again = stages.retry | stages.changed(items)  # a replay's rejects, changed items' successes (read once)
     ctx = open_generation(store, settings, stages.run_id, parallel, on_success=periodic, retry=again)
     ctx.limits = stages.reporter.shared_limits(settings, per_chunk)
     report.stats, report.pacing = ctx.stats, ctx.pacer.stats

@@ -38,6 +38,7 @@ class Stages:
     store: Store
     reporter: Reporter
     retry: frozenset[str] = field(default_factory=frozenset)  # rejects a replay generates again
+    known_changed: frozenset[str] | None = None  # what this run's inventory found changed (read once)
 
     @property
     def run_id(self) -> str:
@@ -88,15 +89,17 @@ class Stages:
             f"invalid; needs content: {len(inv.needs)} (scope {settings.scope}), {len(inv.changed)} of the done "
             "item(s) changed since their success"
         )
+        self.known_changed = inv.changed
         return inv
 
     def changed(self, items: list[Item]) -> frozenset[str]:
         """The done items among `items` whose template, MODEL or fields changed since their success: generated
         again (REGENERATE_CHANGED, or scope changed)."""
-        settings = self.settings
-        if not (settings.regenerate_changed or settings.scope == "changed"):
+        if not self.settings.regenerates_changed:
             return frozenset()
-        return frozenset(changed_slugs(self.store, settings, items))
+        if self.known_changed is not None:  # go-live: its inventory looked at every done item already
+            return frozenset(item.slug for item in items if item.slug in self.known_changed)
+        return frozenset(changed_slugs(self.store, self.settings, items))
 
     def batch(self, needs: list[Item], hold: bool) -> list[Item]:
         """Claim up to LIMIT items and write the run's batch file. `hold` (go-live) ties the claims to this
