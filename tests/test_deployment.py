@@ -169,8 +169,11 @@ def test_two_workers_run_two_deployments_at_once_without_double_claims(stack) ->
     # slow calls (3 s each: production's 200 items take 4 rounds of 64, promo's 100 take 2) keep both runs
     # generating long after each flow-run process has started, however slowly the machine starts them
     slow = {"env": {"OFFLINE_LATENCY_MS": "3000"}}
-    production = run_deployment("go-live/production", job_variables=slow, timeout=0)
-    promo = run_deployment("go-live/promo", job_variables=slow, timeout=0)
+    run_ids = {"go-live/production": "two-workers-production", "go-live/promo": "two-workers-promo"}
+    production, promo = (
+        run_deployment(name, parameters={"run_id": run_id}, job_variables=slow, timeout=0)
+        for name, run_id in run_ids.items()
+    )
     with get_client(sync_client=True) as client:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -183,7 +186,12 @@ def test_two_workers_run_two_deployments_at_once_without_double_claims(stack) ->
     assert second.start_time < first.end_time, "the two runs did not overlap"
     store = open_store(str(store_dir))
     ledger = scan_ledger(store).frame
-    assert ledger["slug"].is_unique().all(), "an item was generated (and paid for) twice"
+    generated = {  # each run's successes, by the run id its deployment run was given
+        run_id: ledger.filter((ledger["run_id"] == run_id) & (ledger["status"] == "success"))["slug"].to_list()
+        for run_id in run_ids.values()
+    }
+    assert all(len(slugs) >= 1 for slugs in generated.values()), {r: len(s) for r, s in generated.items()}
+    assert ledger["slug"].is_unique().all(), "an item was generated (and paid for) twice, by these runs or others"
     assert audit(store).ok, audit(store).violations
 
 

@@ -1,4 +1,5 @@
-"""A ledger worked a slug partition at a time gives the same views and the same audit as one worked whole."""
+"""A ledger worked a slug partition at a time gives the same views and the same audit as one worked whole.
+(The audit's checks themselves run both ways in tests/test_views_audit.py: its `ledger_passes` fixture.)"""
 
 from __future__ import annotations
 
@@ -15,15 +16,7 @@ from content_pipeline.views.audit import audit
 from content_pipeline.views.consolidate import consolidate
 from content_pipeline.views.passes import KEPT_PASS, derive
 from content_pipeline.views.snapshot import read_views
-from tests.test_views_audit import (
-    VIOLATIONS,
-    record,
-    test_audit_during_another_runs_generation_is_not_a_false_alarm,
-    test_audit_names_each_violation,
-    test_records_appended_to_a_consolidated_segment_are_only_appended_since,
-    test_run_over_budget_is_a_violation,
-    write_ledger,
-)
+from tests.test_views_audit import record, write_ledger
 
 VIEWS = ["successes", "rejects", "processed", "rejected", "usage", "checkpoint"]
 
@@ -101,21 +94,6 @@ def test_a_partitioned_consolidation_publishes_the_same_views_byte_for_byte(
     assert (many.records, many.successes, many.rejects) == (one.records, one.successes, one.rejects) == (63, 43, 3)
     assert many.bad_lines == one.bad_lines == ["ledger/run-3/c.jsonl: line 4 does not parse: 'not a record'"]
     assert read_views(parted, *VIEWS) == read_views(whole, *VIEWS)
-
-
-@pytest.mark.parametrize(("what", "expected"), VIOLATIONS)
-def test_a_partitioned_audit_names_each_violation(store: Store, partitioned: None, what: str, expected: str) -> None:
-    test_audit_names_each_violation(store, what, expected)
-
-
-def test_a_partitioned_audit_keeps_to_the_snapshot_and_the_budgets(store: Store, partitioned: None) -> None:
-    test_run_over_budget_is_a_violation(store)
-    KEPT_PASS.clear()
-    test_audit_during_another_runs_generation_is_not_a_false_alarm(store)
-
-
-def test_a_partitioned_audit_counts_records_appended_to_a_consolidated_segment(store: Store, partitioned: None) -> None:
-    test_records_appended_to_a_consolidated_segment_are_only_appended_since(store)
 
 
 def test_the_audit_after_a_consolidation_does_not_read_the_ledger_again(

@@ -7,16 +7,21 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
+from content_pipeline.ledger import spill
 from content_pipeline.ledger.records import OutcomeRecord
+from content_pipeline.ledger.spill import Partitions
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import this_host
 from content_pipeline.store.lease import held_leases
+from content_pipeline.views import passes as passes_module
 from content_pipeline.views import periodic as periodic_module
 from content_pipeline.views.audit import audit
 from content_pipeline.views.consolidate import Consolidation, consolidate, sync_checkpoint
+from content_pipeline.views.passes import KEPT_PASS
 from content_pipeline.views.publish import publish_views
 from content_pipeline.views.snapshot import (
     manifest_cell,
@@ -61,6 +66,43 @@ def write_ledger(store: Store, records: list[OutcomeRecord], segment: str = "seg
     key = f"ledger/{records[0].run_id if records else 'run-1'}/{segment}"
     store.put(key, b"".join(r.line() for r in records) + tail)
     return key
+
+
+class LedgerPasses:
+    """The passes over the ledger (each a `Partitions`) that a test's consolidations and audits made."""
+
+    def __init__(self, partitioned: bool) -> None:
+        self.partitioned = partitioned
+        self.made: list[Partitions] = []
+
+    def check(self) -> None:
+        """The ledger was worked the way the test asked: whole, in memory; or spilled to partitions on disk."""
+        seen = [(p.count, p.spilled_bytes) for p in self.made]
+        assert seen, "no pass over the ledger was made"
+        if self.partitioned:
+            assert all(count > 1 and spilled > 0 for count, spilled in seen), seen
+        else:
+            assert all(count == 1 and spilled == 0 for count, spilled in seen), seen
+
+
+@pytest.fixture(params=["whole", "partitioned"])
+def ledger_passes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[LedgerPasses]:
+    """The test runs twice: with the ledger worked whole, and with every ledger of more than 600 bytes (a
+    record line is about 700) spread by slug over partitions spilled to local files, as a big ledger is;
+    the views and the audit must not tell the two apart. The test calls `check()` to prove which it was."""
+    passes = LedgerPasses(request.param == "partitioned")
+
+    class Recorded(Partitions):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            passes.made.append(self)
+
+    monkeypatch.setattr(passes_module, "Partitions", Recorded)
+    if passes.partitioned:
+        monkeypatch.setattr(spill, "PART_BYTES", 600)
+    KEPT_PASS.clear()  # no spilled pass of an earlier test is worked again
+    yield passes
+    KEPT_PASS.clear()
 
 
 def test_latest_success_wins_and_a_reject_never_shadows_a_success(store: Store) -> None:
@@ -149,7 +191,7 @@ VIOLATIONS = [  # (a hand edit or bug, the violation the audit names)
 
 
 @pytest.mark.parametrize(("what", "expected"), VIOLATIONS)
-def test_audit_names_each_violation(store: Store, what: str, expected: str) -> None:
+def test_audit_names_each_violation(store: Store, ledger_passes: LedgerPasses, what: str, expected: str) -> None:
     write_ledger(store, [record("a"), record("b"), record("c"), record("r", status="reject")])
     consolidate(store)
     assert audit(store).ok
@@ -194,12 +236,14 @@ def test_audit_names_each_violation(store: Store, what: str, expected: str) -> N
     result = audit(store)
     assert not result.ok
     assert any(v.startswith(expected) for v in result.violations), result.violations
+    ledger_passes.check()
 
 
-def test_run_over_budget_is_a_violation(store: Store) -> None:
+def test_run_over_budget_is_a_violation(store: Store, ledger_passes: LedgerPasses) -> None:
     write_ledger(store, [record("a", cost_usd=0.6), record("b", cost_usd=0.6)])
     consolidate(store)
     assert audit(store).violations == ["invariant 5: run run-1 spent 1.200000 USD over its budget 1.00 USD"]
+    ledger_passes.check()
 
 
 def test_sync_rewrites_the_checkpoint_from_master(store: Store) -> None:
@@ -214,7 +258,7 @@ def test_sync_rewrites_the_checkpoint_from_master(store: Store) -> None:
     assert sync_checkpoint(store) is False
 
 
-def test_audit_during_another_runs_generation_is_not_a_false_alarm(store: Store) -> None:
+def test_audit_during_another_runs_generation_is_not_a_false_alarm(store: Store, ledger_passes: LedgerPasses) -> None:
     write_ledger(store, [record("a"), record("b")])
     consolidate(store)
     write_ledger(store, [record("c", run="run-2")], segment="live-writer.jsonl")  # appended since
@@ -224,9 +268,12 @@ def test_audit_during_another_runs_generation_is_not_a_false_alarm(store: Store)
     consolidate(store)
     assert audit(store).ok and audit(store).notes == []
     assert "c" in read_checkpoint(store)["done"]
+    ledger_passes.check()
 
 
-def test_records_appended_to_a_consolidated_segment_are_only_appended_since(store: Store) -> None:
+def test_records_appended_to_a_consolidated_segment_are_only_appended_since(
+    store: Store, ledger_passes: LedgerPasses
+) -> None:
     write_ledger(store, [record("a"), record("b")])
     consolidate(store)
     write_ledger(store, [record("a"), record("b"), record("c"), record("d", status="reject")])  # same segment, grown
@@ -235,6 +282,7 @@ def test_records_appended_to_a_consolidated_segment_are_only_appended_since(stor
     assert result.notes == ["2 ledger record(s) appended since the last consolidation"]
     consolidate(store)
     assert audit(store).ok and audit(store).notes == []
+    ledger_passes.check()
 
 
 def test_audit_waits_for_a_consolidation_in_progress(store: Store) -> None:
