@@ -102,6 +102,37 @@ def core_generate_stage(work: Path, url: str, items: int, concurrency: int) -> d
     }
 
 
+def early_429s(
+    work: Path, items: int, concurrency: int, latency_ms: float, rpm: int, burst: float, slow_start: bool = True
+) -> dict[str, Any]:
+    """The 429s a short run meets from a provider whose bucket holds `burst` of a minute's allowance (3,000
+    RPM at 0.01: 30 requests at once): the core's generate stage at `concurrency` against its own fake-llm
+    process. `slow_start` False: every call at once, as before issue 18."""
+    from bench.provider import provider_stats
+    from content_pipeline.llm import slowstart
+
+    slowstart.ENABLED = slow_start
+    cmd = [sys.executable, "-m", "flows.cli", "fake-llm", "serve", "--port", "0", "--seed", "1", "--jitter", "0.2"]
+    cmd += ["--latency-ms", str(latency_ms), "--rpm", str(rpm), "--burst", str(burst)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split("API at ", 1)[1].split()[0]
+        result = core_generate_stage(work, url, items, concurrency)
+        stats = provider_stats(url)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    span = (stats["last_request_at"] or 0) - (stats["first_request_at"] or 0)
+    return {
+        "seconds": result["seconds"],
+        "rate_limited": stats["by_outcome"].get("rate_limited", 0),
+        "requests": stats["requests"],
+        "peak_in_flight": stats["peak_in_flight"],
+        "requests_span_s": span,
+    }
+
+
 def _count_appends() -> Counter[str]:
     """Counts every durable append from here on (write + fsync of a group of lines), of the intents logs
     and of the ledger, and the lines they carried: the bench's own instrument, wrapped around the store's

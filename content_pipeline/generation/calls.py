@@ -119,30 +119,32 @@ async def _paid_call(
         if ctx.stopped and not attempt.calls:
             _void(ctx, attempt, f"not sent: the run stopped: {ctx.stop_reason}")
             return f"the run stopped: {ctx.stop_reason}", 0
-        await ctx.pacer.wait()
-        try:  # waits while calls in flight hold the money this one needs; raises only with none in flight
-            reservation = await ctx.budget.reserve_in_turn(worst)
-        except BudgetExhausted as exc:
-            ctx.stop(str(exc))
-            _void(ctx, attempt, f"not sent: {exc}")
-            return str(exc), 0
-        result: Completion | CallFailed
-        cost = 0
-        try:
-            result = await _request(ctx, client, model, msgs)
-            # no usage reported: book the worst case rather than lose track of money
-            used = ctx.prices.cost_nano(model, result.tokens_in, result.tokens_out, result.cached_tokens)
-            cost = used if result.tokens_in or result.tokens_out else worst
-        except CallFailed as exc:
-            result = exc
-            # an answer lost in flight may have been generated and billed: book the worst case
-            cost = worst if exc.unknown_outcome else 0
-        except PipelineError as exc:  # an error answer (a key that does not work, no quota): it cost nothing
-            _void(ctx, attempt, str(exc))
-            raise
-        finally:
-            ctx.budget.settle(reservation, cost)
-        return result, cost
+        async with ctx.pacer.turn() as flight:  # a slow start until the rate-limit headers are read, then paced
+            try:  # waits while calls in flight hold the money this one needs; raises only with none in flight
+                reservation = await ctx.budget.reserve_in_turn(worst)
+            except BudgetExhausted as exc:
+                ctx.stop(str(exc))
+                _void(ctx, attempt, f"not sent: {exc}")
+                return str(exc), 0
+            result: Completion | CallFailed
+            cost = 0
+            try:
+                result = await _request(ctx, client, model, msgs)
+                flight.answered(True)
+                # no usage reported: book the worst case rather than lose track of money
+                used = ctx.prices.cost_nano(model, result.tokens_in, result.tokens_out, result.cached_tokens)
+                cost = used if result.tokens_in or result.tokens_out else worst
+            except CallFailed as exc:
+                result = exc
+                flight.answered(False, exc.rate_limited)
+                # an answer lost in flight may have been generated and billed: book the worst case
+                cost = worst if exc.unknown_outcome else 0
+            except PipelineError as exc:  # an error answer (a key that does not work, no quota): it cost nothing
+                _void(ctx, attempt, str(exc))
+                raise
+            finally:
+                ctx.budget.settle(reservation, cost)
+            return result, cost
 
 
 async def _announce(ctx: GenerationContext, attempt: Attempt, model: str, worst: int) -> bool:
