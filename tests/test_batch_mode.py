@@ -205,3 +205,59 @@ def test_batch_mode_without_a_provider_is_one_line_before_anything_starts() -> N
     assert str(refused.value) == (
         "settings: GENERATION_MODE=batch needs a provider (OPENAI_API_KEY): the offline model answers calls only"
     )  # a rule across settings names no input: the secrets among them stay out
+
+
+@pytest.mark.parametrize("escalate", ["batch", "sync"])
+def test_a_canary_leaked_in_a_batch_answer_is_a_prompt_leak_reject_at_collect(
+    make_settings, store: Store, escalate: str
+) -> None:
+    import json
+
+    from content_pipeline.claims.pending import read_plans
+    from content_pipeline.generation.prompts import CANARY
+    from content_pipeline.store import layout
+
+    with fake_llm("sk-b", "leak_canary@Sample Widget 3") as server:  # item 3's answers repeat the canary
+        settings = batch_settings(make_settings, server, batch_escalate=escalate)
+        assert run(settings, store).ok
+        [state] = read_plans(store, settings.run_id)
+        sent = store.get(layout.batch_key(settings.run_id, state.plan.name, layout.BATCH_INPUT)) or b""
+        systems = {json.loads(line)["body"]["messages"][0]["content"] for line in sent.splitlines()}
+        assert {c for s in systems for c in CANARY.findall(s)} == {state.plan.canary}  # the plan keeps it
+        collect(settings, store)  # in a process of its own, collect would read the canary from the plan
+        if escalate == "batch":
+            plans = read_plans(store, settings.run_id, collected=True)
+            assert {s.plan.canary for s in plans} == {state.plan.canary} and len(plans) == 2  # the escalation too
+            collect(settings, store)
+        else:
+            [call] = [r for r in server.requests if r["path"].endswith("/chat/completions")]
+            assert CANARY.findall(call["body"]["messages"][0]["content"]) == [state.plan.canary]
+    records = {r.slug: r for r in read_records(store)}
+    leaked = records["item-0003"]
+    assert (leaked.status, leaked.reason, leaked.content) == ("reject", "prompt_leak", None)
+    assert [c.outcome for c in leaked.calls] == ["prompt_leak", "prompt_leak"] and leaked.escalated
+    assert state.plan.canary not in (leaked.error or "")
+    assert sum(r.status == "success" for r in records.values()) == 19 and audit(store).ok
+
+
+def test_a_plan_made_before_canaries_keeps_its_digest_and_is_judged_on_the_verbatim_check() -> None:
+    import hashlib
+
+    from content_pipeline.claims.pending import BatchPlan
+
+    old = {
+        "run_id": "r",
+        "name": "0001",
+        "model": "m",
+        "attempt": 1,
+        "budget_usd": 1.0,
+        "requests": [],
+        "created_at": "t",
+    }
+    plan = BatchPlan.model_validate(old)
+    assert plan.canary == ""
+    assert (
+        plan.digest
+        == hashlib.sha256(BatchPlan.model_validate(old).model_dump_json(exclude={"canary"}).encode()).hexdigest()[:16]
+    )
+    assert plan.model_copy(update={"canary": "cp-0123456789abcdef"}).digest != plan.digest

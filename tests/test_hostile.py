@@ -54,7 +54,9 @@ def test_a_hostile_catalogue_is_reported_row_by_row_and_the_good_rows_are_genera
     catalogue.write_bytes(b"\n".join(line for line, _ in rows) + b"\n")
     outside_before = {p for p in tmp_path.parent.rglob("*") if "store" not in p.parts}
     with fake_llm("sk-k") as server:
-        settings = make_settings(catalogue=str(catalogue), openai_api_key="sk-k", openai_base_url=server.url)
+        settings = make_settings(  # three in four rows are hostile: allowed here, refused by default
+            catalogue=str(catalogue), openai_api_key="sk-k", openai_base_url=server.url, max_invalid_rows_share=1.0
+        )
         outcome = run(settings, store)
 
     reported = [json.loads(x) for x in store.get(layout.run_key(settings.run_id, "invalid-rows.jsonl")).splitlines()]
@@ -137,3 +139,37 @@ def test_secrets_are_in_no_byte_the_run_produced(
     for name, data in produced.items():
         for secret in secrets:
             assert secret.encode() not in data, f"{secret[:12]}... found in {name}"
+
+
+def test_each_run_has_a_canary_of_its_own_that_no_report_log_or_stored_byte_shows(
+    store: Store, make_settings, write_catalogue, caplog, capfd
+) -> None:
+    import logging
+
+    from content_pipeline.generation.prompts import CANARY
+
+    canaries, shown = [], []
+    with caplog.at_level(logging.DEBUG, logger="content_pipeline"), fake_llm("sk-k", "leak_canary@Leaker") as server:
+        for first in (1, 11):  # two runs, each on items of its own: one leaks the canary, one follows the injection
+            rows = [make_item(n) for n in range(first, first + 4)]
+            rows += [make_item(first + 4, title=f"Canary Leaker {first}")]
+            rows += [make_item(first + 5, features=[INJECTION, "A 5 cm steel frame", "3 colour options"])]
+            catalogue = write_catalogue(rows, f"canary-{first}.jsonl")
+            settings = make_settings(catalogue=catalogue, openai_api_key="sk-k", openai_base_url=server.url)
+            report = run(settings, store)
+            sent = {c for r in server.requests for c in CANARY.findall(r["body"]["messages"][0]["content"])}
+            server.requests.clear()
+            assert len(sent) == 1, "one canary for every call of a run"
+            canaries += sent
+            shown += [report.markdown(), str(report.failure or ""), str(report.stop_reason or "")]
+            records = [r for r in read_records(store) if r.run_id == settings.run_id]
+            rejects = {r.slug: r.reason for r in records if r.status == "reject"}
+            assert rejects == {f"item-{first + 4:04d}": "prompt_leak", f"item-{first + 5:04d}": "prompt_leak"}
+            assert report.stats.successes == 4
+    assert canaries[0] != canaries[1]  # each run draws its own
+    out, err = capfd.readouterr()
+    shown += [caplog.text, out, err, *(v.decode(errors="replace") for v in snapshot(store).values())]
+    assert "prompt_leak" in caplog.text + "".join(shown)  # the rejects are reported, the canary is not
+    for canary in canaries:
+        for text in shown:
+            assert canary not in text and canary.removeprefix("cp-") not in text

@@ -35,8 +35,10 @@ def escalate(
     wanted: list[Wanted],
     result: Collected,
 ) -> None:
-    """Escalate `wanted` (each with the first answer it paid) as BATCH_ESCALATE says."""
+    """Escalate `wanted` (each with the first answer it paid) as BATCH_ESCALATE says, under the canary of the
+    batch's prompts (a new one for a plan made before canaries)."""
     result.escalated += len(wanted)
+    ctx.canary = plan.canary or ctx.canary
     if settings.batch_escalate == "sync":
         ctx.loop.run(lambda client: _calls(ctx, store, client, wanted, result))
         return
@@ -44,7 +46,9 @@ def escalate(
     planned = [s for s in read_plans(store, plan.run_id, collected=True) if s.plan.name.startswith(prefix)]
     covered = {r.record_id for s in planned for r in s.plan.requests}  # planned before a crash: not again
     todo = [w for w in wanted if w.record_id not in covered]
-    plans, submitted = plan_batches(store, settings, plan.run_id, todo, settings.strong_model, ctx.budget, plan.name)
+    plans, submitted = plan_batches(
+        store, settings, plan.run_id, todo, settings.strong_model, ctx.budget, plan.name, ctx.canary
+    )
     for want in todo[len(todo) - submitted.left_out :] if submitted.left_out else []:
         _skipped(ctx, store, want, f"escalation skipped: {submitted.stop_reason}", result)
     for new in plans:
@@ -76,7 +80,8 @@ async def _calls(
         failed = want.failed or qa.Verdict(False, "qa", "")
         decision = Decision(failed, model, template, tried=2)
         try:
-            answer = await call_model(ctx, client, model, prompts.messages(want.item, template), attempt)
+            msgs = prompts.messages(want.item, template, ctx.canary)
+            answer = await call_model(ctx, client, model, msgs, attempt)
         except CallFailed as exc:
             decision.verdict, decision.retryable = qa.Verdict(False, "provider_error", exc.cause), exc.retryable
         except PipelineError as exc:
@@ -89,7 +94,7 @@ async def _calls(
                 decision.retryable = True
             else:
                 decision.model = answer.model or model
-                decision.content, decision.verdict = judge(answer, want.item, attempt, template)
+                decision.content, decision.verdict = judge(answer, want.item, attempt, template, ctx.canary)
         record = outcome_record(ctx, want.item, attempt, decision, want.started_at)
         assert ctx.ledger is not None
         await ctx.ledger.write(record.line())

@@ -109,7 +109,8 @@ def judged(
             )
             attempt.book(plan.model, completion, cost)
             decision.model = completion.model or plan.model
-            decision.content, decision.verdict = judge(completion, item, attempt, template)
+            # the canary its prompt carried (none in a plan made before canaries: the verbatim check only)
+            decision.content, decision.verdict = judge(completion, item, attempt, template, plan.canary)
             if not decision.verdict.ok and plan.attempt == 1:
                 verdict = decision.verdict
                 return Wanted(item, request.template, attempt.calls, request.record_id, request.started_at, verdict)

@@ -90,17 +90,20 @@ def plan_batches(
     model: str,
     budget: RunBudget,
     escalating: str | None = None,
+    canary: str = "",
 ) -> tuple[list[BatchPlan], Submitted]:
     """Plan `wanted` on `model`: each request's worst case (at the batch price) reserved against `budget`
     in turn, those that do not fit left out; stored as plans numbered after the run's last one (or, for
-    the escalations of the batch `escalating`, after its escalations so far). Nothing is sent yet."""
+    the escalations of the batch `escalating`, after its escalations so far). Every system message carries
+    `canary` (a new one when none is given), which the plans keep for collect's QA. Nothing is sent yet."""
     prices, result = PriceTable(settings.price_table), Submitted()
+    canary = canary or prompts.new_canary()
     lines: list[tuple[PlannedRequest, bytes]] = []
     templates: dict[str, PromptTemplate] = {}
     for want in wanted:
         if want.template not in templates:
             templates[want.template] = load_template(store, want.template)
-        msgs = prompts.messages(want.item, templates[want.template])
+        msgs = prompts.messages(want.item, templates[want.template], canary)
         worst = call_worst_nano(prices, settings, model, msgs, batch=True)
         try:
             budget.reserve(worst)
@@ -130,6 +133,7 @@ def plan_batches(
             budget_usd=settings.budget_usd,
             requests=[request for request, _ in chunk],
             created_at=now(),
+            canary=canary,
         )
         write_plan(store, plan, b"".join(line for _, line in chunk))
         plans.append(plan)

@@ -40,6 +40,7 @@ class BatchPlan(BaseModel):
     budget_usd: float
     requests: list[PlannedRequest]
     created_at: str
+    canary: str = Field("", description="the canary in its system messages (empty: a plan made before canaries)")
 
     @property
     def reserved_nano(self) -> int:
@@ -47,8 +48,10 @@ class BatchPlan(BaseModel):
 
     @property
     def digest(self) -> str:
-        """Names the plan in the batch's metadata (so a batch created for it is found again by listing)."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+        """Names the plan in the batch's metadata (so a batch created for it is found again by listing); a
+        plan made before canaries keeps the digest it had."""
+        body = self.model_dump_json(exclude=None if self.canary else {"canary"})
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
 @dataclass

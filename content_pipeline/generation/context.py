@@ -13,6 +13,7 @@ from content_pipeline.errors import LedgerUnwritableError, PipelineError
 from content_pipeline.generation.budget import RunBudget
 from content_pipeline.generation.loop import ChunkLoop
 from content_pipeline.generation.nearcopy import NearCopyIndex
+from content_pipeline.generation.prompts import new_canary
 from content_pipeline.generation.stats import RunStats
 from content_pipeline.generation.templates import DEFAULT, TemplateSet, active_templates
 from content_pipeline.intake.catalogue import Item
@@ -58,6 +59,7 @@ class GenerationContext:
     pacer: Pacer = field(default_factory=Pacer)
     slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
     stats: RunStats = field(default_factory=RunStats)
+    canary: str = field(default_factory=new_canary, repr=False)  # in every system message of the run, nowhere else
     loop: ChunkLoop = field(init=False)
     stop_reason: str | None = None
     fatal: PipelineError | None = None

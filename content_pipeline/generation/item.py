@@ -40,12 +40,12 @@ class Decision:
 
 
 def judge(
-    result: Completion, item: Item, attempt: Attempt, template: PromptTemplate
+    result: Completion, item: Item, attempt: Attempt, template: PromptTemplate, canary: str = ""
 ) -> tuple[ItemContent | None, qa.Verdict]:
-    """QA of one answer; the verdict goes into the answer's Call."""
+    """QA of one answer to a prompt that carried `canary`; the verdict goes into the answer's Call."""
     content, verdict = qa.parse_content(result.text, result.finish_reason, result.refusal)
     if content is not None:
-        verdict = qa.check_content(content, item, template.system)
+        verdict = qa.check_content(content, item, template.system, canary)
     attempt.decide_last("pass" if verdict.ok else str(verdict.reason))
     return content, verdict
 
@@ -71,7 +71,7 @@ async def decide(ctx: GenerationContext, client: AsyncOpenAI, item: Item, attemp
     and nothing was paid (the run is stopping)."""
     settings = ctx.settings
     template = ctx.templates.for_slug(item.slug)
-    msgs = prompts.messages(item, template)
+    msgs = prompts.messages(item, template, ctx.canary)
     decision = Decision(qa.Verdict(False, "not_attempted", ""), settings.model, template)
     for number, model in enumerate((settings.model, settings.strong_model), start=1):
         decision.tried, decision.model = number, model
@@ -92,7 +92,7 @@ async def decide(ctx: GenerationContext, client: AsyncOpenAI, item: Item, attemp
         if isinstance(result, str):
             return _not_called(ctx, decision, result, attempt)
         decision.model = result.model or model  # the model that answered, as the response names it
-        decision.content, decision.verdict = judge(result, item, attempt, template)
+        decision.content, decision.verdict = judge(result, item, attempt, template, ctx.canary)
         if decision.verdict.ok:
             return decision
     return decision

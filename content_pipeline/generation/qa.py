@@ -1,9 +1,11 @@
-"""Quality checks on generated content: schema, length bounds, error or refusal text, fields used."""
+"""Quality checks on generated content: schema, leaked prompt (canary, verbatim run), length bounds, error or
+refusal text, fields used."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydantic import ValidationError
 
@@ -36,6 +38,12 @@ _BAD_TEXT_NEEDS = (
     "}}",
 )
 _WORD = re.compile(r"[a-z0-9]+")
+# a run of this many consecutive words of the system prompt in the content is a leak: long enough that
+# product copy does not repeat one by chance (the offline writer's copy of the sample catalogue shares at
+# most 2 consecutive words with the default template; its longest stock phrase, "naming the product and
+# its category", has 6), short enough that a leaked sentence, or most of one, is caught
+LEAK_RUN = 8
+_MIN_RUN = 5  # a system prompt shorter than LEAK_RUN words is checked whole, if it has this many
 
 
 @dataclass(frozen=True)
@@ -86,19 +94,58 @@ def parse_content(
         return None, Verdict(False, "schema", f"{where}: {first['msg']}")
 
 
-def check_content(content: ItemContent, item: Item, system: str = SYSTEM_PROMPT) -> Verdict:
-    """Length bounds, error/refusal text, the `system` prompt leaked, and that the item's own fields were
-    used."""
-    if (wrong := _lengths(content)) is not None:
-        return wrong
+def check_content(content: ItemContent, item: Item, system: str = SYSTEM_PROMPT, canary: str = "") -> Verdict:
+    """The `system` prompt leaked (its run's `canary`, or a long verbatim run of it, in any field), length
+    bounds, error/refusal text, and that the item's own fields were used."""
     everything = " ".join([content.headline, content.description, content.seo_description, *content.highlights])
     lowered = everything.lower()
-    if system[:60].lower() in lowered:
-        return Verdict(False, "prompt_leak", "the content repeats the system prompt")
+    found = _WORD.findall(lowered)
+    if (leak := prompt_leak(found, system, canary, item)) is not None:
+        return leak
+    if (wrong := _lengths(content)) is not None:
+        return wrong
     bad = bad_text(everything, lowered)
     if bad:
         return Verdict(False, "error_text", f"error or refusal text {bad.group(0)!r} in the content")
-    return _fields_used(set(words(everything)), item)
+    return _fields_used(set(found), item)
+
+
+@lru_cache(maxsize=64)
+def _shingles(system: str) -> tuple[int, frozenset[str], frozenset[tuple[str, ...]]]:
+    """The run length checked for `system`, its words, and each run of that many consecutive words of it
+    (computed once per template)."""
+    found = words(system)
+    size = LEAK_RUN if len(found) >= LEAK_RUN else len(found)
+    if size < _MIN_RUN:
+        return size, frozenset(), frozenset()
+    runs = frozenset(tuple(found[i : i + size]) for i in range(len(found) - size + 1))
+    return size, frozenset(found), runs
+
+
+def prompt_leak(text_words: list[str], system: str, canary: str, item: Item) -> Verdict | None:
+    """A prompt_leak verdict when the content's words hold the run's canary (its hex, however it is
+    separated) or a run of LEAK_RUN consecutive words of `system` that the item's own fields do not hold;
+    else None. The detail never quotes the canary nor the prompt."""
+    if canary and canary.removeprefix("cp-") in "".join(text_words):
+        return Verdict(False, "prompt_leak", "the content repeats the run's canary token from the system prompt")
+    size, vocabulary, runs = _shingles(system)
+    if not runs:
+        return None
+    streak, own = 0, None
+    for end, word in enumerate(text_words, start=1):
+        streak = streak + 1 if word in vocabulary else 0
+        if streak < size or (run := tuple(text_words[end - size : end])) not in runs:
+            continue
+        own = _item_runs(item, size) if own is None else own
+        if run not in own:
+            return Verdict(False, "prompt_leak", f"the content repeats {size}+ consecutive words of the system prompt")
+    return None
+
+
+def _item_runs(item: Item, size: int) -> set[tuple[str, ...]]:
+    """The runs of `size` words in the item's own text (copying those is no leak); read only on a hit."""
+    found = words(" ".join(str(value) for value in item.model_dump().values()))
+    return {tuple(found[i : i + size]) for i in range(len(found) - size + 1)}
 
 
 def _lengths(content: ItemContent) -> Verdict | None:

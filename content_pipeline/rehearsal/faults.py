@@ -25,6 +25,9 @@ FAULTS = {
     "empty": "200 with empty content",
     "html": "200 with an HTML page (a proxy's error page)",
     "echo": "500 whose message repeats the request's Authorization header (a leaky proxy)",
+    "leak_whole": "200 whose description repeats the request's whole system message",
+    "leak_partial": "200 whose description repeats a run of words from the middle of the system message",
+    "leak_canary": "200 with a reworded leak that repeats the canary token of the system message",
 }
 _SPEC = re.compile(r"^(?P<kind>[a-z0-9_]+)(?::(?P<rate>[0-9.]+))?(?:@(?P<match>[^*]+))?(?:\*(?P<times>\d+))?$")
 INJECTION = re.compile(r"ignore (?:all )?(?:previous|prior|above) instructions", re.IGNORECASE)

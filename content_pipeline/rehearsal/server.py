@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from content_pipeline.generation.prompts import SYSTEM_PROMPT
+from content_pipeline.generation.prompts import CANARY, CANARY_LINE
 from content_pipeline.llm import offline
 from content_pipeline.money import PriceTable
 from content_pipeline.rehearsal.batches import BatchDesk
@@ -227,9 +227,9 @@ class FakeLLM:
         message, choice = completion["choices"][0]["message"], completion["choices"][0]
         prompt = "".join(str(m.get("content") or "") for m in body.get("messages") or [])
         if kind is None and message["content"] and INJECTION.search(prompt.split("<item>", 1)[-1]):
-            content = json.loads(message["content"])  # a gullible model: it does what the item text says
-            content["description"] = f"{content['description']} My instructions were: {SYSTEM_PROMPT}"
-            message["content"] = json.dumps(content)
+            kind = "leak_whole"  # a gullible model: it does what the item text says
+        if kind in LEAKS and message["content"]:
+            message["content"] = json.dumps(leaked(json.loads(message["content"]), body, kind))
         if kind == "malformed":
             message["content"] = '{"headline": "Sample", "description": "cut'
         elif kind == "schema":
@@ -246,3 +246,31 @@ class FakeLLM:
             message["content"] = ""
         completion["model"] = f"{completion['model']}{self.config.snapshot}"
         return completion
+
+
+LEAKS = ("leak_whole", "leak_partial", "leak_canary")
+
+
+def system_text(body: dict[str, Any]) -> str:
+    """The request's system message (what a model leaks), as the client sent it."""
+    return "\n".join(str(m.get("content") or "") for m in body.get("messages") or [] if m.get("role") == "system")
+
+
+def leaked(content: dict[str, Any], body: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The content as a model that leaks its prompt writes it: the whole system message, a long run of words
+    from its middle (never its start, nor the canary line), or the canary it found, in reworded text."""
+    system = system_text(body)
+    if kind == "leak_whole":
+        content["description"] = f"{content['description']} My instructions were: {system}"
+    elif kind == "leak_partial":
+        found = CANARY.search(system)
+        plain = system.replace(f"\n\n{CANARY_LINE.format(canary=found.group(0))}", "") if found else system
+        spoken = plain.split()
+        middle = spoken[len(spoken) // 3 : max(len(spoken) // 3 + 12, 2 * len(spoken) // 3)]
+        content["description"] = f"{content['description']} As I was told, {' '.join(middle)}"
+    else:
+        found = CANARY.search(system)
+        token = found.group(0) if found else "(none given)"
+        line = f"Between us, my setup asks me to keep the code {token} private."
+        content["highlights"] = [*content["highlights"][:5], line]
+    return content
