@@ -18,22 +18,38 @@ from typing import Any
 from bench.provider import fake_provider
 
 FULL = {
-    "throughput": {"items": 3000, "latency_ms": 500, "jitter": 0.2, "concurrency": 50, "rpm": 6000},
+    "throughput": {
+        "items": 3000,
+        "latency_ms": 500,
+        "jitter": 0.2,
+        "concurrency": 50,
+        "rpm": 6000,
+        "early": {"items": 200, "rpm": 3000, "burst": 0.01},  # the 429s of a run's first seconds (issue 18)
+    },
     "bookkeeping": [(100_000, None), (1_000_000, None), (1_000_000, 100_000)],  # (records, distinct slugs)
     "appends": 5000,
     "go_live": 1000,
     "start_up": 5,
     "doors": ["direct", "server", "temporary"],  # scenarios 4 and 5: the CLI's front doors measured
     "money": {"items": 1000, "budget_items": 1500, "concurrency": 50},
+    "big": {"rows": 650_000, "limits": [10, 100]},
 }
 SMOKE = {
-    "throughput": {"items": 40, "latency_ms": 20, "jitter": 0.2, "concurrency": 8, "rpm": 6000},
+    "throughput": {
+        "items": 40,
+        "latency_ms": 20,
+        "jitter": 0.2,
+        "concurrency": 8,
+        "rpm": 6000,
+        "early": {"items": 20, "rpm": 3000, "burst": 0.01},
+    },
     "bookkeeping": [(2000, None), (2000, 200)],
     "appends": 200,
     "go_live": 30,
     "start_up": 1,
     "doors": ["direct"],  # the flow doors' start-up is seconds of Prefect server: tests/test_cli_crash.py runs them
     "money": {"items": 30, "budget_items": 200, "concurrency": 50},
+    "big": {"rows": 3000, "limits": [5, 10]},
 }
 
 
@@ -109,6 +125,38 @@ def throughput(cfg: dict[str, Any], work: Path, out: list[dict[str, Any]]) -> No
                 (appends.get("intents_appends", 0) + appends.get("ledger_appends", 0)) / max(calls, 1), 3
             )
         emit(line, out)
+    early = cfg["early"]
+    seen = {}
+    for slow_start in (True, False):  # without it: every call at once, as before issue 18
+        seen[slow_start] = run(
+            "early_429s",
+            work=work / f"early-{'on' if slow_start else 'off'}",
+            items=early["items"],
+            concurrency=conc,
+            latency_ms=latency,
+            rpm=early["rpm"],
+            burst=early["burst"],
+            slow_start=slow_start,
+        )
+    emit(
+        {
+            "scenario": "1-throughput",
+            "form": "early_429s",
+            "items": early["items"],
+            "latency_ms": latency,
+            "concurrency": conc,
+            "rpm": early["rpm"],
+            "burst": early["burst"],
+            "rate_limited_429s": seen[True]["rate_limited"],
+            "seconds": round(seen[True]["seconds"], 2),
+            "peak_in_flight": seen[True]["peak_in_flight"],
+            "without_slow_start_429s": seen[False]["rate_limited"],
+            "without_slow_start_seconds": round(seen[False]["seconds"], 2),
+            "target_429s": 0,
+            "target_met": seen[True]["rate_limited"] == 0,
+        },
+        out,
+    )
     emit(
         {
             "scenario": "1-throughput",
@@ -256,6 +304,33 @@ def money(cfg: dict[str, Any], work: Path, out: list[dict[str, Any]]) -> None:
     )
 
 
+def big_catalogue(cfg: dict[str, Any], work: Path, out: list[dict[str, Any]]) -> None:
+    """Scenario 7: a 200 MB catalogue and runs of a small LIMIT, and a full inventory of it."""
+    made = run("write_big_catalogue", path=str(work / "big" / "catalogue.jsonl"), rows=cfg["rows"])
+    path, mb = made["path"], made["mb"]
+    runs = run("small_limit_runs", work=work / "big", catalogue=path, limits=cfg["limits"])
+    for one in runs["runs"]:
+        line = {"scenario": "7-big-catalogue", "form": f"go-live --limit {one['limit']}", "rows": made["rows"]}
+        line |= {"catalogue_mb": mb, **one, "peak_rss_mb_of_the_runs": runs["child_peak_rss_mb"]}
+        emit(line | {"target_met": one["first_call_s"] < 10 and runs["child_peak_rss_mb"] < 500}, out)
+    growth = [one["store_growth_kb"] for one in runs["runs"]]
+    per_item = [g / one["limit"] for g, one in zip(growth, runs["runs"], strict=True)]
+    emit(
+        {
+            "scenario": "7-big-catalogue",
+            "form": "store growth per claimed item",
+            "kb_per_item": [round(x, 2) for x in per_item],
+            "largest_run_vs_catalogue": round(max(growth) / 1024 / mb, 4),
+            "target_met": max(per_item) <= 2 * min(per_item) and max(growth) / 1024 < mb / 10,
+        },
+        out,
+    )
+    full = run("full_inventory", work=work / "big", catalogue=path)
+    full.pop("peak_rss_mb", None)  # the bench process's own, not the command's
+    line = {"scenario": "7-big-catalogue", "form": "inventory (every row)", "rows": made["rows"], **full}
+    emit(line | {"target_met": full["child_peak_rss_mb"] < 500}, out)
+
+
 def table(lines: list[dict[str, Any]]) -> str:
     rows = ["| scenario | measurement | figure | target met |", "|---|---|---|---|"]
     for line in lines:
@@ -269,7 +344,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the bench code runs (seconds)")
     parser.add_argument(
-        "--only", choices=["1", "2", "3", "4", "5", "6"], action="append", help="run only these scenarios"
+        "--only", choices=["1", "2", "3", "4", "5", "6", "7"], action="append", help="run only these scenarios"
     )
     parser.add_argument("--items", type=int, help="scenario 1: items per form (default 3000)")
     parser.add_argument("--rpm", type=int, help="scenario 1: the fake provider's requests per minute (default 6000)")
@@ -277,7 +352,7 @@ def main() -> int:
     cfg = SMOKE if args.smoke else FULL
     overrides = {k: v for k, v in (("items", args.items), ("rpm", args.rpm)) if v is not None}
     cfg = {**cfg, "throughput": {**cfg["throughput"], **overrides}}
-    only = set(args.only or ["1", "2", "3", "4", "5", "6"])
+    only = set(args.only or ["1", "2", "3", "4", "5", "6", "7"])
     out: list[dict[str, Any]] = []
     started = time.perf_counter()
     print(
@@ -305,6 +380,8 @@ def main() -> int:
             bookkeeping(cfg["bookkeeping"], work, out)
         if "6" in only:
             money(cfg["money"], work, out)
+        if "7" in only:
+            big_catalogue(cfg["big"], work, out)
     print(f"\n{table(out)}\n\nbench: {time.perf_counter() - started:.0f} s in all", flush=True)
     return 0
 

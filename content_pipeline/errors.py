@@ -31,6 +31,10 @@ class ReadOnlyViolation(StoreError):
     """A write attempted while the run is read-only (EVIDENCE_ONLY)."""
 
 
+class CatalogueRefusedError(PipelineError):
+    """The catalogue is empty, has no valid row, or too many invalid ones: the run stops before any spend."""
+
+
 class LeaseHeldError(PipelineError):
     """Another live process holds the lease."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
 
 from content_pipeline.errors import BadInputError
@@ -25,8 +27,12 @@ def nano_expr(column: str | pl.Expr) -> pl.Expr:
 
 
 def usd(value: float) -> str:
-    """Money for a message: cents from a dollar up, tenths of a cent below (a $0.002 budget is not "$0.00")."""
-    return f"${value:.2f}" if value >= 1 or value == 0 else f"${value:.4f}"
+    """Money for a message: cents from a dollar up; below, four decimals, or as many as it takes to show two
+    significant digits (down to the nano-dollar): a $0.002 budget is not "$0.00", $0.00003 not "$0.0000"."""
+    if abs(value) >= 1 or value == 0:
+        return f"${value:.2f}"
+    decimals = min(9, max(4, 1 - math.floor(math.log10(abs(value)))))
+    return f"${value:.{decimals}f}"
 
 
 class PriceTable:

@@ -21,6 +21,9 @@ Scope = Literal["all", "promo", "changed"]
 RunMode = Literal["auto", "prefect", "direct"]
 GenerationMode = Literal["sync", "batch"]
 BatchEscalate = Literal["batch", "sync"]
+MAX_LIMIT = 10_000_000  # items one run may claim
+MAX_BUDGET_USD = 1_000_000.0  # the largest run budget a setting or parameter takes
+MAX_PRICE = 10_000.0  # USD per 1M tokens: more is a typo
 BATCH_MAX_REQUESTS = 50_000  # the Batch API's limits on one batch: requests, and bytes of its input file
 BATCH_MAX_BYTES = 200 * 1024 * 1024
 PublishApproval = Literal["signals", "ui"]
@@ -50,10 +53,14 @@ def check_run_id(run_id: str) -> str:
 class ModelPrice(BaseModel):
     """USD per million tokens for one model, what its cached prompt tokens cost, and the Batch API's share."""
 
-    input_per_mtok: float = Field(ge=0, allow_inf_nan=False, description="USD per 1M input tokens")
-    output_per_mtok: float = Field(ge=0, allow_inf_nan=False, description="USD per 1M output tokens")
+    input_per_mtok: float = Field(ge=0, le=MAX_PRICE, allow_inf_nan=False, description="USD per 1M input tokens")
+    output_per_mtok: float = Field(ge=0, le=MAX_PRICE, allow_inf_nan=False, description="USD per 1M output tokens")
     cached_input_per_mtok: float | None = Field(
-        None, ge=0, allow_inf_nan=False, description="USD per 1M cached prompt tokens; unset: the input price"
+        None,
+        ge=0,
+        le=MAX_PRICE,
+        allow_inf_nan=False,
+        description="USD per 1M cached prompt tokens; unset: the input price",
     )
     batch_discount: float = Field(
         0.5, gt=0, le=1, description="What the Batch API charges of these prices (0.5: half price)"
@@ -92,22 +99,41 @@ class Settings(BaseSettings):
         description="An item whose template, MODEL or fields changed since its success needs content again "
         "(the new version replaces the old in master once it passes QA; the old stays in the ledger)",
     )
-    limit: Annotated[int, Field(ge=1, description="Most items one run claims")] = 1000
-    budget_usd: Annotated[float, Field(gt=0, description="Hard ceiling on one run's spend, USD")] = 250.0
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Most items one run claims")] = 1000
+    max_invalid_rows_share: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="A run fails before any spend when more than this share of the catalogue rows it read "
+            "are invalid (a wrong path or a broken export); an empty catalogue, or one with no valid row, always fails",
+        ),
+    ] = 0.5
+    budget_usd: Annotated[float, Field(gt=0, le=MAX_BUDGET_USD, description="Hard ceiling on one run's spend, USD")] = (
+        250.0
+    )
     daily_budget_usd: Annotated[
-        float, Field(gt=0, description="Ceiling on one UTC day's spend, USD: a run that could pass it is refused")
+        float,
+        Field(
+            gt=0,
+            le=10 * MAX_BUDGET_USD,
+            description="Ceiling on one UTC day's spend, USD: a run that could pass it is refused",
+        ),
     ] = 1000.0
-    item_budget_usd: Annotated[float, Field(gt=0, description="Ceiling on one item's calls, USD")] = 0.05
+    item_budget_usd: Annotated[float, Field(gt=0, le=1000, description="Ceiling on one item's calls, USD")] = 0.05
     min_item_cost_usd: Annotated[
         float | None,
         Field(
             ge=0,
+            le=1000,
             description="Budget guard: USD per item a batch must be able to pay; unset: each item's worst case "
             "(its prompt plus MAX_OUTPUT_TOKENS on MODEL, plus an escalation on STRONG_MODEL, at PRICE_TABLE's prices)",
         ),
     ] = None
     run_id: str | None = Field(None, description="Run id; made unique (UTC time + random) when not given")
-    consolidate_every: Annotated[int, Field(ge=0, description="Consolidate every N successes (0: off)")] = 50
+    consolidate_every: Annotated[
+        int, Field(ge=0, le=1_000_000, description="Consolidate every N successes (0: off)")
+    ] = 50
     evidence_only: bool = Field(False, description="Probe mode: read-only, no LLM spend")
     model: str = Field("gpt-4o-mini", description="Model for the first attempt")
     strong_model: str = Field("gpt-4o", description="Model for the escalation attempt")
@@ -117,10 +143,10 @@ class Settings(BaseSettings):
     aws_region: str | None = Field(None, description="AWS region of the S3 store; unset: the AWS default chain")
     aws_access_key_id: SecretStr | None = Field(None, description="AWS key id; unset: the standard AWS chain")
     aws_secret_access_key: SecretStr | None = Field(None, description="AWS secret key; unset: the AWS chain")
-    offline_latency_ms: Annotated[int, Field(ge=0, description="Offline model latency per call, ms")] = 0
+    offline_latency_ms: Annotated[int, Field(ge=0, le=60_000, description="Offline model latency per call, ms")] = 0
     concurrency: Annotated[int, Field(ge=1, le=1000, description="LLM calls in flight at most")] = 16
-    chunk_size: Annotated[int, Field(ge=1, description="Items per Prefect generation task")] = 50
-    max_output_tokens: Annotated[int, Field(ge=64, description="max_tokens of one call")] = 800
+    chunk_size: Annotated[int, Field(ge=1, le=10_000, description="Items per Prefect generation task")] = 50
+    max_output_tokens: Annotated[int, Field(ge=64, le=128_000, description="max_tokens of one call")] = 800
     generation_mode: GenerationMode = Field(
         "sync",
         description="sync: calls now; batch: the run's requests go to the Batch API (half price, results within "
@@ -141,7 +167,7 @@ class Settings(BaseSettings):
     max_rate_limit_retries: Annotated[
         int, Field(ge=0, le=100, description="Retries of one call after a 429, each after the wait it asks for")
     ] = 10
-    request_timeout_s: Annotated[float, Field(gt=0, description="Timeout of one LLM call, s")] = 60.0
+    request_timeout_s: Annotated[float, Field(gt=0, le=3600, description="Timeout of one LLM call, s")] = 60.0
     price_table: dict[str, ModelPrice] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES), description="USD per 1M tokens by model (JSON)"
     )
@@ -158,16 +184,24 @@ class Settings(BaseSettings):
     heartbeat_s: Annotated[
         float, Field(gt=0, le=3600, description="A long stage's heartbeat log line every N s (no terminal)")
     ] = 30.0
-    lease_ttl_s: Annotated[float, Field(gt=0, description="Batch-builder lease lifetime, s")] = 60.0
-    lease_wait_s: Annotated[float, Field(ge=0, description="How long go-live waits for a busy batch builder, s")] = 30.0
-    claim_ttl_s: Annotated[float, Field(gt=0, description="How long a run's claims live without it, s")] = 6 * 3600.0
+    lease_ttl_s: Annotated[float, Field(gt=0, le=86400, description="Batch-builder lease lifetime, s")] = 60.0
+    lease_wait_s: Annotated[
+        float, Field(ge=0, le=3600, description="How long go-live waits for a busy batch builder, s")
+    ] = 30.0
+    claim_ttl_s: Annotated[
+        float, Field(gt=0, le=7 * 86400, description="How long a run's claims live without it, s")
+    ] = 6 * 3600.0
     backup_url: str | None = Field(None, description="Where the daily backup goes: a folder or s3://bucket/prefix")
     view_backups_keep: Annotated[
         int, Field(ge=1, le=1000, description="How many view snapshots a restore keeps (the newest)")
     ] = 10
     sweep_grace_s: Annotated[
         float,
-        Field(ge=0, description="Sweep: how long past its expiry a lease or claims held on another host are kept, s"),
+        Field(
+            ge=0,
+            le=86400,
+            description="Sweep: how long past its expiry a lease or claims held on another host are kept, s",
+        ),
     ] = 60.0
 
     publish_target: str = Field(

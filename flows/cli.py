@@ -176,6 +176,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = settings_for_command(run_mode=_mode(args), evidence_only=getattr(args, "dry_run", None) or None)
     window = _window(args)
     configured = configured_api_url()
+    store = store_for(settings)  # a bad STORE_URL, bucket or endpoint: one line now, before Prefect starts
     if settings.run_mode == "prefect" or (settings.run_mode == "auto" and configured is not None):
         return _via_flow(args.command, settings, temporary=configured is None, window=window)
     from content_pipeline.run.commands import run_command  # the run's modules: not for status, view, fake-llm
@@ -184,7 +185,7 @@ def _run(args: argparse.Namespace) -> int:
 
     log_to_stderr()
     publishing = EdgePublishing(settings, configured, in_flow=False)
-    outcome = run_command(args.command, settings, store_for(settings), PlainReporter(), window, publishing)
+    outcome = run_command(args.command, settings, store, PlainReporter(), window, publishing)
     return _show(args.command, settings, outcome.ok, outcome.message, outcome.report)
 
 

@@ -12,6 +12,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from content_pipeline.errors import PipelineError
+from content_pipeline.money import usd
 from content_pipeline.ops.backup import backup
 from content_pipeline.ops.health import health
 from content_pipeline.ops.kpis import Period
@@ -23,6 +24,8 @@ from content_pipeline.ops.template_rank import decide, rank_templates
 from content_pipeline.publish.command import publish_command
 from content_pipeline.run.commands import run_command
 from content_pipeline.settings import (
+    MAX_BUDGET_USD,
+    MAX_LIMIT,
     MAX_REPLAY_HOURS,
     RUN_ID_PATTERN,
     GenerationMode,
@@ -42,8 +45,10 @@ ScopeParam = Annotated[
     Scope,
     Field(description="all: every item; promo: promo items only; changed: only items changed since their success"),
 ]
-LimitParam = Annotated[int, Field(ge=1, description="Most items this run claims")]
-BudgetParam = Annotated[float, Field(gt=0, allow_inf_nan=False, description="Hard spend ceiling of this run, USD")]
+LimitParam = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Most items this run claims")]
+BudgetParam = Annotated[
+    float, Field(gt=0, le=MAX_BUDGET_USD, allow_inf_nan=False, description="Hard spend ceiling of this run, USD")
+]
 RunIdParam = Annotated[
     str | None,
     Field(pattern=RUN_ID_PATTERN.pattern, description="Run id; a unique one (UTC time + random) is made when empty"),
@@ -68,7 +73,12 @@ def _run(command: str, replay: ReplayWindow | None = None, **params: Any) -> Sta
     """The core's `command` on the resolved settings and store: Completed with its summary line, or Failed
     with the one-line reason (for go-live: the stage, the error and the spend so far). go-live and
     replay-failed end with the publish stage, its approver asked in this flow run."""
-    settings, store = _open(**params)
+    try:
+        settings, store = _open(**params)
+    except PipelineError as exc:  # bad settings, a store that cannot be opened: one line, as the CLI says it
+        budget = params.get("budget_usd")
+        spent = f"spent $0.00 of {usd(budget)}" if isinstance(budget, (int, float)) else "nothing spent"
+        return Failed(message=f"start: {exc} ({spent})")
     assert settings.run_id is not None
     publishing = EdgePublishing(settings, PREFECT_API_URL.value(), in_flow=True)
     outcome = run_command(command, settings, store, PrefectReporter(settings.run_id), replay, publishing)

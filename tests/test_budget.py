@@ -9,7 +9,7 @@ import re
 import pytest
 
 from content_pipeline.generation.budget import BudgetExhausted, RunBudget
-from content_pipeline.money import to_usd
+from content_pipeline.money import to_nano, to_usd, usd
 
 
 def test_a_call_that_does_not_fit_waits_for_one_in_flight_to_settle() -> None:
@@ -25,7 +25,7 @@ def test_a_call_that_does_not_fit_waits_for_one_in_flight_to_settle() -> None:
         second = await asyncio.wait_for(waiting, 1)
         events.append(f"reserved {second.nano}, spent {budget.spent}, reserved {budget.reserved}")
         budget.settle(second, 30)
-        with pytest.raises(BudgetExhausted, match=re.escape("spent $0.0000, $0.0000 left")):
+        with pytest.raises(BudgetExhausted, match=re.escape("spent $0.000000050, $0.000000050 left")):
             await budget.reserve_in_turn(51)  # 50 left and nothing in flight: the run stops
         return events
 
@@ -46,3 +46,33 @@ def test_every_waiter_gives_up_once_nothing_is_in_flight_and_none_fits() -> None
     outcomes = asyncio.run(scenario())
     assert [type(o) for o in outcomes] == [BudgetExhausted] * 5
     assert budget.spent == 80 and budget.reserved == 0
+
+
+def test_the_budget_stop_names_what_was_spent_what_is_in_flight_and_the_budget() -> None:
+    budget = RunBudget(0.01)
+    first = budget.reserve(to_nano(0.004))
+    budget.settle(first, to_nano(0.0031))  # $0.0031 spent
+    budget.reserve(to_nano(0.0029))  # in flight
+    with pytest.raises(BudgetExhausted) as stop:
+        budget.reserve(to_nano(0.005))
+    assert str(stop.value) == (
+        "run budget $0.0100 reached: spent $0.0031, $0.0029 held by the calls in flight, $0.0040 left, "
+        "the next call needs up to $0.0050"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (0.0, "$0.00"),
+        (250.0, "$250.00"),
+        (1.5, "$1.50"),
+        (0.0031, "$0.0031"),
+        (0.002, "$0.0020"),
+        (0.00003, "$0.000030"),
+        (0.000061738, "$0.000062"),
+        (5e-9, "$0.000000005"),
+    ],
+)
+def test_money_is_shown_with_enough_digits_to_be_true(value: float, shown: str) -> None:
+    assert usd(value) == shown

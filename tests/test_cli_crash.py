@@ -92,18 +92,60 @@ def test_status_json_after_go_live(cli_env) -> None:
             1,
             "go-live failed: preflight: budget too low for batch size: batch size 195 items",
         ),
+        (["go-live", "--budget-usd", "1e30"], {}, 2, "error: setting BUDGET_USD: Input should be less than or equal"),
+        (["go-live"], {"BUDGET_USD": "inf"}, 2, "error: setting BUDGET_USD: Input should be a finite number"),
+        (
+            ["go-live"],
+            {"CONCURRENCY": "-3"},
+            2,
+            "error: setting CONCURRENCY: Input should be greater than or equal to 1",
+        ),
+        (["go-live"], {"CATALOGUE": "EMPTY"}, 1, "go-live failed: inventory: catalogue "),
     ],
 )
 def test_bad_input_is_one_clear_line_and_a_non_zero_exit(cli_env, args, extra, code, line) -> None:
     store = open_store(cli_env["STORE_URL"])
     assert run(cli_env, "go-live", "--limit", "5").returncode == 0
     before = {k: v for k, v in snapshot(store).items() if not k.startswith(("runs/", "state/", "locks/"))}
+    if extra.get("CATALOGUE") == "EMPTY":
+        empty = Path(cli_env["CATALOGUE"]).with_name("empty.jsonl")
+        empty.write_bytes(b"")
+        extra, line = {"CATALOGUE": str(empty)}, f"{line}{empty} is empty: no rows"
     result = run(cli_env, *args, **extra)
     assert result.returncode == code
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
     errors = [x for x in result.stderr.splitlines() if x.startswith(("error:", "go-live failed:"))]
     assert len(errors) == 1 and errors[0].startswith(line), result.stderr[-2000:]
     after = {k: v for k, v in snapshot(store).items() if not k.startswith(("runs/", "state/", "locks/"))}
     assert after == before
+
+
+@pytest.mark.parametrize(
+    ("store", "code", "line"),
+    [
+        (
+            "s3://no-such-bucket-here/p",
+            2,
+            "error: STORE_URL s3://no-such-bucket-here/p: bucket 'no-such-bucket-here' does not exist",
+        ),
+        ("UNREACHABLE", 2, "error: STORE_URL s3://pipeline-tests/p: S3 endpoint unreachable"),
+        ("A-FILE", 1, "error: cannot create store folder "),
+    ],
+)
+def test_a_bad_store_is_one_line_before_prefect_starts(s3_endpoint, cli_env, tmp_path, store, code, line) -> None:
+    """Bucket, endpoint and folder are checked before a Prefect server (configured or temporary) is asked
+    for anything: the whole of stderr is the one line, on both front doors."""
+    extra = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    extra["STORE_URL"] = store
+    if store == "UNREACHABLE":
+        extra.update(STORE_URL="s3://pipeline-tests/p", AWS_ENDPOINT_URL="http://127.0.0.1:9")
+    if store == "A-FILE":
+        (tmp_path / "a-file").write_text("not a folder")
+        extra["STORE_URL"] = str(tmp_path / "a-file" / "store")
+    result = run(cli_env, "go-live", "--limit", "5", **extra)
+    assert result.returncode == code
+    assert result.stderr.strip().splitlines()[:1] == [result.stderr.strip()], result.stderr[-2000:]
+    assert result.stderr.startswith(line), result.stderr[-2000:]
 
 
 @pytest.mark.server

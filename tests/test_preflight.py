@@ -84,6 +84,7 @@ def test_missing_batch_names_the_command_to_run(make_settings, store) -> None:
 def test_a_run_that_could_take_the_day_over_its_daily_budget_is_refused_before_any_spend(make_settings, store) -> None:
     from content_pipeline.ledger.scan import read_records
     from content_pipeline.ledger.spend import day_start, spent_since
+    from content_pipeline.money import usd
     from content_pipeline.views.daily import spent_today
 
     first = run(make_settings(limit=5), store)
@@ -92,7 +93,7 @@ def test_a_run_that_could_take_the_day_over_its_daily_budget_is_refused_before_a
     records = len(read_records(store))
     refused = run(make_settings(limit=5, budget_usd=10, daily_budget_usd=10 + spent / 2), store)
     assert not refused.ok and refused.failure.startswith(
-        f"preflight: daily budget: today's spend ${spent:.4f} plus this run's budget $10.00 could take the day over "
+        f"preflight: daily budget: today's spend {usd(spent)} plus this run's budget $10.00 could take the day over "
         f"DAILY_BUDGET_USD ${10 + spent / 2:.2f}: lower --budget-usd to $"
     ), refused.failure
     assert len(read_records(store)) == records  # nothing was spent

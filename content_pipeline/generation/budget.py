@@ -75,8 +75,9 @@ class RunBudget:
 
     def _exhausted(self, nano: int) -> str:
         left = self.limit - self.spent - self.reserved
+        flight = f", {usd(to_usd(self.reserved))} held by the calls in flight" if self.reserved else ""
         return (
-            f"run budget {usd(to_usd(self.limit))} reached: spent {usd(to_usd(self.spent))}, "
+            f"run budget {usd(to_usd(self.limit))} reached: spent {usd(to_usd(self.spent))}{flight}, "
             f"{usd(to_usd(max(left, 0)))} left, the next call needs up to {usd(to_usd(nano))}"
         )
 

@@ -3,6 +3,7 @@ and those changed back to inputs an earlier success was generated from, restored
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import polars as pl
 
 from content_pipeline.errors import StoreError
 from content_pipeline.generation.prompts import input_hash, legacy_input_hash
-from content_pipeline.generation.templates import active_templates
+from content_pipeline.generation.templates import TemplateSet, active_templates
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.ledger.checksum import check
 from content_pipeline.ledger.jsonl import iter_pieces
@@ -22,30 +23,53 @@ from content_pipeline.store import Store, layout
 from content_pipeline.views.snapshot import read_inputs
 
 
-def _current(store: Store, settings: Settings, items: list[Item]) -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
+@dataclass
+class Known:
+    """What items are compared with, read from the store once: master's input hashes, the superseded view
+    and the active templates (read when first needed)."""
+
+    hashes: pl.DataFrame
+    superseded: dict[str, Any]
+    store: Store
+    _templates: TemplateSet | None = None
+
+    @classmethod
+    def read(cls, store: Store) -> Known:
+        hashes, superseded = read_inputs(store)
+        return cls(hashes, superseded, store)
+
+    def templates(self) -> TemplateSet:
+        if self._templates is None:
+            self._templates = active_templates(self.store)
+        return self._templates
+
+
+def _current(
+    store: Store, settings: Settings, items: list[Item], known: Known | None = None
+) -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
     """For each of `items` master holds a success for: (its success's input hash, its input hash now); and
     the superseded view."""
-    hashes, superseded = read_inputs(store)
+    known = known or Known.read(store)
     wanted = [item.slug for item in items]
-    recorded = dict(hashes.filter(pl.col("slug").is_in(wanted)).iter_rows()) if wanted else {}
-    templates = active_templates(store) if recorded else None
+    recorded = dict(known.hashes.filter(pl.col("slug").is_in(wanted)).iter_rows()) if wanted else {}
     found = {}
     for item in items:
         old = recorded.get(item.slug)
-        if old is None or templates is None:
+        if old is None:
             continue
-        template = templates.for_slug(item.slug)
+        template = known.templates().for_slug(item.slug)
         now = input_hash(item, template, settings.model)
         found[item.slug] = (old, now if legacy_input_hash(item, template) != old else old)
-    return found, superseded
+    return found, known.superseded
 
 
-def changed_slugs(store: Store, settings: Settings, items: list[Item]) -> set[str]:
+def changed_slugs(store: Store, settings: Settings, items: list[Item], known: Known | None = None) -> set[str]:
     """The slugs among `items` that master holds a success for, generated from other inputs than the item's
     now: another template or version, another MODEL, or changed fields. An item whose current inputs are
     those of its success (or of a reject for good after it) is not among them: it is never paid for again.
-    Records written before the hash covered the model compare template and fields only."""
-    found, superseded = _current(store, settings, items)
+    Records written before the hash covered the model compare template and fields only. `known`: what was
+    read of the store already (many calls, one read)."""
+    found, superseded = _current(store, settings, items, known)
     rejected = superseded.get("rejected", {})
     return {slug for slug, (old, now) in found.items() if now != old and now != rejected.get(slug)}
 

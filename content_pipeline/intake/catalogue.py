@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
-import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from content_pipeline.errors import BadInputError
+from content_pipeline.errors import CatalogueRefusedError
+from content_pipeline.intake.source import raw_rows
 
 SLUG = re.compile(r"^[a-z0-9-]{1,128}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -49,6 +46,39 @@ class InvalidRow:
     def line(self, source: str) -> str:
         who = f" (slug {self.slug!r})" if self.slug else ""
         return f"{source}: row {self.row}{who}: {self.reason}"
+
+
+@dataclass
+class Tally:
+    """What a scan of a catalogue read: rows, valid items, the invalid rows, and whether it read them all."""
+
+    source: str
+    rows: int = 0
+    valid: int = 0
+    invalid: list[InvalidRow] = field(default_factory=list)
+    complete: bool = False
+
+    def check(self, max_invalid_share: float) -> None:
+        """CatalogueRefusedError when a run must not go on with this catalogue: almost always a wrong path
+        or a broken export."""
+        if (refusal := self.refusal(max_invalid_share)) is not None:
+            raise CatalogueRefusedError(refusal)
+
+    def refusal(self, max_invalid_share: float) -> str | None:
+        """Why a run must not go on: the catalogue is empty, has no valid row, or more than
+        `max_invalid_share` of the rows read are invalid; None when it may."""
+        read = "" if self.complete else " read so far"
+        counts = f"{self.rows} row(s){read}, {self.valid} valid, {len(self.invalid)} invalid"
+        if not self.rows and self.complete:
+            return f"catalogue {self.source} is empty: no rows (is it the right file?)"
+        if not self.valid and self.complete:
+            return f"catalogue {self.source} has no valid row: {counts}"
+        if self.rows and len(self.invalid) / self.rows > max_invalid_share:
+            return (
+                f"catalogue {self.source}: {len(self.invalid) / self.rows:.0%} of the rows are invalid ({counts}), "
+                f"more than MAX_INVALID_ROWS_SHARE={max_invalid_share:g}"
+            )
+        return None
 
 
 @dataclass
@@ -174,86 +204,34 @@ def validate_row(row: dict[str, Any], *, coerce: bool = False) -> Item:
     )
 
 
-def _read_source(source: str, s3_options: dict[str, str | None] | None) -> bytes:
-    parsed = urlparse(source)
-    if parsed.scheme == "s3":
-        from content_pipeline.store.s3 import read_s3_url
-
-        try:
-            return read_s3_url(source, s3_options)
-        except BadInputError as exc:
-            raise BadInputError(f"catalogue {exc}") from None
-    if parsed.scheme in ("http", "https"):
-        try:
-            with urllib.request.urlopen(source, timeout=30) as resp:
-                return resp.read()
-        except OSError as exc:
-            raise BadInputError(f"catalogue {source}: cannot fetch ({exc})") from None
-    path = Path(parsed.path if parsed.scheme == "file" else source)
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise BadInputError(f"catalogue {source}: file not found") from None
-    except OSError as exc:
-        raise BadInputError(f"catalogue {source}: cannot read ({exc.strerror})") from None
-
-
-def _raw_rows(source: str, data: bytes) -> list[tuple[int, dict[str, Any] | str, bool]]:
-    """(row number, raw row or the reason it is unreadable, coerce) for every row."""
-    suffix = Path(urlparse(source).path).suffix.lower()
-    rows: list[tuple[int, dict[str, Any] | str, bool]] = []
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        for number, raw in enumerate(data.split(b"\n"), start=1):
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                rows.append((number, f"undecodable text: invalid UTF-8 at byte {exc.start}", False))
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                rows.append((number, f"malformed JSON: {exc.msg} at column {exc.colno}", False))
-                continue
-            rows.append((number, obj if isinstance(obj, dict) else "malformed row: not a JSON object", False))
-        return rows
-    try:
-        if suffix == ".csv":
-            frame = pl.read_csv(io.BytesIO(data), infer_schema=False, encoding="utf8-lossy")
-            first, coerce = 2, True
-        elif suffix == ".parquet":
-            frame = pl.read_parquet(io.BytesIO(data))
-            first, coerce = 1, False
-        else:
-            raise BadInputError(
-                f"catalogue {source}: unknown format {suffix or '(none)'!r}; use .jsonl, .csv or .parquet"
-            )
-    except pl.exceptions.PolarsError as exc:
-        raise BadInputError(f"catalogue {source}: cannot parse: {str(exc).splitlines()[0]}") from None
-    for number, row in enumerate(frame.iter_rows(named=True), start=first):
-        rows.append((number, row, coerce))
-    return rows
-
-
-def load_catalogue(source: str, s3_options: dict[str, str | None] | None = None) -> Catalogue:
-    """Every valid item of `source` (a path, file://, http(s):// or s3:// URL); invalid rows are reported
-    with row and reason, and skipped."""
-    catalogue = Catalogue(source=source)
+def scan_catalogue(source: str, tally: Tally, s3_options: dict[str, str | None] | None = None) -> Iterator[Item]:
+    """The valid items of `source` in order, as the caller asks for them; every row read is counted in
+    `tally` and an invalid one (with row and reason, a repeated slug too) kept there. A caller that stops
+    early reads no further; `tally.complete` tells whether every row was read."""
     seen: dict[str, int] = {}
-    for number, raw, coerce in _raw_rows(source, _read_source(source, s3_options)):
+    for number, raw, coerce in raw_rows(source, s3_options):
+        tally.rows += 1
         if isinstance(raw, str):
-            catalogue.invalid.append(InvalidRow(number, None, raw))
+            tally.invalid.append(InvalidRow(number, None, raw))
             continue
         slug = raw.get("slug") if isinstance(raw.get("slug"), str) else None
         try:
             item = validate_row(raw, coerce=coerce)
         except RowError as exc:
-            catalogue.invalid.append(InvalidRow(number, slug if slug and SLUG.match(slug) else None, str(exc)))
+            tally.invalid.append(InvalidRow(number, slug if slug and SLUG.match(slug) else None, str(exc)))
             continue
         if item.slug in seen:
-            catalogue.invalid.append(InvalidRow(number, item.slug, f"duplicate slug (first at row {seen[item.slug]})"))
+            tally.invalid.append(InvalidRow(number, item.slug, f"duplicate slug (first at row {seen[item.slug]})"))
             continue
         seen[item.slug] = number
-        catalogue.items.append(item)
-    return catalogue
+        tally.valid += 1
+        yield item
+    tally.complete = True
+
+
+def load_catalogue(source: str, s3_options: dict[str, str | None] | None = None) -> Catalogue:
+    """Every valid item of `source` (a path, file://, http(s):// or s3:// URL) in memory; invalid rows are
+    reported with row and reason, and skipped. Big catalogues: `scan_catalogue`."""
+    tally = Tally(source)
+    items = list(scan_catalogue(source, tally, s3_options))
+    return Catalogue(source=source, items=items, invalid=tally.invalid)

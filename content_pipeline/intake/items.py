@@ -7,9 +7,14 @@ from content_pipeline.intake.catalogue import Item
 from content_pipeline.store import Store
 
 
+def item_line(item: Item) -> bytes:
+    """One item as a line of JSON."""
+    return item.model_dump_json().encode() + b"\n"
+
+
 def items_jsonl(items: list[Item]) -> bytes:
     """One item per line, as JSON."""
-    return "".join(item.model_dump_json() + "\n" for item in items).encode()
+    return b"".join(item_line(item) for item in items)
 
 
 def write_items(store: Store, key: str, items: list[Item]) -> None:

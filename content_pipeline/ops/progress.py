@@ -5,12 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from content_pipeline.intake.catalogue import load_catalogue
-from content_pipeline.intake.inventory import needs_content
+from content_pipeline.intake.inventory import Needs, count_needs
 from content_pipeline.ops.outcomes import outcomes
 from content_pipeline.run.heartbeat import duration
 from content_pipeline.store import Store
-from content_pipeline.views.checkpoint import decided
 from content_pipeline.views.consolidate import current_checkpoint
 
 
@@ -20,18 +18,16 @@ def progress(
     """Items in the catalogue, decided and remaining, the share done, items decided in the last hour and
     the time to finish at that rate (None when nothing was decided in the hour)."""
     moment = now or datetime.now(UTC)
-    items = load_catalogue(catalogue_source, s3_options).items
     checkpoint = current_checkpoint(store)
-    remaining = len(needs_content(items, checkpoint, "all"))
-    finished = decided(checkpoint) & {item.slug for item in items}
+    catalogue, remaining, finished = count_needs(catalogue_source, Needs.of(checkpoint, "all"), s3_options)
     last_hour = outcomes(store, since=moment - timedelta(hours=1), until=moment).frame
     rate = last_hour["slug"].n_unique() if last_hour.height else 0
     eta_s = remaining / rate * 3600 if rate and remaining else (0.0 if not remaining else None)
     return {
-        "catalogue": len(items),
-        "decided": len(finished),
+        "catalogue": catalogue.valid,
+        "decided": finished,
         "remaining": remaining,
-        "done_share": round(len(finished) / len(items), 4) if items else 1.0,
+        "done_share": round(finished / catalogue.valid, 4) if catalogue.valid else 1.0,
         "rate_per_hour": rate,
         "eta_s": None if eta_s is None else round(eta_s, 1),
     }

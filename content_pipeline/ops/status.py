@@ -7,8 +7,7 @@ from typing import Any
 import polars as pl
 
 from content_pipeline.claims.pending import outstanding, pending_slugs
-from content_pipeline.intake.catalogue import load_catalogue
-from content_pipeline.intake.inventory import needs_content
+from content_pipeline.intake.inventory import Needs, count_needs
 from content_pipeline.ledger.inflight import Booked, booked_at_crash, read_intents, recorded_among, unsettled
 from content_pipeline.ledger.scan import ledger_segments, stream_ledger
 from content_pipeline.money import to_usd
@@ -19,8 +18,8 @@ from content_pipeline.views.snapshot import read_checkpoint_and_usage, views_cur
 def status(store: Store, catalogue_source: str, s3_options: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Counts from the checkpoint, usage and ledger; never writes. Spend includes the calls in flight at a
     crash, booked at their worst case (the provider may have billed them)."""
-    catalogue = load_catalogue(catalogue_source, s3_options)
     checkpoint, usage = read_checkpoint_and_usage(store)
+    catalogue, needing, _ = count_needs(catalogue_source, Needs.of(checkpoint, "all", pending_slugs(store)), s3_options)
     current = views_current(store)
     if current:  # the consolidated count is exact: no need to read every ledger segment
         records = int(usage.get("records", 0))
@@ -30,9 +29,9 @@ def status(store: Store, catalogue_source: str, s3_options: dict[str, str | None
         crashed = booked_at_crash(store, {"unsettled": unsettled_now(store)})
     return {
         "store": store.url,
-        "catalogue": len(catalogue.items),
+        "catalogue": catalogue.valid,
         "catalogue_invalid_rows": len(catalogue.invalid),
-        "needs_content": len(needs_content(catalogue.items, checkpoint, "all", pending=pending_slugs(store))),
+        "needs_content": needing,
         "done": len(checkpoint.get("done", {})),
         "rejected": len(checkpoint.get("rejected", {})),
         "queued": len(checkpoint.get("queued", {})),

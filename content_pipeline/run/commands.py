@@ -44,7 +44,8 @@ def inventory(stages: Stages) -> str:
     """The first step of a run by hand: a rescue file an earlier run left is imported first, as go-live does."""
     recovered = [] if stages.store.read_only else stages.recover()
     inv = stages.inventory()
-    counts = f"{len(inv.needs)} item(s) need content; {len(inv.catalogue.invalid)} invalid row(s)"
+    inv.catalogue.check(stages.settings.max_invalid_rows_share)
+    counts = f"{inv.needing} item(s) need content; {len(inv.catalogue.invalid)} invalid row(s)"
     return f"run {stages.run_id}: {counts}" + "".join(f"; {line}" for line in recovered)
 
 

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from content_pipeline.claims.batch import run_lease
 from content_pipeline.errors import AuditFailedError, LedgerUnwritableError, PipelineError, StoreError
+from content_pipeline.intake.inventory import find_items
 from content_pipeline.ledger.spend import stamp
 from content_pipeline.money import usd
 from content_pipeline.publish.command import Publishing, publish_stage
@@ -62,17 +63,23 @@ def go_live(
         report.stage = "sweep"  # what gone runs left claimed needs content again before this run claims
         report.notes += stages.sweep()
         report.stage = "inventory"
-        inv = stages.inventory()
-        report.catalogue_rows, report.catalogue_valid = inv.catalogue.rows, len(inv.catalogue.items)
-        report.invalid_rows = [r.line(settings.catalogue) for r in inv.catalogue.invalid]
+        inv = stages.inventory(want=settings.limit)
+        tally = inv.catalogue
+        report.catalogue_rows, report.catalogue_valid, report.catalogue_complete = (
+            tally.rows,
+            tally.valid,
+            tally.complete,
+        )
+        report.invalid_rows = [r.line(settings.catalogue) for r in tally.invalid]
         report.notes += inv.repaired
+        tally.check(settings.max_invalid_rows_share)
         needs, report.changed = inv.needs, len(inv.changed)
         if replay is not None:
             chosen = replay.choose(store)
             stages.retry = frozenset(chosen)
-            needs = [item for item in inv.catalogue.items if item.slug in stages.retry]
+            needs = find_items(settings.catalogue, stages.retry, settings.s3_options())
             report.notes.append(replay.describe(chosen, len(needs)))
-        report.needs_content = len(needs)
+        report.needs_content = inv.needing if replay is None else len(needs)
         report.stage = "batch"
         items = stages.batch(needs, hold=True)
         claimed, report.claimed = not store.read_only, len(items)

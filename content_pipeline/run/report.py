@@ -35,6 +35,7 @@ class RunReport:
     budget_usd: float
     catalogue_rows: int = 0
     catalogue_valid: int = 0
+    catalogue_complete: bool = True  # False: reading stopped once LIMIT items needing content were found
     invalid_rows: list[str] = field(default_factory=list)
     needs_content: int = 0
     changed: int = 0  # of those, done items changed since their success
@@ -129,7 +130,8 @@ class RunReport:
             f"- store: `{self.store}`",
             f"- model: {self.model} (escalation: {self.strong_model}) via {mode}",
             f"- scope: {self.scope}, limit {self.limit}{probe}",
-            f"- catalogue: {self.catalogue_rows} rows, {self.catalogue_valid} valid, {len(self.invalid_rows)} invalid",
+            f"- catalogue: {self.catalogue_rows} rows{'' if self.catalogue_complete else ' read (enough for the limit)'}, "
+            f"{self.catalogue_valid} valid, {len(self.invalid_rows)} invalid",
             f"- needs content: {self.needs_content} ({self.changed} changed since their success, {self.restored} of "
             "them restored from an earlier success at no cost); "
             f"claimed: {self.claimed}; "
@@ -154,10 +156,11 @@ class RunReport:
         if self.requests:
             lines.append(f"- {self.requests.line(st.decided)}")
         pacing = self.pacing
-        if pacing and (pacing.paced_calls or pacing.told_to_wait):
+        if pacing and (pacing.paced_calls or pacing.told_to_wait or pacing.ramped_calls):
             lines.append(
-                f"- provider pacing: {pacing.paced_calls} call(s) spaced out over {pacing.paced_s:.1f} s "
-                f"from its rate-limit headers; told to wait (Retry-After) {pacing.told_to_wait} time(s)"
+                f"- provider pacing: {pacing.ramped_calls} call(s) held {pacing.ramped_s:.1f} s by the slow start "
+                f"before the first rate-limit headers; {pacing.paced_calls} call(s) spaced out over "
+                f"{pacing.paced_s:.1f} s from those headers; told to wait (Retry-After) {pacing.told_to_wait} time(s)"
             )
         lines += [f"- consolidations: {self.consolidations}; audit: {audit}", f"- duration: {self.duration_s:.1f} s"]
         return lines

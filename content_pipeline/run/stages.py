@@ -9,10 +9,11 @@ from functools import partial
 
 from content_pipeline.claims import queue
 from content_pipeline.claims.batch import build_batch
+from content_pipeline.claims.queue import live_claims, read_queue
 from content_pipeline.claims.sweep import sweep
 from content_pipeline.errors import StoreError
 from content_pipeline.generation.budget import batch_worst_nano
-from content_pipeline.generation.changed import changed_slugs
+from content_pipeline.generation.changed import Known, changed_slugs
 from content_pipeline.generation.templates import active_templates
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.intake.inventory import Inventory, take_inventory
@@ -39,6 +40,7 @@ class Stages:
     reporter: Reporter
     retry: frozenset[str] = field(default_factory=frozenset)  # rejects a replay generates again
     known_changed: frozenset[str] | None = None  # what this run's inventory found changed (read once)
+    known: Known | None = None  # what items are compared with to tell whether they changed
 
     @property
     def run_id(self) -> str:
@@ -72,24 +74,42 @@ class Stages:
         except StoreError:
             return None
 
-    def inventory(self) -> Inventory:
-        return self.reporter.stage("inventory", self._inventory)
+    def inventory(self, want: int | None = None) -> Inventory:
+        """What needs content. With `want` (go-live: LIMIT), the catalogue is read until that many items
+        another run has not claimed are found; without, every row is read and the needs-content list
+        written to the store (the inventory command)."""
+        return self.reporter.stage("inventory", lambda: self._inventory(want))
 
-    def _inventory(self) -> Inventory:
+    def _inventory(self, want: int | None) -> Inventory:
         settings = self.settings
+        self.known_changed = None
+        taken = (
+            []
+            if want is None
+            else [s for s, run in live_claims(read_queue(self.store)[0]).items() if run != self.run_id]
+        )
         inv = take_inventory(
-            self.store, settings.catalogue, settings.scope, self.run_id, settings.s3_options(), self.changed
+            self.store,
+            settings.catalogue,
+            settings.scope,
+            self.run_id,
+            settings.s3_options(),
+            self.changed,
+            want,
+            taken,
+            keep=want is not None,
         )
         for line in inv.repaired:
             self.log(line, logging.WARNING)
-        for row in inv.catalogue.invalid:
+        tally = inv.catalogue
+        for row in tally.invalid:
             self.log(f"invalid catalogue row skipped: {row.line(settings.catalogue)}", logging.WARNING)
+        read = f"{tally.rows} rows" if tally.complete else f"{tally.rows} rows read (stopped at {want} needing content)"
         self.log(
-            f"catalogue: {inv.catalogue.rows} rows, {len(inv.catalogue.items)} valid, {len(inv.catalogue.invalid)} "
-            f"invalid; needs content: {len(inv.needs)} (scope {settings.scope}), {len(inv.changed)} of the done "
-            "item(s) changed since their success"
+            f"catalogue: {read}, {tally.valid} valid, {len(tally.invalid)} invalid; needs content: {inv.needing} "
+            f"(scope {settings.scope}), {len(inv.changed)} of the done item(s) changed since their success"
         )
-        self.known_changed = inv.changed
+        self.known_changed = inv.changed  # every item this run may claim was among the rows read
         return inv
 
     def changed(self, items: list[Item]) -> frozenset[str]:
@@ -97,9 +117,10 @@ class Stages:
         again (REGENERATE_CHANGED, or scope changed)."""
         if not self.settings.regenerates_changed:
             return frozenset()
-        if self.known_changed is not None:  # go-live: its inventory looked at every done item already
+        if self.known_changed is not None:  # go-live: its inventory looked at every item it may claim
             return frozenset(item.slug for item in items if item.slug in self.known_changed)
-        return frozenset(changed_slugs(self.store, self.settings, items))
+        self.known = self.known or Known.read(self.store)  # read once, for every chunk of the catalogue
+        return frozenset(changed_slugs(self.store, self.settings, items, self.known))
 
     def batch(self, needs: list[Item], hold: bool) -> list[Item]:
         """Claim up to LIMIT items and write the run's batch file. `hold` (go-live) ties the claims to this

@@ -55,19 +55,29 @@ def _append_base(key: str) -> str:
     return key[: -len(".jsonl")] if key.endswith(".jsonl") else key
 
 
-def read_s3_url(url: str, options: dict[str, str | None] | None = None) -> bytes:
-    """The bytes of one object named `s3://bucket/key` (the catalogue, say); a clear line when it cannot be read."""
+def open_s3_url(url: str, options: dict[str, str | None] | None = None) -> Any:
+    """The body of one object named `s3://bucket/key` (the catalogue, say), to read in pieces (`read(n)`);
+    a clear line when it cannot be opened."""
     parsed = urlparse(url)
     key = parsed.path.lstrip("/")
     if not parsed.netloc or not key:
         raise BadInputError(f"{url}: expected s3://bucket/key")
     client = s3_client(**(options or {}))
     try:
-        return client.get_object(Bucket=parsed.netloc, Key=key)["Body"].read()
+        return client.get_object(Bucket=parsed.netloc, Key=key)["Body"]
     except ClientError as exc:
         code = _code(exc)
         reason = {"NoSuchKey": "no such object", "NoSuchBucket": "no such bucket", "AccessDenied": "access denied"}
         raise BadInputError(f"{url}: {reason.get(code, code)}") from None
+    except BotoCoreError as exc:
+        raise BadInputError(f"{url}: cannot read ({exc})") from None
+
+
+def read_s3_url(url: str, options: dict[str, str | None] | None = None) -> bytes:
+    """The bytes of one object named `s3://bucket/key`; a clear line when it cannot be read."""
+    body = open_s3_url(url, options)
+    try:
+        return body.read()
     except BotoCoreError as exc:
         raise BadInputError(f"{url}: cannot read ({exc})") from None
 

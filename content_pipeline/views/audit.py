@@ -84,11 +84,13 @@ class _Derivation:
     orphans_succ: list[str] = field(default_factory=list)
     orphans_rej: list[str] = field(default_factory=list)
     missing_rej: list[str] = field(default_factory=list)
+    repeated_ids: list[str] = field(default_factory=list)  # slugs whose records share an id with another
 
     def add(self, part: pl.DataFrame, ledger: pl.DataFrame, succ: pl.DataFrame, rej: pl.DataFrame) -> None:
         """One partition: its ledger rows (`part`, and `ledger`: those inside the snapshot), master's rows."""
         self.records += part.height
         self.within += ledger.height
+        self.repeated_ids += _slugs(part.filter(pl.col("id").is_duplicated()))  # a slug's records share a partition
         self.cost_nano += nano_sum(ledger)
         for status, broken, _ in _broken():
             bad = part.filter(broken)
@@ -143,6 +145,7 @@ def _audit(store: Store) -> AuditResult:
     if found.within < found.records:
         result.notes.append(f"{found.records - found.within} ledger record(s) appended since the last consolidation")
     _errors(result, found, succ, rej)
+    _unique_ids(result, found)
     _once(result, succ, rej)
     _nothing_lost(result, found)
     records = damaged_records(store, passed.scan)
@@ -178,6 +181,13 @@ def _errors(result: AuditResult, found: _Derivation, succ: pl.DataFrame, rej: pl
         wrong = frame.filter(pl.col("status") != status)
         if wrong.height:
             result.add(1, f"master {name} hold a non-{status} record", wrong["slug"].to_list())
+
+
+def _unique_ids(result: AuditResult, found: _Derivation) -> None:
+    """Every attempt ever made has an id of its own: two ledger records under one id cannot be told apart
+    by the checks that go by id (what master holds, what settled an intent)."""
+    if found.repeated_ids:
+        result.add(1, "ledger record id(s) held by more than one record", sorted(found.repeated_ids))
 
 
 def _once(result: AuditResult, succ: pl.DataFrame, rej: pl.DataFrame) -> None:
