@@ -67,6 +67,8 @@ class GenerationContext:
 
     def __post_init__(self) -> None:
         self.loop = ChunkLoop(self.settings)
+        if self.settings.offline:  # the in-process model has no rate limits to be gentle with
+            self.pacer.ramp.learned()
 
     def stop(self, reason: str, fatal: PipelineError | None = None, first: bool = False) -> None:
         """Stop claiming new work: run budget reached, quota gone, a key that does not work, a store that
