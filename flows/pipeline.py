@@ -34,6 +34,7 @@ from content_pipeline.settings import (
     load_settings,
 )
 from content_pipeline.store import Store, open_store, store_for
+from flows.described import described
 from flows.prefect_probe import prefect_probes
 from flows.publishing import EdgePublishing
 from flows.resolve import block_overrides
@@ -86,6 +87,7 @@ def _run(command: str, replay: ReplayWindow | None = None, **params: Any) -> Sta
 
 
 @flow(name="go-live", task_runner=ThreadPoolTaskRunner(max_workers=CHUNK_THREADS))
+@described
 def go_live(
     scope: ScopeParam = _DEFAULT["scope"],
     limit: LimitParam = _DEFAULT["limit"],
@@ -99,6 +101,7 @@ def go_live(
 
 
 @flow(name="replay-failed", task_runner=ThreadPoolTaskRunner(max_workers=CHUNK_THREADS))
+@described
 def replay_failed_flow(
     since_hours: Annotated[
         float, Field(gt=0, le=MAX_REPLAY_HOURS, description="The window: rejects of the last N hours")
@@ -121,6 +124,7 @@ def replay_failed_flow(
 
 
 @flow(name="inventory")
+@described
 def inventory_flow(
     scope: ScopeParam = _DEFAULT["scope"],
     limit: LimitParam = _DEFAULT["limit"],
@@ -132,6 +136,7 @@ def inventory_flow(
 
 
 @flow(name="batch")
+@described
 def batch_flow(
     scope: ScopeParam = _DEFAULT["scope"],
     limit: LimitParam = _DEFAULT["limit"],
@@ -143,6 +148,7 @@ def batch_flow(
 
 
 @flow(name="preflight")
+@described
 def preflight_flow(
     scope: ScopeParam = _DEFAULT["scope"],
     limit: LimitParam = _DEFAULT["limit"],
@@ -154,6 +160,7 @@ def preflight_flow(
 
 
 @flow(name="generate", task_runner=ThreadPoolTaskRunner(max_workers=CHUNK_THREADS))
+@described
 def generate_flow(
     scope: ScopeParam = _DEFAULT["scope"],
     limit: LimitParam = _DEFAULT["limit"],
@@ -185,6 +192,7 @@ def sync_flow() -> State:
 
 
 @flow(name="sweep")
+@described
 def sweep_flow(
     dry_run: Annotated[bool, Field(description="Name what would be released; release nothing")] = False,
 ) -> State:
@@ -201,6 +209,7 @@ def collect_flow() -> State:
 
 
 @flow(name="publish")
+@described
 def publish_flow(
     target: Annotated[
         str | None, Field(description="wordpress, webhook, or a publish target block's name; PUBLISH_TARGET when empty")
@@ -252,6 +261,7 @@ def health_flow() -> State:
 
 
 @flow(name="report")
+@described
 def report_flow(
     kind: Annotated[Kind, Field(description="kpi: outcomes and rates; cost: spend and tokens")] = "kpi",
     period: Annotated[Period, Field(description="The period, against the one before it")] = "daily",
@@ -266,6 +276,7 @@ def report_flow(
 
 
 @flow(name="template-rank")
+@described
 def template_rank_flow(
     period: Annotated[Period, Field(description="The period whose outcomes rank the templates")] = "30d",
     apply: Annotated[
@@ -281,6 +292,7 @@ def template_rank_flow(
 
 
 @flow(name="backup")
+@described
 def backup_flow(
     to: Annotated[
         str | None, Field(description="The backup store (a folder or s3://bucket/prefix); BACKUP_URL when empty")
@@ -302,6 +314,7 @@ def backup_flow(
 
 
 @flow(name="restore")
+@described
 def restore_flow(
     dry_run: Annotated[bool, Field(description="Say what would change; change nothing")] = False,
 ) -> State:

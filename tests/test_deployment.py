@@ -18,6 +18,7 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from content_pipeline.ledger.scan import scan_ledger
+from content_pipeline.settings import MAX_LIMIT
 from content_pipeline.store import open_store
 from content_pipeline.views.audit import audit
 from flows.stack import Stack
@@ -117,6 +118,22 @@ def test_schedules_parameters_and_limits_are_the_ones_prefect_yaml_states(stack)
     assert publish.parameters == {"max_posts": 20, "dry_run": False}
     limits = publish.parameter_openapi_schema["properties"]["max_posts"]
     assert (limits["minimum"], limits["maximum"]) == (1, 10000)
+    assert props["limit"]["description"] == "Most items this run claims" and props["limit"]["maximum"] == MAX_LIMIT
+
+
+def test_every_parameter_of_every_deployment_has_a_description_on_the_server(stack) -> None:
+    """What the UI's form shows under each field: read back from the server's parameter schemas."""
+    with get_client(sync_client=True) as client:
+        deployments = client.read_deployments()
+    assert len(deployments) >= len(EXPECTED_CRONS)
+    undescribed = [
+        f"{d.name}: {name}"
+        for d in deployments
+        for name, prop in d.parameter_openapi_schema.get("properties", {}).items()
+        if not prop.get("description")
+    ]
+    assert undescribed == []
+    assert sum(len(d.parameter_openapi_schema.get("properties", {})) for d in deployments) > 20
 
 
 def test_a_parameterised_ad_hoc_run_through_the_api(stack) -> None:
