@@ -27,8 +27,6 @@ class Inventory:
     catalogue: Tally
     needs: list[Item]  # those kept (all of them unless the inventory wrote them to the store only)
     needing: int  # how many of the rows read need content
-    done: int
-    rejected: int
     repaired: list[str] = field(default_factory=list)  # damaged views found and rebuilt from the ledger
     changed: frozenset[str] = frozenset()  # done items whose inputs changed since their success
 
@@ -83,15 +81,13 @@ def take_inventory(
     items = chain(list(islice(scan, 1)), scan)  # a catalogue that cannot be read fails before the views are
     repaired: list[str] = []
     checkpoint = current_checkpoint(store, repaired)
-    done, rejected = checkpoint.get("done", {}), checkpoint.get("rejected", {})
+    done = checkpoint.get("done", {})
     rule = Needs.of(checkpoint, scope, pending_slugs(store), taken)
     found: list[Item] = []
-    needing, done_count, rejected_count, again = 0, 0, 0, set()
+    needing, again = 0, set()
     writer = None if want is not None or store.read_only else store.writer(layout.run_key(run_id, layout.NEEDS_CONTENT))
     try:
         for chunk in _chunks(items, want):
-            done_count += sum(1 for i in chunk if i.slug in done)
-            rejected_count += sum(1 for i in chunk if i.slug in rejected)
             chunk_again = changed([i for i in chunk if i.slug in done]) if changed else ()
             again.update(chunk_again)
             needed = rule.among(chunk, chunk_again)
@@ -111,7 +107,7 @@ def take_inventory(
         scan.close()
     if not store.read_only:
         _write_invalid(store, run_id, tally)
-    return Inventory(tally, found, needing, done_count, rejected_count, repaired, frozenset(again))
+    return Inventory(tally, found, needing, repaired, frozenset(again))
 
 
 def _chunks(items: Iterator[Item], want: int | None) -> Iterator[list[Item]]:

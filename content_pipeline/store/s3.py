@@ -73,15 +73,6 @@ def open_s3_url(url: str, options: dict[str, str | None] | None = None) -> Any:
         raise BadInputError(f"{url}: cannot read ({exc})") from None
 
 
-def read_s3_url(url: str, options: dict[str, str | None] | None = None) -> bytes:
-    """The bytes of one object named `s3://bucket/key`; a clear line when it cannot be read."""
-    body = open_s3_url(url, options)
-    try:
-        return body.read()
-    except BotoCoreError as exc:
-        raise BadInputError(f"{url}: cannot read ({exc})") from None
-
-
 class S3Appender(Appender):
     """Each append is one new object under the segment's name, created only if absent: durable once PUT
     returns. An append tried again after a failure (the same bytes) goes to the same key, so a PUT that
