@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -145,7 +146,7 @@ def test_of_racers_swapping_the_manifest_exactly_one_wins(store: Store, store_ur
 
 
 def test_old_versions_are_collected_and_a_stale_writer_cannot_bring_one_back(store: Store) -> None:
-    cell = Cell(store, "state/counter")
+    cell = Cell(store, "state/counter", retain_s=0.0)  # no retention: collected as soon as KEEP allows
     for n in range(40):
         assert cell.swap(f"{n + 1}".encode(), n)
     assert cell.read() == (b"40", 40)
@@ -165,3 +166,77 @@ def test_a_released_lease_reads_free_and_a_versionless_queue_is_taken_over(store
     assert read_queue(store) == ({"runs": {"old": {"slugs": ["s"], "expires_ts": 0}}}, 0)
     update_queue(store, lambda q: {"runs": {}})
     assert read_queue(store) == ({"runs": {}}, 1) and store.get(layout.LEGACY_QUEUE) is None
+
+
+def test_versions_are_kept_for_the_retention_however_many_swaps_follow(store: Store) -> None:
+    cell = Cell(store, "state/counter")
+    for n in range(40):
+        assert cell.swap(f"{n + 1}".encode(), n)
+    assert cell.versions() == list(range(1, 41))  # all written within the last RETAIN_S
+
+
+class PausedAfterCreating:
+    """The store, except that once it has created `key` it waits for `meanwhile()`: a writer descheduled
+    between creating its version and checking it, the interleaving a loaded machine makes."""
+
+    def __init__(self, store: Store, key: str, meanwhile: Callable[[], None]) -> None:
+        self._store, self._key, self._meanwhile = store, key, meanwhile
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        created = self._store.put_if_absent(key, data)
+        if created and key == self._key:
+            self._meanwhile()
+        return created
+
+
+@pytest.mark.parametrize("before", [0, KEEP - 1])
+def test_a_slow_writer_whose_version_others_built_on_is_told_it_won(store_url: str, before: int) -> None:
+    """Others build KEEP + 1 versions on the slow writer's before it checks the version it read: its swap
+    won, and an update retried as if it had lost would be applied twice (a claim queued twice)."""
+    cell = Cell(open_store(store_url), "state/slow")
+    for n in range(before):
+        assert cell.swap(f"{n + 1}".encode(), n)
+
+    def meanwhile() -> None:
+        for _ in range(KEEP + 1):
+            data, version = cell.read()
+            assert cell.swap((data or b"") + b"+", version)
+
+    paused = PausedAfterCreating(open_store(store_url), cell.key(before + 1), meanwhile)
+    slow = Cell(paused, "state/slow")  # type: ignore[arg-type]
+    assert slow.swap(b"mine", before)
+    assert cell.read() == (b"mine" + b"+" * (KEEP + 1), before + KEEP + 2)
+
+
+class ListsEmptyOnce:
+    """The store, except that its first listing comes back empty: a directory read racing a swap and a
+    collection on a local filesystem can miss every entry it was told about."""
+
+    def __init__(self, store: Store) -> None:
+        self._store, self._listed = store, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def list(self, prefix: str) -> list[Any]:
+        if not self._listed:
+            self._listed = True
+            return []
+        return self._store.list(prefix)
+
+
+def test_a_writer_that_missed_every_version_cannot_make_the_first_again(store_url: str) -> None:
+    """Released, then read as if never written: the first version is still there, so the stale writer
+    loses and, reading again, finds the lease taken since."""
+    store = open_store(store_url)
+    old = Lease(store, "locks/empty", Holder.me("old"), 60, "x")
+    old.try_acquire()
+    old.release()
+    Lease(store, "locks/empty", Holder.me("holder"), 60, "x").try_acquire()
+    stale = Lease(ListsEmptyOnce(open_store(store_url)), "locks/empty", Holder.me("stale"), 60, "x")  # type: ignore[arg-type]
+    with pytest.raises(LeaseHeldError, match="held by run holder"):
+        stale.try_acquire()
+    assert live_lease(store, "locks/empty")[0].run_id == "holder"

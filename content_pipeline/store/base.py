@@ -22,12 +22,13 @@ def check_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """One stored object: its key, size in bytes and an opaque version (ETag, or inode, mtime and size) that
-    changes when its bytes do."""
+    """One stored object: its key, size in bytes, an opaque version (ETag, or inode, mtime and size) that
+    changes when its bytes do, and when it was last written (seconds since the epoch, the store's clock)."""
 
     key: str
     size: int
     version: str
+    modified: float = 0.0
 
 
 @dataclass

@@ -202,7 +202,7 @@ class LocalStore(Store):
                     st = os.stat(full)
                 except FileNotFoundError:
                     continue
-                out.append(ObjectInfo(key, st.st_size, _version(st)))
+                out.append(ObjectInfo(key, st.st_size, _version(st), st.st_mtime))
         out.sort(key=lambda info: info.key)
         return out
 

@@ -311,7 +311,7 @@ class S3Store(Store):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
                 self._count("LIST", prefix)
                 for obj in page.get("Contents", []):
-                    out.append(ObjectInfo(obj["Key"][cut:], obj["Size"], obj["ETag"]))
+                    out.append(ObjectInfo(obj["Key"][cut:], obj["Size"], obj["ETag"], obj["LastModified"].timestamp()))
         except (ClientError, BotoCoreError) as exc:
             raise StoreIOError(f"S3 list {prefix} failed: {exc}") from None
         return sorted(out, key=lambda info: info.key)
