@@ -19,6 +19,7 @@ from content_pipeline.errors import BadInputError
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 Scope = Literal["all", "promo", "changed"]
 RunMode = Literal["auto", "prefect", "direct"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING"]
 GenerationMode = Literal["sync", "batch"]
 BatchEscalate = Literal["batch", "sync"]
 MAX_LIMIT = 10_000_000  # items one run may claim
@@ -180,6 +181,11 @@ class Settings(BaseSettings):
         "auto",
         description="CLI: auto runs a Prefect flow when a Prefect API is configured and the core directly when "
         "not; prefect always runs the flow (with a temporary server); direct never does",
+    )
+    log_level: LogLevel = Field(
+        "INFO",
+        description="CLI console: INFO shows the run's own lines; DEBUG adds a flow run's Prefect engine lines "
+        "(task runs begun and finished); WARNING only warnings and errors",
     )
     heartbeat_s: Annotated[
         float, Field(gt=0, le=3600, description="A long stage's heartbeat log line every N s (no terminal)")

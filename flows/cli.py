@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
@@ -183,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
     from content_pipeline.run.reporter import PlainReporter, log_to_stderr
     from flows.publishing import EdgePublishing
 
-    log_to_stderr()
+    log_to_stderr(logging.getLevelName(settings.log_level))
     publishing = EdgePublishing(settings, configured, in_flow=False)
     outcome = run_command(args.command, settings, store, PlainReporter(), window, publishing)
     return _show(args.command, settings, outcome.ok, outcome.message, outcome.report)
@@ -210,12 +211,15 @@ def _via_flow(
     extra: dict[str, object] | None = None,
 ) -> int:
     """The command's flow; with `temporary`, on a Prefect server of this run's own that dies with it."""
-    from flows.temporary_server import temporary_server
+    from flows.temporary_server import drain_to_api, temporary_server
 
     with temporary_server() if temporary else nullcontext(None) as url:
         if url is not None:
             os.environ["PREFECT_API_URL"] = url  # before Prefect is imported: its settings are read once
+        from flows.console import console_for_flows
         from flows.pipeline import FLOWS  # Prefect is imported only for the commands that run a flow
+
+        console_for_flows(settings.log_level)
 
         params: dict[str, object] = {}
         if command in RUN_COMMANDS:
@@ -232,6 +236,8 @@ def _via_flow(
             params["run_id"] = settings.run_id
         params.update(extra or {})
         state = FLOWS[command](**params, return_state=True)  # type: ignore[operator]
+        if url is not None:
+            drain_to_api()  # the run's last logs and events reach the server before it stops
     report = None
     if command in WHOLE_RUNS and settings.run_id:
         stored = store_for(settings, read_only=True).get(layout.run_key(settings.run_id, layout.REPORT))

@@ -42,6 +42,16 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def drain_to_api(timeout_s: float = 15.0) -> None:
+    """Send what Prefect's log and event workers still hold, before the server goes: else each retries
+    against a stopped server for over a minute and prints an error at exit."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout_s)
+
+
 @contextmanager
 def temporary_server(timeout_s: float = 120.0) -> Iterator[str]:
     """Start `prefect server start` (no UI) and yield its API URL once it answers; stop it at the end."""

@@ -76,8 +76,9 @@ class Stages:
 
     def inventory(self, want: int | None = None) -> Inventory:
         """What needs content. With `want` (go-live: LIMIT), the catalogue is read until that many items
-        another run has not claimed are found; without, every row is read and the needs-content list
-        written to the store (the inventory command)."""
+        another run has not claimed are found, and the run's report names each invalid row (the log counts
+        them); without, every row is read, each invalid one logged, and the needs-content list written to
+        the store (the inventory command)."""
         return self.reporter.stage("inventory", lambda: self._inventory(want))
 
     def _inventory(self, want: int | None) -> Inventory:
@@ -102,12 +103,14 @@ class Stages:
         for line in inv.repaired:
             self.log(line, logging.WARNING)
         tally = inv.catalogue
-        for row in tally.invalid:
+        for row in tally.invalid if want is None else ():
             self.log(f"invalid catalogue row skipped: {row.line(settings.catalogue)}", logging.WARNING)
         read = f"{tally.rows} rows" if tally.complete else f"{tally.rows} rows read (stopped at {want} needing content)"
+        invalid = f"{len(tally.invalid)} invalid" + (" (the report names them)" if tally.invalid and want else "")
         self.log(
-            f"catalogue: {read}, {tally.valid} valid, {len(tally.invalid)} invalid; needs content: {inv.needing} "
-            f"(scope {settings.scope}), {len(inv.changed)} of the done item(s) changed since their success"
+            f"catalogue: {read}, {tally.valid} valid, {invalid}; needs content: {inv.needing} "
+            f"(scope {settings.scope}), {len(inv.changed)} of the done item(s) changed since their success",
+            logging.WARNING if tally.invalid else logging.INFO,
         )
         self.known_changed = inv.changed  # every item this run may claim was among the rows read
         return inv
