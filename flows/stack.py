@@ -16,6 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = "content-pipeline"
+STOP_ORDER = {"server": 1, "postgres": 2, "seaweed": 2}  # stopped after the workers (0), in this order
+STOP_BOUND_S = {"seaweed": 5.0}  # how long after SIGTERM before SIGKILL (15 s unless named); its data is durable
 AUTOMATION = "content-pipeline: announce failed or crashed runs via {block}"
 NOTIFY_BODY = """content-pipeline run {{ flow_run.name }} ({{ flow.name }}/{{ deployment.name }}) is {{ flow_run.state.name }}.
 Run: {{ flow_run|ui_url }}
@@ -30,11 +32,12 @@ def _bin(name: str) -> str:
 class Stack:
     """The processes and state of one local stack, kept under `state_dir`."""
 
-    def __init__(self, state_dir: Path, port: int = 4200) -> None:
+    def __init__(self, state_dir: Path, port: int = 4200, host: str = "127.0.0.1") -> None:
         self.state_dir = state_dir.resolve()
         self.port = port
-        self.api_url = f"http://127.0.0.1:{port}/api"
-        self.ui_url = f"http://127.0.0.1:{port}"
+        self.host = host  # where the server listens, and the address every worker reaches it at
+        self.api_url = f"http://{host}:{port}/api"
+        self.ui_url = f"http://{host}:{port}"
         self.pids = self.state_dir / "pids.json"
 
     @property
@@ -47,7 +50,8 @@ class Stack:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
 
-    def _spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> int:
+    def spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> int:
+        """Start `args` in a session of its own, logging to `name`.log; its pid and start time are kept."""
         log = open(self.state_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
         proc = subprocess.Popen(
             args, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=log, stderr=log, start_new_session=True
@@ -77,11 +81,13 @@ class Stack:
         except OSError:
             return False
 
-    def start_server(self, timeout_s: float = 120) -> None:
+    def start_server(self, timeout_s: float = 120, extra_env: dict[str, str] | None = None) -> None:
+        """Start `prefect server start` (`extra_env`: its database URL, say) and wait until it answers."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.healthy():
             raise SystemExit(f"a Prefect server already answers on {self.api_url}: run `make down` first")
-        self._spawn("server", [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)])
+        command = [_bin("prefect"), "server", "start", "--host", self.host, "--port", str(self.port)]
+        self.spawn("server", command, extra_env)
         deadline = time.monotonic() + timeout_s
         while not self.healthy():
             if time.monotonic() > deadline:
@@ -107,14 +113,26 @@ class Stack:
             raise SystemExit(f"configuring limits and automations failed:\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    def start_worker(self, name: str = "worker", extra_env: dict[str, str] | None = None) -> int:
-        return self._spawn(name, [_bin("prefect"), "worker", "start", "--pool", POOL, "--type", "process"], extra_env)
+    def start_worker(
+        self,
+        name: str = "worker",
+        extra_env: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """A process worker on the pool; `prefix` wraps its command (another host's namespace, say) and
+        `limit` caps the flow runs it runs at once."""
+        command = [_bin("prefect"), "worker", "start", "--pool", POOL, "--type", "process", "--name", name]
+        if limit is not None:
+            command += ["--limit", str(limit)]
+        return self.spawn(name, [*(prefix or []), *command], extra_env)
 
     def down(self) -> list[str]:
-        """Stop exactly the processes this stack started (workers first, the server last)."""
+        """Stop exactly the processes this stack started (workers first, then the server, then what the
+        server stands on: its database and the store)."""
         pids = self._read_pids()
         stopped = []
-        for name in sorted(pids, key=lambda n: n == "server"):
+        for name in sorted(pids, key=lambda n: STOP_ORDER.get(n, 0)):
             pid, started = pids[name]
             if _started(pid) != started:  # gone, or the pid now belongs to another process: leave it be
                 continue
@@ -122,7 +140,7 @@ class Stack:
                 os.killpg(pid, signal.SIGTERM)
             except ProcessLookupError:
                 continue
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + STOP_BOUND_S.get(name, 15.0)
             while time.monotonic() < deadline and _group_alive(pid):
                 time.sleep(0.2)
             if not _group_alive(pid):
