@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from flows.seaweed import PORTS, free_ports, s3_endpoint, wait_ready, weed_binary, weed_command
+from flows.seaweed import PORTS, free_ports, s3_endpoint, wait_ready, weed_binary, weed_command, weed_env
 from flows.stack import POOL, ROOT, Stack
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -134,7 +134,7 @@ class Cluster:
         data = self.state_dir / "seaweed"
         data.mkdir(parents=True, exist_ok=True)
         ports = free_ports(PORTS, self.host)
-        self.stack.spawn("seaweed", weed_command(weed, str(data), ports, self.host))
+        self.stack.spawn("seaweed", weed_command(weed, str(data), ports, self.host), env=weed_env)
         self.s3_url = s3_endpoint(ports, self.host)
         wait_ready(self.s3_url, BUCKET, lambda: "seaweed" in self.stack.running(), self.state_dir / "seaweed.log")
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -117,6 +117,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(STOP_S)
 
 
+def weed_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without AWS_*: weed turns S3 auth on for an AWS_ACCESS_KEY_ID it finds there (a session's
+    S3 settings, say), and then refuses every other key."""
+    return {k: v for k, v in environ.items() if not k.startswith("AWS_")}
+
+
 @contextmanager
 def seaweed_server(bucket: str, host: str = "127.0.0.1") -> Iterator[str]:
     """Start `weed server -s3` on `host` in a temporary folder, make `bucket` (a DNS name of 3+ characters)
@@ -130,7 +136,11 @@ def seaweed_server(bucket: str, host: str = "127.0.0.1") -> Iterator[str]:
         data.mkdir()
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
-                weed_command(weed, str(data), ports, host), stdout=log, stderr=log, preexec_fn=_die_with_parent
+                weed_command(weed, str(data), ports, host),
+                env=weed_env(os.environ),
+                stdout=log,
+                stderr=log,
+                preexec_fn=_die_with_parent,
             )
         try:
             wait_ready(endpoint, bucket, lambda: proc.poll() is None, log_path)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,11 +51,19 @@ class Stack:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
 
-    def spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> int:
-        """Start `args` in a session of its own, logging to `name`.log; its pid and start time are kept."""
+    def spawn(
+        self,
+        name: str,
+        args: list[str],
+        extra_env: dict[str, str] | None = None,
+        env: Callable[[dict[str, str]], dict[str, str]] | None = None,
+    ) -> int:
+        """Start `args` in a session of its own, logging to `name`.log; its pid and start time are kept.
+        `env` trims the environment it gets (the stack's, with `extra_env`)."""
         log = open(self.state_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+        environ = {**self.env, **(extra_env or {})}
         proc = subprocess.Popen(
-            args, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=log, stderr=log, start_new_session=True
+            args, cwd=ROOT, env=env(environ) if env else environ, stdout=log, stderr=log, start_new_session=True
         )
         pids = self._read_pids()
         pids[name] = [proc.pid, _started(proc.pid)]
