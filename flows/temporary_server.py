@@ -7,7 +7,6 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from flows.ports import free_port
 
 _PR_SET_PDEATHSIG = 1
 
@@ -26,12 +27,6 @@ def _die_with(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the death signal was set
         os._exit(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _healthy(url: str) -> bool:
@@ -55,7 +50,7 @@ def drain_to_api(timeout_s: float = 15.0) -> None:
 @contextmanager
 def temporary_server(timeout_s: float = 120.0) -> Iterator[str]:
     """Start `prefect server start` (no UI) and yield its API URL once it answers; stop it at the end."""
-    port = str(_free_port())
+    port = str(free_port())
     url = f"http://127.0.0.1:{port}/api"
     prefect = str(Path(sys.executable).with_name("prefect"))
     env = {**os.environ, "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}

@@ -27,7 +27,7 @@ from content_pipeline.ledger.writer import writer_process
 from content_pipeline.store import Store, layout, open_store
 from content_pipeline.views.audit import audit
 from flows.cluster import Cluster
-from flows.seaweed import free_ports
+from flows.ports import free_ports
 from tests import hosts
 
 pytestmark = [

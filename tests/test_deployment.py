@@ -4,7 +4,6 @@ workers, a parameterised run through the API, failure notifications through the 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from content_pipeline.ledger.scan import scan_ledger
 from content_pipeline.settings import MAX_LIMIT
 from content_pipeline.store import open_store
 from content_pipeline.views.audit import audit
+from flows.ports import free_port
 from flows.stack import Stack
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -54,12 +54,6 @@ class Receiver:
                     return body
             time.sleep(0.5)
         raise AssertionError(f"no notification mentioning {needle!r} within {timeout_s}s: {self.bodies}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from flows.ports import free_port
 from flows.stack import Stack
-from tests.test_deployment import free_port
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"

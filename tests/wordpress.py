@@ -9,7 +9,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from flows.ports import free_port
 
 CACHE_DIR = Path("/tmp/content-pipeline-wp-cache")  # the extracted .deb, shared by every run
 DEB_DIRS = (CACHE_DIR, Path("/tmp/wpdeb"), Path("/var/cache/apt/archives"))
@@ -151,12 +152,6 @@ def _tail(log: Path) -> str:
 
 def _why(proc: subprocess.Popen[bytes]) -> str:
     return f"exited with {proc.returncode}" if proc.poll() is not None else f"took over {START_S:.0f} s"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _die_with_parent() -> None:
@@ -374,7 +369,7 @@ def running_wordpress(base_dir: Path, *, workers: int = 4) -> Iterator[WordPress
     application password works. Everything is stopped by pid (php by process group) on exit."""
     base_dir.mkdir(parents=True, exist_ok=True)
     tree = wordpress_tree()
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with ExitStack() as stack:
         sock_dir = Path(tempfile.mkdtemp(prefix="wpdb-", dir="/tmp"))  # a socket path must stay under 107 bytes
