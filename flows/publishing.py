@@ -98,6 +98,27 @@ def _run_on() -> None:
 
 
 def ask_approver(the_plan: Plan, target: str, timeout_s: float) -> Approval:
+    """Ask the approver in a child flow run of its own (`publish-approval`), paused until the form is answered
+    or `timeout_s` passes (not approved). The child has no deployment, so the calling run stays Running and
+    keeps its deployment's concurrency slot for the whole wait: Prefect revokes the slot of a run that
+    pauses itself, and its engine then crashes the run (410 Gone) about five minutes into the wait."""
+    from prefect import flow, get_run_logger
+
+    count = len(the_plan.candidates)
+
+    @flow(name="publish-approval", flow_run_name=f"approve {count} post(s) to {target}", log_prints=False)
+    def publish_approval() -> Approval:
+        return _wait_for_answer(the_plan, target, timeout_s)
+
+    get_run_logger().info(
+        "publish: %d post(s) wait for an approver for up to %s s: answer the paused `publish-approval` run",
+        count,
+        f"{timeout_s:g}",
+    )
+    return publish_approval()
+
+
+def _wait_for_answer(the_plan: Plan, target: str, timeout_s: float) -> Approval:
     """Pause this flow run until an approver answers the form (or `timeout_s` passes: not approved)."""
     from prefect.artifacts import create_table_artifact
     from prefect.exceptions import FlowPauseTimeout

@@ -83,6 +83,46 @@ def test_budget_refusal_fails_the_run_before_any_spend(env) -> None:
     assert "stopped early: budget too low" in env.get(layout.run_key("too-poor", "report.md")).decode()
 
 
+def run_logs(state) -> list[tuple[int, str]]:
+    """The level and message of every line in the flow run's log on the server (its task runs' included)."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    from flows.temporary_server import drain_to_api
+
+    drain_to_api()
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return [(log.level, log.message) for log in logs]
+
+
+def test_a_budget_refusal_is_one_line_in_the_run_log_with_no_traceback(env) -> None:
+    state = pipeline.go_live(budget_usd=0.05, run_id="refused-quietly", return_state=True)
+    assert state.is_failed() and state.message.startswith("preflight: budget too low for batch size")
+    logs = run_logs(state)
+    assert logs, "the run logged nothing on the server"
+    engine = [m for _, m in logs if "Traceback" in m or "encountered an exception" in m]
+    assert engine == []  # the engine's words for a bug, not for a refusal the run expects
+    refusals = [m for _, m in logs if "budget too low for batch size" in m]
+    assert refusals and all("\n" not in m for m in refusals), refusals
+
+
+def test_the_heartbeat_reaches_the_run_log_and_the_progress_artifact(env, monkeypatch) -> None:
+    monkeypatch.setenv("HEARTBEAT_S", "0.2")
+    monkeypatch.setenv("OFFLINE_LATENCY_MS", "1500")  # generation lasts a few heartbeats
+    state = pipeline.go_live(run_id="beating", return_state=True)
+    assert state.is_completed(), state.message
+    beats = [m for _, m in run_logs(state) if m.startswith("heartbeat: generate: ")]
+    assert beats, "no heartbeat line reached the flow run's log"
+    assert re.search(r"\d+/30 item\(s\).*ETA .*\$[0-9.]+ of \$[0-9.,]+ spent", beats[0]), beats[0]
+    with get_client(sync_client=True) as client:
+        flow_run_id = state.state_details.flow_run_id
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    progress = next(a for a in artifacts if a.key == "go-live-progress")
+    assert progress.data == 100.0
+    assert re.search(r"generate: 30/30 item\(s\) \(100%\).*ETA .*\$[0-9.]+ of \$[0-9.,]+ spent", progress.description)
+
+
 def test_stage_flows_chain_like_the_runbook(env) -> None:
     run = "stages-1"
     for flow in (pipeline.inventory_flow, pipeline.batch_flow, pipeline.preflight_flow, pipeline.generate_flow):

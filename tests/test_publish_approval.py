@@ -66,7 +66,7 @@ def env(prefect_server, monkeypatch, generated, tmp_path, receiver: Receiver) ->
 
 
 def answer_when_paused(run_input: dict[str, Any] | None, seen: dict[str, Any]) -> threading.Thread:
-    """An approver: wait (bounded) for the paused publish run, read the form's description, then resume the
+    """An approver: wait (bounded) for the paused `publish-approval` run (the publish run's child), read the form's description, then resume the
     run with `run_input` through Prefect's API (None: never answer)."""
 
     def approver() -> None:
@@ -75,7 +75,7 @@ def answer_when_paused(run_input: dict[str, Any] | None, seen: dict[str, Any]) -
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 runs = client.read_flow_runs(
-                    flow_filter=FlowFilter(name=FlowFilterName(any_=["publish"])), flow_run_filter=paused
+                    flow_filter=FlowFilter(name=FlowFilterName(any_=["publish-approval"])), flow_run_filter=paused
                 )
                 if runs:
                     seen["run"] = runs[0]
