@@ -12,10 +12,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from flows.ports import free_ports
 from flows.seaweed import PORTS, s3_endpoint, wait_ready, weed_binary, weed_command, weed_env
-from flows.stack import POOL, ROOT, Stack
+from flows.stack import POOL, ROOT, Stack, deployment_lines, spending_schedules_active
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 DB = "prefect"  # the database, and its owner's role
@@ -170,22 +171,25 @@ class Cluster:
         config["postgres"] = f"127.0.0.1:{self.pg_port}/{DB}"
         self.config_path.write_text(json.dumps(config, indent=2))
 
-    def up(self, notify: dict[str, str], rate_per_s: float, concurrency: int, workers: int = 2) -> list[str]:
-        """Everything, in order; on any failure whatever started is stopped again. Returns the automations."""
+    def up(
+        self, notify: dict[str, str], rate_per_s: float, concurrency: int, spending_active: bool, workers: int = 2
+    ) -> dict[str, Any]:
+        """Everything, in order; on any failure whatever started is stopped again. Returns what `configure`
+        made: the automations and the deployments with their schedules."""
         if self.stack.running():
             raise SystemExit(f"this cluster already runs ({', '.join(self.stack.running())}): run `make down` first")
         try:
             self.start_postgres()
             self.start_seaweed()
             self.start_server()
-            automations = self.stack.configure(notify, rate_per_s, concurrency)
+            made = self.stack.configure(notify, rate_per_s, concurrency, spending_active)
             for n in range(1, workers + 1):
                 self.start_worker(f"worker-{n}")
             self.save()
         except BaseException:
             self.down()
             raise
-        return automations
+        return made
 
     def down(self) -> list[str]:
         """Stop exactly what this cluster started: workers, the server, then PostgreSQL and SeaweedFS."""
@@ -208,12 +212,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from content_pipeline.settings import load_settings
 
+    settings = load_settings()
     notify = {"webhook": os.environ.get("NOTIFY_WEBHOOK_URL", ""), "slack": os.environ.get("SLACK_WEBHOOK_URL", "")}
     rate = float(os.environ.get("LLM_REQUESTS_PER_S", "100"))
-    automations = cluster.up(notify, rate, load_settings().concurrency)
+    spending = spending_schedules_active(settings.offline, dict(os.environ))
+    made = cluster.up(notify, rate, settings.concurrency, spending)
+    automations = made["automations"]
     print(f"Prefect UI: {cluster.stack.ui_url} (database: PostgreSQL on 127.0.0.1:{cluster.pg_port}/{DB})")
     print(f"store: {cluster.store_url} on SeaweedFS at {cluster.s3_url}")
     print(f"work pool {POOL!r} with two process workers (worker-1, worker-2); logs and pids in {cluster.state_dir}")
+    print(f"{len(made['deployments'])} deployments:")
+    print("\n".join(deployment_lines(made["deployments"])))
     print("failure notifications: " + (", ".join(automations) if automations else "none"))
     print(f"export PREFECT_API_URL={cluster.stack.api_url}   # `make down` stops it all")
     return 0

@@ -3,7 +3,7 @@ run through the Prefect reporter (each stage a task run, artifacts, run logs), i
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from prefect import flow
 from prefect.settings import PREFECT_API_URL
@@ -28,7 +28,6 @@ from content_pipeline.settings import (
     MAX_LIMIT,
     MAX_REPLAY_HOURS,
     RUN_ID_PATTERN,
-    GenerationMode,
     Scope,
     Settings,
     load_settings,
@@ -37,6 +36,7 @@ from content_pipeline.store import Store, open_store, store_for
 from flows.described import described
 from flows.prefect_probe import prefect_probes
 from flows.publishing import EdgePublishing
+from flows.quiet import install as quiet_expected_failures
 from flows.resolve import block_overrides
 from tasks.ops import publish_health, publish_lines, publish_outcome, publish_ranking, publish_report
 from tasks.reporter import PrefectReporter
@@ -54,13 +54,20 @@ RunIdParam = Annotated[
     str | None,
     Field(pattern=RUN_ID_PATTERN.pattern, description="Run id; a unique one (UTC time + random) is made when empty"),
 ]
+ModeChoice = Literal["default", "sync", "batch"]  # a choice in the UI's form (an optional string is a free text)
 ModeParam = Annotated[
-    GenerationMode | None,
+    ModeChoice,
     Field(
-        description="sync: calls now; batch: the Batch API at half price, settled by collect; empty: GENERATION_MODE"
+        description="sync: calls now; batch: the Batch API at half price, settled by collect; default: GENERATION_MODE"
     ),
 ]
 CHUNK_THREADS = 64  # threads of the task runner that runs generation chunks' task runs
+quiet_expected_failures()  # a run that fails with its one line logs no engine traceback for it
+
+
+def _mode(mode: ModeChoice) -> str | None:
+    """The generation mode a flow's `mode` choice asks for (None: GENERATION_MODE's)."""
+    return None if mode == "default" else mode
 
 
 def _open(**params: Any) -> tuple[Settings, Store]:
@@ -93,11 +100,11 @@ def go_live(
     limit: LimitParam = _DEFAULT["limit"],
     budget_usd: BudgetParam = _DEFAULT["budget_usd"],
     run_id: RunIdParam = None,
-    mode: ModeParam = None,
+    mode: ModeParam = "default",
 ) -> State:
     """inventory, batch, preflight, generate, consolidate, audit, sync, audit; with a run report.
     A failure names the stage and the spend so far, for the notification that announces it."""
-    return _run("go-live", scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id, generation_mode=mode)
+    return _run("go-live", scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id, generation_mode=_mode(mode))
 
 
 @flow(name="replay-failed", task_runner=ThreadPoolTaskRunner(max_workers=CHUNK_THREADS))
@@ -113,13 +120,19 @@ def replay_failed_flow(
     limit: LimitParam = _DEFAULT["limit"],
     budget_usd: BudgetParam = _DEFAULT["budget_usd"],
     run_id: RunIdParam = None,
-    mode: ModeParam = None,
+    mode: ModeParam = "default",
 ) -> State:
     """The rejects of the window whose cause is transient (rate limit, timeout, server error, dropped
     connection, budget stop, quota), claimed again and generated under the budget; with include_qa, the QA
     and content-policy rejects too. A go-live run over exactly those items, with its report."""
     window = ReplayWindow(since_hours, include_qa)
-    params = {"scope": scope, "limit": limit, "budget_usd": budget_usd, "run_id": run_id, "generation_mode": mode}
+    params = {
+        "scope": scope,
+        "limit": limit,
+        "budget_usd": budget_usd,
+        "run_id": run_id,
+        "generation_mode": _mode(mode),
+    }
     return _run("replay-failed", window, **params)
 
 
@@ -166,10 +179,10 @@ def generate_flow(
     limit: LimitParam = _DEFAULT["limit"],
     budget_usd: BudgetParam = _DEFAULT["budget_usd"],
     run_id: RunIdParam = None,
-    mode: ModeParam = None,
+    mode: ModeParam = "default",
 ) -> State:
     """Generate the run's preflighted batch, then release its claims."""
-    return _run("generate", scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id, generation_mode=mode)
+    return _run("generate", scope=scope, limit=limit, budget_usd=budget_usd, run_id=run_id, generation_mode=_mode(mode))
 
 
 @flow(name="consolidate")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,12 +16,18 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = "content-pipeline"
 STOP_ORDER = {"server": 1, "postgres": 2, "seaweed": 2}  # stopped after the workers (0), in this order
 STOP_BOUND_S = {"seaweed": 5.0}  # how long after SIGTERM before SIGKILL (15 s unless named); its data is durable
 AUTOMATION = "content-pipeline: announce failed or crashed runs via {block}"
+SPENDING_FLOWS = ("go-live", "replay-failed", "generate", "publish")  # their schedules pay a provider or post
+SPENDING_SETTING = "SPENDING_SCHEDULES"  # `active`: their schedules run on a fresh stack with a real provider
+LOG_RECORD = re.compile(r"^\d\d:\d\d:\d\d\.\d+ \| (\w+) +\|")  # a record's first line in a Prefect log
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")  # a traceback's last line
+FAILURE_BLOCKS = {"webhook": "content-pipeline-failure-webhook", "slack": "content-pipeline-failure-slack"}
 NOTIFY_BODY = """content-pipeline run {{ flow_run.name }} ({{ flow.name }}/{{ deployment.name }}) is {{ flow_run.state.name }}.
 Run: {{ flow_run|ui_url }}
 What failed (a go-live: its stage, the error and the spend so far): {{ flow_run.state.message }}
@@ -91,11 +99,12 @@ class Stack:
             return False
 
     def start_server(self, timeout_s: float = 120, extra_env: dict[str, str] | None = None) -> None:
-        """Start `prefect server start` (`extra_env`: its database URL, say) and wait until it answers."""
+        """Start `prefect server start` (flows/prefect_server.py: its SQLite transactions IMMEDIATE; `extra_env`:
+        its database URL, say) and wait until it answers."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.healthy():
             raise SystemExit(f"a Prefect server already answers on {self.api_url}: run `make down` first")
-        command = [_bin("prefect"), "server", "start", "--host", self.host, "--port", str(self.port)]
+        command = [sys.executable, "-m", "flows.prefect_server", "--host", self.host, "--port", str(self.port)]
         self.spawn("server", command, extra_env)
         deadline = time.monotonic() + timeout_s
         while not self.healthy():
@@ -105,8 +114,27 @@ class Stack:
                 )
             time.sleep(0.5)
 
-    def configure(self, notify: dict[str, str], rate_per_s: float, concurrency: int) -> list[str]:
-        """Work pool, blocks, global limits, deployments and automations; returns the automation names."""
+    def server_errors(self, since: int = 0) -> tuple[list[str], int]:
+        """The ERROR and CRITICAL lines the server logged after byte `since` of its log (each with the
+        exception its traceback ends in), and the log's size now: a stack whose server logs an error is
+        broken, whatever its API answers (a scheduler failing every minute answers health checks fine)."""
+        log = self.state_dir / "server.log"
+        raw = log.read_bytes() if log.exists() else b""
+        lines = raw[since:].decode(errors="replace").splitlines()
+        levels = {n: m.group(1) for n, line in enumerate(lines) if (m := LOG_RECORD.match(line))}
+        found = []
+        for start, end in itertools.pairwise([*levels, len(lines)]):
+            if levels[start] in ("ERROR", "CRITICAL"):
+                raised = [line for line in lines[start + 1 : end] if EXCEPTION_LINE.match(line)]
+                found.append(" / ".join([lines[start], *raised[-1:]]))
+        return found, len(raw)
+
+    def configure(
+        self, notify: dict[str, str], rate_per_s: float, concurrency: int, spending_active: bool = True
+    ) -> dict[str, Any]:
+        """Work pool, blocks, global limits, deployments and automations; the schedules of the deployments
+        that spend (SPENDING_FLOWS) paused unless `spending_active`. Returns the automation names
+        (`automations`) and each deployment's name, schedules and whether they run (`deployments`)."""
         self._prefect("work-pool", "create", POOL, "--type", "process", "--overwrite")
         self._prefect("block", "register", "-m", "blocks")
         self._prefect("--no-prompt", "deploy", "--all")
@@ -115,12 +143,19 @@ class Stack:
             "-m",
             "flows.stack",
             "_configure",
-            json.dumps({"notify": notify, "rate_per_s": rate_per_s, "concurrency": concurrency}),
+            json.dumps(
+                {
+                    "notify": notify,
+                    "rate_per_s": rate_per_s,
+                    "concurrency": concurrency,
+                    "spending_active": spending_active,
+                }
+            ),
         ]
         done = subprocess.run(script, cwd=ROOT, env=self.env, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"configuring limits and automations failed:\n{done.stderr[-3000:]}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
     def start_worker(
         self,
@@ -216,11 +251,11 @@ def _configure(raw: str) -> None:
             url=config["notify"]["webhook"],
             method="POST",
             json_data={"subject": "{{subject}}", "text": "{{body}}"},
-        ).save("content-pipeline-webhook", overwrite=True)
-        blocks.append((CustomWebhookNotificationBlock, "content-pipeline-webhook"))
+        ).save(FAILURE_BLOCKS["webhook"], overwrite=True)
+        blocks.append((CustomWebhookNotificationBlock, FAILURE_BLOCKS["webhook"]))
     if config["notify"].get("slack"):
-        SlackWebhook(url=config["notify"]["slack"]).save("content-pipeline-slack", overwrite=True)
-        blocks.append((SlackWebhook, "content-pipeline-slack"))
+        SlackWebhook(url=config["notify"]["slack"]).save(FAILURE_BLOCKS["slack"], overwrite=True)
+        blocks.append((SlackWebhook, FAILURE_BLOCKS["slack"]))
     names = []
     for block_type, block_name in blocks:
         name = AUTOMATION.format(block=block_name)
@@ -247,7 +282,66 @@ def _configure(raw: str) -> None:
             ],
         ).create()
         names.append(name)
-    print(json.dumps(names))
+    print(json.dumps({"automations": names, "deployments": _schedules(bool(config["spending_active"]))}))
+
+
+def _schedules(spending_active: bool) -> list[dict[str, Any]]:
+    """Pause the schedules of SPENDING_FLOWS' deployments unless `spending_active` (the deployments stay
+    runnable by hand); then every deployment's name, schedules and whether they run, as the server has them."""
+    from prefect.client.orchestration import get_client
+
+    shown = []
+    with get_client(sync_client=True) as client:
+        flows = {f.id: f.name for f in client.read_flows()}
+        for deployment in sorted(client.read_deployments(), key=lambda d: (flows[d.flow_id], d.name)):
+            flow_name = flows[deployment.flow_id]
+            if flow_name in SPENDING_FLOWS and not spending_active:
+                for schedule in deployment.schedules:  # the scheduler drops the runs it made of them
+                    client.update_deployment_schedule(deployment.id, schedule.id, active=False)
+                deployment = client.read_deployment(deployment.id)
+            shown.append(
+                {
+                    "name": f"{flow_name}/{deployment.name}",
+                    "schedules": [_describe(s.schedule) for s in deployment.schedules],
+                    "active": not deployment.paused and any(s.active for s in deployment.schedules),
+                    "spends": flow_name in SPENDING_FLOWS,
+                }
+            )
+    return shown
+
+
+def _describe(schedule: Any) -> str:
+    """A schedule as a person reads it: `cron 0 */4 * * * UTC`, `every 60 s`."""
+    if getattr(schedule, "cron", None):
+        return f"cron {schedule.cron} {schedule.timezone or 'UTC'}"
+    if getattr(schedule, "interval", None):
+        return f"every {schedule.interval.total_seconds():g} s"
+    return str(schedule)
+
+
+def deployment_lines(deployments: list[dict[str, Any]]) -> list[str]:
+    """What `make up` prints of each deployment: its name, schedule, and whether the schedule runs."""
+    width = max((len(d["name"]) for d in deployments), default=0)
+    lines = []
+    for d in deployments:
+        if not d["schedules"]:
+            state = "no schedule (runs on demand)"
+        elif d["active"]:
+            state = f"schedule active: {', '.join(d['schedules'])}"
+        else:
+            why = f" (it spends or posts: {SPENDING_SETTING}=active starts it)" if d["spends"] else ""
+            state = f"schedule PAUSED: {', '.join(d['schedules'])}{why}"
+        lines.append(f"  {d['name']:<{width}}  {state}")
+    return lines
+
+
+def spending_schedules_active(offline: bool, environ: dict[str, str]) -> bool:
+    """Whether the schedules that spend run on a new stack: always with the offline model (it costs
+    nothing), else only when the operator says so with SPENDING_SCHEDULES=active."""
+    value = environ.get(SPENDING_SETTING, "").strip().lower()
+    if value not in ("", "active", "paused"):
+        raise SystemExit(f"{SPENDING_SETTING} must be `active` or `paused`, not {value!r}")
+    return offline or value == "active"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,22 +365,29 @@ def main(argv: list[str] | None = None) -> int:
     notify = {"webhook": os.environ.get("NOTIFY_WEBHOOK_URL", ""), "slack": os.environ.get("SLACK_WEBHOOK_URL", "")}
     if stack.running():
         raise SystemExit(f"this stack already runs ({', '.join(stack.running())}): run `make down` first")
+    spending = spending_schedules_active(settings.offline, dict(os.environ))
     try:
         stack.start_server()
-        automations = stack.configure(
-            notify, rate_per_s=float(os.environ.get("LLM_REQUESTS_PER_S", "100")), concurrency=settings.concurrency
+        made = stack.configure(
+            notify,
+            rate_per_s=float(os.environ.get("LLM_REQUESTS_PER_S", "100")),
+            concurrency=settings.concurrency,
+            spending_active=spending,
         )
         stack.start_worker()
     except BaseException:
         stack.down()  # leave nothing half-started behind
         raise
     print(f"Prefect UI: {stack.ui_url}")
-    print(
-        f"work pool {POOL!r} with one process worker; deployments: go-live/production, go-live/promo, go-live/ad-hoc, audit/daily"
-    )
+    print(f"work pool {POOL!r} with one process worker; {len(made['deployments'])} deployments:")
+    print("\n".join(deployment_lines(made["deployments"])))
     print(
         "failure notifications: "
-        + (", ".join(automations) if automations else "none (set NOTIFY_WEBHOOK_URL or SLACK_WEBHOOK_URL)")
+        + (
+            ", ".join(made["automations"])
+            if made["automations"]
+            else "none (set NOTIFY_WEBHOOK_URL or SLACK_WEBHOOK_URL)"
+        )
     )
     print(f"export PREFECT_API_URL={stack.api_url}   # to use the prefect CLI against it; `make down` stops it")
     return 0

@@ -23,10 +23,16 @@ def publish_health(result: Health) -> None:
     create_markdown_artifact(markdown=result.markdown(), key="health", description=f"health: {result.level}")
 
 
+def report_key(report: Report) -> str:
+    """The report's markdown artifact key: `kpi-daily-report`, `cost-30-day-report`, ..."""
+    return f"{report.kind}-{report.period}-report".replace("30d", "30-day")
+
+
 def publish_report(report: Report, store_url: str) -> None:
-    """The report as markdown (naming its charts in the store) and its headline rows as a table."""
-    key = f"{report.kind}-{report.period}-report".replace("30d", "30-day")
-    create_markdown_artifact(markdown=report.markdown(store_url), key=key, description=report.title())
+    """The report as markdown, its charts shown inline (images the Prefect UI renders) and named in the
+    store, and its headline rows as a table."""
+    key = report_key(report)
+    create_markdown_artifact(markdown=report.markdown(store_url, embed=True), key=key, description=report.title())
     create_table_artifact(table=report.rows(), key=f"{key}-table", description=report.title())
     get_run_logger().info("%s: stored in %s/%s", report.title(), store_url, report.files.get("markdown", "-"))
 

@@ -112,3 +112,47 @@ def copy_store(source: tuple[Path, Path], into: Path) -> tuple[Path, Path]:
     shutil.copytree(source[0], into / "store")
     shutil.copy(source[1], into / "catalogue.jsonl")
     return into / "store", into / "catalogue.jsonl"
+
+
+@contextmanager
+def server_quiet(stack: Any) -> Iterator[None]:
+    """Fail the calling test when the stack's Prefect server logs an ERROR or CRITICAL line meanwhile (a
+    scheduler failing every minute still answers every API call: its log is where it shows)."""
+    _, start = stack.server_errors()
+    yield
+    errors, _ = stack.server_errors(start)
+    assert errors == [], f"the Prefect server logged {len(errors)} error(s) during this test; first: {errors[0]}"
+
+
+def scheduled_runs_finish(deployment_name: str, count: int = 2, every_s: float = 60, bound_s: float = 300) -> list[Any]:
+    """Give the deployment an interval schedule of `every_s` and wait, at most `bound_s`, until the server's
+    scheduler has made `count` runs of it (due from now on) that ended; the schedule is removed after.
+    Returns those finished runs (fewer when the bound passed)."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+    )
+    from prefect.client.schemas.schedules import IntervalSchedule
+
+    since = datetime.now(UTC)
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(deployment_name)
+        schedule = IntervalSchedule(interval=timedelta(seconds=every_s), anchor_date=since)
+        (added,) = client.create_deployment_schedules(deployment.id, [(schedule, True)])
+        mine = DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+        due = FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=since))
+        done: list[Any] = []
+        try:
+            deadline = time.monotonic() + bound_s
+            while len(done) < count and time.monotonic() < deadline:
+                time.sleep(2)
+                runs = client.read_flow_runs(deployment_filter=mine, flow_run_filter=due)
+                done = [r for r in runs if r.auto_scheduled and r.state is not None and r.state.is_final()]
+        finally:
+            client.delete_deployment_schedule(deployment.id, added.id)
+    return done

@@ -29,6 +29,7 @@ from content_pipeline.views.audit import audit
 from flows.cluster import Cluster
 from flows.ports import free_ports
 from tests import hosts
+from tests.helpers import scheduled_runs_finish, server_quiet
 
 pytestmark = [
     pytest.mark.server,
@@ -56,8 +57,9 @@ def cluster() -> Iterator[tuple[Cluster, list[hosts.Host]]]:
         try:
             cluster.start_postgres()
             cluster.start_seaweed()
-            cluster.start_server()
-            cluster.stack.configure({"webhook": "", "slack": ""}, rate_per_s=500, concurrency=256)
+            with server_quiet(cluster.stack):
+                cluster.start_server()
+                cluster.stack.configure({"webhook": "", "slack": ""}, rate_per_s=500, concurrency=256)
             for host in net.hosts:  # one flow run at a time each: two runs at once land on both hosts
                 cluster.start_worker(host.hostname, WORKER_ENV, prefix=host.wrap([]), limit=1)
             with temporary_settings({PREFECT_API_URL: cluster.stack.api_url}):
@@ -65,6 +67,22 @@ def cluster() -> Iterator[tuple[Cluster, list[hosts.Host]]]:
         finally:
             cluster.down()
             shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def quiet(cluster) -> Iterator[None]:
+    """Every test here fails when the server (on PostgreSQL) logs an error while it runs."""
+    with server_quiet(cluster[0].stack):
+        yield
+
+
+def test_a_one_minute_schedule_runs_twice_on_its_own_on_postgresql(cluster) -> None:
+    """The server's scheduler on PostgreSQL makes the runs; a worker on one of the hosts runs them."""
+    done = scheduled_runs_finish("sweep/release-stale-every-15-minutes", count=2, every_s=60, bound_s=300)
+    assert len(done) >= 2, f"{len(done)} scheduled run(s) finished within 300 s"
+    assert all(r.state.is_completed() for r in done), [(r.name, r.state.message) for r in done]
+    made = cluster[0].query("SELECT count(*) FROM flow_run WHERE auto_scheduled AND state_type = 'COMPLETED'")
+    assert int(made.strip()) >= 2  # rows of PostgreSQL's own table, not what an API says it holds
 
 
 def shared_store(cluster: Cluster) -> Store:

@@ -7,12 +7,25 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -22,6 +35,7 @@ from content_pipeline.store import open_store
 from content_pipeline.views.audit import audit
 from flows.ports import free_port
 from flows.stack import Stack
+from tests.helpers import scheduled_runs_finish, server_quiet
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -62,10 +76,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Rec
     store_dir = state / "store"
     receiver = Receiver()
     stack = Stack(state, free_port())
-    stack.start_server()
     try:
-        stack.configure({"webhook": receiver.url, "slack": ""}, rate_per_s=500, concurrency=64)
-        worker_env = {"STORE_URL": str(store_dir), "OFFLINE_LATENCY_MS": "400", "PREFECT_WORKER_QUERY_SECONDS": "1"}
+        with server_quiet(stack):  # starting and configuring it logs no error on the server
+            stack.start_server()
+            stack.configure({"webhook": receiver.url, "slack": ""}, rate_per_s=500, concurrency=64)
+        # each poll of a worker writes to the server's SQLite: two workers polling every second starve its other
+        # writers past SQLite's 60 s busy timeout ("database is locked" in the server's log) on 2 cores
+        worker_env = {"STORE_URL": str(store_dir), "OFFLINE_LATENCY_MS": "400", "PREFECT_WORKER_QUERY_SECONDS": "5"}
         stack.start_worker("worker-1", worker_env)
         stack.start_worker("worker-2", worker_env)
         with temporary_settings({PREFECT_API_URL: stack.api_url}):
@@ -75,21 +92,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Rec
         receiver.httpd.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def quiet(stack) -> Iterator[None]:
+    """Every test here fails when the server logs an error while it runs."""
+    with server_quiet(stack[0]):
+        yield
+
+
 EXPECTED_CRONS = {
     "go-live/production": ["0 */4 * * *"],
     "go-live/promo": ["30 */6 * * *"],
     "go-live/ad-hoc": [],
-    "audit/daily": ["0 6 * * *"],
-    "collect/every-10-minutes": ["*/10 * * * *"],
-    "sweep/every-15-minutes": ["*/15 * * * *"],
-    "health/hourly": ["0 * * * *"],
+    "audit/invariants-daily": ["0 6 * * *"],
+    "collect/settle-batches-every-10-minutes": ["*/10 * * * *"],
+    "sweep/release-stale-every-15-minutes": ["*/15 * * * *"],
+    "health/checks-hourly": ["0 * * * *"],
     "report/kpi-daily": ["0 7 * * *"],
     "report/cost-daily": ["5 7 * * *"],
     "report/kpi-weekly": ["0 8 * * 1"],
     "report/cost-weekly": ["5 8 * * 1"],
-    "backup/daily": ["30 2 * * *"],
-    "template-rank/weekly": ["30 8 * * 1"],
-    "publish/daily": ["0 9 * * *"],
+    "backup/nightly": ["30 2 * * *"],
+    "template-rank/rank-weekly": ["30 8 * * 1"],
+    "publish/morning": ["0 9 * * *"],
 }
 
 
@@ -108,7 +132,7 @@ def test_schedules_parameters_and_limits_are_the_ones_prefect_yaml_states(stack)
     assert props["limit"]["minimum"] == 1 and props["budget_usd"]["exclusiveMinimum"] == 0
     assert props["scope"]["enum"] == ["all", "promo", "changed"]
     with get_client(sync_client=True) as client:
-        publish = client.read_deployment_by_name("publish/daily")
+        publish = client.read_deployment_by_name("publish/morning")
     assert publish.parameters == {"max_posts": 20, "dry_run": False}
     limits = publish.parameter_openapi_schema["properties"]["max_posts"]
     assert (limits["minimum"], limits["maximum"]) == (1, 10000)
@@ -128,6 +152,45 @@ def test_every_parameter_of_every_deployment_has_a_description_on_the_server(sta
     ]
     assert undescribed == []
     assert sum(len(d.parameter_openapi_schema.get("properties", {})) for d in deployments) > 20
+
+
+def test_a_one_minute_schedule_runs_twice_on_its_own(stack) -> None:
+    """The real thing a cron deployment promises: the server's scheduler creates the runs, a worker runs
+    them to the end, and nobody starts anything."""
+    done = scheduled_runs_finish("sweep/release-stale-every-15-minutes", count=2, every_s=60, bound_s=300)
+    assert len(done) >= 2, f"{len(done)} scheduled run(s) finished within 300 s"
+    assert all(r.state.is_completed() for r in done), [(r.name, r.state.message) for r in done]
+    assert {r.work_pool_name for r in done} == {"content-pipeline"}  # taken and run by the pool's workers
+
+
+def upcoming_runs() -> dict[str, list[Any]]:
+    """Each scheduled deployment's runs still to come, as the UI's "Upcoming" tab lists them."""
+    now = datetime.now(UTC)
+    with get_client(sync_client=True) as client:
+        return {
+            d.name: client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[d.id])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                    expected_start_time=FlowRunFilterExpectedStartTime(after_=now),
+                ),
+            )
+            for d in client.read_deployments()
+            if d.schedules
+        }
+
+
+def test_every_scheduled_deployment_has_upcoming_runs(stack) -> None:
+    """The scheduler made runs ahead of time for each one (a schedule changed a moment ago gets its runs
+    again at the scheduler's next pass: the wait is bounded by two of them)."""
+    deadline = time.monotonic() + 130
+    upcoming = upcoming_runs()
+    while {name for name, runs in upcoming.items() if not runs} and time.monotonic() < deadline:
+        time.sleep(5)
+        upcoming = upcoming_runs()
+    assert len(upcoming) == len([n for n, crons in EXPECTED_CRONS.items() if crons])
+    assert {name for name, runs in upcoming.items() if not runs} == set()
+    assert all(r.auto_scheduled for runs in upcoming.values() for r in runs)
 
 
 def test_a_parameterised_ad_hoc_run_through_the_api(stack) -> None:
@@ -158,6 +221,11 @@ def test_a_failed_run_is_announced_through_the_automation(stack) -> None:
     assert "preflight: budget too low for batch size" in text  # the stage and the error
     assert "(spent $0.0000 of $0.0500)" in text  # the spend so far
     assert "go-live" in body["subject"] and "Failed" in body["subject"]
+    assert run.state.message.startswith("preflight: budget too low for batch size") and "\n" not in run.state.message
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+    engine = [log.message for log in logs if "Traceback" in log.message or "encountered an exception" in log.message]
+    assert logs and engine == []  # an expected refusal is its line, not an engine traceback
 
 
 def test_a_red_health_run_is_announced_through_the_automation(stack, tmp_path) -> None:
@@ -167,7 +235,7 @@ def test_a_red_health_run_is_announced_through_the_automation(stack, tmp_path) -
     _, receiver, _ = stack
     sick = tmp_path / "sick-store"  # a store of its own: the claims of a run whose process is gone
     claim(open_store(str(sick)), "crashed", ["item-0001"], 1, dead_pid(), 3600)
-    run = run_deployment("health/hourly", job_variables={"env": {"STORE_URL": str(sick)}}, timeout=300)
+    run = run_deployment("health/checks-hourly", job_variables={"env": {"STORE_URL": str(sick)}}, timeout=300)
     assert run.state.is_failed()
     assert run.state.message.startswith("health red: claims: 1 stale claim(s) of 1 gone run(s)"), run.state.message
     body = receiver.wait_for(run.name)

@@ -31,3 +31,13 @@ def test_the_run_parameters_show_their_bounds_and_choices() -> None:
     assert props["budget_usd"]["exclusiveMinimum"] == 0 and props["budget_usd"]["maximum"] == 1_000_000
     assert props["scope"]["enum"] == ["all", "promo", "changed"]
     assert props["run_id"]["description"].startswith("Run id")
+    assert props["mode"]["enum"] == ["default", "sync", "batch"] and props["mode"]["default"] == "default"
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_no_parameter_that_is_really_a_choice_is_free_text(name: str) -> None:
+    """An optional string shows in the UI's form as a "str | None" pair of tabs: only free text may be one."""
+    props = parameter_schema(FLOWS[name]).model_dump()["properties"]
+    free_text = {"run_id", "target", "to"}  # an id, a block's name, a store's URL
+    optional = {p for p, prop in props.items() if any(t.get("type") == "null" for t in prop.get("anyOf", []))}
+    assert optional <= free_text, optional - free_text

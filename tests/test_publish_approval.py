@@ -132,6 +132,13 @@ def test_no_answer_before_the_timeout_simulates(env, receiver: Receiver, monkeyp
     assert [o["result"] for o in outcomes] == ["simulated"] * ITEMS
     assert all("no approver answered within 3 s" in o["reason"] for o in outcomes)
     assert state.is_completed(), state.message
+    assert state.message.startswith(
+        "to webhook: simulated: PUBLISH_APPROVAL_GRANTED is not truthy (no approver answered"
+    )
+    assert f"{ITEMS} planned: {ITEMS} simulated" in state.message
+    with get_client(sync_client=True) as client:
+        child = client.read_flow_run(seen["run"].id)  # the approval's own run ends, and says why
+    assert child.state.is_completed(), child.state
 
 
 def test_a_target_kept_as_a_block_is_published_to_by_its_name(env, receiver: Receiver, monkeypatch) -> None:

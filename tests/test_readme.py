@@ -150,7 +150,7 @@ def test_every_make_target_the_readme_names_is_in_the_makefile() -> None:
 
 def test_every_deployment_the_readme_names_is_in_prefect_yaml() -> None:
     named = deployments_named(README)
-    assert {"go-live/ad-hoc", "health/hourly", "publish/daily"} <= named
+    assert {"go-live/ad-hoc", "health/checks-hourly", "publish/morning"} <= named
     assert sorted(named - deployments()) == []
 
 

@@ -60,7 +60,7 @@ def change(current: float | int | None, prior: float | int | None, how: str) -> 
 @dataclass
 class Report:
     """One report: its kind and period, the period's and the prior period's figures, the days charted,
-    and where its files are in the store once written."""
+    and where its files are in the store once written (with the charts' PNG bytes, to embed)."""
 
     kind: Kind
     period: str
@@ -70,6 +70,7 @@ class Report:
     prior: Figures
     days: pl.DataFrame
     files: dict[str, str] = field(default_factory=dict)
+    pngs: dict[str, bytes] = field(default_factory=dict, repr=False)  # each chart's PNG, once written
     publishing: tuple[dict[str, Any], dict[str, Any]] | None = None  # this period's and the prior's
 
     def publishing_rows(self) -> list[dict[str, str]]:
@@ -127,7 +128,9 @@ class Report:
             f"{self.kind.upper()} report, {self.period}: {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC"
         )
 
-    def markdown(self, store_url: str = "") -> str:
+    def markdown(self, store_url: str = "", embed: bool = False) -> str:
+        """The report as markdown; its charts named by their place in the store, and with `embed` shown
+        too, each an image with a `data:` URI (alt text `<chart> chart`): what the Prefect UI renders."""
         lines = [f"# {self.title()}", "", *_table(self.rows())]
         if self.kind == "kpi" and self.reason_rows():
             lines += ["", "## Rejects by reason", "", *_table(self.reason_rows())]
@@ -138,10 +141,14 @@ class Report:
         if self.current.by_template:
             lines += ["", "## By prompt template version (this period)", "", *_table(_shown(self.current.by_template))]
         if self.files:
-            lines += ["", "## Charts", ""] + [
+            lines += ["", "## Charts", "", *(self._images() if embed else [])] + [
                 f"- {name}: `{store_url}/{key}`" for name, key in self.files.items() if key.endswith(".png")
             ]
         return "\n".join(lines) + "\n"
+
+    def _images(self) -> list[str]:
+        """Each chart as a markdown image with its PNG inline, a paragraph of its own."""
+        return [line for name, data in self.pngs.items() for line in (f"![{name} chart]({charts.data_uri(data)})", "")]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -224,7 +231,8 @@ def build_report(store: Store, kind: Kind, period: str, now: datetime | None = N
 
 
 def write_report(store: Store, report: Report) -> dict[str, str]:
-    """The report (markdown and JSON) and its three charts in `reports/<kind>-<period>/<end>/`; the keys."""
+    """The report (markdown and JSON) and its three charts in `reports/<kind>-<period>/<end>/`; the keys.
+    The charts' bytes stay on the report too (`pngs`), for markdown that embeds them."""
     base = f"{layout.REPORTS_PREFIX}{report.kind}-{report.period}/{report.end:%Y%m%dT%H%M%SZ}/"
     first = report.start - (report.end - report.start)
     span = f"{report.period} and the period before, {first:%Y-%m-%d} to {report.end:%Y-%m-%d}"
@@ -238,6 +246,7 @@ def write_report(store: Store, report: Report) -> dict[str, str]:
     for name, data in pngs.items():
         store.put(f"{base}{name}.png", data)
         report.files[name] = f"{base}{name}.png"
+    report.pngs = pngs
     report.files["markdown"], report.files["json"] = f"{base}report.md", f"{base}report.json"
     store.put(report.files["markdown"], report.markdown(store.url).encode())
     store.put(report.files["json"], json.dumps(report.to_dict(), sort_keys=True, default=str).encode())
