@@ -1,4 +1,4 @@
-"""An expected failure stays one line in a deployment run's log: the engine's traceback for a flow that ended Failed."""
+"""Expected failures stay one line in a deployment run's log: no engine traceback for a flow that ended Failed."""
 
 from __future__ import annotations
 

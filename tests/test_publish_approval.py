@@ -66,8 +66,8 @@ def env(prefect_server, monkeypatch, generated, tmp_path, receiver: Receiver) ->
 
 
 def answer_when_paused(run_input: dict[str, Any] | None, seen: dict[str, Any]) -> threading.Thread:
-    """An approver: wait (bounded) for the paused `publish-approval` run (the publish run's child), read the form's description, then resume the
-    run with `run_input` through Prefect's API (None: never answer)."""
+    """An approver: wait (bounded) for the paused `publish-approval` run (the publish run's child), read the
+    form's description, then resume that run with `run_input` through Prefect's API (None: never answer)."""
 
     def approver() -> None:
         with get_client(sync_client=True) as client:

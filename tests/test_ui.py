@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
-from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.ports import free_port
@@ -96,7 +95,7 @@ def waiting_publish(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> I
             "GOVERNANCE_APPROVED": "yes",
             "PUBLISH_APPROVAL_TIMEOUT_S": "3600",
         }
-        run = run_deployment("publish/morning", job_variables={"env": env}, timeout=0)
+        run = start("publish/morning", job_variables={"env": env})
         yield Waiting(run.id, receiver, time.monotonic())
 
 
@@ -114,6 +113,16 @@ def step(page: Any, tmp_path: Path) -> Callable[[str, Callable[[], object]], obj
             raise AssertionError(f"step {name!r} failed ({exc}); screenshot: {shot}") from exc
 
     return run
+
+
+def start(name: str, parameters: dict[str, Any] | None = None, job_variables: dict[str, Any] | None = None) -> Any:
+    """A run of the deployment `name`, as its Run button makes one (Prefect's `run_deployment` hands back a
+    coroutine under the event loop pytest-playwright's sync API keeps running)."""
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(name)
+        return client.create_flow_run_from_deployment(
+            deployment.id, parameters=parameters or {}, job_variables=job_variables
+        )
 
 
 def ad_hoc_schema() -> dict[str, Any]:
@@ -230,7 +239,7 @@ def test_a_go_live_s_heartbeat_lines_are_in_its_log_in_the_ui(
     stack: Stack, page: Any, step: Callable[..., Any]
 ) -> None:
     slow = {"env": {"HEARTBEAT_S": "1", "OFFLINE_LATENCY_MS": "2500"}}  # generation lasts a few heartbeats
-    run = run_deployment("go-live/ad-hoc", parameters={"limit": 20, "budget_usd": 5}, job_variables=slow, timeout=0)
+    run = start("go-live/ad-hoc", parameters={"limit": 20, "budget_usd": 5}, job_variables=slow)
     done = finished(run.id)
     assert done.state.is_completed(), done.state.message
 
@@ -294,7 +303,7 @@ def approval_run(parent_id: Any) -> Any:
 
 
 def test_a_report_s_charts_are_visible_on_its_run_page(stack: Stack, page: Any, step: Callable[..., Any]) -> None:
-    run = run_deployment("report/kpi-daily", timeout=0)
+    run = start("report/kpi-daily")
     done = finished(run.id)
     assert done.state.is_completed(), done.state.message
 
