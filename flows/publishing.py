@@ -105,15 +105,18 @@ def ask_approver(the_plan: Plan, target: str, timeout_s: float) -> Approval:
     from prefect import flow, get_run_logger
 
     count = len(the_plan.candidates)
+    name = f"approve {count} post(s) to {target}".replace("{", "{{").replace("}", "}}")  # a template to Prefect
 
-    @flow(name="publish-approval", flow_run_name=f"approve {count} post(s) to {target}", log_prints=False)
+    @flow(name="publish-approval", flow_run_name=name)
     def publish_approval() -> Approval:
         return _wait_for_answer(the_plan, target, timeout_s)
 
     get_run_logger().info(
-        "publish: %d post(s) wait for an approver for up to %s s: answer the paused `publish-approval` run",
+        "publish: %d post(s) wait for an approver for up to %s s: Resume the paused run %r (flow publish-approval,"
+        " under this run's Subflow Runs)",
         count,
         f"{timeout_s:g}",
+        f"approve {count} post(s) to {target}",
     )
     return publish_approval()
 
