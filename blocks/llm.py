@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
-from blocks.store import DOCS
+from blocks.store import DOCS, HIDE_INPUT, no_credentials
 from content_pipeline.settings import DEFAULT_PRICES, ModelPrice
 
 
@@ -25,6 +25,8 @@ class LLMConfig(Block):
         ```
     """
 
+    model_config = HIDE_INPUT
+
     model: str = Field(default="gpt-4o-mini", description="Model of the first attempt.")
     strong_model: str = Field(default="gpt-4o", description="Model of the one escalation attempt.")
     base_url: str | None = Field(default=None, description="OpenAI-compatible base URL; empty for OpenAI.")
@@ -32,6 +34,11 @@ class LLMConfig(Block):
     price_table: dict[str, ModelPrice] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES), description="USD per million input and output tokens, by model."
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        return no_credentials(value, "OPENAI_BASE_URL")
 
     def settings_overrides(self) -> dict[str, Any]:
         """The settings this block sets for a run."""

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Literal
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
-from blocks.store import DOCS
+from blocks.store import DOCS, HIDE_INPUT, no_credentials
 from content_pipeline.publish.webhook import WebhookTarget
 from content_pipeline.publish.wordpress import WordPressTarget
 
@@ -28,6 +28,8 @@ class WordPressSite(Block):
         ```
     """
 
+    model_config = HIDE_INPUT
+
     url: str = Field(description="The site's base URL, e.g. https://shop.example.com (the REST API is /wp-json).")
     username: str = Field(description="The WordPress user that publishes (an editor may create categories).")
     application_password: SecretStr = Field(description="That user's application password (spaces allowed).")
@@ -36,6 +38,11 @@ class WordPressSite(Block):
         default="Uncategorized", description="The category of a post whose own is missing and may not be created."
     )
     timeout_s: float = Field(default=30.0, gt=0, le=600, description="Timeout of one REST call, seconds.")
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        return no_credentials(value, "WP_URL") or value
 
     def target(self, name: str) -> WordPressTarget:
         """The core's target for this site, named `name` in the attempt log."""
@@ -60,9 +67,16 @@ class SignedWebhook(Block):
         ```
     """
 
+    model_config = HIDE_INPUT
+
     url: str = Field(description="The receiver's URL; each post is one POST of a JSON payload.")
     secret: SecretStr = Field(description="The shared secret the body's HMAC-SHA256 signature is made with.")
     timeout_s: float = Field(default=30.0, gt=0, le=600, description="Timeout of one delivery, seconds.")
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        return no_credentials(value, "PUBLISH_WEBHOOK_URL") or value
 
     def target(self, name: str) -> WebhookTarget:
         """The core's target for this webhook, named `name` in the attempt log."""

@@ -5,9 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from prefect.blocks.core import Block
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import ConfigDict, Field, HttpUrl, SecretStr, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from content_pipeline.settings import URL_CREDENTIALS
+from content_pipeline.urls import carries_credentials, credentials_refusal
 
 DOCS = HttpUrl("https://docs.prefect.io/v3/concepts/blocks")
+HIDE_INPUT = ConfigDict(hide_input_in_errors=True)  # a refused field's value is never echoed in the error
+
+
+def no_credentials(value: str | None, setting: str) -> str | None:
+    """`value` unless it is a URL carrying credentials: refused with the line of `setting`, not echoed."""
+    if value is not None and carries_credentials(value):
+        raise PydanticCustomError(URL_CREDENTIALS, credentials_refusal(setting))
+    return value
 
 
 class StoreLocation(Block):
@@ -24,6 +36,8 @@ class StoreLocation(Block):
         ```
     """
 
+    model_config = HIDE_INPUT
+
     url: str = Field(description="A local folder path, file:// URL or s3://bucket/prefix URL.")
     region: str | None = Field(default=None, description="AWS region of the S3 bucket, if any.")
     endpoint_url: str | None = Field(
@@ -35,6 +49,11 @@ class StoreLocation(Block):
     aws_secret_access_key: SecretStr | None = Field(
         default=None, description="AWS secret access key; empty to use the standard AWS credential chain."
     )
+
+    @field_validator("url", "endpoint_url")
+    @classmethod
+    def _no_credentials(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return no_credentials(value, "STORE_URL" if info.field_name == "url" else "AWS_ENDPOINT_URL")
 
     def settings_overrides(self) -> dict[str, Any]:
         """The settings this block sets for a run."""

@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from content_pipeline.errors import BadInputError
+from content_pipeline.urls import carries_credentials, credentials_refusal
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 Scope = Literal["all", "promo", "changed"]
@@ -30,6 +32,7 @@ BATCH_MAX_BYTES = 200 * 1024 * 1024
 PublishApproval = Literal["signals", "ui"]
 WpStatus = Literal["draft", "publish"]
 ENV_FILE_VARIABLE = "CONTENT_PIPELINE_ENV_FILE"  # which dotenv file settings read (".env"); empty: none
+URL_CREDENTIALS = "url_credentials"  # the error type of a URL setting refused for its credentials
 MAX_REPLAY_HOURS = 720  # replay-failed's widest window (30 days): the CLI and the flow's form refuse wider
 
 
@@ -84,7 +87,9 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 class Settings(BaseSettings):
     """Every setting, with the runbooks' environment names (case-insensitive) and its default."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, allow_inf_nan=False)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, allow_inf_nan=False, hide_input_in_errors=True
+    )
 
     store_url: str = Field("./data", description="Where artifacts live: a folder path or file:// URL")
     rescue_dir: str = Field(
@@ -242,6 +247,15 @@ class Settings(BaseSettings):
     def _run_id(cls, value: str | None) -> str | None:
         return None if value in (None, "") else check_run_id(value)
 
+    @field_validator(
+        "store_url", "catalogue", "openai_base_url", "aws_endpoint_url", "backup_url", "wp_url", "publish_webhook_url"
+    )
+    @classmethod
+    def _no_credentials(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and carries_credentials(value):
+            raise PydanticCustomError(URL_CREDENTIALS, credentials_refusal(str(info.field_name).upper()))
+        return value
+
     @field_validator("openai_api_key")
     @classmethod
     def _key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -302,6 +316,8 @@ def load_settings(**overrides: Any) -> Settings:
         err = exc.errors()[0]
         if not err["loc"]:  # a rule across settings: its message, never the input (it holds every setting)
             raise BadInputError(f"settings: {str(err['msg']).removeprefix('Value error, ')}") from None
+        if err["type"] == URL_CREDENTIALS:  # its message names the setting; the URL is never shown
+            raise BadInputError(f"setting {err['msg']}") from None
         name = str(err["loc"][0]).upper() if err["loc"] else "settings"
         shown = "" if any(word in name for word in ("KEY", "PASSWORD", "SECRET")) else f" (got {err.get('input')!r})"
         raise BadInputError(f"setting {name}: {err['msg']}{shown}") from None

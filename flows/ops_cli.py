@@ -110,11 +110,17 @@ def _progress(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
-    from content_pipeline.ops.health import health
+    from content_pipeline.errors import StoreError
+    from content_pipeline.ops.health import Check, Health, health
     from flows.prefect_probe import prefect_probes
 
     settings = settings_for_command()
-    result = health(store_for(settings), settings, probes=prefect_probes(configured_api_url()))
+    try:
+        store = store_for(settings)
+    except StoreError as exc:  # the store does not answer: red, and nothing else can be read
+        result = Health([Check("store", "red", str(exc))])
+    else:
+        result = health(store, settings, probes=prefect_probes(configured_api_url()))
     print(json.dumps(result.to_dict(), sort_keys=True) if args.json else "\n".join(result.lines()))
     return result.exit_code
 
@@ -204,7 +210,8 @@ def _templates(args: argparse.Namespace) -> int:
         except ValidationError as exc:
             err = exc.errors()[0]
             raise BadInputError(
-                f"templates --add {args.add}: {'.'.join(map(str, err['loc'])) or 'file'}: {err['msg']}"
+                f"templates --add {args.add}: {''.join(f'{loc}: ' for loc in err['loc'][:1])}"
+                f"{str(err['msg']).removeprefix('Value error, ')}: nothing stored"
             ) from None
         stored = save_template(store, template)
         active, version = read_active(store)

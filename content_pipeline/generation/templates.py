@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from content_pipeline.errors import BadInputError, StoreError
 from content_pipeline.generation.content import HIGHLIGHTS, chars
+from content_pipeline.intake.catalogue import Item
 from content_pipeline.store import Store, layout
 from content_pipeline.store.cell import Cell
 
 ITEM_FIELDS = ("title", "category", "price", "features", "promo", "description")
 MAX_WEIGHT = 4  # a promoted template is assigned up to this many shares of the items
+PLACEHOLDER = "{item}"  # where the user message gets the item's fields as JSON: the one placeholder filled
+_BRACED = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")  # `{title}`: what reads as a placeholder
 
 
 class PromptTemplate(BaseModel):
@@ -31,6 +35,32 @@ class PromptTemplate(BaseModel):
     system: str = Field(min_length=1, description="The system message")
     user: str = Field(min_length=1, description="The user message; {item} is where the item's JSON goes")
     fields: tuple[str, ...] = Field(ITEM_FIELDS, description="The item fields it may show the model")
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in fields if name not in Item.model_fields]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))}: not a catalogue field (the catalogue has "
+                f"{', '.join(n for n in Item.model_fields)})"
+            )
+        if not fields or len(set(fields)) < len(fields):
+            raise ValueError("name each catalogue field once, at least one")
+        return fields
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> PromptTemplate:
+        if PLACEHOLDER not in self.user:
+            raise ValueError(f"user: no {PLACEHOLDER} placeholder: the model would never see the item")
+        for part in ("system", "user"):
+            other = sorted({m for m in _BRACED.findall(getattr(self, part)) if m != "item"})
+            if other:
+                raise ValueError(
+                    f"{part}: {', '.join('{' + m + '}' for m in other)} is never filled in: only {PLACEHOLDER} is "
+                    "(the item's fields go there as JSON)"
+                )
+        return self
 
     @property
     def key(self) -> str:

@@ -8,6 +8,7 @@ from content_pipeline.errors import BadInputError
 from content_pipeline.settings import Settings
 from content_pipeline.store.base import ObjectInfo, ReadOnlyStore, RequestCounts, Store, check_key
 from content_pipeline.store.local import LocalStore
+from content_pipeline.urls import carries_credentials, credentials_refusal
 
 __all__ = ["ObjectInfo", "ReadOnlyStore", "RequestCounts", "Store", "check_key", "open_store", "store_for"]
 
@@ -31,7 +32,9 @@ def open_store(
     secret_key: str | None = None,
 ) -> Store:
     """The store for `url`; read-only stores refuse every write (EVIDENCE_ONLY). S3 options left None
-    come from the standard AWS chain."""
+    come from the standard AWS chain. A URL carrying credentials is refused, not shown."""
+    if carries_credentials(url):
+        raise BadInputError(credentials_refusal("the store URL"))
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         store: Store = LocalStore(parsed.path if parsed.scheme == "file" else url)

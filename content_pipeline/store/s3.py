@@ -12,7 +12,13 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from content_pipeline.errors import BadInputError, StoreError, StoreIOError
 from content_pipeline.store import layout
@@ -26,7 +32,13 @@ from content_pipeline.store.base import (
 )
 
 PART_BYTES = 16 * 2**20  # multipart upload part size (S3 wants at least 5 MB but the last)
-RETRIES = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
+CONNECT_TIMEOUT_S = 5.0  # a TCP connect to the endpoint
+READ_TIMEOUT_S = 10.0  # silence from the endpoint within one request (a frozen server)
+DEADLINE_S = 15.0  # an S3 call that got no answer is not tried again past this (errors answered keep retrying)
+RETRIES = Config(
+    retries={"mode": "standard", "max_attempts": 8}, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S
+)
+_STARTED = "content_pipeline_started"  # in botocore's request context: when the call's first attempt began
 
 
 def _code(exc: ClientError) -> str:
@@ -39,8 +51,9 @@ def s3_client(
     access_key: str | None = None,
     secret_key: str | None = None,
 ) -> Any:
-    """A boto3 S3 client with botocore's standard retry mode; None options come from the AWS chain."""
-    return boto3.client(
+    """A boto3 S3 client with botocore's standard retry mode, bounded in time for a call that gets no answer
+    at all; None options come from the AWS chain."""
+    client = boto3.client(
         "s3",
         endpoint_url=endpoint_url,
         region_name=region,
@@ -48,6 +61,32 @@ def s3_client(
         aws_secret_access_key=secret_key,
         config=RETRIES,
     )
+    client.meta.events.register("before-call.s3", _started)
+    client.meta.events.register_first("needs-retry.s3", _within_deadline)
+    return client
+
+
+def _started(context: dict[str, Any], **_: Any) -> None:
+    context[_STARTED] = time.monotonic()
+
+
+def _within_deadline(request_dict: dict[str, Any], caught_exception: Exception | None = None, **_: Any) -> bool | None:
+    """No retry of a call that got no answer (a timeout, a refused or dropped connection) once another try
+    could end past DEADLINE_S from its start: a frozen endpoint ends the call in bounded time. Answers
+    (503, SlowDown) are left to the standard mode. False vetoes the retry; None lets botocore decide."""
+    if caught_exception is None:
+        return None
+    began = request_dict.get("context", {}).get(_STARTED)
+    if began is None:
+        return None
+    return False if time.monotonic() - began + READ_TIMEOUT_S > DEADLINE_S else None
+
+
+def unanswered(where: str, exc: BotoCoreError) -> str | None:
+    """The one line for a call the endpoint did not answer in time (None for any other failure)."""
+    if isinstance(exc, (ReadTimeoutError, ConnectTimeoutError)):
+        return f"{where}: the S3 endpoint did not answer within {READ_TIMEOUT_S:.0f} s (frozen or overloaded?)"
+    return None
 
 
 def _append_base(key: str) -> str:
@@ -208,7 +247,10 @@ class S3Store(Store):
             reason = {404: "does not exist", 403: "access denied", 400: "bad bucket name"}.get(status, _code(exc))
             raise BadInputError(f"STORE_URL {url}: bucket {bucket!r} {reason}") from None
         except (EndpointConnectionError, BotoCoreError) as exc:
-            raise BadInputError(f"STORE_URL {url}: S3 endpoint unreachable ({exc})") from None
+            line = unanswered(f"store {url}", exc)
+            raise (
+                StoreError(line) if line else BadInputError(f"STORE_URL {url}: S3 endpoint unreachable ({exc})")
+            ) from None
 
     def _count(self, verb: str, key: str) -> None:
         with self._count_lock:
@@ -231,7 +273,16 @@ class S3Store(Store):
         try:
             return fn(Bucket=self.bucket, **kwargs)
         except BotoCoreError as exc:
-            raise StoreIOError(f"S3 {what} failed: {exc}") from None
+            line = unanswered(f"store {self.url}: S3 {what}", exc)
+            raise StoreError(line) if line else StoreIOError(f"S3 {what} failed: {exc}") from None
+
+    def _body(self, resp: dict[str, Any], key: str) -> bytes:
+        """An object's bytes; an endpoint that stops sending is one line naming the store, not a hang."""
+        try:
+            return bytes(resp["Body"].read())
+        except BotoCoreError as exc:
+            line = unanswered(f"store {self.url}: S3 get {key}", exc)
+            raise StoreError(line) if line else StoreIOError(f"S3 get {key} failed: {exc}") from None
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -241,7 +292,7 @@ class S3Store(Store):
             if _code(exc) in ("NoSuchKey", "404"):
                 return None
             raise StoreIOError(f"S3 get {key} failed: {_code(exc)}") from None
-        return resp["Body"].read()
+        return self._body(resp, key)
 
     def _put(self, key: str, data: bytes, **conditions: str) -> bool:
         try:
@@ -266,7 +317,7 @@ class S3Store(Store):
             if _code(exc) in ("NoSuchKey", "404", "InvalidRange", "416"):
                 return b""
             raise StoreIOError(f"S3 get {key} failed: {_code(exc)}") from None
-        return resp["Body"].read()
+        return self._body(resp, key)
 
     def writer(self, key: str) -> ObjectWriter:
         return S3Writer(self, check_key(key))
@@ -312,7 +363,10 @@ class S3Store(Store):
                 self._count("LIST", prefix)
                 for obj in page.get("Contents", []):
                     out.append(ObjectInfo(obj["Key"][cut:], obj["Size"], obj["ETag"], obj["LastModified"].timestamp()))
-        except (ClientError, BotoCoreError) as exc:
+        except BotoCoreError as exc:
+            line = unanswered(f"store {self.url}: S3 list {prefix}", exc)
+            raise StoreError(line) if line else StoreIOError(f"S3 list {prefix} failed: {exc}") from None
+        except ClientError as exc:
             raise StoreIOError(f"S3 list {prefix} failed: {exc}") from None
         return sorted(out, key=lambda info: info.key)
 
