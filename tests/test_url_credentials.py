@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from pydantic import ValidationError
 
 from blocks.llm import LLMConfig
@@ -108,17 +108,9 @@ def test_a_flow_run_refused_for_a_url_with_credentials_keeps_the_password_out_of
     assert state.message is not None and "WP_URL: the URL carries credentials" in state.message
     texts = [state.message, repr(state.data)]
 
-    async def logs() -> list[str]:
-        async with get_client() as client:
-            runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
-            )
-            found = await client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[runs[0].id])), limit=200
-            )
-            return [runs[0].model_dump_json()] + [log.message for log in found]
-
-    import asyncio
-
-    texts += asyncio.run(logs())
+    # The sync client: an earlier test (playwright's) may leave an event loop running in this thread.
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+        found = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])), limit=200)
+    texts += [run.model_dump_json()] + [log.message for log in found]
     assert all(PLANTED not in text for text in texts), [t for t in texts if PLANTED in t][:1]
