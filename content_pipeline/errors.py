@@ -39,6 +39,11 @@ class LeaseHeldError(PipelineError):
     """Another live process holds the lease."""
 
 
+class LeaseLostError(PipelineError):
+    """This process's lease was taken over while it was paused (a frozen VM, SIGSTOP, a long GC): it stops
+    before its next effect or append, which the new holder makes instead. Never retried."""
+
+
 class BudgetRefusedError(PipelineError):
     """The budget guard refused the run before any spend."""
 

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from content_pipeline.errors import PipelineError
 from content_pipeline.money import usd
-from content_pipeline.ops.backup import backup
+from content_pipeline.ops.backup import backup, open_target
 from content_pipeline.ops.health import health
 from content_pipeline.ops.kpis import Period
 from content_pipeline.ops.progress import progress, progress_line
@@ -32,7 +32,7 @@ from content_pipeline.settings import (
     Settings,
     load_settings,
 )
-from content_pipeline.store import Store, open_store, store_for
+from content_pipeline.store import Store, store_for
 from flows.described import described
 from flows.prefect_probe import prefect_probes
 from flows.publishing import EdgePublishing
@@ -318,7 +318,11 @@ def backup_flow(
     if not target:
         return Failed(message="backup: no target: set BACKUP_URL or give the `to` parameter")
     try:
-        done = backup(store, open_store(target, **settings.s3_options()))
+        done = backup(
+            store,
+            open_target(store, target, settings.s3_options(), "target", existing=False),
+            settings.backup_signing_key,
+        )
     except PipelineError as exc:
         return Failed(message=f"backup: {exc}")
     return Completed(

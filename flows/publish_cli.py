@@ -82,7 +82,7 @@ def _publish_here(settings: Settings, store: Store, api_url: str | None, dry_run
 def quarantine_item(args: argparse.Namespace) -> int:
     """`quarantine SLUG --reason TEXT [--trash]` takes the post down and holds the item; `quarantine release
     SLUG` lets it be published again."""
-    from content_pipeline.publish.command import publish_lease
+    from content_pipeline.publish.command import GuardedTarget, publish_lease
     from content_pipeline.publish.history import read_history
     from content_pipeline.publish.log import AttemptLog, operator
     from content_pipeline.publish.quarantine import quarantine, release
@@ -100,9 +100,13 @@ def quarantine_item(args: argparse.Namespace) -> int:
         raise BadInputError("quarantine: give one SLUG (with --reason), or `release SLUG`")
     target = EdgePublishing(settings, configured_api_url(), in_flow=False).require(settings.publish_target)
     try:
-        with AttemptLog(store, settings.run_id) as log, publish_lease(store, settings, target.name, settings.run_id):
+        with (
+            publish_lease(store, settings, target.name, settings.run_id) as lease,
+            AttemptLog(store, settings.run_id, guard=lambda: lease.check(f"quarantining {words[0]}")) as log,
+        ):
             history = read_history(store)  # read under the lease: no publish run sends it meanwhile
-            line = quarantine(store, log, target, history, words[0], args.reason or "", operator(), args.trash)
+            guarded = GuardedTarget(target, lease)  # a take-down after the lease was lost is not sent
+            line = quarantine(store, log, guarded, history, words[0], args.reason or "", operator(), args.trash)
     finally:
         target.close()
     print(line)

@@ -12,6 +12,7 @@ import pytest
 
 from content_pipeline.settings import ENV_FILE_VARIABLE, Settings, load_settings
 from content_pipeline.store import Store, open_store
+from tests.fault_proxy import FaultProxy
 
 PUBLISHING = (
     "WP_URL",
@@ -161,6 +162,13 @@ def wordpress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         pytest.fail(f"the suite's WordPress cannot start: {missing} (make test installs it: scripts/test-packages)")
     with running_wordpress(tmp_path_factory.mktemp("wordpress")) as site:
         yield site
+
+
+@pytest.fixture
+def proxy(wp: Any) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of this test's WordPress (tests/fault_proxy.py)."""
+    with FaultProxy(wp.url) as running:
+        yield running
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ import pytest
 
 from content_pipeline.claims.batch import build_batch
 from content_pipeline.claims.queue import claim, live_claims, read_queue, release
-from content_pipeline.errors import LeaseHeldError
+from content_pipeline.errors import LeaseHeldError, LeaseLostError
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.run.reporter import PlainReporter
 from content_pipeline.run.stages import Stages
@@ -169,3 +170,23 @@ def test_a_corrupt_queue_is_one_clear_line(store: Store) -> None:
     ):
         build_batch(store, "run-a", items(2), 2, pid=None, lease_ttl_s=60, claim_ttl_s=60)
     assert queue.read() == (b"{not json", 1)
+
+
+def test_a_holder_paused_past_its_lease_keeps_it_until_taken_over_then_stops_at_its_check(store: Store) -> None:
+    paused = Lease(store, layout.BATCH_LOCK, Holder("elsewhere", 0, "run-a"), 0.3, "the batch builder")
+    paused.try_acquire()  # no renewal thread: a frozen process renews nothing
+    time.sleep(0.4)
+    paused.check("claiming item-0001")  # expired, yet nobody took it over: the check renews it
+    assert live_lease(store, layout.BATCH_LOCK) is not None
+    time.sleep(0.4)
+    other = Lease(store, layout.BATCH_LOCK, Holder.me("run-b"), 60, "the batch builder")
+    other.try_acquire()
+    with pytest.raises(LeaseLostError) as lost:
+        paused.check("claiming item-0002")
+    taker = f"run run-b (pid {os.getpid()} on {this_host()})"
+    assert str(lost.value) == (
+        f"the batch builder: lost the lease {layout.BATCH_LOCK!r} to {taker}: stopped before claiming item-0002"
+    )
+    paused.release()  # harmless: the new holder keeps it
+    assert live_lease(store, layout.BATCH_LOCK) == (other.holder, pytest.approx(time.time() + 60, abs=5))
+    other.release()

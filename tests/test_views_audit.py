@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
 from content_pipeline.ledger import spill
 from content_pipeline.ledger.records import OutcomeRecord
+from content_pipeline.ledger.spend import spent_since
 from content_pipeline.ledger.spill import Partitions
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import this_host
@@ -28,6 +30,7 @@ from content_pipeline.views.snapshot import (
     read_checkpoint,
     read_manifest,
     read_master,
+    read_usage,
     read_view,
     read_views,
     views_current,
@@ -424,3 +427,22 @@ def test_periodic_consolidation_keeps_to_its_share_of_the_time(store: Store, mon
     # 50 runs (1000-1002, next at 1020); 100 at 1012 is too soon; 150 at 1020 runs (next at 1040); 160 is no
     # multiple of 50; 200 at 1022 is too soon
     assert (periodic.runs, periodic.skipped) == (2, 2)
+
+
+def test_an_outcome_written_twice_counts_once_and_the_audit_names_the_copy(
+    store: Store, ledger_passes: LedgerPasses
+) -> None:
+    done = [record(f"s{n}", at=f"2026-11-23T00:00:0{n}") for n in range(1, 4)]
+    again = done[1].model_copy(update={"finished_at": "2026-11-23T00:00:08"})  # a resumed writer's copy
+    write_ledger(store, done)
+    copy = write_ledger(store, [again], "seg-resumed.jsonl")
+    consolidate(store)
+    usage = read_usage(store)
+    assert usage["records"] == 3 and usage["cost_nano"] == 3 * 100_000  # spend counts it once
+    assert usage["by_run"]["run-1"]["successes"] == 3 and usage["tokens_in"] == 300
+    assert read_master(store, "successes")["slug"].to_list() == ["s1", "s2", "s3"]
+    assert spent_since(store, datetime.fromisoformat("2026-11-23T00:00:00+00:00")) == 3 * 100_000
+    found = audit(store)
+    assert found.ok, found.violations
+    assert found.notes == [f"record {again.id} (s2) is in the ledger twice: the copy at {copy} line 1 is not counted"]
+    ledger_passes.check()

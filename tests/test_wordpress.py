@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +34,17 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def proxy(wp: Any) -> Iterator[FaultProxy]:
-    with FaultProxy(wp.url) as running:
-        yield running
-
-
-@pytest.fixture
 def shell(generated: tuple[Path, Path], tmp_path: Path, wp: Any, proxy: FaultProxy) -> dict[str, str]:
-    """The environment of an operator's shell: no Prefect API, this test's own store, WordPress (through the
-    proxy) as editor1, every governance signal truthy, and no backoff longer than the proxy's Retry-After."""
+    return operator_shell(generated, tmp_path, wp, proxy.url)
+
+
+def operator_shell(generated: tuple[Path, Path], tmp_path: Path, wp: Any, url: str) -> dict[str, str]:
+    """The environment of an operator's shell: no Prefect API, this test's own store, WordPress at `url` (the
+    site, or a proxy in front of it) as editor1, and every governance signal truthy."""
     store, catalogue = copy_store(generated, tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PYTEST_", "PREFECT_"))}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(ROOT), STORE_URL=str(store))
-    env.update(CATALOGUE=str(catalogue), WP_URL=proxy.url, WP_USER="editor1", WP_APP_PASSWORD=wp.users["editor1"])
+    env.update(CATALOGUE=str(catalogue), WP_URL=url, WP_USER="editor1", WP_APP_PASSWORD=wp.users["editor1"])
     env.update(WP_STATUS="publish", **LIVE)
     return env
 
@@ -55,6 +52,16 @@ def shell(generated: tuple[Path, Path], tmp_path: Path, wp: Any, proxy: FaultPro
 def cli(env: dict[str, str], *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "flows.cli", *args]
     return subprocess.run(command, env={**env, **extra}, capture_output=True, text=True, timeout=120)
+
+
+def publish_killed_after_the_first_create(shell: dict[str, str], proxy: FaultProxy) -> None:
+    """`publish`, SIGKILLed the moment WordPress has answered its first create (through the proxy)."""
+    running: list[subprocess.Popen[str]] = []
+    proxy.add(method="POST", path=POSTS, kind="call-after", callback=lambda: running[0].kill())
+    command = [sys.executable, "-m", "flows.cli", "publish"]
+    running.append(subprocess.Popen(command, env=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    running[0].communicate(timeout=120)
+    assert running[0].returncode == -9
 
 
 def by_slug(wp: Any) -> dict[str, list[dict[str, Any]]]:
@@ -107,22 +114,17 @@ def test_a_category_the_user_may_not_create_falls_back(wp: Any, shell) -> None:
         assert [categories[i] for i in post["categories"]] == [own if own == "Kitchen" else "Uncategorized"]
         assert sorted(tags[i] for i in post["tags"]) == sorted(["widgets", f"size-{n % 2}"])  # an author may
     assert sorted(categories.values()) == ["Kitchen", "Uncategorized"]
-    assert done.stdout.count("missing: filed under Uncategorized") == ITEMS - 1
+    assert done.stdout.count("missing and user 'author1' may not create it: filed under Uncategorized") == ITEMS - 1
 
 
 def test_a_sigkill_after_the_post_reached_wordpress_then_a_rerun_makes_no_duplicate(wp: Any, shell, proxy) -> None:
-    running: list[subprocess.Popen[str]] = []
-    proxy.add(method="POST", path=POSTS, kind="call-after", callback=lambda: running[0].kill())
-    command = [sys.executable, "-m", "flows.cli", "publish"]
-    running.append(subprocess.Popen(command, env=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    running[0].communicate(timeout=120)
-    assert running[0].returncode == -9
+    publish_killed_after_the_first_create(shell, proxy)
     assert len(wp.posts()) == 1  # the first create reached WordPress
     store = open_store(shell["STORE_URL"])
     assert len(read_history(store).pending) == 1  # its intent was recorded, its outcome never
     rerun = cli(shell, "publish")
     assert rerun.returncode == 0, rerun.stderr
-    assert "found on the target (an earlier attempt's post): updated, not created again" in rerun.stdout
+    assert "found on the target with this content (an earlier attempt's post): not sent again" in rerun.stdout
     assert_each_item_posted_once(wp)
 
 
@@ -133,7 +135,7 @@ def test_a_dropped_answer_then_a_replay_makes_no_duplicate(wp: Any, shell, proxy
     assert len(by_slug(wp)) == ITEMS  # the dropped one was created all the same
     replay = cli(shell, "replay-failed", "--since-hours", "1")
     assert replay.returncode == 0, replay.stderr
-    assert "publish: 1 planned: 1 updated" in replay.stdout
+    assert "publish: 1 planned: 1 unchanged" in replay.stdout  # found by its marker: not sent again
     assert_each_item_posted_once(wp)
 
 

@@ -32,6 +32,7 @@ STOP_S = 10.0  # bound on the wait after SIGTERM before SIGKILL
 HTTP_S = 30.0  # timeout of one helper request
 ROLES = {"editor1": "editor", "author1": "author", "contributor1": "contributor", "subscriber1": "subscriber"}
 TOOLS = ("php", "mariadbd", "mariadb-install-db", "mariadb")
+MARKER_PLUGIN = Path(__file__).resolve().parents[1] / "wordpress" / "content-pipeline-marker.php"
 
 ROUTER_PHP = r"""<?php
 // php -S router: existing files and folders are served as usual; every other path (dots included) is WordPress's.
@@ -200,6 +201,8 @@ def _make_site(tree: Path, site: Path, url: str, db_socket: Path) -> None:
     )
     shutil.copytree(tree / "wp-content", site / "wp-content", symlinks=True)
     (site / "wp-content" / "uploads").mkdir(exist_ok=True)
+    (site / "wp-content" / "mu-plugins").mkdir(exist_ok=True)
+    shutil.copy(MARKER_PLUGIN, site / "wp-content" / "mu-plugins" / MARKER_PLUGIN.name)  # as the README says
     salts = "".join(
         f"define('{key}', '{secrets.token_hex(32)}');\n"
         for key in (f"{a}_{b}" for a in ("AUTH", "SECURE_AUTH", "LOGGED_IN", "NONCE") for b in ("KEY", "SALT"))
@@ -229,11 +232,25 @@ class WordPressError(RuntimeError):
 @dataclass
 class WordPress:
     """A running WordPress: its base URL and each login's application password (admin, editor1, author1, contributor1,
-    subscriber1), with REST helpers that act as editor1 unless told otherwise."""
+    subscriber1), with REST helpers that act as editor1 unless told otherwise. `site` is its folder, with the
+    marker plugin (wordpress/content-pipeline-marker.php) in wp-content/mu-plugins/."""
 
     url: str
     users: dict[str, str]
+    site: Path | None = None
     timeout: float = HTTP_S
+
+    @contextmanager
+    def without_marker_plugin(self) -> Iterator[None]:
+        """The site as one without the marker plugin, for the `with` block (each request reads mu-plugins/)."""
+        assert self.site is not None
+        installed = self.site / "wp-content" / "mu-plugins" / MARKER_PLUGIN.name
+        aside = installed.with_suffix(".off")
+        installed.rename(aside)
+        try:
+            yield
+        finally:
+            aside.rename(installed)
 
     def rest_url(self, route: str) -> str:
         """The URL of a REST route, e.g. rest_url("/wp/v2/posts")."""
@@ -279,24 +296,33 @@ class WordPress:
             raise WordPressError(f"{method} {route} {kwargs.get('params') or ''} -> {status}: {body}")
         return headers, body
 
-    def _all(self, route: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def _all(self, route: str, params: dict[str, Any], user: str = "editor1") -> list[dict[str, Any]]:
         """Every item of a listing, page by page (per_page is at most 100)."""
         items: list[dict[str, Any]] = []
         page = 1
         while True:
-            headers, body = self._ok("GET", route, params={**params, "per_page": 100, "page": page})
+            headers, body = self._ok("GET", route, params={**params, "per_page": 100, "page": page}, user=user)
             items.extend(body)
             total = {k.lower(): v for k, v in headers.items()}.get("x-wp-totalpages", "1")
             if page >= int(total or "1") or not body:
                 return items
             page += 1
 
-    def posts(self, slug: str | None = None, status: str = "any") -> list[dict[str, Any]]:
-        """Posts of any status but trash (edit context: raw title/content), optionally those with `slug`."""
+    def posts(self, slug: str | None = None, status: str = "any", user: str = "editor1") -> list[dict[str, Any]]:
+        """Posts of any status but trash (edit context: raw title/content), optionally those with `slug`, as
+        `user` sees them."""
         params: dict[str, Any] = {"status": status, "context": "edit", "orderby": "id", "order": "asc"}
         if slug is not None:
             params["slug"] = slug
-        return self._all("/wp/v2/posts", params)
+        return self._all("/wp/v2/posts", params, user)
+
+    def create_post(self, user: str = "editor1", **fields: Any) -> dict[str, Any]:
+        """A post written by `user` (a human on the site, not the pipeline), as WordPress answers it."""
+        return dict(self._ok("POST", "/wp/v2/posts", body=fields, user=user)[1])
+
+    def edit_post(self, post_id: int, user: str = "editor1", **fields: Any) -> dict[str, Any]:
+        """An edit of post `post_id` by `user`, as an editor makes it in the admin."""
+        return dict(self._ok("POST", f"/wp/v2/posts/{post_id}", body=fields, user=user)[1])
 
     def categories(self) -> list[dict[str, Any]]:
         return self._all("/wp/v2/categories", {"context": "edit", "orderby": "id"})
@@ -382,7 +408,7 @@ def running_wordpress(base_dir: Path, *, workers: int = 4) -> Iterator[WordPress
         script.write_text(INSTALL_PHP)
         php = [_which("php") or "php", "-d", "display_errors=stderr", str(script), str(site), str(out)]
         _run([*php, json.dumps(ROLES)], "the WordPress install script", env={**os.environ, "WP_TEST_URL": url})
-        wordpress = WordPress(url=url, users=json.loads(out.read_text())["users"])
+        wordpress = WordPress(url=url, users=json.loads(out.read_text())["users"], site=site)
         _start_php(stack, base_dir, site, port, workers)
         status, _, body = wordpress.request("GET", "/wp/v2/users/me")
         if status != 200:

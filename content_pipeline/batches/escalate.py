@@ -4,6 +4,7 @@ at once; an escalation the budget cannot cover is a reject that keeps the first 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from content_pipeline.batches.provider import BatchProvider
@@ -34,9 +35,11 @@ def escalate(
     plan: BatchPlan,
     wanted: list[Wanted],
     result: Collected,
+    guard: Callable[[str], None] | None = None,
 ) -> None:
     """Escalate `wanted` (each with the first answer it paid) as BATCH_ESCALATE says, under the canary of the
-    batch's prompts (a new one for a plan made before canaries)."""
+    batch's prompts (a new one for a plan made before canaries); `guard` (the run lease's check) is called
+    before each follow-up batch is created."""
     result.escalated += len(wanted)
     ctx.canary = plan.canary or ctx.canary
     if settings.batch_escalate == "sync":
@@ -52,7 +55,7 @@ def escalate(
     for want in todo[len(todo) - submitted.left_out :] if submitted.left_out else []:
         _skipped(ctx, store, want, f"escalation skipped: {submitted.stop_reason}", result)
     for new in plans:
-        ensure_submitted(provider, store, PlanState(new, None, False), result.submitted)
+        ensure_submitted(provider, store, PlanState(new, None, False), result.submitted, guard)
 
 
 def _skipped(ctx: GenerationContext, store: Store, want: Wanted, why: str, result: Collected) -> None:

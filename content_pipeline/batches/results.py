@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from content_pipeline.batches.provider import BatchApiError, BatchProvider
 from content_pipeline.batches.submit import Wanted
 from content_pipeline.claims.pending import BatchPlan, PlannedRequest
 from content_pipeline.generation import qa
@@ -48,6 +49,42 @@ def answers(lines: Iterator[bytes]) -> Iterator[tuple[str, Answer]]:
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             continue
+
+
+@dataclass
+class ResultFiles:
+    """A finished batch's output and error files, read as the answers arrive. `missing` says why the batch's
+    answers cannot all be read: the provider reports answered requests (request_counts.completed) that the
+    output file does not give (no file, a download that failed, lines that do not parse)."""
+
+    provider: BatchProvider
+    batch: Any
+    answered: int = 0  # answers read from the output file
+    failed: str | None = None  # why the output file's download failed
+
+    def answers(self) -> Iterator[tuple[str, Answer]]:
+        output, errors = self.batch.output_file_id, self.batch.error_file_id
+        if output:
+            try:
+                for found in answers(self.provider.lines(output)):
+                    self.answered += 1
+                    yield found
+            except BatchApiError as exc:
+                self.failed = str(exc)
+        if errors:
+            yield from answers(self.provider.lines(errors))
+
+    def missing(self) -> str | None:
+        """Why some answered requests cannot be read (None when every one was)."""
+        completed = int(getattr(self.batch.request_counts, "completed", 0) or 0)
+        if self.answered >= completed:
+            return None
+        output = self.batch.output_file_id
+        if not output:
+            return f"the provider reports {completed} answered request(s) and gives no output file"
+        if self.failed:
+            return f"its output file {output} could not be read ({self.failed})"
+        return f"its output file {output} gives {self.answered} readable answer(s) of the {completed} reported"
 
 
 def recorded_ids(store: Store, run_id: str) -> set[str]:

@@ -4,6 +4,7 @@ at the provider's limits), the plans stored, then each batch created once and it
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -148,9 +149,16 @@ def first_requests(items: list[Item], templates: TemplateSet) -> list[Wanted]:
     return [Wanted(item, templates.for_slug(item.slug).key) for item in items]
 
 
-def ensure_submitted(provider: BatchProvider, store: Store, state: PlanState, result: Submitted) -> str:
+def ensure_submitted(
+    provider: BatchProvider,
+    store: Store,
+    state: PlanState,
+    result: Submitted,
+    guard: Callable[[str], None] | None = None,
+) -> str:
     """The plan's batch: recorded already; or created before a crash (or a lost answer) and found by its
-    metadata; or uploaded and created now. Its id is recorded before anything else is done with it."""
+    metadata; or uploaded and created now, `guard` (a lease's check) called right before the create. Its id
+    is recorded before anything else is done with it."""
     plan = state.plan
     if state.batch_id is not None:
         return state.batch_id
@@ -161,6 +169,8 @@ def ensure_submitted(provider: BatchProvider, store: Store, state: PlanState, re
         return record_batch(store, plan, found)
     data = store.get(layout.batch_key(plan.run_id, plan.name, layout.BATCH_INPUT)) or b""
     file_id = provider.upload(f"{plan.run_id}-{plan.name}.jsonl", data)
+    if guard is not None:
+        guard(f"creating the batch {plan.run_id}/{plan.name}")
     batch_id = record_batch(store, plan, provider.create(file_id, metadata))
     result.submitted.append(plan.name)
     return batch_id

@@ -24,13 +24,18 @@ def stamp(moment: datetime) -> str:
 
 def spent_since(store: Store, since: datetime) -> int:
     """Nano-dollars of the outcomes that finished at or after `since` (one streaming read of the ledger,
-    with the columns the views decode, so the consolidation after it reads them from the cache)."""
-    total = 0
+    with the columns the views decode, so the consolidation after it reads them from the cache). A record
+    written twice under its id (a process that lost its lease) is counted once."""
     start = stamp(since)
+    frames: list[pl.DataFrame] = []
 
     def add(frame: pl.DataFrame) -> None:
-        nonlocal total
-        total += int(frame.filter(pl.col("finished_at") >= start).select(nano_expr("cost_usd").sum()).item() or 0)
+        recent = frame.filter(pl.col("finished_at") >= start).select("id", "finished_at", cost=nano_expr("cost_usd"))
+        if recent.height:
+            frames.append(recent)
 
     stream_ledger(store, add)
-    return total
+    if not frames:
+        return 0
+    once = pl.concat(frames).sort("finished_at").unique("id", keep="first", maintain_order=True)
+    return int(once["cost"].sum() or 0)

@@ -61,7 +61,9 @@ class LedgerWriter:
     (in `rescue_dir`) instead, and the next run imports the file into the ledger before anything else. No
     answered outcome is dropped. `on_failure(error, final)` hears the first refusal (the run stops putting
     calls in flight at once) and, when the retries fail too, the final failure. Without a `rescue_dir` the
-    final failure is raised to the caller instead. `key` is another log to write (the run's intents)."""
+    final failure is raised to the caller instead. `key` is another log to write (the run's intents).
+    `guard` is called right before each append (a group), in the writer thread: a holder's lease check,
+    whose LeaseLostError fails that group and every later one, written nowhere (the new holder writes them)."""
 
     def __init__(
         self,
@@ -71,8 +73,9 @@ class LedgerWriter:
         on_failure: Callable[[LedgerUnwritableError, bool], None] | None = None,
         retry_s: tuple[float, ...] = RETRY_S,
         key: str | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> None:
-        self.store = store
+        self.store, self.guard = store, guard
         self.key = key or layout.ledger_segment(run_id, writer_name())
         self._appender = store.appender(self.key)
         self.records = 0
@@ -163,6 +166,8 @@ class LedgerWriter:
         if self.failure is None:
             for tried, wait in enumerate((*self._retry_s, None)):
                 try:
+                    if self.guard is not None:
+                        self.guard()
                     self._appender.append(data)
                     self.records += count
                     return

@@ -14,6 +14,7 @@ from typing import Literal
 
 import polars as pl
 
+from content_pipeline.batches.held import held_batches
 from content_pipeline.claims.pending import outstanding
 from content_pipeline.claims.sweep import Swept, sweep
 from content_pipeline.errors import PipelineError
@@ -211,10 +212,15 @@ def _failures(store: Store, now: datetime) -> Check:
 
 def _batches(store: Store, now: datetime) -> Check:
     """Batch API batches not collected yet: amber once one is older than the 24 h completion window (collect
-    is not running, or cannot reach the provider), or planned and not submitted for over 10 minutes."""
+    is not running, or cannot reach the provider), or planned and not submitted for over 10 minutes; amber
+    while one is held because its answers could not be read (named, with what stays booked)."""
     rows = outstanding(store, now)
     if not rows:
         return Check("batches", "green", "no outstanding batch")
+    held = held_batches(store)
+    if held:
+        more = f" (and {len(held) - 1} more)" if len(held) > 1 else ""
+        return Check("batches", "amber", f"{len(held)} held as unknown: {held[0].line()}{more}")
     oldest = rows[0]
     unsent = [r for r in rows if r["batch_id"] is None and r["age_s"] > BATCH_UNSENT_AMBER_S]
     what = (

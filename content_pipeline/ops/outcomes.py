@@ -12,6 +12,7 @@ from content_pipeline.ledger.records import SCHEMA
 from content_pipeline.ledger.scan import LedgerScan, stream_ledger
 from content_pipeline.ledger.spend import stamp
 from content_pipeline.store import Store
+from content_pipeline.views.master import once_per_id
 
 CALL = pl.Struct({"model": pl.String(), "tokens_in": pl.Int64(), "tokens_out": pl.Int64(), "cost_usd": pl.Float64()})
 OPS_SCHEMA: dict[str, pl.DataType] = {
@@ -87,6 +88,6 @@ def outcomes(store: Store, since: datetime | None = None, until: datetime | None
 
     scan = stream_ledger(store, keep, schema=OPS_SCHEMA, cached=False)
     empty = pl.DataFrame(schema={**OPS_SCHEMA, "seg": pl.UInt32, "line": pl.UInt32})
-    frame = pl.concat(frames) if frames else empty
+    frame = once_per_id(pl.concat(frames))[0] if frames else empty  # a record written twice counts once
     finished = pl.col("finished_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_zone="UTC", strict=False)
     return Outcomes(frame.with_columns(cause(), finished=finished), scan)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from content_pipeline.errors import LeaseHeldError
 from content_pipeline.intake.catalogue import load_catalogue
@@ -14,9 +14,10 @@ from content_pipeline.publish.governance import SIGNALS, Approval, truthy
 from content_pipeline.publish.halt import halted
 from content_pipeline.publish.history import read_history
 from content_pipeline.publish.plan import Plan, plan
+from content_pipeline.publish.post import Post
 from content_pipeline.publish.publisher import PublishResult, publish_run
 from content_pipeline.publish.quarantine import quarantined
-from content_pipeline.publish.targets import Target, TargetRefused
+from content_pipeline.publish.targets import RemotePost, Target, TargetRefused
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import Holder
@@ -86,26 +87,27 @@ def publish_command(
         result = publish_run(store, target, settings.publish_signals(), the_plan, run_id, dry_run=True)
         result.notes = damaged + result.notes
         return result
-    with publish_lease(store, settings, target.name, run_id):  # planned and sent by one worker at a time
+    with publish_lease(store, settings, target.name, run_id) as lease:  # planned and sent by one worker at a time
         the_plan, damaged = plan_for(store, settings, target.name, since_hours)
         approval = None
         if settings.publish_approval == "ui":
             approval = _approval(store, settings, the_plan, target.name, publishing)
         result = publish_run(
             store,
-            target,
+            GuardedTarget(target, lease),
             settings.publish_signals(),
             the_plan,
             run_id,
             max_retries=settings.publish_max_retries,
             approval=approval,
+            guard=lambda: lease.check(f"writing to the attempt log of {target.name}"),
         )
     result.notes = damaged + result.notes
     return result
 
 
 @contextmanager
-def publish_lease(store: Store, settings: Settings, target: str, run_id: str) -> Iterator[None]:
+def publish_lease(store: Store, settings: Settings, target: str, run_id: str) -> Iterator[Lease]:
     """Hold the target's publish lease (waiting up to LEASE_WAIT_S for another worker's run to end): a look-up
     and a create are never raced by a second worker."""
     lease = Lease(
@@ -113,9 +115,42 @@ def publish_lease(store: Store, settings: Settings, target: str, run_id: str) ->
     )
     lease.acquire(settings.lease_wait_s)
     try:
-        yield
+        yield lease
     finally:
         lease.release()
+
+
+class GuardedTarget:
+    """A target whose every change (create, update, take down) is preceded by the publish lease's check: a
+    worker paused past its lease (a frozen VM, SIGSTOP) and taken over stops before sending anything the new
+    holder sends. Look-ups and everything else go straight to the target."""
+
+    def __init__(self, target: Target, lease: Lease) -> None:
+        self.target, self.lease, self.name = target, lease, target.name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.target, attr)
+
+    def check(self) -> Any:
+        return self.target.check()
+
+    def find(self, slug: str, post_id: str | None) -> RemotePost | None:
+        return self.target.find(slug, post_id)
+
+    def create(self, post: Post, key: str) -> RemotePost:
+        self.lease.check(f"creating the post {post.slug} on {self.name}")
+        return self.target.create(post, key)
+
+    def update(self, found: RemotePost, post: Post, key: str) -> RemotePost:
+        self.lease.check(f"updating the post {post.slug} on {self.name}")
+        return self.target.update(found, post, key)
+
+    def take_down(self, found: RemotePost, slug: str, trash: bool) -> RemotePost:
+        self.lease.check(f"taking down the post {slug} on {self.name}")
+        return self.target.take_down(found, slug, trash)
+
+    def close(self) -> None:
+        self.target.close()
 
 
 def publish_stage(

@@ -20,6 +20,7 @@ class PostState:
 
     live_hash: str | None = None  # the content hash live there now (None: not published, or taken down)
     post_id: str | None = None  # the target's id for the post, once any call returned one
+    remote_slug: str | None = None  # the slug the target gave the post (WordPress may change a reserved one)
     link: str | None = None
     taken_down: str | None = None  # "draft" or "trash" after a quarantine's take-down
     last_failure: dict[str, Any] | None = None  # the newest failed outcome not followed by a success
@@ -83,6 +84,7 @@ def _settle(found: History) -> None:
         elif kind == "outcome":
             open_intents.pop(entry.get("key", ""), None)
             state.post_id = entry.get("post_id") or state.post_id
+            state.remote_slug = entry.get("remote_slug") or state.remote_slug
             state.link = entry.get("link") or state.link
             if entry.get("live") and entry.get("result") in SUCCESS:
                 state.live_hash, state.taken_down, state.last_failure = entry["content_hash"], None, None

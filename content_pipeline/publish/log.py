@@ -7,6 +7,7 @@ from __future__ import annotations
 import getpass
 import json
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,12 +40,13 @@ def line(kind: str, **fields: Any) -> bytes:
 
 class AttemptLog:
     """This process's part of the attempt log for one run (`publish/attempts/<run>/<writer>.signed.jsonl`).
-    `write` returns once the line is durable; a store that will not take it raises (the call is not made)."""
+    `write` returns once the line is durable; a store that will not take it raises (the call is not made).
+    `guard` is called right before each line is appended (the publish lease's check: LeaseLostError)."""
 
-    def __init__(self, store: Store, run_id: str) -> None:
+    def __init__(self, store: Store, run_id: str, guard: Callable[[], None] | None = None) -> None:
         self.run_id = run_id
         self.key = layout.attempts_log(run_id, writer_name())
-        self._writer = LedgerWriter(store, run_id, None, key=self.key)
+        self._writer = LedgerWriter(store, run_id, None, key=self.key, guard=guard)
 
     def write(self, kind: str, **fields: Any) -> None:
         self._writer.append_line(line(kind, run_id=self.run_id, **fields))

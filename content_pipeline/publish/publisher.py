@@ -15,8 +15,20 @@ from content_pipeline.publish.log import AttemptLog, now
 from content_pipeline.publish.plan import Candidate, Plan
 from content_pipeline.publish.quarantine import quarantine_entry
 from content_pipeline.publish.retry import Retried, with_retries
-from content_pipeline.publish.targets import RemotePost, Target, TargetFailed, TargetRefused, TargetUnavailable
+from content_pipeline.publish.targets import (
+    RemotePost,
+    SlugConflict,
+    Target,
+    TargetFailed,
+    TargetRefused,
+    TargetUnavailable,
+)
 from content_pipeline.store import Store
+
+FOUND = {  # the note of a post the log did not know, found on the target (a crash, a restored store)
+    "updated": ("found on the target (an earlier attempt's post): updated, not created again",),
+    "unchanged": ("found on the target with this content (an earlier attempt's post): not sent again",),
+}
 
 
 @dataclass
@@ -58,17 +70,27 @@ class PublishResult:
         }
 
 
+def _unchanged(found: RemotePost, cand: Candidate) -> bool:
+    """The post on the target is marked with this very content's key, and is neither in the trash nor one
+    the log says we took down (a released item goes back up): nothing to send. So a store restored from
+    an older backup re-sends nothing already live, and an editor's later edits of it are kept."""
+    return found.key == cand.key and found.status != "trash" and cand.state.taken_down is None
+
+
 def _send(
     target: Target, cand: Candidate, max_retries: int, sleep: Callable[[float], None]
 ) -> tuple[str, RemotePost, int]:
-    """Look the post up (by its stored id, then by slug), then update it or create it; retried whole, so a
-    create whose answer was lost is found by the retry's look-up and never made twice."""
+    """Look the post up (by its stored id, then by slug or marker), then leave it (same content), update it
+    or create it; retried whole, so a create whose answer was lost is found by the retry's look-up and never
+    made twice. A slug held by a post the pipeline did not make raises SlugConflict, at once."""
     retried = Retried()
 
     def once() -> tuple[str, RemotePost]:
         found = target.find(cand.post.slug, cand.state.post_id)
         if found is None:
             return "created", target.create(cand.post, cand.key)
+        if _unchanged(found, cand):
+            return "unchanged", found
         return "updated", target.update(found, cand.post, cand.key)
 
     result, remote = with_retries(once, max_retries, retried, sleep)
@@ -98,6 +120,20 @@ def _live(
     started = now()
     try:
         what, remote, retries = _send(target, cand, run.max_retries, run.sleep)
+    except SlugConflict as exc:  # the foreign post's id goes under its own name: never taken for ours
+        log.write(
+            "outcome",
+            **fields,
+            result="conflict",
+            code=exc.code,
+            conflict_post_id=exc.post_id,
+            conflict_author=exc.author,
+            error=str(exc)[:300],
+            started_at=started,
+        )
+        result.counts["slug conflict"] += 1
+        result.failures.append(f"{slug}: {exc}")
+        return
     except (TargetUnavailable, TargetFailed, TargetRefused) as exc:
         code = getattr(exc, "code", None)
         log.write("outcome", **fields, result="failed", code=code, error=str(exc)[:300], started_at=started)
@@ -107,11 +143,7 @@ def _live(
             raise
         result.failures.append(f"{slug}: {exc}")
         return
-    found_note = (
-        ("found on the target (an earlier attempt's post): updated, not created again",)
-        if what == "updated" and cand.state.post_id is None
-        else ()
-    )
+    found_note = FOUND.get(what, ()) if cand.state.post_id is None else ()
     notes = list(remote.notes + found_note)
     log.write(
         "outcome",
@@ -119,6 +151,7 @@ def _live(
         result=what,
         code=remote.code,
         post_id=remote.post_id,
+        remote_slug=remote.slug,
         link=remote.link,
         status=remote.status,
         retries=retries,
@@ -133,7 +166,8 @@ def _check(target: Target, result: PublishResult, run: _Run) -> None:
     """The target's check before the first live call (retried as a call is); a target that refuses us or
     cannot be reached stops the run before any post."""
     try:
-        with_retries(target.check, run.max_retries, Retried(), run.sleep)
+        said = with_retries(target.check, run.max_retries, Retried(), run.sleep)
+        result.notes += list(said or ())  # what the target says once (e.g. WordPress without the marker plugin)
     except (TargetRefused, TargetUnavailable, TargetFailed) as exc:
         result.stopped = str(exc)
         raise TargetRefused(str(exc), getattr(exc, "code", None) or 0) from None
@@ -150,6 +184,7 @@ def publish_run(
     approval: Approval | None = None,
     dry_run: bool = False,
     sleep: Callable[[float], None] = time.sleep,
+    guard: Callable[[], None] | None = None,
 ) -> PublishResult:
     """Send (or simulate) every post of `the_plan`. The halt switch and each item's quarantine are read again
     before each post, so an operator's halt on any worker holds from the next post on. With a UI approval,
@@ -160,7 +195,7 @@ def publish_run(
         return result
     shown = set(approval.shown) if approval is not None else None
     run = _Run(approval.record() if approval else None, max_retries, sleep)
-    log = AttemptLog(store, run_id)
+    log = AttemptLog(store, run_id, guard=guard)
     checked = False
     try:
         for cand in the_plan.candidates:

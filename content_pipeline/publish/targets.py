@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +21,8 @@ class RemotePost:
     status: str | None
     code: int | None
     notes: tuple[str, ...] = ()  # what the target changed on the way (a fallback category, a tag left off)
+    key: str | None = None  # the idempotency key the post is marked with on the target (None: no marker)
+    slug: str | None = None  # the slug the target gave it (WordPress changes a reserved or taken one)
 
 
 class TargetRefused(PipelineError):
@@ -49,17 +52,28 @@ class TargetFailed(PipelineError):
         self.code = code
 
 
+class SlugConflict(TargetFailed):
+    """The slug is taken on the target by a post the pipeline did not make: that post is left untouched and
+    this item is not sent until an operator settles it (README: "Slug conflicts")."""
+
+    def __init__(self, message: str, post_id: str, author: str) -> None:
+        super().__init__(message, 409)
+        self.post_id, self.author = post_id, author
+
+
 class Target(Protocol):
     """A place posts go: WordPress (publish/wordpress.py) or a signed webhook (publish/webhook.py)."""
 
     name: str
 
-    def check(self) -> None:
-        """Before the first live call: TargetRefused when the target will not take our credentials."""
+    def check(self) -> tuple[str, ...]:
+        """Before the first live call: TargetRefused when the target will not take our credentials; else
+        what the run should say about the target once (e.g. a WordPress without the marker plugin)."""
         ...
 
     def find(self, slug: str, post_id: str | None) -> RemotePost | None:
-        """The post already there for `slug` (by its stored id first, then by slug with any status)."""
+        """The post the pipeline made for `slug` (by its stored id first, then by slug with any status);
+        SlugConflict when the slug is held by a post the pipeline did not make."""
         ...
 
     def create(self, post: Post, key: str) -> RemotePost: ...
@@ -80,10 +94,19 @@ def _retry_after(response: httpx2.Response) -> float | None:
         return None
 
 
-def send(client: httpx2.Client, where: str, method: str, url: str, shown: str = "", **kwargs: Any) -> httpx2.Response:
-    """One HTTP call to a target: a timeout, a dropped connection, a 429 or a 5xx raise TargetUnavailable
-    (with the Retry-After it asked for); any other answer is returned. Messages name the target (`where`)
-    and the call (`method` and `shown`, never a URL that may carry a token)."""
+def send(
+    client: httpx2.Client,
+    where: str,
+    method: str,
+    url: str,
+    shown: str = "",
+    keep: Collection[int] = (),
+    **kwargs: Any,
+) -> httpx2.Response:
+    """One HTTP call to a target: a timeout, a dropped connection, a 429 or a 5xx (but those in `keep`,
+    returned for the caller to read) raise TargetUnavailable (with the Retry-After it asked for); any other
+    answer is returned. Messages name the target (`where`) and the call (`method` and `shown`, never a URL
+    that may carry a token)."""
     call = f"{method} {shown}" if shown else method
     try:
         response = client.request(method, url, **kwargs)
@@ -92,6 +115,6 @@ def send(client: httpx2.Client, where: str, method: str, url: str, shown: str = 
     except httpx2.TransportError as exc:
         raise TargetUnavailable(f"{where}: {call}: connection failed ({type(exc).__name__})", None) from None
     code = response.status_code
-    if code == 429 or code >= 500:
+    if (code == 429 or code >= 500) and code not in keep:
         raise TargetUnavailable(f"{where}: {call}: {code}", code, _retry_after(response))
     return response

@@ -60,8 +60,9 @@ class WebhookTarget:
         answer = answer if isinstance(answer, dict) else {}
         return RemotePost(str(answer.get("id") or key), answer.get("link"), event, code)
 
-    def check(self) -> None:
+    def check(self) -> tuple[str, ...]:
         """Nothing to ask a webhook before the first delivery (a refused signature shows on the first)."""
+        return ()
 
     def find(self, slug: str, post_id: str | None) -> RemotePost | None:
         return RemotePost(post_id, None, "delivered", None) if post_id else None

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 ENDPOINT = "/v1/chat/completions"
 WINDOW_S = 24 * 3600
 RUNNING = ("validating", "in_progress", "finalizing", "cancelling")
+LOST_OUTPUT = ("none", "gone", "garbled")  # how an output file is lost (FakeLLMConfig.lost_output)
 
 
 @dataclass
@@ -107,6 +108,23 @@ class BatchDesk:
         with self._lock:
             return self.files.get(file_id)
 
+    def content(self, file_id: str) -> bytes | None:
+        """A file's bytes as a download gets them: None for an output file lost as `gone`, lines that do not
+        parse for one lost as `garbled` (while `lost_output` says so)."""
+        stored, lost = self.file(file_id), self.fake.config.lost_output
+        if stored is None or not stored.filename.endswith("_output.jsonl") or lost not in ("gone", "garbled"):
+            return stored.data if stored is not None else None
+        if lost == "gone":
+            return None
+        return b"".join(b"{garbled " + line[:20] + b"\n" for line in stored.data.splitlines())
+
+    def view(self, batch: FakeBatch) -> dict[str, Any]:
+        """A batch as the API shows it: with `lost_output` none, a finished batch names no output file."""
+        body = batch.body()
+        if self.fake.config.lost_output == "none":
+            body["output_file_id"] = None
+        return body
+
     # --- batches
 
     def create(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -126,7 +144,7 @@ class BatchDesk:
         with self._lock:
             self.batches[batch.id] = batch
             self.created += 1
-        return 200, batch.body()
+        return 200, self.view(batch)
 
     def looked(self) -> None:
         """A retrieve arrived (counted before it is held or answered)."""
@@ -153,7 +171,7 @@ class BatchDesk:
             ordered = sorted(self.batches.values(), key=lambda b: (b.created, b.id), reverse=True)
             start = next((i + 1 for i, b in enumerate(ordered) if b.id == after), 0) if after else 0
             page = ordered[start : start + limit]
-            data = [self.retrieve(b.id).body() for b in page]  # type: ignore[union-attr]
+            data = [self.view(self.retrieve(b.id)) for b in page]  # type: ignore[arg-type]
         return {
             "object": "list",
             "data": data,

@@ -114,10 +114,11 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, stored.meta())
         elif method == "GET" and segments[0] == "files" and len(segments) in (2, 3):
             stored = desk.file(segments[1])
-            if stored is None:
+            content = desk.content(segments[1])
+            if stored is None or (content is None and len(segments) == 3):
                 self._send(404, {"error": {"message": f"no file {segments[1]}", "type": "invalid_request_error"}})
             elif len(segments) == 3 and segments[2] == "content":
-                self._stream(stored.data, fake.config.file_line_delay_s)
+                self._stream(content or b"", fake.config.file_line_delay_s)
             else:
                 self._send(200, stored.meta())
         elif method == "POST" and path == "/batches":
@@ -139,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
             if batch is None:
                 self._send(404, {"error": {"message": f"no batch {segments[1]}", "type": "invalid_request_error"}})
             else:
-                self._send(200, batch.body())
+                self._send(200, desk.view(batch))
         else:
             self._no_route()
         return True

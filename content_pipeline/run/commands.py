@@ -121,6 +121,8 @@ def collect_batches(stages: Stages) -> str:
     ]
     if found.busy:
         parts.append(f"left to the processes holding them: {', '.join(found.busy)}")
+    if found.held:
+        parts.append(f"{len(found.held)} held as unknown, their answers unreadable (see health)")
     return "; ".join(parts + recovered)
 
 

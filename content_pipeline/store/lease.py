@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from datetime import UTC, datetime
 
-from content_pipeline.errors import LeaseHeldError
+from content_pipeline.errors import LeaseHeldError, LeaseLostError
 from content_pipeline.store import layout
 from content_pipeline.store.base import Store
 from content_pipeline.store.cell import Cell
@@ -24,7 +25,8 @@ class Lease:
     """A named lease in the store, a cell whose versions say who holds it until when. A live holder renews
     it in the background; an expired lease, or one whose holder process is gone from this host, is taken
     over at once. Taking, renewing, taking over and releasing each create the next version, so each is
-    conditional: a holder that lost its lease can neither renew nor release the new holder's."""
+    conditional: a holder that lost its lease can neither renew nor release the new holder's. `check`
+    renews it at once, before each effect: a holder paused past its expiry and taken over stops there."""
 
     def __init__(self, store: Store, key: str, holder: Holder, ttl_s: float, what: str) -> None:
         self.store, self.key, self.holder, self.ttl_s, self.what = store, key, holder, ttl_s, what
@@ -32,7 +34,9 @@ class Lease:
         self.token = secrets.token_hex(8)
         self.version: int | None = None  # the cell version this holder wrote last
         self.took_over: str | None = None
+        self.lost_to: str | None = None  # who took the lease over while this holder was paused
         self._renewal: Renewal | None = None
+        self._lock = threading.Lock()  # the renewal thread and `check` swap one version at a time
 
     def _body(self) -> bytes:
         expires = time.time() + self.ttl_s
@@ -71,10 +75,45 @@ class Lease:
         self._renewal = Renewal(f"lease-{self.key}", self.ttl_s / 3, self._renew).start()
 
     def _renew(self) -> bool:
-        if self.version is None or not self.cell.swap(self._body(), self.version):
+        """Write the next version on the one this holder wrote last; False once another holder took over."""
+        with self._lock:
+            if self.version is None or self.lost_to is not None:
+                return False
+            if self.cell.swap(self._body(), self.version):
+                self.version += 1
+                return True
+            raw, version = self.cell.read()
+            if raw is not None and self._mine(raw) and self.cell.swap(self._body(), version):
+                self.version = version + 1  # our own renewal, whose answer the store lost
+                return True
+            self.lost_to = self._taker(raw)
             return False
-        self.version += 1
-        return True
+
+    def _taker(self, current: bytes | None) -> str:
+        """Who took the lease over: the writer of the version after ours (kept a while), else the holder now."""
+        assert self.version is not None
+        after = self.store.get(self.cell.key(self.version + 1))
+        holder = lease_holder(after)[0] if after else None
+        if holder is None and current is not None:
+            holder = lease_holder(current)[0]
+        return holder.describe() if holder is not None else "another process (the lease is free now)"
+
+    def _mine(self, raw: bytes) -> bool:
+        try:
+            return bool(json.loads(raw).get("token") == self.token)
+        except (ValueError, AttributeError):
+            return False
+
+    def check(self, before: str) -> None:
+        """Renew the lease now, on the version this holder wrote last: it succeeds only while nobody took
+        the lease over, so it checks and extends the hold in one step (the background renewal may be as
+        stale as the rest of a process just resumed). LeaseLostError names the new holder and `before`, the
+        effect or append not made."""
+        if not self._renew():
+            raise LeaseLostError(
+                f"{self.what}: lost the lease {self.key!r} to {self.lost_to or 'nobody (not held)'}: "
+                f"stopped before {before}"
+            )
 
     def release(self) -> None:
         if self._renewal is not None:

@@ -16,7 +16,7 @@ from content_pipeline.money import nano_expr, to_usd
 from content_pipeline.store import Store
 from content_pipeline.views.checkpoint import checkpoint_queued, parse_checkpoint
 from content_pipeline.views.consolidate import views_lock
-from content_pipeline.views.master import UsageSums, master_frames, nano_sum
+from content_pipeline.views.master import UsageSums, master_frames, nano_sum, once_per_id
 from content_pipeline.views.passes import LedgerPass, ledger_partitions
 from content_pipeline.views.snapshot import (
     REPUBLISH,
@@ -84,13 +84,22 @@ class _Derivation:
     orphans_succ: list[str] = field(default_factory=list)
     orphans_rej: list[str] = field(default_factory=list)
     missing_rej: list[str] = field(default_factory=list)
-    repeated_ids: list[str] = field(default_factory=list)  # slugs whose records share an id with another
+    repeated_ids: list[str] = field(default_factory=list)  # slugs of other records under one id
+    extras: list[pl.DataFrame] = field(default_factory=list)  # records written again under an id: not counted
+    copies: list[pl.DataFrame] = field(default_factory=list)  # of those, the same outcome written twice
 
-    def add(self, part: pl.DataFrame, ledger: pl.DataFrame, succ: pl.DataFrame, rej: pl.DataFrame) -> None:
-        """One partition: its ledger rows (`part`, and `ledger`: those inside the snapshot), master's rows."""
+    def add(self, whole: pl.DataFrame, ledger: pl.DataFrame, succ: pl.DataFrame, rej: pl.DataFrame) -> None:
+        """One partition: its ledger rows (`whole`, and `ledger`: those inside the snapshot), master's rows.
+        A record written twice (same id, slug and status) counts once; another record under an id is named."""
+        part, extra = once_per_id(whole)  # a slug's records share a partition
+        ledger = once_per_id(ledger)[0]
         self.records += part.height
         self.within += ledger.height
-        self.repeated_ids += _slugs(part.filter(pl.col("id").is_duplicated()))  # a slug's records share a partition
+        if extra.height:
+            same = extra.join(part.select("id", "slug", "status"), on=["id", "slug", "status"], how="semi")
+            self.extras.append(compact(extra))
+            self.copies.append(compact(same.select("id", "slug", "seg", "line")))
+            self.repeated_ids += _slugs(extra.join(same, on=["id", "seg", "line"], how="anti"))
         self.cost_nano += nano_sum(ledger)
         for status, broken, _ in _broken():
             bad = part.filter(broken)
@@ -145,13 +154,14 @@ def _audit(store: Store) -> AuditResult:
     if found.within < found.records:
         result.notes.append(f"{found.records - found.within} ledger record(s) appended since the last consolidation")
     _errors(result, found, succ, rej)
-    _unique_ids(result, found)
+    _unique_ids(result, found, passed.scan)
     _once(result, succ, rej)
     _nothing_lost(result, found)
     records = damaged_records(store, passed.scan)
     if "checkpoint" not in damaged:
         _checkpoint(result, read_view(store, "checkpoint"), succ, rej, held_slugs(store, records))
-    _spend(result, None if "usage" in damaged else read_usage(store), found, passed.usage)
+    usage = passed.usage.less(pl.concat(found.extras)) if found.extras else passed.usage
+    _spend(result, None if "usage" in damaged else read_usage(store), found, usage)
     _lines(result, passed.scan, records + damaged_intents(store, read_intents(store)))
     return result
 
@@ -183,11 +193,19 @@ def _errors(result: AuditResult, found: _Derivation, succ: pl.DataFrame, rej: pl
             result.add(1, f"master {name} hold a non-{status} record", wrong["slug"].to_list())
 
 
-def _unique_ids(result: AuditResult, found: _Derivation) -> None:
-    """Every attempt ever made has an id of its own: two ledger records under one id cannot be told apart
-    by the checks that go by id (what master holds, what settled an intent)."""
+def _unique_ids(result: AuditResult, found: _Derivation, scan: LedgerScan) -> None:
+    """Every attempt ever made has an id of its own: two other ledger records under one id cannot be told
+    apart by the checks that go by id (what master holds, what settled an intent). The same outcome written
+    twice (a process that lost its lease, paused between its check and its append) is counted once and its
+    extra copy named."""
     if found.repeated_ids:
         result.add(1, "ledger record id(s) held by more than one record", sorted(found.repeated_ids))
+    if found.copies:
+        for row in pl.concat(found.copies).sort("seg", "line").iter_rows(named=True):
+            result.notes.append(
+                f"record {row['id']} ({row['slug']}) is in the ledger twice: the copy at "
+                f"{scan.segments[row['seg']][0]} line {row['line'] + 1} is not counted"
+            )
 
 
 def _once(result: AuditResult, succ: pl.DataFrame, rej: pl.DataFrame) -> None:

@@ -12,6 +12,16 @@ from content_pipeline.money import nano_expr, to_usd
 MASTER_FROM = ["id", "slug", "status", "finished_at", "reason", "retryable", "seg", "line"]
 
 
+def once_per_id(ledger: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(kept, extra): each record id's first record (the earliest finished, then the first read), and the
+    records written again under an id already kept (a writer that lost its lease, a rescue imported twice):
+    the views count each id once."""
+    if ledger.is_empty() or not ledger["id"].is_duplicated().any():
+        return ledger, ledger.clear()
+    first = pl.col("finished_at").rank("ordinal").over("id") == 1
+    return ledger.filter(first), ledger.filter(~first)
+
+
 def master_frames(ledger: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(successes, rejects): one per slug, the latest version; a reject never shadows a success. They
     keep the columns views are built from (id, slug, status, reason, retryable, and seg/line if given)."""
@@ -77,21 +87,18 @@ class UsageSums:
         self._partials: list[pl.DataFrame] = []
 
     def add(self, ledger: pl.DataFrame) -> None:
-        self._partials.append(
-            ledger.group_by("run_id", pl.col("finished_at").str.slice(0, 10).alias("day")).agg(
-                records=pl.len().cast(pl.Int64),
-                successes=(pl.col("status") == "success").sum().cast(pl.Int64),
-                rejects=(pl.col("status") == "reject").sum().cast(pl.Int64),
-                tokens_in=pl.col("tokens_in").sum(),
-                tokens_out=pl.col("tokens_out").sum(),
-                cost_nano=nano_expr("cost_usd").sum(),
-                budget_usd=pl.col("run_budget_usd").max().cast(pl.Float64),
-            )
-        )
+        self._partials.append(_partial(ledger, 1))
         if len(self._partials) >= self._FOLD:
             self._partials = [self._summed("run_id", "day")]
 
+    def less(self, extra: pl.DataFrame) -> UsageSums:
+        """These sums without the records of `extra` (counted by `add` already): a new UsageSums."""
+        kept = UsageSums()
+        kept._partials = [*self._partials, *([_partial(extra, -1)] if extra.height else [])]
+        return kept
+
     def _summed(self, *keys: str) -> pl.DataFrame:
+        """The partial sums added up by `keys`."""
         if not self._partials:
             schema = {
                 "run_id": pl.String,
@@ -125,3 +132,17 @@ class UsageSums:
             "by_run": by_run,
             "by_day": self.by_day(),
         }
+
+
+def _partial(ledger: pl.DataFrame, sign: int) -> pl.DataFrame:
+    """The sums of `ledger` by run and day, counted `sign` times (-1: records taken back out of the sums)."""
+    budget = pl.col("run_budget_usd").max() if "run_budget_usd" in ledger.columns else pl.lit(None)
+    return ledger.group_by("run_id", pl.col("finished_at").str.slice(0, 10).alias("day")).agg(
+        records=pl.len().cast(pl.Int64) * sign,
+        successes=(pl.col("status") == "success").sum().cast(pl.Int64) * sign,
+        rejects=(pl.col("status") == "reject").sum().cast(pl.Int64) * sign,
+        tokens_in=pl.col("tokens_in").sum().cast(pl.Int64) * sign,
+        tokens_out=pl.col("tokens_out").sum().cast(pl.Int64) * sign,
+        cost_nano=nano_expr("cost_usd").sum() * sign,
+        budget_usd=budget.cast(pl.Float64),
+    )

@@ -15,10 +15,11 @@ from content_pipeline.ledger.records import SCHEMA
 from content_pipeline.ledger.scan import LedgerScan, ledger_segments, stream_ledger
 from content_pipeline.ledger.spill import Partitions, compact, partitions_for
 from content_pipeline.store import Store
-from content_pipeline.views.master import MASTER_FROM, UsageSums, earlier, master_frames, superseded
+from content_pipeline.views.master import MASTER_FROM, UsageSums, earlier, master_frames, once_per_id, superseded
 
-# the ledger columns a pass keeps, by slug partition: what master is chosen from, and what the audit checks
-LEDGER_FROM = [*MASTER_FROM, "error", "cost_usd", "input_hash"]
+# the ledger columns a pass keeps, by slug partition: what master is chosen from, what the audit checks, and
+# what takes a record written twice back out of the usage sums
+LEDGER_FROM = [*MASTER_FROM, "error", "cost_usd", "input_hash", "run_id", "tokens_in", "tokens_out"]
 Listing = tuple[tuple[str, int, str], ...]
 
 
@@ -145,8 +146,11 @@ def derive(store: Store, *, repair: bool = False) -> Derived:
     chosen: list[tuple[pl.DataFrame, pl.DataFrame]] = []
     changed: dict[str, str] = {}
     versions: dict[str, dict[str, list[str]]] = {}
+    extras: list[pl.DataFrame] = []
     with ledger_partitions(store, repair=repair) as passed:
-        for part in passed.parts:
+        for whole in passed.parts:
+            part, extra = once_per_id(whole)  # a record written twice counts once
+            extras += [extra] if extra.height else []
             recorded.update(recorded_among(part, wanted))
             changed.update(superseded(part).iter_rows())
             for slug, digest, seg, record_id in earlier(part).iter_rows():
@@ -157,7 +161,8 @@ def derive(store: Store, *, repair: bool = False) -> Derived:
             )
     successes = pl.concat([s for s, _ in chosen]).sort("slug")
     rejects = pl.concat([r for _, r in chosen]).sort("slug")
-    usage = {**passed.usage.totals(), "unsettled": unsettled(intents, recorded)}
+    counted = passed.usage.less(pl.concat(extras)) if extras else passed.usage
+    usage = {**counted.totals(), "unsettled": unsettled(intents, recorded)}
     scan = replace(passed.scan, intents=intents.listing)
     kept = {"rejected": dict(sorted(changed.items())), "earlier": dict(sorted(versions.items()))}
     return Derived(successes, rejects, usage, scan, passed.parts.count, intents, kept)
