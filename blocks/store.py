@@ -49,6 +49,10 @@ class StoreLocation(Block):
     aws_secret_access_key: SecretStr | None = Field(
         default=None, description="AWS secret access key; empty to use the standard AWS credential chain."
     )
+    backup_signing_key: SecretStr | None = Field(
+        default=None,
+        description="BACKUP_SIGNING_KEY: signs each backup's record (HMAC-SHA256); restore refuses unsigned ones.",
+    )
 
     @field_validator("url", "endpoint_url")
     @classmethod
@@ -63,5 +67,6 @@ class StoreLocation(Block):
             "aws_endpoint_url": self.endpoint_url,
             "aws_access_key_id": self.aws_access_key_id,
             "aws_secret_access_key": self.aws_secret_access_key,
+            "backup_signing_key": self.backup_signing_key,
         }
         return {name: value for name, value in given.items() if value is not None}

@@ -203,6 +203,11 @@ class Settings(BaseSettings):
         float, Field(gt=0, le=7 * 86400, description="How long a run's claims live without it, s")
     ] = 6 * 3600.0
     backup_url: str | None = Field(None, description="Where the daily backup goes: a folder or s3://bucket/prefix")
+    backup_signing_key: SecretStr | None = Field(
+        None,
+        description="Signs each backup's record (HMAC-SHA256, 16+ characters); when set, restore --from-backup "
+        "refuses a backup whose record is unsigned or fails its signature",
+    )
     view_backups_keep: Annotated[
         int, Field(ge=1, le=1000, description="How many view snapshots a restore keeps (the newest)")
     ] = 10
@@ -260,6 +265,15 @@ class Settings(BaseSettings):
     @classmethod
     def _key(cls, value: SecretStr | None) -> SecretStr | None:
         return None if value is None or not value.get_secret_value().strip() else value
+
+    @field_validator("backup_signing_key")
+    @classmethod
+    def _signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise PydanticCustomError("short_key", "use at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
 
     @model_validator(mode="after")
     def _batch_needs_a_provider(self) -> Settings:

@@ -20,7 +20,7 @@ OPS_HELP = {
     "progress": "remaining work, share done, the last hour's rate and the time to finish",
     "health": "every check green, amber or red with one line each; exit 0 green, 1 amber, 2 red",
     "view": "print one current master view (read-only)",
-    "backup": "copy the ledger and the view snapshots to another store, incrementally, each copy checked",
+    "backup": "copy the ledger, views and publishing's state to another store, incrementally, checked, signed",
     "restore": "keep the views, release what gone runs left, write back lost records, rebuild, sync, audit",
     "report": "KPI or cost figures of a period against the prior one; stored with PNG charts",
     "template-rank": "rank prompt templates by QA pass rate and cost per success; --apply retires/promotes",
@@ -76,7 +76,11 @@ def _recovery_arguments(name: str, cmd: argparse.ArgumentParser) -> None:
     what.add_argument("--dry-run", action="store_true", help="print what would change; change nothing")
     what.add_argument("--list", action="store_true", help="the view snapshots kept by earlier restores")
     what.add_argument("--from", dest="snapshot", metavar="ID", help="roll the views back to a kept snapshot")
-    what.add_argument("--from-backup", metavar="URL", help="bring a whole store back from a `backup` target")
+    what.add_argument(
+        "--from-backup",
+        metavar="URL",
+        help="bring a whole store back from a `backup` target (its newest backup, every object checked first)",
+    )
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -126,7 +130,7 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from content_pipeline.ops.backup import backup, backups
+    from content_pipeline.ops.backup import backup, backups, open_target
 
     settings = settings_for_command()
     if args.list:
@@ -134,15 +138,19 @@ def _backup(args: argparse.Namespace) -> int:
         for entry in backups(source):
             print(json.dumps(entry, sort_keys=True))
         return 0
-    done = backup(store_for(settings), open_store(args.to, **settings.s3_options()))
+    store = store_for(settings)
+    target = open_target(store, args.to, settings.s3_options(), "backup --to", existing=False)
+    done = backup(store, target, settings.backup_signing_key)
+    signed = "signed with BACKUP_SIGNING_KEY" if done["signed"] else "not signed (BACKUP_SIGNING_KEY is unset)"
     print(
         f"backup {done['id']}: {done['copied']} object(s) copied ({done['copied_bytes']} bytes, each checked by "
-        f"sha256), {done['unchanged']} unchanged, to {done['to']}"
+        f"sha256), {done['unchanged']} unchanged, to {done['to']}; its record {signed}"
     )
     return 0
 
 
 def _restore(args: argparse.Namespace) -> int:
+    from content_pipeline.ops.backup import open_target
     from content_pipeline.ops.restore import restore, restore_from, restore_from_backup
     from content_pipeline.views.kept import kept_snapshots
 
@@ -155,7 +163,8 @@ def _restore(args: argparse.Namespace) -> int:
     if args.snapshot:
         result = restore_from(store, settings, args.snapshot)
     elif args.from_backup:
-        result = restore_from_backup(store, open_store(args.from_backup, **settings.s3_options()), settings)
+        where = open_target(store, args.from_backup, settings.s3_options(), "restore --from-backup", existing=True)
+        result = restore_from_backup(store, where, settings)
     else:
         result = restore(store, settings, dry_run=args.dry_run)
     prefix = "restore --dry-run" if args.dry_run else "restore"

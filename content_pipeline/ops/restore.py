@@ -1,11 +1,13 @@
 """Restore: the emergency procedure as one idempotent command. Keep the current view snapshot, release what
 gone runs left, write back records the ledger lost from the views' copies, rebuild every view from the
 ledger (torn tails repaired, hand edits undone), sync, audit; and roll the views back to a kept snapshot,
-or bring a whole store back from a backup."""
+or bring a whole store back from a backup (checked first, publishing's state with it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from content_pipeline.claims.sweep import sweep
 from content_pipeline.errors import BadInputError
@@ -13,6 +15,8 @@ from content_pipeline.ledger.quarantine import Damaged, damaged_records
 from content_pipeline.ledger.scan import LedgerScan, stream_ledger, torn_by_gone_writers
 from content_pipeline.ops.backup import bring_back
 from content_pipeline.ops.salvage import Salvaged, find_lost, write_back
+from content_pipeline.publish.history import read_history
+from content_pipeline.publish.quarantine import quarantined
 from content_pipeline.settings import Settings
 from content_pipeline.store import ReadOnlyStore, Store, layout
 from content_pipeline.views.audit import AuditResult, audit
@@ -124,10 +128,46 @@ def restore_from(store: Store, settings: Settings, snapshot_id: str) -> Restored
 
 
 def restore_from_backup(store: Store, backup_store: Store, settings: Settings) -> Restored:
-    """Bring back from `backup_store` every object the store lacks, then restore."""
-    brought = bring_back(backup_store, store)
+    """Bring back from `backup_store` every object of its newest backup the store lacks (the whole backup
+    checked first: refused, nothing changed, when it does not check out), drop the publish quarantines the
+    attempt log shows released since, then restore."""
+    brought = bring_back(backup_store, store, settings.backup_signing_key)
+    settled = settle_quarantines(store)
     restored = restore(store, settings)
     head = f"brought back {brought.copied} object(s) ({brought.bytes} bytes) from {backup_store.url}"
-    restored.changes.insert(0, head + f"; {brought.unchanged} the store already had")
+    restored.changes[:0] = [head + f"; {brought.unchanged} the store already had", *brought.notes, *settled]
     restored.could_not += [f"from the backup: {line}" for line in brought.failed]
     return restored
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
+def settle_quarantines(store: Store) -> list[str]:
+    """Drop each publish quarantine that the attempt log shows released after it was made (brought back from
+    a backup older than the release: the operator's release stands). Every other quarantine stays, so a
+    post taken down stays down."""
+    held = quarantined(store)
+    last: dict[str, dict[str, Any]] = {}
+    for entry in read_history(store, keep_damaged=False).lines if held else []:
+        if entry["kind"] in ("takedown", "release") and entry.get("slug") in held:
+            last[entry["slug"]] = entry
+    settled = []
+    for slug, entry in sorted(held.items()):
+        final, made = last.get(slug), _when(entry.get("at"))
+        if final is None or final["kind"] != "release" or made is None or entry.get("damaged"):
+            continue
+        released = _when(final["at"])
+        if released is None or released < made:
+            continue
+        store.delete(layout.publish_quarantine(slug))
+        settled.append(
+            f"publish quarantine of {slug} (from {entry['at']}) not kept: the attempt log has its release "
+            f"({final['at']} by {final.get('by', '?')})"
+        )
+    return settled
