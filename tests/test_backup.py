@@ -22,6 +22,8 @@ from content_pipeline.publish.quarantine import quarantine, quarantined, release
 from content_pipeline.publish.targets import RemotePost
 from content_pipeline.settings import Settings, load_settings
 from content_pipeline.store import Store, layout, open_store
+from content_pipeline.views.snapshot import load_manifest
+from flows.cli import main as cli_main
 from tests.conftest import make_item, snapshot
 from tests.helpers import run
 from tests.test_cli_crash import base_env
@@ -211,6 +213,49 @@ def test_an_object_changed_in_the_target_is_copied_again_by_the_next_backup(
     assert again["copied"] == 1 and target.get(segment) == store.get(segment)  # the damaged copy is replaced
     emptied(store)
     assert restore_from_backup(store, target, settings).ok
+
+
+def test_a_copy_that_fails_its_check_stops_the_restore_with_one_line(
+    generated, backend, tmp_path, request, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, store = generated
+    target = open_store(other_backend_url(backend, tmp_path, request))
+    backup(store, target)
+    record = json.loads(target.get(record_key(target)) or b"")
+    names = sorted(record["objects"])
+    chosen = (load_manifest(store)[0] or {})["files"]["successes"]  # the current view of the successes
+    before = {key: target.get(key) for key in names[: names.index(chosen)]}  # what is copied before it
+    assert any(key.startswith(layout.LEDGER_PREFIX) for key in before)
+    emptied(store)
+    # One command reads each object twice, with nothing in between a test could hook: once to verify the
+    # whole backup, once to copy it. Only the read itself can land a change between the two: the target's
+    # second read of the chosen object gives other bytes (same size), as if the backup had changed since.
+    original, reads = type(target).get_range, [0]
+
+    def get_range(self: Store, key: str, start: int, end: int) -> bytes:
+        data = original(self, key, start, end)
+        if self.url != target.url or key != chosen or start != 0:
+            return data
+        reads[0] += 1
+        return data if reads[0] == 1 else bytes([data[0] ^ 0xFF]) + data[1:]
+
+    monkeypatch.setattr(type(target), "get_range", get_range)
+    monkeypatch.setenv("STORE_URL", store.url)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    code = cli_main(["restore", "--from-backup", target.url])
+    out, err = capsys.readouterr()
+    [line] = err.splitlines()
+    assert code == 2 and reads[0] == 2, err
+    assert line.startswith(f"error: restore --from-backup {target.url}: backup {record['id']}: {chosen}: "), line
+    assert line.endswith(
+        f"stopped; {len(before)} object(s) already brought back are kept, each checked; "
+        "run restore --from-backup again once the backup is sound"
+    ), line
+    assert snapshot(store) == before  # nothing after it, and not the changed object
+    assert out == ""  # no view rebuilt, no audit: the restore went no further
+    assert cli_main(["restore", "--list"]) == 0  # a rebuild keeps the current view snapshot first: none kept
+    assert capsys.readouterr().out == "restore: no view snapshot is kept\n"
 
 
 def shell(tmp_path: Path, store: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,6 +92,18 @@ def resumed(process: subprocess.Popen[str], stdin: str = "") -> tuple[int, str]:
     return process.returncode, err
 
 
+def batch_env(tmp_path: Path, write_catalogue: Any, items: int) -> dict[str, str]:
+    """A shell for batch mode on a catalogue of `items` items, with the short lease (the fake provider's URL
+    is added once it runs)."""
+    return base_env(tmp_path) | {
+        "STORE_URL": str(tmp_path / "store"),
+        "CATALOGUE": write_catalogue([make_item(n) for n in range(1, items + 1)], "pause-catalogue.jsonl"),
+        "OPENAI_API_KEY": "sk-pause",
+        "GENERATION_MODE": "batch",
+        "LEASE_TTL_S": TTL,
+    }
+
+
 def test_a_publisher_paused_past_its_lease_posts_nothing_twice(tmp_path: Path) -> None:
     rows = [make_item(n) for n in range(1, 5)]
     store_dir, catalogue = generated_store(tmp_path, rows)
@@ -136,13 +149,7 @@ def test_a_publisher_paused_past_its_lease_posts_nothing_twice(tmp_path: Path) -
 
 def test_a_collector_paused_past_its_lease_records_nothing_twice(tmp_path: Path, write_catalogue) -> None:
     items = 20
-    env = base_env(tmp_path) | {
-        "STORE_URL": str(tmp_path / "store"),
-        "CATALOGUE": write_catalogue([make_item(n) for n in range(1, items + 1)], "pause-catalogue.jsonl"),
-        "OPENAI_API_KEY": "sk-pause",
-        "GENERATION_MODE": "batch",
-        "LEASE_TTL_S": TTL,
-    }
+    env = batch_env(tmp_path, write_catalogue, items)
     with fake_llm("sk-pause") as server:
         env["OPENAI_BASE_URL"] = server.url
         assert run(env, "go-live", "--run-id", "paused").returncode == 0
@@ -171,4 +178,41 @@ def test_a_collector_paused_past_its_lease_records_nothing_twice(tmp_path: Path,
     assert len(records) == len({r.id for r in records}) == items  # one record per outcome
     assert Counter(r.slug for r in records) == {f"item-{n:04d}": 1 for n in range(1, items + 1)}
     assert read_usage(store)["records"] == items
+    assert audit(store).ok
+
+
+def test_a_go_live_paused_past_its_lease_before_creating_its_batch_creates_none(
+    tmp_path: Path, write_catalogue
+) -> None:
+    """go-live frozen while the provider takes its batch's input file (the batch not created yet); collect
+    takes the run's lease over and submits and settles the plan; go-live, resumed, creates no second batch."""
+    items = 6
+    env = batch_env(tmp_path, write_catalogue, items)
+    with fake_llm("sk-pause") as server:
+        env["OPENAI_BASE_URL"] = server.url
+        server.config.stall["uploaded"] = 4.0  # the upload's answer held: go-live waits on it, then freezes
+        worker_a = subprocess.Popen(
+            [*CLI, "go-live", "--run-id", "frozen"],
+            env=env,
+            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            until(lambda: server.stats()["files"] >= 1, 60)
+            worker_a.send_signal(signal.SIGSTOP)  # frozen with its lease, its batch planned, not created
+            server.config.stall["uploaded"] = 0.0
+            store = open_store(env["STORE_URL"])
+            lapsed(store, layout.run_lock("frozen"))
+            worker_b = run(env, "collect")
+            code, err = resumed(worker_a)
+        finally:
+            worker_a.kill()
+        created = server.stats()["batches_created"]
+    assert worker_b.returncode == 0 and "1 batch(es) settled" in worker_b.stdout, worker_b.stdout + worker_b.stderr
+    assert created == 1  # the resumed go-live created none
+    assert code != 0 and "run frozen: lost the lease 'locks/run-frozen' to run " in err, err
+    assert "stopped before creating the batch frozen/0001" in err, err
+    records = read_records(store)
+    assert len(records) == len({r.id for r in records}) == items
     assert audit(store).ok

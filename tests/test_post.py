@@ -38,9 +38,10 @@ def test_the_body_is_plain_escaped_text_and_the_title_and_excerpt_come_from_the_
         ("&amp;lt;svg onload=alert(1)&amp;gt;Lamp", "Lamp"),
         ("<scr<script>x</script>ipt>alert(1)</script>Lamp", "alert(1)Lamp"),  # nested: text, never a tag
         ("<!-- wp:html --><svg/onload=alert(1)>Lamp", "Lamp"),
-        ("[embed]https://example.com[/embed]", "&#91;embed&#93;https://example.com&#91;/embed&#93;"),
+        ("[embed]https://example.com[/embed]", "&#91;embed&#93;https&#58;//example.com&#91;/embed&#93;"),
         ("a < b > c & d", "a &lt; b &gt; c &amp; d"),
-        ("line\n\nhttps://www.youtube.com/watch?v=x\n", "line https://www.youtube.com/watch?v=x"),
+        ("line\n\nhttps://www.youtube.com/watch?v=x\n", "line https&#58;//www.youtube.com/watch?v=x"),
+        ("HTTP://example.com/a?b=1&c=2", "HTTP&#58;//example.com/a?b=1&amp;c=2"),  # alone in a <p>: no embed
         ('Salt &amp; Pepper\'s "best"', 'Salt &amp; Pepper\'s "best"'),
     ],
 )

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 
+import polars as pl
 import pytest
 
 from content_pipeline.ledger import spill
@@ -23,6 +24,7 @@ from content_pipeline.views import passes as passes_module
 from content_pipeline.views import periodic as periodic_module
 from content_pipeline.views.audit import audit
 from content_pipeline.views.consolidate import Consolidation, consolidate, sync_checkpoint
+from content_pipeline.views.master import once_per_id
 from content_pipeline.views.passes import KEPT_PASS
 from content_pipeline.views.publish import publish_views
 from content_pipeline.views.snapshot import (
@@ -446,3 +448,16 @@ def test_an_outcome_written_twice_counts_once_and_the_audit_names_the_copy(
     assert found.ok, found.violations
     assert found.notes == [f"record {again.id} (s2) is in the ledger twice: the copy at {copy} line 1 is not counted"]
     ledger_passes.check()
+
+
+def test_each_record_id_is_kept_once_in_the_order_read_a_missing_finish_time_included() -> None:
+    ledger = pl.DataFrame(
+        {
+            "id": ["a", "b", "a", "c", "c"],
+            "finished_at": ["2026-11-23T00:00:05", None, "2026-11-23T00:00:01", None, "2026-11-23T00:00:02"],
+            "line": [1, 2, 3, 4, 5],
+        }
+    )
+    kept, extra = once_per_id(ledger)
+    assert kept["line"].to_list() == [2, 3, 5]  # the earliest finished of each id; b, unfinished, still one
+    assert extra["line"].to_list() == [1, 4]

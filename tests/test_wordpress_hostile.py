@@ -54,12 +54,16 @@ ROWS = [
 SLUGS = sorted(r["slug"] for r in ROWS)
 RESERVED = ["2024", "embed", "feed"]
 FORBIDDEN = ("<script", "<iframe", "<img", "<svg", "<a ", "onerror=", "onload=", "javascript:", "[embed", "[gallery")
+FORBIDDEN += ("http://", "https://")  # as text, a URL's colon is &#58;: alone in a paragraph it makes no embed
 _original_writer = offline.write_content
 
 
 def hostile_writer(item: dict[str, Any], strong: bool) -> dict[str, Any] | None:
-    """The offline model, turned hostile for "Sample Widget 2": markup, script and shortcodes in every field."""
+    """The offline model, turned hostile for "Sample Widget 2" (markup, script and shortcodes in every field)
+    and for "Sample Widget 3" (a description that is a URL alone, which WordPress would embed)."""
     content = _original_writer(item, strong)
+    if content is not None and item.get("title") == "Sample Widget 3":  # a paragraph of a URL alone (200+ chars)
+        content["description"] = "https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=" + "PL" * 80
     if content is None or item.get("title") != "Sample Widget 2":
         return content
     content["headline"] = "<svg/onload=alert(6)>" + content["headline"]
@@ -212,11 +216,36 @@ def test_a_human_post_holding_an_items_slug_is_left_untouched_as_a_conflict(wp: 
 def test_an_operator_settles_a_conflict_by_marking_the_post_as_the_items(wp: Any, shell) -> None:
     human = _human_post(wp)
     assert cli(shell, "publish").returncode == 1
-    wp.edit_post(human["id"], user="admin", meta={SLUG_META: "item-0003"})  # README: "Slug conflicts"
+    ours = wp.user_id("editor1")  # the pipeline's user (WP_USER): README "Slug conflicts", both edits
+    wp.edit_post(human["id"], user="admin", author=ours, meta={SLUG_META: "item-0003"})
     settled = cli(shell, "publish")
     assert settled.returncode == 0 and "1 planned: 1 updated" in settled.stdout
     [post] = wp.posts(slug="item-0003", user="admin")
     assert post["id"] == human["id"] and post["title"]["raw"].startswith("Sample Widget 3")
+
+
+def test_a_marker_forged_by_another_user_takes_over_nothing(wp: Any, shell) -> None:
+    """An author marks posts of their own as made for items (a draft holding an item's slug, and one under
+    another slug): both stay theirs, untouched, never published; the item whose slug is held is a conflict,
+    the other gets a post of the pipeline's. A visitor reads no marker."""
+    held, aside = (
+        wp.create_post(user="author1", title=title, content="<p>Mine.</p>", slug=slug, status="draft", meta=meta)
+        for title, slug, meta in [
+            ("Mine", "item-0003", {SLUG_META: "item-0003", KEY_META: "0"}),
+            ("Mine too", "my-own", {SLUG_META: "item-0004"}),
+        ]
+    )
+    assert marked(held) == ("item-0003", "0") and marked(aside) == ("item-0004", None)  # the plugin let them
+    before = {p["id"]: _as_left(p) for p in (held, aside)}
+    published = cli(shell, "publish")
+    assert published.returncode == 1
+    assert f"slug item-0003 is taken by post {held['id']} (draft, by user {held['author']}" in published.stdout
+    after = {p["id"]: p for p in wp.posts(user="admin")}
+    assert {i: _as_left(after[i]) for i in before} == before  # neither touched, both still drafts
+    [ours] = [p for p in after.values() if marked(p)[0] == "item-0004" and p["id"] != aside["id"]]
+    assert ours["author"] == wp.user_id("editor1") and ours["slug"] == "item-0004"
+    status, _, seen = wp.request("GET", f"/wp/v2/posts/{ours['id']}", user=None)
+    assert status == 200 and SLUG_META not in json.dumps(seen) and KEY_META not in json.dumps(seen), seen
 
 
 @pytest.mark.parametrize("plugin", ["with the marker plugin", "without it"])

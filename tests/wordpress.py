@@ -316,6 +316,10 @@ class WordPress:
             params["slug"] = slug
         return self._all("/wp/v2/posts", params, user)
 
+    def user_id(self, user: str) -> int:
+        """The id of login `user`."""
+        return int(self._ok("GET", "/wp/v2/users/me", user=user)[1]["id"])
+
     def create_post(self, user: str = "editor1", **fields: Any) -> dict[str, Any]:
         """A post written by `user` (a human on the site, not the pipeline), as WordPress answers it."""
         return dict(self._ok("POST", "/wp/v2/posts", body=fields, user=user)[1])

@@ -5,8 +5,9 @@
  *   in the REST API (_content_pipeline_slug: the catalogue slug the post is for; _content_pipeline_key: the
  *   idempotency key of the content last sent) and a `content_pipeline_slug` filter on GET /wp/v2/posts.
  *   Post meta stays with a post through every edit of its title, content, slug or status, and protected
- *   keys (leading underscore) are not shown in the editor's Custom Fields box.
- * Version: 1
+ *   keys (leading underscore) are not shown in the editor's Custom Fields box. Any user may mark a post they
+ *   can edit: content-pipeline takes a marked post as its own only when its publishing user is the author.
+ * Version: 2
  *
  * Install: copy this file into wp-content/mu-plugins/ (must-use plugins load without activation).
  */
@@ -22,7 +23,8 @@ add_action('init', function () {
         register_post_meta('post', $key, [
             'type' => 'string',
             'single' => true,
-            'show_in_rest' => true,
+            // Read back only in the edit context (by users who may edit the post): a visitor never sees a key.
+            'show_in_rest' => ['schema' => ['type' => 'string', 'context' => ['edit']]],
             'sanitize_callback' => function ($value) {
                 return preg_replace('/[^a-z0-9-]/', '', strtolower((string) $value));
             },

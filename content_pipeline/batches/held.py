@@ -1,5 +1,6 @@
-"""Batches held: finished at the provider with answers collect could not read (no output file, or one that
-failed); their outcomes are unknown, their reservations stay booked, and every collect tries them again."""
+"""Batches held: finished at the provider with answers collect could not read (no output file, an output or
+error file whose download failed or broke off); their outcomes are unknown, their reservations stay booked,
+and every collect tries them again."""
 
 from __future__ import annotations
 

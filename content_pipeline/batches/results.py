@@ -4,9 +4,12 @@ answer is (QA, near-copies), to an outcome record or a request to escalate."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import httpx2
+import openai
 
 from content_pipeline.batches.provider import BatchApiError, BatchProvider
 from content_pipeline.batches.submit import Wanted
@@ -19,11 +22,12 @@ from content_pipeline.generation.templates import load_template
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.ledger.records import SCHEMA, Call, OutcomeRecord
 from content_pipeline.ledger.scan import ledger_segments, stream_ledger
-from content_pipeline.llm.client import CallFailed, completion_from
+from content_pipeline.llm.client import CallFailed, completion_from, redact
 from content_pipeline.money import to_nano
 from content_pipeline.store import Store, layout
 
 RETRYABLE_STATUS = (408, 409, 429)
+UNREADABLE = (BatchApiError, openai.APIError, httpx2.HTTPError)  # a download refused, or broken off mid-read
 
 
 @dataclass(frozen=True)
@@ -55,36 +59,49 @@ def answers(lines: Iterator[bytes]) -> Iterator[tuple[str, Answer]]:
 class ResultFiles:
     """A finished batch's output and error files, read as the answers arrive. `missing` says why the batch's
     answers cannot all be read: the provider reports answered requests (request_counts.completed) that the
-    output file does not give (no file, a download that failed, lines that do not parse)."""
+    output file does not give (no file, a download that failed, lines that do not parse), or its error file
+    could not be read whole (a download refused or broken off)."""
 
     provider: BatchProvider
     batch: Any
     answered: int = 0  # answers read from the output file
     failed: str | None = None  # why the output file's download failed
+    errors_failed: str | None = None  # why the error file's download failed
 
     def answers(self) -> Iterator[tuple[str, Answer]]:
         output, errors = self.batch.output_file_id, self.batch.error_file_id
         if output:
-            try:
-                for found in answers(self.provider.lines(output)):
-                    self.answered += 1
-                    yield found
-            except BatchApiError as exc:
-                self.failed = str(exc)
+            self.failed = yield from self._read(output, counted=True)
         if errors:
-            yield from answers(self.provider.lines(errors))
+            self.errors_failed = yield from self._read(errors, counted=False)
+
+    def _read(self, file_id: str, counted: bool) -> Generator[tuple[str, Answer], None, str | None]:
+        """The file's answers as they arrive; returns why its download failed (None once it read whole)."""
+        try:
+            for found in answers(self.provider.lines(file_id)):
+                if counted:
+                    self.answered += 1
+                yield found
+        except UNREADABLE as exc:
+            if isinstance(exc, BatchApiError):
+                return str(exc)
+            detail = redact(str(exc) or type(exc).__name__, self.provider.settings)[:160]
+            return f"could not download file {file_id} at {self.provider.where()}: {detail}"
+        return None
 
     def missing(self) -> str | None:
-        """Why some answered requests cannot be read (None when every one was)."""
+        """Why some of the batch's answers cannot be read (None when every one was)."""
         completed = int(getattr(self.batch.request_counts, "completed", 0) or 0)
-        if self.answered >= completed:
-            return None
-        output = self.batch.output_file_id
-        if not output:
-            return f"the provider reports {completed} answered request(s) and gives no output file"
-        if self.failed:
-            return f"its output file {output} could not be read ({self.failed})"
-        return f"its output file {output} gives {self.answered} readable answer(s) of the {completed} reported"
+        output, errors = self.batch.output_file_id, self.batch.error_file_id
+        if self.answered < completed:
+            if not output:
+                return f"the provider reports {completed} answered request(s) and gives no output file"
+            if self.failed:
+                return f"its output file {output} could not be read ({self.failed})"
+            return f"its output file {output} gives {self.answered} readable answer(s) of the {completed} reported"
+        if self.errors_failed:
+            return f"its error file {errors} could not be read ({self.errors_failed})"
+        return None
 
 
 def recorded_ids(store: Store, run_id: str) -> set[str]:

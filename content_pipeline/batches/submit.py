@@ -176,8 +176,15 @@ def ensure_submitted(
     return batch_id
 
 
-def submit_plans(provider: BatchProvider, store: Store, run_id: str, result: Submitted) -> None:
-    """Every plan of the run not submitted yet, submitted (a plan is never submitted twice)."""
+def submit_plans(
+    provider: BatchProvider,
+    store: Store,
+    run_id: str,
+    result: Submitted,
+    guard: Callable[[str], None] | None = None,
+) -> None:
+    """Every plan of the run not submitted yet, submitted (a plan is never submitted twice); `guard` (the
+    run lease's check) called right before each create."""
     for state in read_plans(store, run_id):
         if state.batch_id is None:
-            ensure_submitted(provider, store, state, result)
+            ensure_submitted(provider, store, state, result, guard)

@@ -222,7 +222,8 @@ def bring_back(
     backup_store: Store, store: Store, key: SecretStr | None = None, where: str = "restore --from-backup"
 ) -> Copied:
     """Copy into `store` every object of the newest backup in `backup_store` that it lacks, once the whole
-    backup checks out (`checked_record`); each copy checked again against the record before it is stored.
+    backup checks out (`checked_record`); each copy checked again against the record before it is stored,
+    and the first that fails stops it (BadInputError, one line): nothing more is copied.
     An object the store has is kept, except a log (ledger segment, intents, attempt log) the backup holds
     more of, the store's bytes a prefix of the backup's: the store's own is never overwritten with other
     bytes. So two backups brought back one after the other leave their union, each log at its longest and
@@ -240,10 +241,22 @@ def bring_back(
         try:
             copy_object(backup_store, store, info, want["sha256"])
         except StoreError as exc:
-            result.failed.append(str(exc))
-            continue
+            raise BadInputError(_stopped(where, entry, str(exc), result.copied)) from None
         result.copied, result.bytes = result.copied + 1, result.bytes + info.size
     return result
+
+
+def _stopped(where: str, entry: dict[str, Any], problem: str, copied: int) -> str:
+    """The line of a restore stopped by a copy that failed its check: the objects brought back before it are
+    whole and checked (objects the store lacked, or a log's longer copy), so they stay."""
+    if copied == 0:
+        done = "nothing changed"
+    else:
+        done = f"{copied} object(s) already brought back are kept, each checked"
+    return (
+        f"{where}: backup {entry['id']}: {problem}: stopped; {done}; "
+        "run restore --from-backup again once the backup is sound"
+    )
 
 
 def _notes(entry: dict[str, Any], key: SecretStr | None) -> list[str]:

@@ -218,20 +218,20 @@ def _batches(store: Store, now: datetime) -> Check:
     if not rows:
         return Check("batches", "green", "no outstanding batch")
     held = held_batches(store)
-    if held:
-        more = f" (and {len(held) - 1} more)" if len(held) > 1 else ""
-        return Check("batches", "amber", f"{len(held)} held as unknown: {held[0].line()}{more}")
     oldest = rows[0]
     unsent = [r for r in rows if r["batch_id"] is None and r["age_s"] > BATCH_UNSENT_AMBER_S]
     what = (
         f"{len(rows)} outstanding ({sum(r['requests'] for r in rows)} request(s)); oldest "
         f"{oldest['run_id']}/{oldest['name']}, {oldest['age_s'] / 3600:.1f} h old"
     )
+    amber: list[str] = []
+    if held:
+        more = f" (and {len(held) - 1} more)" if len(held) > 1 else ""
+        amber.append(f"{len(held)} held as unknown: {held[0].line()}{more}")
     if oldest["age_s"] > BATCH_WINDOW_S or unsent:
         why = "past the 24 h window: is `collect` running?" if oldest["age_s"] > BATCH_WINDOW_S else ""
-        why = why or f"{len(unsent)} planned but not submitted (collect submits them)"
-        return Check("batches", "amber", f"{what}; {why}")
-    return Check("batches", "green", what)
+        amber.append(f"{what}; {why or f'{len(unsent)} planned but not submitted (collect submits them)'}")
+    return Check("batches", "amber", "; ".join(amber)) if amber else Check("batches", "green", what)
 
 
 def _publishing(store: Store, now: datetime) -> Check:

@@ -129,14 +129,14 @@ def restore_from(store: Store, settings: Settings, snapshot_id: str) -> Restored
 
 def restore_from_backup(store: Store, backup_store: Store, settings: Settings) -> Restored:
     """Bring back from `backup_store` every object of its newest backup the store lacks (the whole backup
-    checked first: refused, nothing changed, when it does not check out), drop the publish quarantines the
-    attempt log shows released since, then restore."""
+    checked first: refused, nothing changed, when it does not check out; a copy that then fails its check
+    stops it, BadInputError, before anything else is done), drop the publish quarantines the attempt log
+    shows released since, then restore."""
     brought = bring_back(backup_store, store, settings.backup_signing_key)
     settled = settle_quarantines(store)
     restored = restore(store, settings)
     head = f"brought back {brought.copied} object(s) ({brought.bytes} bytes) from {backup_store.url}"
     restored.changes[:0] = [head + f"; {brought.unchanged} the store already had", *brought.notes, *settled]
-    restored.could_not += [f"from the backup: {line}" for line in brought.failed]
     return restored
 
 

@@ -18,6 +18,7 @@ from content_pipeline.intake.catalogue import Item
 _SCRIPT = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _MARKUP = re.compile(r"<!--.*?-->|<[a-zA-Z/!?][^<>]*>", re.DOTALL)
 _BREAK = re.compile(r"\s*[\x00-\x1f\x7f\x85\u2028\u2029]\s*")  # a line break or control character, with its spaces
+_WEB_URL = re.compile(r"\b(https?):(?=//)", re.IGNORECASE)  # what WordPress's auto-embed looks for
 _ROUNDS = 5  # entities or tags nested deeper than this are left to the final escape, which makes them text
 
 
@@ -41,10 +42,11 @@ def plain_text(text: str) -> str:
 
 def safe_html(text: str, quote: bool = False) -> str:
     """`text` as HTML that holds no markup whatever the WordPress user's role (`unfiltered_html` included):
-    plain text (`plain_text`) with `&`, `<` and `>` (and with `quote`, quotes) escaped, and `[` `]` as
-    entities so WordPress runs no shortcode from it."""
+    plain text (`plain_text`) with `&`, `<` and `>` (and with `quote`, quotes) escaped, `[` `]` as entities
+    so WordPress runs no shortcode from it, and the colon of an `http(s)://` URL as `&#58;` so a paragraph
+    holding only a URL is not turned into an embed (a reader sees the same text)."""
     escaped = html.escape(plain_text(text), quote=quote)
-    return escaped.replace("[", "&#91;").replace("]", "&#93;")
+    return _WEB_URL.sub(r"\1&#58;", escaped.replace("[", "&#91;").replace("]", "&#93;"))
 
 
 @dataclass(frozen=True)

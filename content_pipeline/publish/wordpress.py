@@ -3,10 +3,12 @@ pipeline made, found by their marker, by the id the attempt log recorded or by s
 by a post the pipeline did not make is a conflict; categories and tags by name (created where the user may).
 
 The marker is post meta (MARKER_PLUGIN registers it): the catalogue slug the post is for, and the idempotency
-key of the content last sent. WordPress keeps post meta through every edit of a post. On a site without the
-plugin, a post is the pipeline's only when the attempt log holds its id and the publishing user wrote it; any
-other post with the item's slug is a conflict (left untouched), so a run interrupted between a create and its
-outcome line leaves a conflict for the operator to settle, never a post taken over."""
+key of the content last sent. WordPress keeps post meta through every edit of a post. A post is ours only when
+the publishing user is its author as well: anyone may mark a post they can edit, but only a user who may edit
+others' posts can give one our author. On a site without the plugin, a post is the pipeline's only when the
+attempt log holds its id and the publishing user wrote it; any other post with the item's slug is a conflict
+(left untouched), so a run interrupted between a create and its outcome line leaves a conflict for the
+operator to settle, never a post taken over."""
 
 from __future__ import annotations
 
@@ -142,12 +144,14 @@ class WordPressTarget:
         )
 
     def _owned(self, post: dict[str, Any], slug: str, recorded: bool) -> bool:
-        """Whether the pipeline made `post` for `slug`: its marker says so; or, unmarked, the attempt log
-        `recorded` its id and our user wrote it (a post made before the plugin, or a site without it)."""
+        """Whether the pipeline made `post` for `slug`: our user wrote it, and its marker names `slug` or,
+        unmarked, the attempt log `recorded` its id (a post made before the plugin, or a site without it).
+        A marker alone proves nothing: any user may mark a post they can edit, and only a user who may edit
+        others' posts can make one ours by giving it our author."""
+        if post.get("author") != self._user_id():
+            return False
         marked_for = _marker(post)[0]
-        if marked_for is not None:
-            return marked_for == slug
-        return recorded and post.get("author") == self._user_id()
+        return marked_for == slug if marked_for is not None else recorded
 
     def _get(self, post_id: str) -> dict[str, Any] | None:
         response = self._call("GET", f"/posts/{post_id}", "read posts", params={"context": "edit"})

@@ -21,6 +21,7 @@ ENDPOINT = "/v1/chat/completions"
 WINDOW_S = 24 * 3600
 RUNNING = ("validating", "in_progress", "finalizing", "cancelling")
 LOST_OUTPUT = ("none", "gone", "garbled")  # how an output file is lost (FakeLLMConfig.lost_output)
+LOST_ERRORS = ("gone", "broken")  # how an error file is lost (FakeLLMConfig.lost_errors): 404, or cut off halfway
 
 
 @dataclass
@@ -108,15 +109,30 @@ class BatchDesk:
         with self._lock:
             return self.files.get(file_id)
 
+    def _lost(self, stored: StoredFile) -> str:
+        """How the file is lost now: `lost_output` for an output file, `lost_errors` for an error file."""
+        if stored.filename.endswith("_output.jsonl"):
+            return self.fake.config.lost_output
+        return self.fake.config.lost_errors if stored.filename.endswith("_error.jsonl") else ""
+
     def content(self, file_id: str) -> bytes | None:
-        """A file's bytes as a download gets them: None for an output file lost as `gone`, lines that do not
-        parse for one lost as `garbled` (while `lost_output` says so)."""
-        stored, lost = self.file(file_id), self.fake.config.lost_output
-        if stored is None or not stored.filename.endswith("_output.jsonl") or lost not in ("gone", "garbled"):
-            return stored.data if stored is not None else None
-        if lost == "gone":
+        """A file's bytes as a download gets them: None for an output or error file lost as `gone`, lines
+        that do not parse for an output file lost as `garbled` (while `lost_output` or `lost_errors` says so)."""
+        stored = self.file(file_id)
+        lost = self._lost(stored) if stored is not None else ""
+        if stored is None or lost == "gone":
             return None
-        return b"".join(b"{garbled " + line[:20] + b"\n" for line in stored.data.splitlines())
+        if lost == "garbled":
+            return b"".join(b"{garbled " + line[:20] + b"\n" for line in stored.data.splitlines())
+        return stored.data
+
+    def cut(self, file_id: str) -> int | None:
+        """How many lines a download of the file gets before the connection drops (an error file lost as
+        `broken`: half of them); None when it is sent whole."""
+        stored = self.file(file_id)
+        if stored is None or self._lost(stored) != "broken":
+            return None
+        return len(stored.data.splitlines()) // 2
 
     def view(self, batch: FakeBatch) -> dict[str, Any]:
         """A batch as the API shows it: with `lost_output` none, a finished batch names no output file."""

@@ -118,7 +118,7 @@ class Handler(BaseHTTPRequestHandler):
             if stored is None or (content is None and len(segments) == 3):
                 self._send(404, {"error": {"message": f"no file {segments[1]}", "type": "invalid_request_error"}})
             elif len(segments) == 3 and segments[2] == "content":
-                self._stream(content or b"", fake.config.file_line_delay_s)
+                self._stream(content or b"", fake.config.file_line_delay_s, desk.cut(segments[1]))
             else:
                 self._send(200, stored.meta())
         elif method == "POST" and path == "/batches":
@@ -145,13 +145,18 @@ class Handler(BaseHTTPRequestHandler):
             self._no_route()
         return True
 
-    def _stream(self, data: bytes, delay_s: float) -> None:
-        """A file's bytes, sent line by line `delay_s` apart (chunked: the client reads as they come)."""
+    def _stream(self, data: bytes, delay_s: float, cut: int | None = None) -> None:
+        """A file's bytes, sent line by line `delay_s` apart (chunked: the client reads as they come); with
+        `cut`, the connection is closed after that many lines, the body left unfinished (a broken download)."""
         self.send_response(200)
         self.send_header("content-type", "application/octet-stream")
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
-        for line in paced_lines(data, delay_s):
+        for sent, line in enumerate(paced_lines(data, delay_s)):
+            if sent == cut:
+                self.fake._count("broken_download")
+                self.close_connection = True
+                return
             self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")

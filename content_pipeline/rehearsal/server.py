@@ -50,6 +50,7 @@ class FakeLLMConfig:
     )  # seconds held at: upload, uploaded, create, created, retrieve
     file_line_delay_s: float = 0.0  # a file download's pace: this long before each line
     lost_output: str = ""  # while set, a finished batch's output file is lost: none (not named), gone (404), garbled
+    lost_errors: str = ""  # while set, a finished batch's error file is lost: gone (404), broken (cut off halfway)
 
 
 class _Server(ThreadingHTTPServer):

@@ -27,7 +27,8 @@ def submit_batches(stages: Stages, items: list[Item], report: RunReport) -> Pipe
     report.batches = result
     try:
         provider = BatchProvider(settings)
-        submit_plans(provider, store, run_id, result)  # what a crash of this run left planned but unsent
+        guard = stages.lease.check if stages.lease is not None else None
+        submit_plans(provider, store, run_id, result, guard)  # what a crash of this run left planned but unsent
         if items:
             usage = read_usage(store)
             prior = usage["by_run"].get(run_id, {}).get("cost_nano", 0) + booked_at_crash(store, usage).of(run_id)
@@ -40,7 +41,7 @@ def submit_batches(stages: Stages, items: list[Item], report: RunReport) -> Pipe
             result.left_out, result.stop_reason = planned.left_out, planned.stop_reason
             report.stop_reason = planned.stop_reason
             report.stats.not_attempted += planned.left_out
-            submit_plans(provider, store, run_id, result)
+            submit_plans(provider, store, run_id, result, guard)
     except PipelineError as exc:
         stages.log(f"generate (batch) stopped: {exc}", logging.ERROR)
         return exc

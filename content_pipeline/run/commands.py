@@ -67,7 +67,7 @@ def generate_batch(stages: Stages) -> str:
     if stages.store.read_only:
         fatal = generate(stages, items, report)
     else:
-        lease = run_lease(stages.store, stages.run_id, stages.settings.lease_ttl_s)
+        lease = stages.lease = run_lease(stages.store, stages.run_id, stages.settings.lease_ttl_s)
         try:
             if items and not stages.adopt():
                 raise BadInputError(

@@ -57,6 +57,7 @@ def go_live(
     claimed, lease = False, None
     try:
         lease = None if store.read_only else run_lease(store, stages.run_id, settings.lease_ttl_s)
+        stages.lease = lease
         if not store.read_only:
             report.stage = "recover"
             report.notes += stages.recover()

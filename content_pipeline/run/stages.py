@@ -25,6 +25,7 @@ from content_pipeline.run.reporter import Reporter
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import this_host
+from content_pipeline.store.lease import Lease
 from content_pipeline.views.audit import AuditResult, audit
 from content_pipeline.views.consolidate import Consolidation, consolidate, sync_checkpoint
 from content_pipeline.views.snapshot import read_usage
@@ -41,6 +42,7 @@ class Stages:
     retry: frozenset[str] = field(default_factory=frozenset)  # rejects a replay generates again
     known_changed: frozenset[str] | None = None  # what this run's inventory found changed (read once)
     known: Known | None = None  # what items are compared with to tell whether they changed
+    lease: Lease | None = None  # the run's lease while it is held: checked right before each batch is created
 
     @property
     def run_id(self) -> str:

@@ -18,8 +18,10 @@ def once_per_id(ledger: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     the views count each id once."""
     if ledger.is_empty() or not ledger["id"].is_duplicated().any():
         return ledger, ledger.clear()
-    first = pl.col("finished_at").rank("ordinal").over("id") == 1
-    return ledger.filter(first), ledger.filter(~first)
+    ordered = ledger.with_row_index("_read").sort(["finished_at", "_read"], nulls_last=True)
+    first = ordered.select((pl.int_range(pl.len()).over("id") == 0).alias("_first"))["_first"]
+    kept, extra = ordered.filter(first), ordered.filter(~first)  # a record without finished_at is still one
+    return kept.sort("_read").drop("_read"), extra.sort("_read").drop("_read")
 
 
 def master_frames(ledger: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
