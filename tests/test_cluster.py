@@ -33,6 +33,7 @@ from tests.helpers import scheduled_runs_finish, server_quiet
 
 pytestmark = [
     pytest.mark.server,
+    pytest.mark.cluster,
     pytest.mark.slow,
     pytest.mark.skipif(hosts.missing() is not None, reason=f"no test hosts here: {hosts.missing()}"),
 ]

@@ -21,6 +21,7 @@ from tests.conftest import make_item
 from tests.helpers import assert_each_item_paid_once, fake_llm, rescued
 from tests.test_cli_crash import base_env
 
+pytestmark = [pytest.mark.slow]  # a tmpfs mounted, the CLI run as processes
 ITEMS = 120
 
 

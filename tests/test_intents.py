@@ -131,6 +131,7 @@ def test_a_damaged_intent_line_is_kept_aside_and_named_until_the_operator_accept
     assert again.ok and any(n.startswith(f"{where} fails its checksum") for n in again.notes)
 
 
+@pytest.mark.slow  # a go-live process, killed mid-flight, and the resumed run
 def test_calls_in_flight_at_a_sigkill_are_booked_and_the_resumed_run_counts_them(
     store_url: str, store: Store, tmp_path: Path, write_catalogue
 ) -> None:

@@ -23,7 +23,7 @@ from tests.conftest import make_item
 from tests.helpers import generated_store, server_quiet
 from tests.webhook_receiver import Receiver, WebhookReceiver
 
-pytestmark = [pytest.mark.server, pytest.mark.slow]
+pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless",

@@ -21,6 +21,7 @@ from tests.conftest import make_item
 from tests.fault_proxy import FaultProxy
 from tests.helpers import copy_store, generated_store
 
+pytestmark = [pytest.mark.wordpress, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS = 4
 LIVE = {"ALLOW_AUTONOMOUS_PUBLISH": " TRUE ", "PUBLISH_APPROVAL_GRANTED": "Yes", "GOVERNANCE_APPROVED": "1"}

@@ -31,6 +31,7 @@ from tests.helpers import generated_store
 from tests.test_lease_pause import until
 from tests.test_wordpress import POSTS, cli, operator_shell, publish_killed_after_the_first_create
 
+pytestmark = [pytest.mark.wordpress, pytest.mark.slow]
 SCRIPT_TITLE = 'Lamp <script>alert("t")</script><img src=x onerror=alert(1)>'
 ROWS = [
     make_item(
