@@ -70,6 +70,7 @@ def generated(make_settings, write_catalogue) -> tuple[Settings, Store]:
     return settings, store
 
 
+@pytest.mark.s3  # the backup goes to the other backend: S3 for a folder store
 @pytest.mark.parametrize("order", ["older-first", "newer-first"])
 def test_two_backups_bring_publishing_back_as_the_operator_left_it(
     generated, backend: str, tmp_path: Path, request: pytest.FixtureRequest, order: str
@@ -108,6 +109,7 @@ def test_two_backups_bring_publishing_back_as_the_operator_left_it(
     assert live == {"item-0001", "item-0003"} and history.pending == []  # nothing live is sent again
 
 
+@pytest.mark.s3  # the backup goes to the other backend: S3 for a folder store
 def test_a_backup_holds_publishing_state(generated, backend, tmp_path, request) -> None:
     _, store = generated
     log = AttemptLog(store, "publish-run")
@@ -147,6 +149,7 @@ def record_key(target: Store) -> str:
     return f"{layout.BACKUPS_PREFIX}{backups(target)[-1]['id']}.json"
 
 
+@pytest.mark.s3  # the backup goes to the other backend: S3 for a folder store
 def test_an_object_that_does_not_match_the_record_is_refused_naming_it(generated, backend, tmp_path, request) -> None:
     settings, store = generated
     target = open_store(other_backend_url(backend, tmp_path, request))
@@ -161,6 +164,7 @@ def test_an_object_that_does_not_match_the_record_is_refused_naming_it(generated
     assert store.list("") == []
 
 
+@pytest.mark.s3  # the backup goes to the other backend: S3 for a folder store
 def test_a_signed_backup_cannot_be_forged_into_the_store(generated, backend, tmp_path, request) -> None:
     settings, store = generated
     keyed = signing(settings)
@@ -185,6 +189,7 @@ def test_a_signed_backup_cannot_be_forged_into_the_store(generated, backend, tmp
     assert target.get(segment) == store.get(segment)
 
 
+@pytest.mark.s3  # the backup goes to the other backend: S3 for a folder store
 def test_a_signed_backup_restores_and_the_next_backup_is_incremental(generated, backend, tmp_path, request) -> None:
     settings, store = generated
     keyed = signing(settings)
@@ -201,6 +206,7 @@ def test_a_signed_backup_restores_and_the_next_backup_is_incremental(generated, 
     assert any("its signature was not checked" in line for line in unsigned.changes)
 
 
+@pytest.mark.s3  # the backup goes to the other backend: S3 for a folder store
 def test_an_object_changed_in_the_target_is_copied_again_by_the_next_backup(
     generated, backend, tmp_path, request
 ) -> None:
@@ -215,6 +221,7 @@ def test_an_object_changed_in_the_target_is_copied_again_by_the_next_backup(
     assert restore_from_backup(store, target, settings).ok
 
 
+@pytest.mark.s3  # the backup goes to the other backend: S3 for a folder store
 def test_a_copy_that_fails_its_check_stops_the_restore_with_one_line(
     generated, backend, tmp_path, request, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

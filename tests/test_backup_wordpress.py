@@ -53,7 +53,8 @@ def site(wp: Any) -> dict[str, list[tuple[int, str, str]]]:
 
 
 @pytest.mark.parametrize(
-    ("where", "order"), [("folder", "older-first"), ("folder", "newer-first"), ("s3", "newer-first")]
+    ("where", "order"),
+    [("folder", "older-first"), ("folder", "newer-first"), pytest.param("s3", "newer-first", marks=pytest.mark.s3)],
 )
 def test_a_store_restored_from_two_backups_leaves_the_site_as_the_operator_left_it(
     wp: Any, shell: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest, where: str, order: str

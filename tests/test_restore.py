@@ -182,6 +182,7 @@ def other_backend_url(backend: str, tmp_path: Path, request: pytest.FixtureReque
     return request.getfixturevalue("s3_url") + "-backup" if backend == "file" else str(tmp_path / "backup")
 
 
+@pytest.mark.s3  # the backup goes to the other backend: S3 for a folder store
 def test_a_backup_brings_a_deleted_store_back(served, backend, tmp_path, request) -> None:
     settings, store = served
     target = open_store(other_backend_url(backend, tmp_path, request))
