@@ -269,6 +269,7 @@ def shell(tmp_path: Path, store: str) -> dict[str, str]:
     return {**base_env(tmp_path), "STORE_URL": store}
 
 
+@pytest.mark.slow  # runs the command line as processes
 def test_bad_targets_are_refused_with_one_line(tmp_path: Path) -> None:
     store = tmp_path / "data"
     store.mkdir()

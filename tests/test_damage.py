@@ -182,6 +182,7 @@ def test_a_damaged_ledger_record_is_kept_aside_its_slug_held_never_paid_again_un
     assert after.ok and after.stats.calls == 1 and after.stats.successes == 1
 
 
+@pytest.mark.slow  # runs the command line as processes
 def test_the_quarantine_command_lists_damaged_records_and_accepts_a_loss(tmp_path, store_dir, write_catalogue) -> None:
     import subprocess
     import sys

@@ -62,6 +62,7 @@ def test_the_suite_reads_no_dotenv_on_the_cores_path(dotenv_dir, trap, monkeypat
     assert report.ok and report.offline and trap[1] == []
 
 
+@pytest.mark.slow  # runs the command line as processes
 def test_the_suite_reads_no_dotenv_on_the_commands_path(dotenv_dir, trap, tmp_path) -> None:
     env = {**base_env(tmp_path), "STORE_URL": str(tmp_path / "store"), "PYTHONPATH": str(ROOT)}
     env["CATALOGUE"] = str(dotenv_dir / "isolation.jsonl")

@@ -45,6 +45,7 @@ CASES: dict[str, tuple[Callable[[Path, dict[str, str]], None], str | None]] = {
 }
 
 
+@pytest.mark.slow  # runs the command line as processes
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_configured_api_is_the_one_prefect_would_use(case: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}

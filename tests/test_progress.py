@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import time
 
+import pytest
 from rich.console import Console
 
 from content_pipeline.run.heartbeat import Heartbeat, Pulse
@@ -57,6 +58,7 @@ def test_on_a_terminal_the_pulse_is_a_progress_bar() -> None:
     assert "generate" in shown and "10/10" in shown and "$0.0200 of $1.00" in shown and "2.00/s" in shown
 
 
+@pytest.mark.slow  # runs the command line as processes
 def test_without_a_terminal_a_run_logs_a_heartbeat(tmp_path, write_catalogue) -> None:
     from tests.test_cli_crash import base_env
     from tests.test_cli_crash import run as cli

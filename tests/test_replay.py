@@ -92,6 +92,7 @@ def test_a_replay_whose_budget_cannot_cover_its_rejects_is_refused_before_any_sp
     assert len(read_records(store)) == before
 
 
+@pytest.mark.slow  # runs the command line as processes
 def test_the_replay_command(ledger, tmp_path) -> None:
     from tests.test_cli_crash import base_env
     from tests.test_cli_crash import run as cli

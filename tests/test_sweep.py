@@ -10,6 +10,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from content_pipeline.claims.queue import claim, live_claims, read_queue, update_queue
 from content_pipeline.claims.sweep import sweep
 from content_pipeline.store import Store, layout, open_store, store_for
@@ -86,6 +88,7 @@ def test_go_live_sweeps_before_it_claims(make_settings) -> None:
     assert "10 claim(s) of run crashed" in report.markdown()
 
 
+@pytest.mark.slow  # runs the command line as processes
 def test_the_sweep_command_names_what_it_releases_and_a_dry_run_releases_nothing(tmp_path: Path) -> None:
     from tests.test_cli_crash import base_env
     from tests.test_cli_crash import run as cli
