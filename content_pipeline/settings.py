@@ -8,7 +8,7 @@ import secrets
 import tempfile
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -20,8 +20,6 @@ from content_pipeline.urls import carries_credentials, credentials_refusal
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 Scope = Literal["all", "promo", "changed"]
-RunMode = Literal["auto", "prefect", "direct"]
-LogLevel = Literal["DEBUG", "INFO", "WARNING"]
 GenerationMode = Literal["sync", "batch"]
 BatchEscalate = Literal["batch", "sync"]
 MAX_LIMIT = 10_000_000  # items one run may claim
@@ -180,18 +178,6 @@ class Settings(BaseSettings):
     llm_global_limits: bool = Field(False, description="Take Prefect global concurrency/rate limits per LLM call")
     llm_rate_limit_name: str = Field("llm-requests", description="Prefect rate limit (slot decay) per LLM request")
     llm_concurrency_limit_name: str = Field("llm-concurrency", description="Prefect limit on LLM calls in flight")
-    store_block: str = Field("content-pipeline-store", description="StoreLocation block used when it exists")
-    llm_block: str = Field("content-pipeline-llm", description="LLMConfig block used when it exists")
-    run_mode: RunMode = Field(
-        "auto",
-        description="CLI: auto runs a Prefect flow when a Prefect API is configured and the core directly when "
-        "not; prefect always runs the flow (with a temporary server); direct never does",
-    )
-    log_level: LogLevel = Field(
-        "INFO",
-        description="CLI console: INFO shows the run's own lines; DEBUG adds a flow run's Prefect engine lines "
-        "(task runs begun and finished); WARNING only warnings and errors",
-    )
     heartbeat_s: Annotated[
         float, Field(gt=0, le=3600, description="A long stage's heartbeat log line every N s (no terminal)")
     ] = 30.0
@@ -312,18 +298,22 @@ class Settings(BaseSettings):
             "secret_key": secret.get_secret_value() if secret else None,
         }
 
-    def with_run_id(self) -> Settings:
+    def with_run_id(self) -> Self:
         """These settings with a run id, made unique when none was given."""
         return self if self.run_id else self.model_copy(update={"run_id": new_run_id()})
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and `.env` (the file CONTENT_PIPELINE_ENV_FILE names; empty: none, as
-    the test suite sets it), with the non-None `overrides` (CLI flags) on top."""
+S = TypeVar("S", bound=Settings)
+
+
+def load_settings(cls: type[S] = Settings, **overrides: Any) -> S:  # type: ignore[assignment]
+    """Settings (or the front door's subclass `cls`) from the environment and `.env` (the file
+    CONTENT_PIPELINE_ENV_FILE names; empty: none, as the test suite sets it), with the non-None `overrides`
+    (CLI flags, a flow run's parameters) on top."""
     given = {k: v for k, v in overrides.items() if v is not None}
     env_file = os.environ.get(ENV_FILE_VARIABLE, ".env") or None
     try:
-        return Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
+        return cls(_env_file=env_file, **given)  # type: ignore[call-arg]
     except SettingsError as exc:  # a complex setting (PRICE_TABLE) that is not valid JSON
         raise BadInputError(f"settings: {str(exc).splitlines()[0]}") from None
     except ValidationError as exc:

@@ -51,14 +51,6 @@ class EdgePublishing:
             raise BadInputError(f"publish target {name!r}: no WordPressSite or SignedWebhook block by that name{where}")
         return found
 
-    def require(self, name: str) -> Target:
-        """The target `name`, or one line saying how to configure it."""
-        found = self.target(name)
-        if found is None:
-            need = "WP_URL, WP_USER and WP_APP_PASSWORD" if name == "wordpress" else "PUBLISH_WEBHOOK_URL and _SECRET"
-            raise BadInputError(f"publish target {name!r} is not configured: set {need}, or save a block named {name}")
-        return found
-
     def approve(self, the_plan: Plan, target: str) -> Approval | None:
         if not self.in_flow:
             return None

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from cli.main import main as cli_main
 from content_pipeline.errors import BadInputError
 from content_pipeline.ops.backup import backup, backups, listing
 from content_pipeline.ops.restore import restore_from_backup
@@ -23,12 +24,10 @@ from content_pipeline.publish.targets import RemotePost
 from content_pipeline.settings import Settings, load_settings
 from content_pipeline.store import Store, layout, open_store
 from content_pipeline.views.snapshot import load_manifest
-from flows.cli import main as cli_main
+from tests.cli_helpers import base_env
+from tests.cli_helpers import run as cli
 from tests.conftest import make_item, snapshot
-from tests.helpers import run
-from tests.test_cli_crash import base_env
-from tests.test_cli_crash import run as cli
-from tests.test_restore import other_backend_url
+from tests.helpers import other_backend_url, run
 
 KEY = "backup-signing-key-for-tests-0123456789"
 OPERATOR = "ops@shop"

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_item
-from tests.helpers import generated_store
-from tests.test_wordpress import operator_shell
+from tests.helpers import generated_store, operator_shell
 
 pytestmark = [pytest.mark.wordpress, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +36,7 @@ def shell(generated: tuple[Path, Path], tmp_path: Path, wp: Any) -> dict[str, st
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "cli.main", *args], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, f"{' '.join(args)}: {done.stdout}{done.stderr}"
     return done

@@ -17,9 +17,9 @@ import pytest
 from content_pipeline.ledger.scan import read_records
 from content_pipeline.store import layout, open_store
 from content_pipeline.views.audit import audit
+from tests.cli_helpers import CLI, base_env, run
 from tests.conftest import make_item
 from tests.helpers import fake_llm
-from tests.test_cli_crash import CLI, base_env, run
 
 pytestmark = [pytest.mark.slow]
 ITEMS = 20

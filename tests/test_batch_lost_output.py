@@ -15,8 +15,7 @@ from content_pipeline.ops.health import health
 from content_pipeline.rehearsal.batches import LOST_ERRORS
 from content_pipeline.store import Store
 from content_pipeline.views.audit import audit
-from tests.helpers import fake_llm, invoice, run
-from tests.test_batch_mode import batch_settings, collect
+from tests.helpers import batch_settings, collect, fake_llm, invoice, run
 
 WHY = {
     "none": "the provider reports 20 answered request(s) and gives no output file",

@@ -6,29 +6,15 @@ provider's limits, and status and health show what is outstanding."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import pytest
 
 from content_pipeline.ledger.scan import read_records
 from content_pipeline.ops.health import health
 from content_pipeline.ops.status import status
-from content_pipeline.run.commands import run_command
-from content_pipeline.run.reporter import PlainReporter
-from content_pipeline.settings import Settings
 from content_pipeline.store import Store
 from content_pipeline.views.audit import audit
-from tests.helpers import fake_llm, invoice, run
-
-
-def batch_settings(make_settings: Any, server: Any, **extra: Any) -> Settings:
-    return make_settings(openai_api_key="sk-b", openai_base_url=server.url, generation_mode="batch", **extra)
-
-
-def collect(settings: Settings, store: Store) -> str:
-    outcome = run_command("collect", settings, store, PlainReporter())
-    assert outcome.ok, outcome.message
-    return outcome.message
+from tests.helpers import batch_settings, collect, fake_llm, invoice, run
 
 
 def test_a_batch_go_live_settles_every_item_at_half_the_sync_price(make_settings, store: Store, tmp_path) -> None:

@@ -18,8 +18,7 @@ from content_pipeline.store import Store
 from content_pipeline.views.consolidate import consolidate
 from content_pipeline.views.snapshot import read_contents
 from tests.conftest import make_item
-from tests.helpers import run
-from tests.test_views_audit import record, write_ledger
+from tests.helpers import record, run, write_ledger
 
 CHANGED = set(range(5, 101, 10))  # 10 of the 100 items
 

@@ -120,7 +120,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_pays_nothing_twice(
                 }
                 paid_before, billed_before = server.stats()["paid"], server.stats()["billed_nano"]
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "flows.cli", "go-live", "--run-id", f"killed-{trial}", "--budget-usd", "50"],
+                    [sys.executable, "-m", "cli.main", "go-live", "--run-id", f"killed-{trial}", "--budget-usd", "50"],
                     env=trial_env,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -138,7 +138,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_pays_nothing_twice(
             assert recorded >= billed, f"trial {trial} ({moment}): books {recorded} nano-USD < invoice {billed}"
 
             resumed = subprocess.run(
-                [sys.executable, "-m", "flows.cli", "go-live", "--run-id", f"resumed-{trial}", "--budget-usd", "50"],
+                [sys.executable, "-m", "cli.main", "go-live", "--run-id", f"resumed-{trial}", "--budget-usd", "50"],
                 env=trial_env,
                 capture_output=True,
                 text=True,

@@ -20,8 +20,7 @@ from matplotlib.figure import Figure
 from content_pipeline.ops import charts
 from content_pipeline.ops.reports import CHARTS, build_report, write_report
 from content_pipeline.store import open_store
-from tests.test_reports import LEDGER, NOW
-from tests.test_views_audit import write_ledger
+from tests.helpers import LEDGER, NOW, write_ledger
 
 IMAGE = re.compile(r"!\[([a-z-]+) chart\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)")
 

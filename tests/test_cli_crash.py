@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,19 +18,10 @@ from content_pipeline.ledger.scan import scan_ledger
 from content_pipeline.store import layout, open_store
 from content_pipeline.views.audit import audit
 from content_pipeline.views.snapshot import read_master
+from tests.cli_helpers import CLI, base_env, run
 from tests.conftest import make_item, snapshot
 
 pytestmark = [pytest.mark.slow]
-CLI = [sys.executable, "-m", "flows.cli"]
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def base_env(tmp_path: Path) -> dict[str, str]:
-    """The environment of a shell with no Prefect API configured: no PREFECT_* from outside, an empty
-    PREFECT_HOME (so no profile of the developer's points anywhere), no provider settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PYTEST_", "PREFECT_"))}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(ROOT))
-    return env
 
 
 @pytest.fixture(params=["direct", pytest.param("flow", marks=pytest.mark.server)])
@@ -49,10 +39,6 @@ def cli_env(front_door: str, request: pytest.FixtureRequest, tmp_path, write_cat
         CATALOGUE=write_catalogue([make_item(n) for n in range(1, 201)], "cli-catalogue.jsonl"),
     )
     return env
-
-
-def run(env: dict[str, str], *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env={**env, **extra}, capture_output=True, text=True, timeout=300)
 
 
 def test_status_json_after_go_live(cli_env) -> None:
@@ -77,9 +63,9 @@ def test_status_json_after_go_live(cli_env) -> None:
             ["go-live", "--limit", "0"],
             {},
             2,
-            "error: setting LIMIT: Input should be greater than or equal to 1 (got 0)",
+            "error: go-live --limit 0: Input should be greater than or equal to 1",
         ),
-        (["go-live", "--run-id", "../x"], {}, 2, "error: RUN_ID '../x' is invalid"),
+        (["go-live", "--run-id", "../x"], {}, 2, "error: go-live --run-id ../x: use 1-64 characters of [A-Za-z0-9._-]"),
         (
             ["go-live"],
             {"CATALOGUE": "/nowhere/cat.jsonl"},
@@ -92,7 +78,12 @@ def test_status_json_after_go_live(cli_env) -> None:
             1,
             "go-live failed: preflight: budget too low for batch size: batch size 195 items",
         ),
-        (["go-live", "--budget-usd", "1e30"], {}, 2, "error: setting BUDGET_USD: Input should be less than or equal"),
+        (
+            ["go-live", "--budget-usd", "1e30"],
+            {},
+            2,
+            "error: go-live --budget-usd 1e+30: Input should be less than or equal",
+        ),
         (["go-live"], {"BUDGET_USD": "inf"}, 2, "error: setting BUDGET_USD: Input should be a finite number"),
         (
             ["go-live"],

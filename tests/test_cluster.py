@@ -1,4 +1,4 @@
-"""The team's shape for real (flows/cluster.py): a Prefect server on PostgreSQL, SeaweedFS as the S3 store,
+"""The team's shape for real (devstack/cluster.py): a Prefect server on PostgreSQL, SeaweedFS as the S3 store,
 and two process workers on one pool, each on a host of its own (a network namespace with its own hostname,
 tests/hosts.py); two deployments at once, and a host killed mid-run whose claims the other host takes over
 once they expire (another host's holder is judged by its expiry, never by a pid)."""
@@ -26,7 +26,7 @@ from content_pipeline.ledger.scan import scan_ledger
 from content_pipeline.ledger.writer import writer_process
 from content_pipeline.store import Store, layout, open_store
 from content_pipeline.views.audit import audit
-from flows.cluster import Cluster
+from devstack.cluster import Cluster
 from flows.ports import free_ports
 from tests import hosts
 from tests.helpers import scheduled_runs_finish, server_quiet

@@ -10,7 +10,7 @@ import pytest
 
 from content_pipeline.intake.catalogue import load_catalogue
 from content_pipeline.settings import sample_catalogue
-from tests.test_cli_crash import CLI, base_env
+from tests.cli_helpers import CLI, base_env
 
 pytestmark = [pytest.mark.slow]
 ENGINE = ("Beginning flow run", "Finished in state", "Created task run", "View at ")

@@ -25,8 +25,7 @@ from content_pipeline.views.snapshot import (
     views_current,
 )
 from tests.conftest import make_item
-from tests.helpers import run
-from tests.test_views_audit import record, write_ledger
+from tests.helpers import line_number, record, run, segment_holding, write_ledger
 
 T = TypeVar("T")
 BOUND_S = 60  # a hang guard, not a speed target: each of these finishes in well under a second
@@ -123,20 +122,6 @@ def test_a_damaged_manifest_is_one_line_and_consolidate_rebuilds_it(store: Store
     assert audit(store).ok and read_master(store, "successes").height == 2
 
 
-def segment_holding(store: Store, slug: str) -> tuple[str, bytes, int]:
-    """The ledger object holding `slug`'s record, its bytes, and where the record's line starts."""
-    needle = f'"slug":"{slug}"'.encode()
-    for info in store.list("ledger/"):
-        data = store.get(info.key) or b""
-        if needle in data:
-            return info.key, data, data.rfind(b"\n", 0, data.index(needle)) + 1
-    raise AssertionError(f"no ledger record of {slug}")
-
-
-def line_number(data: bytes, start: int) -> int:
-    return data.count(b"\n", 0, start) + 1
-
-
 @pytest.mark.parametrize(
     "damage",
     [
@@ -187,12 +172,12 @@ def test_the_quarantine_command_lists_damaged_records_and_accepts_a_loss(tmp_pat
     import subprocess
     import sys
 
-    from tests.test_cli_crash import base_env
+    from tests.cli_helpers import base_env
 
     env = {**base_env(tmp_path), "STORE_URL": str(store_dir), "CATALOGUE": write_catalogue([make_item(1)])}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "flows.cli", *args], env=env, capture_output=True, text=True)
+        return subprocess.run([sys.executable, "-m", "cli.main", *args], env=env, capture_output=True, text=True)
 
     assert cli("go-live").returncode == 0
     assert cli("quarantine").stdout == "quarantine: no damaged ledger records\n"

@@ -33,8 +33,8 @@ from content_pipeline.ledger.scan import scan_ledger
 from content_pipeline.settings import MAX_LIMIT
 from content_pipeline.store import open_store
 from content_pipeline.views.audit import audit
+from devstack.stack import Stack
 from flows.ports import free_port
-from flows.stack import Stack
 from tests.helpers import scheduled_runs_finish, server_quiet
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -230,7 +230,7 @@ def test_a_failed_run_is_announced_through_the_automation(stack) -> None:
 
 def test_a_red_health_run_is_announced_through_the_automation(stack, tmp_path) -> None:
     from content_pipeline.claims.queue import claim
-    from tests.test_sweep import dead_pid
+    from tests.helpers import dead_pid
 
     _, receiver, _ = stack
     sick = tmp_path / "sick-store"  # a store of its own: the claims of a run whose process is gone

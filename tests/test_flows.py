@@ -87,7 +87,7 @@ def run_logs(state) -> list[tuple[int, str]]:
     """The level and message of every line in the flow run's log on the server (its task runs' included)."""
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-    from flows.temporary_server import drain_to_api
+    from cli.temporary_server import drain_to_api
 
     drain_to_api()
     flow_run_id = state.state_details.flow_run_id
@@ -136,7 +136,7 @@ def test_stage_flows_chain_like_the_runbook(env) -> None:
 
 def test_the_sweep_flow_names_each_release_in_its_state(env) -> None:
     from content_pipeline.claims.queue import claim
-    from tests.test_sweep import dead_pid
+    from tests.helpers import dead_pid
 
     dead = dead_pid()
     claim(env, "crashed", ["item-0001", "item-0002"], 2, dead, 3600)
@@ -171,9 +171,13 @@ def test_the_backup_and_restore_flows(env, tmp_path, monkeypatch) -> None:
     assert pipeline.go_live(run_id="before-backup", return_state=True).is_completed()
     monkeypatch.delenv("BACKUP_URL", raising=False)
     nowhere = pipeline.backup_flow(return_state=True)
-    assert nowhere.is_failed() and nowhere.message == "backup: no target: set BACKUP_URL or give the `to` parameter"
+    assert nowhere.is_failed() and nowhere.message == (
+        "backup: no target: set BACKUP_URL or give one (--to URL; the flow's `to` parameter)"
+    )
     done = pipeline.backup_flow(to=str(tmp_path / "backup"), return_state=True)
-    assert done.is_completed() and " object(s) copied, 0 unchanged, to " in done.message, done.message
+    assert done.is_completed() and " object(s) copied (" in done.message and ", 0 unchanged, to " in done.message, (
+        done.message
+    )
     restored = pipeline.restore_flow(dry_run=True, return_state=True)
     assert restored.is_completed() and restored.message == "nothing to restore: the views match the ledger"
 

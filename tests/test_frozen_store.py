@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli_crash import CLI, base_env
+from tests.cli_helpers import CLI, base_env
 
 pytestmark = [pytest.mark.slow]
 

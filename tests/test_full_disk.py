@@ -17,9 +17,9 @@ import pytest
 from content_pipeline.ledger.scan import read_records
 from content_pipeline.store import open_store
 from content_pipeline.views.audit import audit
+from tests.cli_helpers import base_env
 from tests.conftest import make_item
 from tests.helpers import assert_each_item_paid_once, fake_llm, rescued
-from tests.test_cli_crash import base_env
 
 pytestmark = [pytest.mark.slow]  # a tmpfs mounted, the CLI run as processes
 ITEMS = 120
@@ -77,7 +77,7 @@ def test_a_full_disk_loses_no_paid_answer_and_the_next_run_imports_them(
             "CONSOLIDATE_EVERY": "0",
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "go-live", "--budget-usd", "50"],
+            [sys.executable, "-m", "cli.main", "go-live", "--budget-usd", "50"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -105,7 +105,7 @@ def test_a_full_disk_loses_no_paid_answer_and_the_next_run_imports_them(
 
         filler.unlink()  # space again: the next run imports the rescued answers before anything else
         again = subprocess.run(
-            [sys.executable, "-m", "flows.cli", "go-live", "--budget-usd", "50"],
+            [sys.executable, "-m", "cli.main", "go-live", "--budget-usd", "50"],
             env=env,
             capture_output=True,
             text=True,
@@ -120,7 +120,7 @@ def test_a_full_disk_loses_no_paid_answer_and_the_next_run_imports_them(
         assert (
             json.loads(
                 subprocess.run(
-                    [sys.executable, "-m", "flows.cli", "status", "--json"], env=env, capture_output=True, text=True
+                    [sys.executable, "-m", "cli.main", "status", "--json"], env=env, capture_output=True, text=True
                 ).stdout
             )["done"]
             == ITEMS

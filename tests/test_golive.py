@@ -24,8 +24,7 @@ from content_pipeline.store import Store, layout
 from content_pipeline.store.lease import held_leases
 from content_pipeline.views.snapshot import read_checkpoint
 from tests.conftest import make_item
-from tests.helpers import run
-from tests.test_views_audit import record, write_ledger
+from tests.helpers import record, run, write_ledger
 
 T = TypeVar("T")
 

@@ -145,7 +145,7 @@ def test_calls_in_flight_at_a_sigkill_are_booked_and_the_resumed_run_counts_them
         OPENAI_API_KEY="sk-killed",
         CONCURRENCY="5",
     )
-    cli = [sys.executable, "-m", "flows.cli", "go-live", "--run-id", "killed", "--budget-usd", "10"]
+    cli = [sys.executable, "-m", "cli.main", "go-live", "--run-id", "killed", "--budget-usd", "10"]
     with fake_llm("sk-killed", latency_ms=60_000) as slow:  # no answer comes before the kill
         proc = subprocess.Popen([*cli], env={**env, "OPENAI_BASE_URL": slow.url}, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
@@ -170,7 +170,7 @@ def test_calls_in_flight_at_a_sigkill_are_booked_and_the_resumed_run_counts_them
     spent = float(report.split("- spend: $")[1].split(" ")[0])  # the run's budget counted its crashed calls
     assert spent == pytest.approx((booked.nano + read_usage(store)["cost_nano"]) / 1e9, abs=1e-4)
     shown = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "status", "--json"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "cli.main", "status", "--json"], env=env, capture_output=True, text=True, timeout=120
     )
     final = json.loads(shown.stdout)
     assert final["in_flight_at_crash"]["calls"] == 5 and final["done"] == 20

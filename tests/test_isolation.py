@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from content_pipeline.settings import ENV_FILE_VARIABLE, load_settings
+from tests.cli_helpers import CLI, ROOT, base_env
 from tests.conftest import make_item
 from tests.helpers import run
-from tests.test_cli_crash import CLI, ROOT, base_env
 
 
 @pytest.fixture

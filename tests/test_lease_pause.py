@@ -10,7 +10,6 @@ import selectors
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,9 @@ from content_pipeline.store import Store, layout, open_store
 from content_pipeline.store.lease import live_lease
 from content_pipeline.views.audit import audit
 from content_pipeline.views.snapshot import read_usage
+from tests.cli_helpers import CLI, base_env, run
 from tests.conftest import make_item
-from tests.helpers import fake_llm, generated_store
-from tests.test_cli_crash import CLI, base_env, run
+from tests.helpers import fake_llm, generated_store, until
 from tests.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.slow]
@@ -71,13 +70,6 @@ def first_line(process: subprocess.Popen[str], within_s: float = 60) -> str:
         selector.register(process.stdout, selectors.EVENT_READ)
         assert selector.select(within_s), "the process printed nothing"
     return process.stdout.readline().strip()
-
-
-def until(ready: object, within_s: float = 30) -> None:
-    deadline = time.monotonic() + within_s
-    while not ready():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "never happened"
-        time.sleep(0.02)
 
 
 def lapsed(store: Store, key: str, within_s: float = 30) -> None:

@@ -109,7 +109,7 @@ class LandThenFail:
 
 def test_an_append_that_landed_though_its_answer_was_lost_is_recorded_once(s3_url: str) -> None:
     from content_pipeline.ledger.writer import LedgerWriter
-    from tests.test_views_audit import record
+    from tests.helpers import record
 
     client = s3_client()
     hook = LandThenFail(s3_client())

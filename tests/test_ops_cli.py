@@ -10,10 +10,10 @@ import pytest
 
 from content_pipeline.claims.queue import claim
 from content_pipeline.store import open_store
+from tests.cli_helpers import base_env
+from tests.cli_helpers import run as cli
 from tests.conftest import make_item
-from tests.test_cli_crash import base_env
-from tests.test_cli_crash import run as cli
-from tests.test_sweep import dead_pid
+from tests.helpers import dead_pid
 
 pytestmark = [pytest.mark.slow]
 

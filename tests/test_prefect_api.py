@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.prefect_api import configured_api_url
+from cli.prefect_api import configured_api_url
 
 URL = "http://10.0.0.9:4200/api"
 PROFILE = f"""active = "team"

@@ -60,8 +60,8 @@ def test_on_a_terminal_the_pulse_is_a_progress_bar() -> None:
 
 @pytest.mark.slow  # runs the command line as processes
 def test_without_a_terminal_a_run_logs_a_heartbeat(tmp_path, write_catalogue) -> None:
-    from tests.test_cli_crash import base_env
-    from tests.test_cli_crash import run as cli
+    from tests.cli_helpers import base_env
+    from tests.cli_helpers import run as cli
 
     env = {
         **base_env(tmp_path),

@@ -8,8 +8,7 @@ from content_pipeline.store import Store
 from content_pipeline.views.audit import audit
 from content_pipeline.views.consolidate import consolidate
 from tests.conftest import make_item
-from tests.helpers import fake_llm, run
-from tests.test_views_audit import record, write_ledger
+from tests.helpers import fake_llm, record, run, write_ledger
 
 
 def test_two_records_under_one_id_break_the_audit(store: Store) -> None:

@@ -16,7 +16,7 @@ from content_pipeline.run.reporter import PlainReporter
 from content_pipeline.store import Store, open_store
 from content_pipeline.views.consolidate import consolidate
 from tests.conftest import make_item
-from tests.test_views_audit import record, write_ledger
+from tests.helpers import record, write_ledger
 
 NOW = datetime.now(UTC)
 RECENT, OLD = stamp(NOW - timedelta(hours=2)), stamp(NOW - timedelta(hours=30))
@@ -94,8 +94,8 @@ def test_a_replay_whose_budget_cannot_cover_its_rejects_is_refused_before_any_sp
 
 @pytest.mark.slow  # runs the command line as processes
 def test_the_replay_command(ledger, tmp_path) -> None:
-    from tests.test_cli_crash import base_env
-    from tests.test_cli_crash import run as cli
+    from tests.cli_helpers import base_env
+    from tests.cli_helpers import run as cli
 
     store, settings = ledger
     env = {**base_env(tmp_path), "STORE_URL": store.url, "CATALOGUE": settings().catalogue}
@@ -105,5 +105,5 @@ def test_the_replay_command(ledger, tmp_path) -> None:
     assert generated(open_store(store.url), "cli-replay") == set(TRANSIENT)
     bad = cli(env, "replay-failed", "--since-hours", "0")
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
-        "error: --since-hours 0: give a window of more than 0 and at most 720 hours"
+        "error: replay-failed --since-hours 0: Input should be greater than 0"
     ]

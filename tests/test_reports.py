@@ -5,52 +5,13 @@ from __future__ import annotations
 
 import json
 import struct
-from datetime import UTC, datetime
 
 import pytest
 
-from content_pipeline.ledger.records import Call
 from content_pipeline.ops.charts import HEIGHT_PX, WIDTH_PX
 from content_pipeline.ops.reports import build_report, terminal, write_report
 from content_pipeline.store import Store
-from tests.test_views_audit import record, write_ledger
-
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # daily: this period from 11-19 12:00, the prior from 11-18 12:00
-
-
-def outcome(slug: str, at: str, status: str = "success", reason: str | None = None, **extra):
-    """An outcome finished at `at` (ledger format), with one call per model it names."""
-    models = extra.pop("models", ["gpt-4o-mini"])
-    cost = extra.pop("cost", 0.001)
-    calls = [Call(model=m, tokens_in=100, tokens_out=50, cost_usd=cost / len(models), outcome="x") for m in models]
-    fields = {"reason": reason, "error": f"{reason}: detail"} if reason else {}
-    tokens = {"tokens_in": 100 * len(models), "tokens_out": 50 * len(models)}
-    return record(slug, status, at=f"{at}.000+00:00", calls=calls, cost_usd=cost, **tokens, **fields, **extra)
-
-
-LEDGER = [
-    # this period: a, b (a reject, then a success on escalation), c (refused), d (on the boundary)
-    outcome("a", "2026-11-20T01:00:00", cost=0.002),
-    outcome("b", "2026-11-19T13:00:00", "reject", "length", attempt=1),
-    outcome(
-        "b",
-        "2026-11-19T14:00:00",
-        attempt=2,
-        escalated=True,
-        models=["gpt-4o-mini", "gpt-4o"],
-        cost=0.012,
-        model="gpt-4o",
-    ),
-    outcome("c", "2026-11-19T20:00:00", "reject", "refusal"),
-    outcome("d", "2026-11-19T12:00:00"),
-    # the prior period: e (just before the boundary), f (a reject), g
-    outcome("e", "2026-11-19T11:59:59"),
-    outcome("f", "2026-11-18T13:00:00", "reject", "length"),
-    outcome("g", "2026-11-18T20:00:00"),
-    # neither: before the prior period, and at the end (not in it)
-    outcome("h", "2026-11-18T11:00:00"),
-    outcome("i", "2026-11-20T12:00:00"),
-]
+from tests.helpers import LEDGER, NOW, write_ledger
 
 
 @pytest.fixture

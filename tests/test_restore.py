@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -22,9 +21,7 @@ from content_pipeline.views.audit import audit
 from content_pipeline.views.kept import kept_snapshots
 from content_pipeline.views.snapshot import manifest_cell, read_manifest, read_master, read_view
 from tests.conftest import make_item
-from tests.helpers import run
-from tests.test_damage import line_number, segment_holding
-from tests.test_sweep import dead_pid, hold
+from tests.helpers import dead_pid, hold, line_number, other_backend_url, run, segment_holding
 
 
 def successes(store: Store) -> set[tuple[str, str]]:
@@ -175,11 +172,6 @@ def test_restore_from_a_kept_snapshot_rolls_the_views_back(served, write_catalog
 
 
 ROLLED = ["checkpoint", "processed", "successes", "usage"]  # what the later run changed (it rejected nothing)
-
-
-def other_backend_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """A second store of the other kind: an S3 prefix for a folder store, a folder for an S3 one."""
-    return request.getfixturevalue("s3_url") + "-backup" if backend == "file" else str(tmp_path / "backup")
 
 
 @pytest.mark.s3  # the backup goes to the other backend: S3 for a folder store

@@ -16,7 +16,7 @@ from content_pipeline.store.s3 import S3Store
 from content_pipeline.views.audit import audit
 from content_pipeline.views.consolidate import consolidate
 from content_pipeline.views.snapshot import read_manifest, read_master, read_view
-from tests.test_views_audit import record, write_ledger
+from tests.helpers import record, write_ledger
 
 COLUMNS = {"n": pl.Int64(), "tag": pl.String()}
 

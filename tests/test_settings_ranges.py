@@ -10,8 +10,8 @@ from typing import Any
 import annotated_types as at
 import pytest
 
+from cli import main as cli
 from content_pipeline.settings import ModelPrice, Settings
-from flows import cli
 
 
 def _numeric(model: type[Any]) -> dict[str, tuple[float, float]]:

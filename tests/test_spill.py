@@ -16,7 +16,7 @@ from content_pipeline.views.audit import audit
 from content_pipeline.views.consolidate import consolidate
 from content_pipeline.views.passes import KEPT_PASS, derive
 from content_pipeline.views.snapshot import read_views
-from tests.test_views_audit import record, write_ledger
+from tests.helpers import record, write_ledger
 
 VIEWS = ["successes", "rejects", "processed", "rejected", "usage", "checkpoint"]
 

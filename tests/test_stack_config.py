@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.stack import Stack, deployment_lines, spending_schedules_active
+from devstack.stack import Stack, deployment_lines, spending_schedules_active
 
 
 def test_the_schedules_that_spend_are_active_only_offline_or_when_asked() -> None:

@@ -3,11 +3,8 @@ and a second sweep releases nothing."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,24 +12,9 @@ import pytest
 from content_pipeline.claims.queue import claim, live_claims, read_queue, update_queue
 from content_pipeline.claims.sweep import sweep
 from content_pipeline.store import Store, layout, open_store, store_for
-from content_pipeline.store.cell import Cell
 from content_pipeline.store.host import this_host
 from content_pipeline.store.lease import live_lease
-
-
-def dead_pid() -> int:
-    ended = subprocess.Popen(["true"])
-    ended.wait()
-    return ended.pid
-
-
-def hold(store: Store, key: str, host: str, pid: int, run_id: str, expires_in_s: float) -> str:
-    """A lease as a holder wrote it (the next version of its cell); its expiry as a sweep names it."""
-    expires = time.time() + expires_in_s
-    body = {"host": host, "pid": pid, "run_id": run_id, "token": "t", "expires_ts": expires, "expires_at": "x"}
-    cell = Cell(store, key)
-    assert cell.swap(json.dumps(body).encode(), cell.read()[1])
-    return datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds")
+from tests.helpers import dead_pid, hold
 
 
 def test_sweep_releases_what_gone_runs_left_and_nothing_else(store: Store) -> None:
@@ -90,8 +72,8 @@ def test_go_live_sweeps_before_it_claims(make_settings) -> None:
 
 @pytest.mark.slow  # runs the command line as processes
 def test_the_sweep_command_names_what_it_releases_and_a_dry_run_releases_nothing(tmp_path: Path) -> None:
-    from tests.test_cli_crash import base_env
-    from tests.test_cli_crash import run as cli
+    from tests.cli_helpers import base_env
+    from tests.cli_helpers import run as cli
 
     env = {**base_env(tmp_path), "STORE_URL": str(tmp_path / "store")}
     store = open_store(env["STORE_URL"])

@@ -22,8 +22,7 @@ from content_pipeline.ledger.spend import stamp
 from content_pipeline.ops.template_rank import decide, rank_templates, wilson
 from content_pipeline.store import Store
 from tests.conftest import make_item
-from tests.helpers import run
-from tests.test_views_audit import record, write_ledger
+from tests.helpers import record, run, write_ledger
 
 A, B, C, D = DEFAULT.key, "catalogue-item:2", "short-copy:1", "old:1"
 AT = stamp(datetime.now(UTC) - timedelta(days=2))

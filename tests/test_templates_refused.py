@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from content_pipeline.generation.templates import DEFAULT, PromptTemplate, stored_templates
 from content_pipeline.store import open_store
-from tests.test_cli_crash import base_env
-from tests.test_cli_crash import run as cli
+from tests.cli_helpers import base_env
+from tests.cli_helpers import run as cli
 
 GOOD = {"id": "short", "version": "1", "system": "You write short copy.", "user": "Item:\n{item}", "fields": ["title"]}
 REFUSED = [

@@ -73,7 +73,7 @@ def test_a_backup_target_with_credentials_is_refused() -> None:
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("WP_", "PUBLISH_", "OPENAI_", "AWS_"))}
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         env={**base, "CONTENT_PIPELINE_ENV_FILE": "", "RUN_MODE": "direct", **env},
         cwd=cwd,
         capture_output=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
 import subprocess
@@ -14,7 +13,6 @@ import polars as pl
 import pytest
 
 from content_pipeline.ledger import spill
-from content_pipeline.ledger.records import OutcomeRecord
 from content_pipeline.ledger.spend import spent_since
 from content_pipeline.ledger.spill import Partitions
 from content_pipeline.store import Store, layout
@@ -38,39 +36,7 @@ from content_pipeline.views.snapshot import (
     views_current,
 )
 from tests.conftest import snapshot
-
-
-def record(
-    slug: str, status: str = "success", run: str = "run-1", at: str = "2026-11-23T00:00:01", **extra
-) -> OutcomeRecord:
-    fields = {
-        "id": hashlib.sha256(f"{run}/{slug}/{extra.pop('attempt', 1)}".encode()).hexdigest()[:32],
-        "run_id": run,
-        "slug": slug,
-        "status": status,
-        "content": {"headline": f"{slug} headline"} if status == "success" else None,
-        "error": None if status == "success" else "length: description has 12 characters",
-        "reason": None if status == "success" else "length",
-        "model": "gpt-4o-mini",
-        "prompt_template": "catalogue-item",
-        "prompt_version": "1",
-        "input_hash": "h",
-        "tokens_in": 100,
-        "tokens_out": 50,
-        "cost_usd": 0.0001,
-        "attempt": 1,
-        "run_budget_usd": 1.0,
-        "started_at": at,
-        "finished_at": at,
-    }
-    fields.update(extra)
-    return OutcomeRecord(**fields)
-
-
-def write_ledger(store: Store, records: list[OutcomeRecord], segment: str = "seg.jsonl", tail: bytes = b"") -> str:
-    key = f"ledger/{records[0].run_id if records else 'run-1'}/{segment}"
-    store.put(key, b"".join(r.line() for r in records) + tail)
-    return key
+from tests.helpers import record, write_ledger
 
 
 class LedgerPasses:

@@ -7,9 +7,6 @@ server cannot make on demand come from a loopback proxy in front of it (tests/fa
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +16,10 @@ from content_pipeline.publish.history import read_history
 from content_pipeline.store import open_store
 from tests.conftest import make_item
 from tests.fault_proxy import FaultProxy
-from tests.helpers import copy_store, generated_store
+from tests.helpers import LIVE, POSTS, cli, generated_store, operator_shell, publish_killed_after_the_first_create
 
 pytestmark = [pytest.mark.wordpress, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[1]
 ITEMS = 4
-LIVE = {"ALLOW_AUTONOMOUS_PUBLISH": " TRUE ", "PUBLISH_APPROVAL_GRANTED": "Yes", "GOVERNANCE_APPROVED": "1"}
-POSTS = "/wp-json/wp/v2/posts"
 
 
 @pytest.fixture(scope="module")
@@ -37,32 +31,6 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture
 def shell(generated: tuple[Path, Path], tmp_path: Path, wp: Any, proxy: FaultProxy) -> dict[str, str]:
     return operator_shell(generated, tmp_path, wp, proxy.url)
-
-
-def operator_shell(generated: tuple[Path, Path], tmp_path: Path, wp: Any, url: str) -> dict[str, str]:
-    """The environment of an operator's shell: no Prefect API, this test's own store, WordPress at `url` (the
-    site, or a proxy in front of it) as editor1, and every governance signal truthy."""
-    store, catalogue = copy_store(generated, tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PYTEST_", "PREFECT_"))}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(ROOT), STORE_URL=str(store))
-    env.update(CATALOGUE=str(catalogue), WP_URL=url, WP_USER="editor1", WP_APP_PASSWORD=wp.users["editor1"])
-    env.update(WP_STATUS="publish", **LIVE)
-    return env
-
-
-def cli(env: dict[str, str], *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "flows.cli", *args]
-    return subprocess.run(command, env={**env, **extra}, capture_output=True, text=True, timeout=120)
-
-
-def publish_killed_after_the_first_create(shell: dict[str, str], proxy: FaultProxy) -> None:
-    """`publish`, SIGKILLed the moment WordPress has answered its first create (through the proxy)."""
-    running: list[subprocess.Popen[str]] = []
-    proxy.add(method="POST", path=POSTS, kind="call-after", callback=lambda: running[0].kill())
-    command = [sys.executable, "-m", "flows.cli", "publish"]
-    running.append(subprocess.Popen(command, env=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    running[0].communicate(timeout=120)
-    assert running[0].returncode == -9
 
 
 def by_slug(wp: Any) -> dict[str, list[dict[str, Any]]]:

@@ -27,9 +27,7 @@ from content_pipeline.publish.wordpress import KEY_META, SLUG_META, WordPressTar
 from content_pipeline.store import layout, open_store
 from tests.conftest import make_item
 from tests.fault_proxy import FaultProxy
-from tests.helpers import generated_store
-from tests.test_lease_pause import until
-from tests.test_wordpress import POSTS, cli, operator_shell, publish_killed_after_the_first_create
+from tests.helpers import POSTS, cli, generated_store, operator_shell, publish_killed_after_the_first_create, until
 
 pytestmark = [pytest.mark.wordpress, pytest.mark.slow]
 SCRIPT_TITLE = 'Lamp <script>alert("t")</script><img src=x onerror=alert(1)>'
@@ -338,7 +336,7 @@ def test_a_publisher_frozen_past_its_lease_after_a_create_posts_nothing_twice(wp
     env = {**shell, "LEASE_TTL_S": "2"}
     frozen: list[subprocess.Popen[str]] = []
     proxy.add(method="POST", path=POSTS, kind="call-after", callback=lambda: frozen[0].send_signal(signal.SIGSTOP))
-    command = [sys.executable, "-m", "flows.cli", "publish"]
+    command = [sys.executable, "-m", "cli.main", "publish"]
     frozen.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
         until(lambda: not proxy.pending() or frozen[0].poll() is not None, 120)

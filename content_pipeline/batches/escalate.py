@@ -11,6 +11,7 @@ from content_pipeline.batches.provider import BatchProvider
 from content_pipeline.batches.results import resumed
 from content_pipeline.batches.submit import Wanted, ensure_submitted, plan_batches
 from content_pipeline.claims.pending import BatchPlan, PlanState, read_plans
+from content_pipeline.configs import BatchConfig
 from content_pipeline.errors import PipelineError
 from content_pipeline.generation import prompts, qa
 from content_pipeline.generation.calls import Attempt, call_model
@@ -18,7 +19,6 @@ from content_pipeline.generation.context import GenerationContext
 from content_pipeline.generation.item import Decision, judge, outcome_record
 from content_pipeline.generation.templates import load_template
 from content_pipeline.llm.client import CallFailed
-from content_pipeline.settings import Settings
 from content_pipeline.store import Store
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 def escalate(
     provider: BatchProvider,
     store: Store,
-    settings: Settings,
+    settings: BatchConfig,
     ctx: GenerationContext,
     plan: BatchPlan,
     wanted: list[Wanted],

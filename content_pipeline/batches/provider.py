@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 import openai
 
 from content_pipeline.batches.submit import ENDPOINT
+from content_pipeline.configs import ProviderConfig
 from content_pipeline.errors import BadInputError, PipelineError, ProviderAuthError, QuotaExhaustedError
 from content_pipeline.llm.client import redact
-from content_pipeline.settings import Settings
 
 RUNNING = ("validating", "in_progress", "finalizing", "cancelling")
 LIST_LIMIT = 10_000  # a listing looks at this many batches at most (the newest first)
@@ -26,7 +26,7 @@ class BatchProvider:
     """One client for a run's Files and Batches calls. The SDK does not retry a create (a lost answer is found
     again by listing, so no batch is ever made twice); reads and uploads it retries."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ProviderConfig) -> None:
         if settings.offline:
             raise BadInputError(
                 "GENERATION_MODE=batch needs a provider (OPENAI_API_KEY): the offline model answers calls only"

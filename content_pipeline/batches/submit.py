@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from content_pipeline.claims.pending import BatchPlan, PlannedRequest, PlanState, read_plans, record_batch, write_plan
+from content_pipeline.configs import BatchConfig
 from content_pipeline.generation import prompts
 from content_pipeline.generation.budget import BudgetExhausted, RunBudget, call_worst_nano
 from content_pipeline.generation.content import RESPONSE_FORMAT
@@ -19,7 +20,6 @@ from content_pipeline.intake.catalogue import Item
 from content_pipeline.ledger.records import Call, new_record_id
 from content_pipeline.llm.client import chat_body
 from content_pipeline.money import PriceTable
-from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
 
 if TYPE_CHECKING:
@@ -59,14 +59,14 @@ class Submitted:
     stop_reason: str | None = None
 
 
-def request_line(settings: Settings, record_id: str, model: str, msgs: list[dict[str, str]]) -> bytes:
+def request_line(settings: BatchConfig, record_id: str, model: str, msgs: list[dict[str, str]]) -> bytes:
     """One line of a batch's input file: custom_id is the outcome record's id."""
     body = chat_body(settings, model, msgs, RESPONSE_FORMAT)
     line = {"custom_id": record_id, "method": "POST", "url": ENDPOINT, "body": body}
     return json.dumps(line, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
-def _cut(lines: list[tuple[PlannedRequest, bytes]], settings: Settings) -> list[list[tuple[PlannedRequest, bytes]]]:
+def _cut(lines: list[tuple[PlannedRequest, bytes]], settings: BatchConfig) -> list[list[tuple[PlannedRequest, bytes]]]:
     """Requests in batches of at most BATCH_MAX_REQUESTS requests and BATCH_MAX_BYTES bytes."""
     batches: list[list[tuple[PlannedRequest, bytes]]] = []
     size = 0
@@ -85,7 +85,7 @@ def _cut(lines: list[tuple[PlannedRequest, bytes]], settings: Settings) -> list[
 
 def plan_batches(
     store: Store,
-    settings: Settings,
+    settings: BatchConfig,
     run_id: str,
     wanted: list[Wanted],
     model: str,

@@ -7,11 +7,11 @@ import asyncio
 import threading
 from dataclasses import dataclass
 
+from content_pipeline.configs import PricingConfig
 from content_pipeline.generation import prompts
 from content_pipeline.generation.templates import TemplateSet
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.money import PriceTable, to_nano, to_usd, usd
-from content_pipeline.settings import Settings
 
 
 @dataclass
@@ -98,10 +98,6 @@ class RunBudget:
     def spent_usd(self) -> float:
         return to_usd(self.spent)
 
-    @property
-    def remaining_usd(self) -> float:
-        return to_usd(self.limit - self.spent - self.reserved)
-
 
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
@@ -109,14 +105,14 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 
 
 def call_worst_nano(
-    prices: PriceTable, settings: Settings, model: str, msgs: list[dict[str, str]], batch: bool = False
+    prices: PriceTable, settings: PricingConfig, model: str, msgs: list[dict[str, str]], batch: bool = False
 ) -> int:
     """The most one call can cost: the prompt's token bound plus MAX_OUTPUT_TOKENS, at the model's price
     (through the Batch API, its batch price)."""
     return prices.cost_nano(model, prompts.prompt_tokens_upper_bound(msgs), settings.max_output_tokens, batch=batch)
 
 
-def item_worst_nano(prices: PriceTable, settings: Settings, msgs: list[dict[str, str]]) -> int:
+def item_worst_nano(prices: PriceTable, settings: PricingConfig, msgs: list[dict[str, str]]) -> int:
     """The most one item can cost: a call to MODEL plus an escalation to STRONG_MODEL (in batch mode, at the
     batch price; an escalation made at once, BATCH_ESCALATE=sync, at the full price)."""
     batch = settings.generation_mode == "batch"
@@ -126,7 +122,7 @@ def item_worst_nano(prices: PriceTable, settings: Settings, msgs: list[dict[str,
     )
 
 
-def batch_worst_nano(settings: Settings, templates: TemplateSet, items: list[Item]) -> int:
+def batch_worst_nano(settings: PricingConfig, templates: TemplateSet, items: list[Item]) -> int:
     """The most a batch can cost: each item's worst case with the prompt its template makes."""
     prices = PriceTable(settings.price_table)
     return sum(

@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 
+from content_pipeline.configs import PricingConfig
 from content_pipeline.errors import StoreError
 from content_pipeline.generation.prompts import input_hash, legacy_input_hash
 from content_pipeline.generation.templates import TemplateSet, active_templates
@@ -18,7 +19,6 @@ from content_pipeline.ledger.jsonl import iter_pieces
 from content_pipeline.ledger.records import OutcomeRecord, new_record_id
 from content_pipeline.ledger.scan import ledger_segments
 from content_pipeline.ledger.writer import writer_name
-from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
 from content_pipeline.views.snapshot import read_inputs
 
@@ -45,7 +45,7 @@ class Known:
 
 
 def _current(
-    store: Store, settings: Settings, items: list[Item], known: Known | None = None
+    store: Store, settings: PricingConfig, items: list[Item], known: Known | None = None
 ) -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
     """For each of `items` master holds a success for: (its success's input hash, its input hash now); and
     the superseded view."""
@@ -63,7 +63,7 @@ def _current(
     return found, known.superseded
 
 
-def changed_slugs(store: Store, settings: Settings, items: list[Item], known: Known | None = None) -> set[str]:
+def changed_slugs(store: Store, settings: PricingConfig, items: list[Item], known: Known | None = None) -> set[str]:
     """The slugs among `items` that master holds a success for, generated from other inputs than the item's
     now: another template or version, another MODEL, or changed fields. An item whose current inputs are
     those of its success (or of a reject for good after it) is not among them: it is never paid for again.
@@ -74,7 +74,7 @@ def changed_slugs(store: Store, settings: Settings, items: list[Item], known: Kn
     return {slug for slug, (old, now) in found.items() if now != old and now != rejected.get(slug)}
 
 
-def restore_earlier(store: Store, settings: Settings, run_id: str, items: list[Item]) -> list[OutcomeRecord]:
+def restore_earlier(store: Store, settings: PricingConfig, run_id: str, items: list[Item]) -> list[OutcomeRecord]:
     """The changed items among `items` whose inputs now are those of an earlier success: a new record of that
     success's content for each (no call, $0, `restored_from` naming it), appended to the run's ledger, so
     master holds that version again. Returns them (the rest are generated)."""

@@ -150,6 +150,16 @@ def write_active(store: Store, active: dict[str, int], version: int) -> None:
         raise StoreError("the active template set changed meanwhile: run the command again")
 
 
+def add_template(store: Store, template: PromptTemplate) -> bool:
+    """Store `template` (False when that exact version is stored already) and make it active, at weight 1
+    when it was not active yet."""
+    stored = save_template(store, template)
+    active, version = read_active(store)
+    if template.key not in active:
+        write_active(store, {**active, template.key: 1}, version)
+    return stored
+
+
 @dataclass(frozen=True)
 class TemplateSet:
     """The active templates of a run, each with its weight: an item's template is chosen by its slug."""

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 from content_pipeline.claims.pending import pending_slugs
 from content_pipeline.claims.queue import read_queue
+from content_pipeline.configs import PricingConfig
 from content_pipeline.errors import BadInputError, BudgetRefusedError
 from content_pipeline.intake.catalogue import Item, RowError, validate_row
 from content_pipeline.intake.items import write_items
 from content_pipeline.money import PriceTable, to_usd, usd
-from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
 from content_pipeline.views.checkpoint import decided
 from content_pipeline.views.consolidate import current_checkpoint
@@ -27,7 +27,7 @@ class Preflight:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_budget(settings: Settings, batch_size: int, worst_nano: int) -> None:
+def check_budget(settings: PricingConfig, batch_size: int, worst_nano: int) -> None:
     """Refuse before any spend when the budget cannot cover the batch: MIN_ITEM_COST_USD per item when it is
     set, else the batch's worst case (`worst_nano`: every item's call to MODEL and escalation to STRONG_MODEL)."""
     if settings.min_item_cost_usd is not None:
@@ -46,7 +46,7 @@ def check_budget(settings: Settings, batch_size: int, worst_nano: int) -> None:
         )
 
 
-def check_daily_budget(settings: Settings, spent_today_nano: int) -> None:
+def check_daily_budget(settings: PricingConfig, spent_today_nano: int) -> None:
     """Refuse a run whose budget, on top of what today (UTC) has spent, could take the day over
     DAILY_BUDGET_USD."""
     today = to_usd(spent_today_nano)
@@ -79,7 +79,7 @@ def _read_batch(store: Store, run_id: str, result: Preflight) -> list[Item]:
 
 def preflight(
     store: Store,
-    settings: Settings,
+    settings: PricingConfig,
     run_id: str,
     worst_case: Callable[[list[Item]], int],
     planned: list[Item] | None = None,

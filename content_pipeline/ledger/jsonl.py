@@ -146,10 +146,10 @@ def iter_frames(
         runs = [(p.seg, p.first, p.lines) for p in batch]
         to_check = [p.data for p in batch if p.seg in signed]
         # the checksums are checked on a thread of their own while polars decodes (it lets go of the GIL)
-        checked = _CHECKER.submit(lambda parts=to_check: all(map(check_lines, parts))) if to_check else None
+        damaged = _CHECKER.submit(lambda parts=to_check: any(map(check_lines, parts))) if to_check else None
         try:
             frame = _decode(data, schema)
-            if checked is not None and not checked.result():
+            if damaged is not None and damaged.result():
                 raise ValueError
             if frame.height != sum(r[2] for r in runs):  # blank lines were skipped: find them line by line
                 raise ValueError

@@ -10,10 +10,10 @@ import httpcore2  # noqa: F401  (httpx2 imports it on the first client: ~0.25 s,
 import httpx2
 import openai
 
+from content_pipeline.configs import ProviderConfig
 from content_pipeline.errors import BadInputError, ProviderAuthError, QuotaExhaustedError
 from content_pipeline.llm import offline
 from content_pipeline.llm.pacing import Pacer, retry_after
-from content_pipeline.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,13 @@ class CallFailed(Exception):
         self.retry_after, self.unknown_outcome, self.rate_limited = retry_after, unknown_outcome, rate_limited
 
 
-def redact(text: str, settings: Settings) -> str:
+def redact(text: str, settings: ProviderConfig) -> str:
     """`text` with the API key removed, whatever the provider echoed back."""
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
     return text.replace(key, "[redacted]") if key else text
 
 
-def make_client(settings: Settings) -> openai.AsyncOpenAI:
+def make_client(settings: ProviderConfig) -> openai.AsyncOpenAI:
     """The async client: the real provider when a key is set, otherwise the in-process offline model.
     The SDK does not retry (max_retries=0): retries live in one layer, generation's, where each attempt
     is reserved against the budget, paced, and counted."""
@@ -78,7 +78,7 @@ def make_client(settings: Settings) -> openai.AsyncOpenAI:
 
 
 def chat_body(
-    settings: Settings, model: str, msgs: list[dict[str, str]], response_format: dict[str, Any]
+    settings: ProviderConfig, model: str, msgs: list[dict[str, str]], response_format: dict[str, Any]
 ) -> dict[str, Any]:
     """The body of one chat completion with structured output, as a call sends it and a batch holds it."""
     return {
@@ -90,13 +90,13 @@ def chat_body(
     }
 
 
-def _where(settings: Settings) -> str:
+def _where(settings: ProviderConfig) -> str:
     return "the offline model" if settings.offline else (settings.openai_base_url or "api.openai.com")
 
 
 async def complete(
     client: openai.AsyncOpenAI,
-    settings: Settings,
+    settings: ProviderConfig,
     model: str,
     msgs: list[dict[str, str]],
     response_format: dict[str, Any],
@@ -188,7 +188,7 @@ def _error_code(exc: openai.APIStatusError) -> str | None:
     return inner.get("code") or inner.get("type") or getattr(exc, "code", None)
 
 
-def _status_error(exc: openai.APIStatusError, settings: Settings, model: str) -> Exception:
+def _status_error(exc: openai.APIStatusError, settings: ProviderConfig, model: str) -> Exception:
     """What an HTTP error answer means for the run: stop it, or fail (and maybe retry) this call."""
     status, where = exc.status_code, _where(settings)
     if status == 401:

@@ -17,6 +17,7 @@ import polars as pl
 from content_pipeline.batches.held import held_batches
 from content_pipeline.claims.pending import outstanding
 from content_pipeline.claims.sweep import Swept, sweep
+from content_pipeline.configs import RecoveryConfig
 from content_pipeline.errors import PipelineError
 from content_pipeline.ledger.quarantine import damaged_records
 from content_pipeline.ledger.scan import stream_ledger, torn_by_gone_writers
@@ -26,7 +27,6 @@ from content_pipeline.ops.outcomes import PROVIDER, outcomes
 from content_pipeline.publish.halt import halted
 from content_pipeline.publish.history import read_history
 from content_pipeline.publish.slo import publish_slo
-from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
 from content_pipeline.store.lease import iso_at, live_lease
 from content_pipeline.views.audit import audit
@@ -184,7 +184,7 @@ def _last_run(store: Store, now: datetime) -> Check:
     return Check("last run", "green", f"{what}: completed, audit green")
 
 
-def _spend(store: Store, settings: Settings, now: datetime) -> Check:
+def _spend(store: Store, settings: RecoveryConfig, now: datetime) -> Check:
     today = to_usd(spent_today(store, now))
     ceiling = settings.daily_budget_usd
     what = f"today (UTC) {usd(today)} of DAILY_BUDGET_USD {usd(ceiling)} ({today / ceiling:.0%})"
@@ -245,7 +245,9 @@ def _publishing(store: Store, now: datetime) -> Check:
     return Check("publishing", level, "; ".join([slo.line(), *faults]))
 
 
-def health(store: Store, settings: Settings, *, now: datetime | None = None, probes: Iterable[Probe] = ()) -> Health:
+def health(
+    store: Store, settings: RecoveryConfig, *, now: datetime | None = None, probes: Iterable[Probe] = ()
+) -> Health:
     """Run every check; a check that cannot run (the store down, an object unreadable) is red with why.
     `probes` are further checks (the flow layer's: the Prefect server and its workers)."""
     moment = now or datetime.now(UTC)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
 from content_pipeline.money import nano_expr, to_usd
 
-Period = Literal["daily", "weekly", "30d"]
 PERIODS: dict[str, timedelta] = {"daily": timedelta(days=1), "weekly": timedelta(days=7), "30d": timedelta(days=30)}
 
 

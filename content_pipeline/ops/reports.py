@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
 from content_pipeline.ops import charts
+from content_pipeline.ops.choices import Kind
 from content_pipeline.ops.kpis import PERIODS, Figures, figures, per_day
 from content_pipeline.ops.outcomes import outcomes
 from content_pipeline.publish.history import read_history
 from content_pipeline.publish.slo import publish_figures
 from content_pipeline.store import Store, layout
 
-Kind = Literal["kpi", "cost"]
 # the headline rows of each kind, and how each is shown: a count, a rate or money
 ROWS: dict[str, list[tuple[str, str]]] = {
     "kpi": [
@@ -205,6 +205,11 @@ def _aligned(rows: list[dict[str, str]]) -> list[str]:
     return ["  ".join(h.ljust(widths[h]) for h in heads)] + [
         "  ".join(r[h].ljust(widths[h]) for h in heads) for r in rows
     ]
+
+
+def report_key(report: Report) -> str:
+    """The report's artifact key: `kpi-daily-report`, `cost-30-day-report`, ..."""
+    return f"{report.kind}-{report.period}-report".replace("30d", "30-day")
 
 
 def terminal(report: Report) -> str:

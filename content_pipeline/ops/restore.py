@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from content_pipeline.claims.sweep import sweep
+from content_pipeline.configs import RecoveryConfig
 from content_pipeline.errors import BadInputError
 from content_pipeline.ledger.quarantine import Damaged, damaged_records
 from content_pipeline.ledger.scan import LedgerScan, stream_ledger, torn_by_gone_writers
@@ -17,7 +18,6 @@ from content_pipeline.ops.backup import bring_back
 from content_pipeline.ops.salvage import Salvaged, find_lost, write_back
 from content_pipeline.publish.history import read_history
 from content_pipeline.publish.quarantine import quarantined
-from content_pipeline.settings import Settings
 from content_pipeline.store import ReadOnlyStore, Store, layout
 from content_pipeline.views.audit import AuditResult, audit
 from content_pipeline.views.consolidate import consolidate, sync_checkpoint
@@ -62,7 +62,7 @@ def _ledger_lost(store: Store, scan: LedgerScan, damaged: list[Damaged]) -> bool
     return any(now.get(key, -1) < size for key, size in manifest.get("segments", []))
 
 
-def _plan(store: Store, settings: Settings, restored: Restored, views: bool) -> tuple[list[Damaged], Salvaged]:
+def _plan(store: Store, settings: RecoveryConfig, restored: Restored, views: bool) -> tuple[list[Damaged], Salvaged]:
     """What a restore would change, into `restored.changes`: the damaged lines still awaiting a decision,
     and the lost records the views' copies hold. The views' rebuild is computed (a pass over the ledger)
     only when `views` asks, or when nothing else would change (so a restore with nothing to do changes
@@ -83,7 +83,7 @@ def _plan(store: Store, settings: Settings, restored: Restored, views: bool) -> 
     return damaged, found
 
 
-def restore(store: Store, settings: Settings, *, dry_run: bool = False) -> Restored:
+def restore(store: Store, settings: RecoveryConfig, *, dry_run: bool = False) -> Restored:
     """The emergency procedure; a second restore in a row changes nothing (it only audits). With `dry_run`,
     what it would change, changing nothing."""
     restored = Restored()
@@ -112,7 +112,7 @@ def restore(store: Store, settings: Settings, *, dry_run: bool = False) -> Resto
     return restored
 
 
-def restore_from(store: Store, settings: Settings, snapshot_id: str) -> Restored:
+def restore_from(store: Store, settings: RecoveryConfig, snapshot_id: str) -> Restored:
     """Roll the views back to the kept snapshot `snapshot_id` (the current one kept first); an id that is
     not kept is refused before anything is kept."""
     kept = [k.id for k in kept_snapshots(store)]
@@ -127,7 +127,7 @@ def restore_from(store: Store, settings: Settings, snapshot_id: str) -> Restored
     return restored
 
 
-def restore_from_backup(store: Store, backup_store: Store, settings: Settings) -> Restored:
+def restore_from_backup(store: Store, backup_store: Store, settings: RecoveryConfig) -> Restored:
     """Bring back from `backup_store` every object of its newest backup the store lacks (the whole backup
     checked first: refused, nothing changed, when it does not check out; a copy that then fails its check
     stops it, BadInputError, before anything else is done), drop the publish quarantines the attempt log

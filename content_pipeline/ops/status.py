@@ -65,3 +65,19 @@ def unsettled_now(store: Store) -> list[dict[str, Any]]:
 
     stream_ledger(store, settle, segments=[i for i in ledger_segments(store) if i.key.startswith(dirs)])
     return unsettled(intents, recorded)
+
+
+def status_lines(result: dict[str, Any]) -> list[str]:
+    """The status as the terminal shows it: one figure per line, each outstanding batch under its count."""
+    width = max(len(k) for k in result)
+    lines = []
+    for key, value in result.items():
+        if key != "batches_outstanding":
+            lines.append(f"{key:<{width}}  {value}")
+            continue
+        lines.append(f"{key:<{width}}  {len(value)}")
+        for row in value:
+            sent = row["batch_id"] or "not submitted yet"
+            what = f"{row['requests']} request(s), {row['age_s'] / 3600:.1f} h old"
+            lines.append(f"{'':<{width}}    {row['run_id']}/{row['name']} ({sent}): {what}")
+    return lines

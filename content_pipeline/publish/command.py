@@ -8,17 +8,18 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from content_pipeline.errors import LeaseHeldError
+from content_pipeline.configs import LeaseConfig, PublishConfig
+from content_pipeline.errors import BadInputError, LeaseHeldError
 from content_pipeline.intake.catalogue import load_catalogue
 from content_pipeline.publish.governance import SIGNALS, Approval, truthy
 from content_pipeline.publish.halt import halted
 from content_pipeline.publish.history import read_history
+from content_pipeline.publish.log import AttemptLog, operator
 from content_pipeline.publish.plan import Plan, plan
 from content_pipeline.publish.post import Post
 from content_pipeline.publish.publisher import PublishResult, publish_run
-from content_pipeline.publish.quarantine import quarantined
+from content_pipeline.publish.quarantine import quarantine, quarantined
 from content_pipeline.publish.targets import RemotePost, Target, TargetRefused
-from content_pipeline.settings import Settings
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import Holder
 from content_pipeline.store.lease import Lease
@@ -38,7 +39,19 @@ class Publishing(Protocol):
         ...
 
 
-def plan_for(store: Store, settings: Settings, target: str, since_hours: float | None = None) -> tuple[Plan, list[str]]:
+def require_target(publishing: Publishing, settings: PublishConfig) -> Target:
+    """PUBLISH_TARGET's target, or one line saying how to configure it."""
+    name = settings.publish_target
+    found = publishing.target(name)
+    if found is None:
+        need = "WP_URL, WP_USER and WP_APP_PASSWORD" if name == "wordpress" else "PUBLISH_WEBHOOK_URL and _SECRET"
+        raise BadInputError(f"publish target {name!r} is not configured: set {need}, or save a block named {name}")
+    return found
+
+
+def plan_for(
+    store: Store, settings: PublishConfig, target: str, since_hours: float | None = None
+) -> tuple[Plan, list[str]]:
     """The plan of a publish run to `target` (with `since_hours`: only posts whose last attempt failed in that
     window), and the attempt log's damaged lines (named, kept aside)."""
     history = read_history(store)
@@ -48,7 +61,7 @@ def plan_for(store: Store, settings: Settings, target: str, since_hours: float |
     return found, [f"the attempt log has a damaged line, kept in quarantine/: {d}" for d in history.damaged]
 
 
-def _not_worth_asking(store: Store, settings: Settings, the_plan: Plan) -> str | None:
+def _not_worth_asking(store: Store, settings: PublishConfig, the_plan: Plan) -> str | None:
     """Why an approver's yes could make no difference (nothing to send, another signal missing, a halt), or
     None when they are worth asking."""
     signals = settings.publish_signals()
@@ -60,7 +73,9 @@ def _not_worth_asking(store: Store, settings: Settings, the_plan: Plan) -> str |
     return "publishing is halted" if halted(store) is not None else None
 
 
-def _approval(store: Store, settings: Settings, the_plan: Plan, target: str, publishing: Publishing | None) -> Approval:
+def _approval(
+    store: Store, settings: PublishConfig, the_plan: Plan, target: str, publishing: Publishing | None
+) -> Approval:
     at = datetime.now(UTC).isoformat(timespec="seconds")
     if publishing is None:
         return Approval(False, None, at, NO_UI)
@@ -72,7 +87,7 @@ def _approval(store: Store, settings: Settings, the_plan: Plan, target: str, pub
 
 def publish_command(
     store: Store,
-    settings: Settings,
+    settings: PublishConfig,
     target: Target,
     run_id: str,
     publishing: Publishing | None = None,
@@ -107,7 +122,7 @@ def publish_command(
 
 
 @contextmanager
-def publish_lease(store: Store, settings: Settings, target: str, run_id: str) -> Iterator[Lease]:
+def publish_lease(store: Store, settings: LeaseConfig, target: str, run_id: str) -> Iterator[Lease]:
     """Hold the target's publish lease (waiting up to LEASE_WAIT_S for another worker's run to end): a look-up
     and a create are never raced by a second worker."""
     lease = Lease(
@@ -118,6 +133,24 @@ def publish_lease(store: Store, settings: Settings, target: str, run_id: str) ->
         yield lease
     finally:
         lease.release()
+
+
+def take_down(
+    store: Store, settings: PublishConfig, publishing: Publishing, slug: str, reason: str, trash: bool
+) -> str:
+    """Hold `slug` from publishing and take its post down on PUBLISH_TARGET, under the target's publish
+    lease (no publish run sends it meanwhile); a take-down after the lease was lost is not sent."""
+    assert settings.run_id is not None
+    target = require_target(publishing, settings)
+    try:
+        with (
+            publish_lease(store, settings, target.name, settings.run_id) as lease,
+            AttemptLog(store, settings.run_id, guard=lambda: lease.check(f"quarantining {slug}")) as log,
+        ):
+            history = read_history(store)  # read under the lease
+            return quarantine(store, log, GuardedTarget(target, lease), history, slug, reason, operator(), trash)
+    finally:
+        target.close()
 
 
 class GuardedTarget:
@@ -154,7 +187,7 @@ class GuardedTarget:
 
 
 def publish_stage(
-    store: Store, settings: Settings, publishing: Publishing, run_id: str, since_hours: float | None = None
+    store: Store, settings: PublishConfig, publishing: Publishing, run_id: str, since_hours: float | None = None
 ) -> list[str]:
     """go-live's last stage: publish to PUBLISH_TARGET when it is configured (a note when it is not), each
     line of the result a note of the run's report. A target that refuses us (401, 403) fails the run."""

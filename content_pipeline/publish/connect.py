@@ -3,21 +3,21 @@
 
 from __future__ import annotations
 
+from content_pipeline.configs import PublishConfig
 from content_pipeline.errors import BadInputError
 from content_pipeline.publish.targets import Target
 from content_pipeline.publish.webhook import WebhookTarget
 from content_pipeline.publish.wordpress import WordPressTarget
-from content_pipeline.settings import Settings
 
 BUILT_IN = ("wordpress", "webhook")
 
 
-def configured(settings: Settings, name: str) -> bool:
+def configured(settings: PublishConfig, name: str) -> bool:
     """Whether the settings configure the built-in target `name`."""
     return bool(settings.wp_url) if name == "wordpress" else name == "webhook" and bool(settings.publish_webhook_url)
 
 
-def target_from_settings(settings: Settings, name: str) -> Target:
+def target_from_settings(settings: PublishConfig, name: str) -> Target:
     """The built-in target `name`, or one clear line naming the setting that is missing."""
     if name == "wordpress":
         missing = [n for n, v in (("WP_URL", settings.wp_url), ("WP_USER", settings.wp_user)) if not v]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
+from content_pipeline.configs import StoreConfig
 from content_pipeline.errors import BadInputError
-from content_pipeline.settings import Settings
 from content_pipeline.store.base import ObjectInfo, ReadOnlyStore, RequestCounts, Store, check_key
 from content_pipeline.store.local import LocalStore
 from content_pipeline.urls import carries_credentials, credentials_refusal
@@ -13,7 +13,7 @@ from content_pipeline.urls import carries_credentials, credentials_refusal
 __all__ = ["ObjectInfo", "ReadOnlyStore", "RequestCounts", "Store", "check_key", "open_store", "store_for"]
 
 
-def store_for(settings: Settings, *, read_only: bool | None = None) -> Store:
+def store_for(settings: StoreConfig, *, read_only: bool | None = None) -> Store:
     """The store the settings name (read-only under EVIDENCE_ONLY unless told otherwise)."""
     return open_store(
         settings.store_url,

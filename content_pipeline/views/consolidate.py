@@ -119,13 +119,6 @@ def consolidate(store: Store, *, wait_s: float = 60.0, verify: bool = False) -> 
         raise
 
 
-def ensure_views_current(store: Store) -> Consolidation | None:
-    """Rebuild the views when the ledger changed since they were built (after a crash, say)."""
-    if views_current(store):
-        return None
-    return consolidate(store)
-
-
 def sync_checkpoint(store: Store) -> bool:
     """The checkpoint from master (and the live claims and held slugs); True when it changed."""
     with views_lock(store):

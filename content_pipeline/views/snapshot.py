@@ -207,6 +207,11 @@ def object_chunks(store: Store, key: str, size: int) -> Iterator[bytes]:
         pos += len(data)
 
 
+def has_view(store: Store, name: str) -> bool:
+    """True when the current views include `name`."""
+    return name in (read_manifest(store) or {}).get("files", {})
+
+
 def stream_view(store: Store, name: str, out: BinaryIO) -> bool:
     """Write one current view to `out` in bounded chunks (a master file may be gigabytes); False when no
     views are published yet."""

@@ -99,12 +99,12 @@ class Stack:
             return False
 
     def start_server(self, timeout_s: float = 120, extra_env: dict[str, str] | None = None) -> None:
-        """Start `prefect server start` (flows/prefect_server.py: its SQLite transactions IMMEDIATE; `extra_env`:
+        """Start `prefect server start` (devstack/prefect_server.py: its SQLite transactions IMMEDIATE; `extra_env`:
         its database URL, say) and wait until it answers."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.healthy():
             raise SystemExit(f"a Prefect server already answers on {self.api_url}: run `make down` first")
-        command = [sys.executable, "-m", "flows.prefect_server", "--host", self.host, "--port", str(self.port)]
+        command = [sys.executable, "-m", "devstack.prefect_server", "--host", self.host, "--port", str(self.port)]
         self.spawn("server", command, extra_env)
         deadline = time.monotonic() + timeout_s
         while not self.healthy():
@@ -141,7 +141,7 @@ class Stack:
         script = [
             sys.executable,
             "-m",
-            "flows.stack",
+            "devstack.stack",
             "_configure",
             json.dumps(
                 {
@@ -345,7 +345,7 @@ def spending_schedules_active(offline: bool, environ: dict[str, str]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.stack")
+    parser = argparse.ArgumentParser(prog="python -m devstack.stack")
     parser.add_argument("command", choices=["up", "down", "_configure"])
     parser.add_argument("config", nargs="?")
     parser.add_argument("--state-dir", default=str(ROOT / ".prefect-local"))

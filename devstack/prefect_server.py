@@ -31,7 +31,7 @@ def take_sqlite_write_lock_first() -> None:
 
 
 def main(argv: list[str]) -> None:
-    """`python -m flows.prefect_server ARGS`: `prefect server start ARGS` (foreground: the server's app runs
+    """`python -m devstack.prefect_server ARGS`: `prefect server start ARGS` (foreground: the server's app runs
     in this process, so the change above holds for it)."""
     take_sqlite_write_lock_first()
     from prefect.cli import app

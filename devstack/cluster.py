@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devstack.seaweed import PORTS, s3_endpoint, wait_ready, weed_binary, weed_command, weed_env
+from devstack.stack import POOL, ROOT, Stack, deployment_lines, spending_schedules_active
 from flows.ports import free_ports
-from flows.seaweed import PORTS, s3_endpoint, wait_ready, weed_binary, weed_command, weed_env
-from flows.stack import POOL, ROOT, Stack, deployment_lines, spending_schedules_active
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 DB = "prefect"  # the database, and its owner's role
@@ -198,7 +198,7 @@ class Cluster:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.cluster")
+    parser = argparse.ArgumentParser(prog="python -m devstack.cluster")
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--state-dir", default=str(ROOT / ".prefect-cluster"))
     parser.add_argument("--host", default=os.environ.get("CLUSTER_HOST", "127.0.0.1"))

@@ -1,0 +1,36 @@
+"""What a front door hands a command: the resolved settings, and the services only it can provide (the
+reporter a run reports through, publishing's targets and approver, health's extra probes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from content_pipeline.settings import Settings
+from content_pipeline.store import Store, store_for
+
+if TYPE_CHECKING:
+    from content_pipeline.commands.outcome import Outcome
+    from content_pipeline.ops.health import Probe
+    from content_pipeline.publish.command import Publishing
+    from content_pipeline.run.reporter import Reporter
+
+
+@dataclass(frozen=True)
+class Context:
+    """One command's world: its name, settings and services. `in_flow`: a Prefect flow run."""
+
+    command: str
+    settings: Settings
+    reporter: Reporter
+    publishing: Publishing
+    probes: Sequence[Probe] = ()
+    in_flow: bool = False
+
+    def store(self, read_only: bool | None = None) -> Store:
+        """The settings' store: read-only when asked, else under EVIDENCE_ONLY."""
+        return store_for(self.settings, read_only=read_only)
+
+
+CommandFn = Callable[[Context, Any], "Outcome"]  # a command: the context and its parameter model, to its outcome

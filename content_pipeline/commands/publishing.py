@@ -1,0 +1,90 @@
+"""Publishing as catalogue commands: a publish run, halting and resuming it everywhere, and the quarantine
+command (damaged ledger records, and an item's post taken down and held, or released)."""
+
+from __future__ import annotations
+
+import json
+
+from content_pipeline.commands.context import Context
+from content_pipeline.commands.outcome import Artifact, Line, Outcome, said
+from content_pipeline.commands.params import HaltParams, NoParams, PublishParams, QuarantineParams, ReleaseParams
+from content_pipeline.errors import PipelineError
+from content_pipeline.ops.quarantine import accept, quarantined
+from content_pipeline.publish.command import publish_command, require_target, take_down
+from content_pipeline.publish.halt import halt, halted, resume
+from content_pipeline.publish.log import AttemptLog, operator
+from content_pipeline.publish.quarantine import quarantined as held
+from content_pipeline.publish.quarantine import release
+
+
+def publish(ctx: Context, params: PublishParams) -> Outcome:
+    """Consolidated successes not yet live on the target, at most max_posts: live only when the three
+    governance signals are truthy (or, with PUBLISH_APPROVAL=ui, an approver approves them in a flow run's
+    form), simulated otherwise; each post once, looked up on the target before any create."""
+    settings = ctx.settings.with_run_id()
+    assert settings.run_id is not None
+    store = ctx.store()
+    try:
+        target = require_target(ctx.publishing, settings)
+    except PipelineError as exc:
+        return said(False, f"publish: {exc}", f"publish failed: {exc}")
+    try:
+        result = publish_command(store, settings, target, settings.run_id, ctx.publishing, dry_run=params.dry_run)
+    finally:
+        target.close()
+    texts = result.lines()[:-1] if result.stopped else result.lines()
+    lines = [Line(f"publish: {t}") for t in texts]
+    if result.stopped:
+        lines.append(Line(f"publish stopped: {result.stopped}", "error", err=True))
+    artifact = Artifact("publish", markdown="\n".join(f"- {t}" for t in result.lines()), description=result.lines()[0])
+    return Outcome(result.ok, "; ".join(result.lines()), tuple(lines), artifacts=(artifact,))
+
+
+def halt_command(ctx: Context, params: HaltParams) -> Outcome:
+    """Halt publishing everywhere, with the reason every publish run shows until `publish resume`."""
+    store = ctx.store()
+    halt(store, params.reason, operator())
+    line = f"publish: halted everywhere: {halted(store)}; `content-pipeline publish resume` lifts it"
+    return said(True, line, line)
+
+
+def resume_command(ctx: Context, params: NoParams) -> Outcome:
+    """Lift a halt."""
+    line = "publish: resumed" if resume(ctx.store()) else "publish: was not halted"
+    return said(True, line, line)
+
+
+def quarantine_command(ctx: Context, params: QuarantineParams) -> Outcome:
+    """The damaged ledger records and the items held from publishing; with accept_loss, the loss of damaged
+    records accepted (their slugs are generated again); with a slug, its post taken down and held."""
+    settings = ctx.settings
+    if params.slug is not None:
+        line = take_down(ctx.store(), settings.with_run_id(), ctx.publishing, params.slug, params.reason, params.trash)
+        return said(True, line, line)
+    if params.accept_loss is not None:
+        chosen = accept(ctx.store(), params.accept_loss)
+        texts = [f"quarantine: loss accepted: {r.where} (slug {r.slug or 'unreadable'})" for r in chosen]
+        return said(True, f"{len(chosen)} loss(es) accepted", *texts)
+    store = ctx.store(read_only=True)
+    found, holds = quarantined(store), sorted(held(store).items())
+    records = [
+        {"where": r.where, "what": r.what, "slug": r.slug, "kept": r.kept, "accepted": r.accepted} for r in found
+    ] + [{"held_from_publishing": slug, **entry} for slug, entry in holds]
+    texts = [r.line() for r in found] or ["quarantine: no damaged ledger records"]
+    texts += [
+        f"quarantine: {slug} held from publishing since {entry.get('at', '?')} by {entry.get('by', '?')}: "
+        f"{entry['reason']} (`content-pipeline quarantine release {slug}` lets it go)"
+        for slug, entry in holds
+    ]
+    summary = f"{len(found)} damaged record(s), {len(holds)} item(s) held from publishing"
+    return Outcome(True, summary, tuple(Line(t) for t in texts), tuple(json.loads(json.dumps(r)) for r in records))
+
+
+def release_command(ctx: Context, params: ReleaseParams) -> Outcome:
+    """Let an item held from publishing go: the next publish run may publish it again."""
+    settings = ctx.settings.with_run_id()
+    assert settings.run_id is not None
+    store = ctx.store()
+    with AttemptLog(store, settings.run_id) as log:
+        line = release(store, log, params.slug, operator())
+    return said(True, line, line)
