@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from flows.ports import free_port
+from cli.ports import free_port
 
 _PR_SET_PDEATHSIG = 1
 

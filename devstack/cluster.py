@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cli.ports import free_ports
+from devstack.config import UpConfig, deployment_lines, stopped_line
 from devstack.seaweed import PORTS, s3_endpoint, wait_ready, weed_binary, weed_command, weed_env
-from devstack.stack import POOL, ROOT, Stack, deployment_lines, spending_schedules_active
-from flows.ports import free_ports
+from devstack.stack import POOL, ROOT, Stack
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 DB = "prefect"  # the database, and its owner's role
@@ -207,16 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cluster = Cluster(Path(args.state_dir), args.host, args.port, args.pg_port)
     if args.command == "down":
-        stopped = cluster.down()
-        print("stopped (cluster): " + (", ".join(stopped) if stopped else "nothing was running"))
+        print(stopped_line(" (cluster)", cluster.down()))
         return 0
-    from content_pipeline.settings import load_settings
-
-    settings = load_settings()
-    notify = {"webhook": os.environ.get("NOTIFY_WEBHOOK_URL", ""), "slack": os.environ.get("SLACK_WEBHOOK_URL", "")}
-    rate = float(os.environ.get("LLM_REQUESTS_PER_S", "100"))
-    spending = spending_schedules_active(settings.offline, dict(os.environ))
-    made = cluster.up(notify, rate, settings.concurrency, spending)
+    config = UpConfig.from_environment()
+    made = cluster.up(config.notify, config.rate_per_s, config.concurrency, config.spending_active)
     automations = made["automations"]
     print(f"Prefect UI: {cluster.stack.ui_url} (database: PostgreSQL on 127.0.0.1:{cluster.pg_port}/{DB})")
     print(f"store: {cluster.store_url} on SeaweedFS at {cluster.s3_url}")

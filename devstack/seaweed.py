@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from flows.ports import free_ports
+from cli.ports import free_ports
 
 START_S = 90.0  # bound on the wait for the S3 gateway to take a write (about 10 s here)
 STOP_S = 5.0  # bound on the wait after SIGTERM before SIGKILL (it may take seconds to stop)

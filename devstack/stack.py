@@ -18,13 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from devstack.config import SPENDING_FLOWS, UpConfig, deployment_lines, stopped_line
+
 ROOT = Path(__file__).resolve().parents[1]
 POOL = "content-pipeline"
 STOP_ORDER = {"server": 1, "postgres": 2, "seaweed": 2}  # stopped after the workers (0), in this order
 STOP_BOUND_S = {"seaweed": 5.0}  # how long after SIGTERM before SIGKILL (15 s unless named); its data is durable
 AUTOMATION = "content-pipeline: announce failed or crashed runs via {block}"
-SPENDING_FLOWS = ("go-live", "replay-failed", "generate", "publish")  # their schedules pay a provider or post
-SPENDING_SETTING = "SPENDING_SCHEDULES"  # `active`: their schedules run on a fresh stack with a real provider
 LOG_RECORD = re.compile(r"^\d\d:\d\d:\d\d\.\d+ \| (\w+) +\|")  # a record's first line in a Prefect log
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")  # a traceback's last line
 FAILURE_BLOCKS = {"webhook": "content-pipeline-failure-webhook", "slack": "content-pipeline-failure-slack"}
@@ -319,31 +319,6 @@ def _describe(schedule: Any) -> str:
     return str(schedule)
 
 
-def deployment_lines(deployments: list[dict[str, Any]]) -> list[str]:
-    """What `make up` prints of each deployment: its name, schedule, and whether the schedule runs."""
-    width = max((len(d["name"]) for d in deployments), default=0)
-    lines = []
-    for d in deployments:
-        if not d["schedules"]:
-            state = "no schedule (runs on demand)"
-        elif d["active"]:
-            state = f"schedule active: {', '.join(d['schedules'])}"
-        else:
-            why = f" (it spends or posts: {SPENDING_SETTING}=active starts it)" if d["spends"] else ""
-            state = f"schedule PAUSED: {', '.join(d['schedules'])}{why}"
-        lines.append(f"  {d['name']:<{width}}  {state}")
-    return lines
-
-
-def spending_schedules_active(offline: bool, environ: dict[str, str]) -> bool:
-    """Whether the schedules that spend run on a new stack: always with the offline model (it costs
-    nothing), else only when the operator says so with SPENDING_SCHEDULES=active."""
-    value = environ.get(SPENDING_SETTING, "").strip().lower()
-    if value not in ("", "active", "paused"):
-        raise SystemExit(f"{SPENDING_SETTING} must be `active` or `paused`, not {value!r}")
-    return offline or value == "active"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.stack")
     parser.add_argument("command", choices=["up", "down", "_configure"])
@@ -356,23 +331,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stack = Stack(Path(args.state_dir), args.port)
     if args.command == "down":
-        stopped = stack.down()
-        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        print(stopped_line("", stack.down()))
         return 0
-    from content_pipeline.settings import load_settings
-
-    settings = load_settings()
-    notify = {"webhook": os.environ.get("NOTIFY_WEBHOOK_URL", ""), "slack": os.environ.get("SLACK_WEBHOOK_URL", "")}
+    config = UpConfig.from_environment()
     if stack.running():
         raise SystemExit(f"this stack already runs ({', '.join(stack.running())}): run `make down` first")
-    spending = spending_schedules_active(settings.offline, dict(os.environ))
     try:
         stack.start_server()
         made = stack.configure(
-            notify,
-            rate_per_s=float(os.environ.get("LLM_REQUESTS_PER_S", "100")),
-            concurrency=settings.concurrency,
-            spending_active=spending,
+            config.notify,
+            rate_per_s=config.rate_per_s,
+            concurrency=config.concurrency,
+            spending_active=config.spending_active,
         )
         stack.start_worker()
     except BaseException:

@@ -21,7 +21,7 @@ from flows.prefect_probe import prefect_probes
 from flows.publishing import EdgePublishing
 from flows.quiet import install as quiet_expected_failures
 from flows.resolve import flow_settings
-from tasks.ops import publish_outcome
+from tasks.outcome import show_outcome
 from tasks.reporter import PrefectReporter
 
 CHUNK_THREADS = 64  # threads of the task runner that runs generation chunks' task runs
@@ -49,7 +49,7 @@ def run_flow(command: Command, values: dict[str, Any]) -> State:
     except PipelineError as exc:  # its line names the command already, or is given its name
         said = str(exc)
         return Failed(message=said if said.startswith(f"{command.name}") else f"{command.name}: {said}")
-    publish_outcome(outcome)
+    show_outcome(outcome)
     return Completed(message=outcome.summary) if outcome.ok else Failed(message=outcome.summary)
 
 

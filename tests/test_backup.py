@@ -18,8 +18,8 @@ from content_pipeline.ops.backup import backup, backups, listing
 from content_pipeline.ops.restore import restore_from_backup
 from content_pipeline.publish.halt import halt, halted, resume
 from content_pipeline.publish.history import read_history
+from content_pipeline.publish.holds import hold, holds, release
 from content_pipeline.publish.log import AttemptLog
-from content_pipeline.publish.quarantine import quarantine, quarantined, release
 from content_pipeline.publish.targets import RemotePost
 from content_pipeline.settings import Settings, load_settings
 from content_pipeline.store import Store, layout, open_store
@@ -47,7 +47,7 @@ class OnePost:
 
 def take_down(store: Store, log: AttemptLog, slug: str) -> None:
     target: Any = OnePost()
-    quarantine(store, log, target, read_history(store), slug, "wrong price", OPERATOR, trash=False)
+    hold(store, log, target, read_history(store), slug, "wrong price", OPERATOR, trash=False)
 
 
 def published(log: AttemptLog, slug: str, result: str = "created") -> None:
@@ -100,7 +100,7 @@ def test_two_backups_bring_publishing_back_as_the_operator_left_it(
         assert result.ok, result.lines()
         said += result.changes
     assert [line for line in said if "item-0003" in line and "the attempt log has its release" in line]
-    assert sorted(quarantined(store)) == ["item-0002", "item-0004"]  # taken down stays down; a release stands
+    assert sorted(holds(store)) == ["item-0002", "item-0004"]  # taken down stays down; a release stands
     assert "incident 2" in (halted(store) or "")  # the halt stays on
     assert log_lines(store) == left  # the whole attempt log, once
     history = read_history(store)
@@ -163,11 +163,16 @@ def test_an_object_that_does_not_match_the_record_is_refused_naming_it(generated
     assert store.list("") == []
 
 
-@pytest.mark.s3  # the backup goes to the other backend: S3 for a folder store
-def test_a_signed_backup_cannot_be_forged_into_the_store(generated, backend, tmp_path, request) -> None:
+@pytest.fixture
+def signed(generated, backend, tmp_path, request) -> tuple[Settings, Store, Store]:
+    """Settings with BACKUP_SIGNING_KEY set, the generated store, and a backup target on the other backend."""
     settings, store = generated
-    keyed = signing(settings)
-    target = open_store(other_backend_url(backend, tmp_path, request))
+    return signing(settings), store, open_store(other_backend_url(backend, tmp_path, request))
+
+
+@pytest.mark.s3  # the backup goes to the other backend: S3 for a folder store
+def test_a_signed_backup_cannot_be_forged_into_the_store(signed) -> None:
+    keyed, store, target = signed
     done = backup(store, target, keyed.backup_signing_key)
     assert done["signed"] and KEY.encode() not in b"".join(snapshot(target).values())
 
@@ -189,10 +194,8 @@ def test_a_signed_backup_cannot_be_forged_into_the_store(generated, backend, tmp
 
 
 @pytest.mark.s3  # the backup goes to the other backend: S3 for a folder store
-def test_a_signed_backup_restores_and_the_next_backup_is_incremental(generated, backend, tmp_path, request) -> None:
-    settings, store = generated
-    keyed = signing(settings)
-    target = open_store(other_backend_url(backend, tmp_path, request))
+def test_a_signed_backup_restores_and_the_next_backup_is_incremental(signed) -> None:
+    keyed, store, target = signed
     first = backup(store, target, keyed.backup_signing_key)
     second = backup(store, target, keyed.backup_signing_key)
     assert second["copied"] < first["copied"] and second["unchanged"] > 0
@@ -201,7 +204,9 @@ def test_a_signed_backup_restores_and_the_next_backup_is_incremental(generated, 
     result = restore_from_backup(store, target, keyed)
     assert result.ok and any("its signature checked with BACKUP_SIGNING_KEY" in line for line in result.changes)
     assert all(store.get(key) == data for key, data in before.items())
-    unsigned = restore_from_backup(store, target, settings)  # no key here: restored, said unchecked
+    unsigned = restore_from_backup(
+        store, target, keyed.model_copy(update={"backup_signing_key": None})
+    )  # no key here: restored, said unchecked
     assert any("its signature was not checked" in line for line in unsigned.changes)
 
 

@@ -17,8 +17,8 @@ from content_pipeline.store import Store, layout, open_store
 from content_pipeline.store.cell import KEEP, Cell
 from content_pipeline.store.host import Holder
 from content_pipeline.store.lease import Lease, live_lease
-from content_pipeline.views.publish import _swap
 from content_pipeline.views.snapshot import load_manifest, read_manifest
+from content_pipeline.views.swap import _swap
 
 RACERS = (2, 4, 8)
 KEYS = 12  # keys raced for each number of racers

@@ -21,13 +21,13 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from cli.ports import free_ports
 from content_pipeline.claims.queue import claims_holder, read_queue, run_alive
 from content_pipeline.ledger.scan import scan_ledger
 from content_pipeline.ledger.writer import writer_process
 from content_pipeline.store import Store, layout, open_store
 from content_pipeline.views.audit import audit
 from devstack.cluster import Cluster
-from flows.ports import free_ports
 from tests import hosts
 from tests.helpers import scheduled_runs_finish, server_quiet
 

@@ -11,7 +11,7 @@ from typing import TypeVar
 import pytest
 
 from content_pipeline.ledger.jsonl import iter_pieces
-from content_pipeline.ops.quarantine import accept
+from content_pipeline.ops.damaged import accept
 from content_pipeline.ops.status import status
 from content_pipeline.store import Store, layout, open_store
 from content_pipeline.views.audit import audit

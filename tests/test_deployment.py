@@ -29,12 +29,12 @@ from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from cli.ports import free_port
 from content_pipeline.ledger.scan import scan_ledger
 from content_pipeline.settings import MAX_LIMIT
 from content_pipeline.store import open_store
 from content_pipeline.views.audit import audit
 from devstack.stack import Stack
-from flows.ports import free_port
 from tests.helpers import scheduled_runs_finish, server_quiet
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

@@ -18,8 +18,8 @@ from content_pipeline.ledger.scan import read_records
 from content_pipeline.store import layout, open_store
 from content_pipeline.store.host import Holder
 from content_pipeline.store.lease import Lease
-from content_pipeline.views.publish import publish_views
 from content_pipeline.views.snapshot import read_checkpoint, read_view
+from content_pipeline.views.swap import swap_views
 from flows import pipeline
 from tests.conftest import make_item, snapshot
 
@@ -202,7 +202,7 @@ def test_held_lease_fails_the_batch_with_the_holder(env) -> None:
 def test_audit_flow_fails_with_one_line_per_violation(env) -> None:
     assert pipeline.go_live(run_id="audited", limit=5, return_state=True).is_completed()
     master = read_view(env, "successes").decode().splitlines()
-    publish_views(env, {"successes": ("\n".join(master + master[:1]) + "\n").encode()})
+    swap_views(env, {"successes": ("\n".join(master + master[:1]) + "\n").encode()})
     state = pipeline.audit_flow(return_state=True)
     assert state.is_failed()
     assert state.message.startswith("invariant 2: slug(s) more than once in master successes: item-0001")

@@ -19,7 +19,7 @@ from content_pipeline.ledger.inflight import booked_at_crash
 from content_pipeline.ledger.intents import IntentLog
 from content_pipeline.ledger.records import new_record_id
 from content_pipeline.ledger.scan import read_records
-from content_pipeline.ops.quarantine import accept
+from content_pipeline.ops.damaged import accept
 from content_pipeline.ops.status import status
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import Holder, this_host

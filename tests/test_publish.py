@@ -17,8 +17,8 @@ from content_pipeline.publish.command import publish_command
 from content_pipeline.publish.governance import SIGNALS
 from content_pipeline.publish.halt import halt, resume
 from content_pipeline.publish.history import read_history
+from content_pipeline.publish.holds import hold, release
 from content_pipeline.publish.log import AttemptLog
-from content_pipeline.publish.quarantine import quarantine, release
 from content_pipeline.publish.slo import publish_slo
 from content_pipeline.publish.webhook import WebhookTarget
 from content_pipeline.settings import Settings, load_settings
@@ -149,7 +149,7 @@ def test_a_quarantined_item_is_taken_down_and_not_published_again_until_released
     assert publish(settings, worker_a).counts == {"created": ITEMS}
     log, target = AttemptLog(worker_b, "ops-1"), WebhookTarget("webhook", receiver.url, SECRET)
     try:
-        line = quarantine(worker_b, log, target, read_history(worker_b), "item-0003", "a recall", "ops", False)
+        line = hold(worker_b, log, target, read_history(worker_b), "item-0003", "a recall", "ops", False)
     finally:
         log.close()
     assert line.startswith("quarantine: item-0003 held from publishing; post ") and line.endswith("turned to draft")

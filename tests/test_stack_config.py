@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.stack import Stack, deployment_lines, spending_schedules_active
+from devstack.config import deployment_lines, spending_schedules_active
+from devstack.stack import Stack
 
 
 def test_the_schedules_that_spend_are_active_only_offline_or_when_asked() -> None:

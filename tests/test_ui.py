@@ -17,8 +17,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from cli.ports import free_port
 from devstack.stack import Stack
-from flows.ports import free_port
 from tests.conftest import make_item
 from tests.helpers import generated_store, server_quiet
 from tests.webhook_receiver import Receiver, WebhookReceiver

@@ -24,7 +24,6 @@ from content_pipeline.views.audit import audit
 from content_pipeline.views.consolidate import Consolidation, consolidate, sync_checkpoint
 from content_pipeline.views.master import once_per_id
 from content_pipeline.views.passes import KEPT_PASS
-from content_pipeline.views.publish import publish_views
 from content_pipeline.views.snapshot import (
     manifest_cell,
     read_checkpoint,
@@ -35,6 +34,7 @@ from content_pipeline.views.snapshot import (
     read_views,
     views_current,
 )
+from content_pipeline.views.swap import swap_views
 from tests.conftest import snapshot
 from tests.helpers import record, write_ledger
 
@@ -143,7 +143,7 @@ def test_torn_tail_of_a_live_writer_is_left_alone(store: Store) -> None:
 def tamper(store: Store, name: str, change) -> None:
     """Publish a damaged view the way a hand edit or a bug would: the audit must name what is wrong."""
     lines = [json.loads(x) for x in read_view(store, name).decode().splitlines()]
-    publish_views(store, {name: "".join(json.dumps(x) + "\n" for x in change(lines)).encode()})
+    swap_views(store, {name: "".join(json.dumps(x) + "\n" for x in change(lines)).encode()})
 
 
 VIOLATIONS = [  # (a hand edit or bug, the violation the audit names)
@@ -184,24 +184,24 @@ def test_audit_names_each_violation(store: Store, ledger_passes: LedgerPasses, w
     elif what == "checkpoint-drift":
         ck = read_checkpoint(store)
         del ck["done"]["a"]
-        publish_views(store, {"checkpoint": json.dumps(ck).encode()})
+        swap_views(store, {"checkpoint": json.dumps(ck).encode()})
     elif what == "queued-and-done":
         ck = read_checkpoint(store)
         ck["queued"]["a"] = "run-9"
-        publish_views(store, {"checkpoint": json.dumps(ck).encode()})
+        swap_views(store, {"checkpoint": json.dumps(ck).encode()})
     elif what == "checkpoint-drift-in-place":  # the bytes as consolidate writes them, one entry cut out
         raw = read_view(store, "checkpoint")
         entry = b'"a":' + json.dumps(read_checkpoint(store)["done"]["a"]).encode() + b","
         assert entry in raw
-        publish_views(store, {"checkpoint": raw.replace(entry, b"")})
+        swap_views(store, {"checkpoint": raw.replace(entry, b"")})
     elif what == "queued-and-done-in-place":
         raw = read_view(store, "checkpoint")
         assert b'"queued":{}' in raw
-        publish_views(store, {"checkpoint": raw.replace(b'"queued":{}', b'"queued":{"a":"run-9"}')})
+        swap_views(store, {"checkpoint": raw.replace(b'"queued":{}', b'"queued":{"a":"run-9"}')})
     elif what == "spend-drift":
         usage = json.loads(read_view(store, "usage"))
         usage["cost_nano"] = 1_000_000_000
-        publish_views(store, {"usage": json.dumps(usage).encode()})
+        swap_views(store, {"usage": json.dumps(usage).encode()})
     elif what == "bad-line":
         store.put("ledger/run-1/other.jsonl", b"this is not json\n")
     result = audit(store)
@@ -221,7 +221,7 @@ def test_sync_rewrites_the_checkpoint_from_master(store: Store) -> None:
     write_ledger(store, [record("a"), record("r", status="reject")])
     consolidate(store)
     good = read_view(store, "checkpoint")
-    publish_views(store, {"checkpoint": b'{"done": {}, "rejected": {}, "queued": {"a": "x"}}'})
+    swap_views(store, {"checkpoint": b'{"done": {}, "rejected": {}, "queued": {"a": "x"}}'})
     assert not audit(store).ok
     assert sync_checkpoint(store) is True
     assert read_view(store, "checkpoint") == good
@@ -276,7 +276,7 @@ def test_audit_waits_for_a_consolidation_in_progress(store: Store) -> None:
 def test_a_damaged_master_file_is_a_violation_not_a_crash(store: Store) -> None:
     write_ledger(store, [record("a")])
     consolidate(store)
-    publish_views(store, {"successes": b"garbage that is not a record\n"})
+    swap_views(store, {"successes": b"garbage that is not a record\n"})
     result = audit(store)
     [violation] = result.violations
     assert violation.startswith("invariant 1: master successes is damaged (master/objects/successes-")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flows.ports import free_port
+from cli.ports import free_port
 
 CACHE_DIR = Path("/tmp/content-pipeline-wp-cache")  # the extracted .deb, shared by every run
 DEB_DIRS = (CACHE_DIR, Path("/tmp/wpdeb"), Path("/var/cache/apt/archives"))

@@ -9,12 +9,11 @@ from content_pipeline.commands.context import Context
 from content_pipeline.commands.outcome import Artifact, Line, Outcome, said
 from content_pipeline.commands.params import HaltParams, NoParams, PublishParams, QuarantineParams, ReleaseParams
 from content_pipeline.errors import PipelineError
-from content_pipeline.ops.quarantine import accept, quarantined
+from content_pipeline.ops.damaged import accept, damaged
 from content_pipeline.publish.command import publish_command, require_target, take_down
 from content_pipeline.publish.halt import halt, halted, resume
+from content_pipeline.publish.holds import holds, release
 from content_pipeline.publish.log import AttemptLog, operator
-from content_pipeline.publish.quarantine import quarantined as held
-from content_pipeline.publish.quarantine import release
 
 
 def publish(ctx: Context, params: PublishParams) -> Outcome:
@@ -66,17 +65,17 @@ def quarantine_command(ctx: Context, params: QuarantineParams) -> Outcome:
         texts = [f"quarantine: loss accepted: {r.where} (slug {r.slug or 'unreadable'})" for r in chosen]
         return said(True, f"{len(chosen)} loss(es) accepted", *texts)
     store = ctx.store(read_only=True)
-    found, holds = quarantined(store), sorted(held(store).items())
+    found, held = damaged(store), sorted(holds(store).items())
     records = [
         {"where": r.where, "what": r.what, "slug": r.slug, "kept": r.kept, "accepted": r.accepted} for r in found
-    ] + [{"held_from_publishing": slug, **entry} for slug, entry in holds]
+    ] + [{"held_from_publishing": slug, **entry} for slug, entry in held]
     texts = [r.line() for r in found] or ["quarantine: no damaged ledger records"]
     texts += [
         f"quarantine: {slug} held from publishing since {entry.get('at', '?')} by {entry.get('by', '?')}: "
         f"{entry['reason']} (`content-pipeline quarantine release {slug}` lets it go)"
-        for slug, entry in holds
+        for slug, entry in held
     ]
-    summary = f"{len(found)} damaged record(s), {len(holds)} item(s) held from publishing"
+    summary = f"{len(found)} damaged record(s), {len(held)} item(s) held from publishing"
     return Outcome(True, summary, tuple(Line(t) for t in texts), tuple(json.loads(json.dumps(r)) for r in records))
 
 

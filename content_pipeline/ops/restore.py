@@ -17,7 +17,7 @@ from content_pipeline.ledger.scan import LedgerScan, stream_ledger, torn_by_gone
 from content_pipeline.ops.backup import bring_back
 from content_pipeline.ops.salvage import Salvaged, find_lost, write_back
 from content_pipeline.publish.history import read_history
-from content_pipeline.publish.quarantine import quarantined
+from content_pipeline.publish.holds import holds
 from content_pipeline.store import ReadOnlyStore, Store, layout
 from content_pipeline.views.audit import AuditResult, audit
 from content_pipeline.views.consolidate import consolidate, sync_checkpoint
@@ -152,7 +152,7 @@ def settle_quarantines(store: Store) -> list[str]:
     """Drop each publish quarantine that the attempt log shows released after it was made (brought back from
     a backup older than the release: the operator's release stands). Every other quarantine stays, so a
     post taken down stays down."""
-    held = quarantined(store)
+    held = holds(store)
     last: dict[str, dict[str, Any]] = {}
     for entry in read_history(store, keep_damaged=False).lines if held else []:
         if entry["kind"] in ("takedown", "release") and entry.get("slug") in held:

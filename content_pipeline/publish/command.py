@@ -14,11 +14,11 @@ from content_pipeline.intake.catalogue import load_catalogue
 from content_pipeline.publish.governance import SIGNALS, Approval, truthy
 from content_pipeline.publish.halt import halted
 from content_pipeline.publish.history import read_history
+from content_pipeline.publish.holds import hold, holds
 from content_pipeline.publish.log import AttemptLog, operator
 from content_pipeline.publish.plan import Plan, plan
 from content_pipeline.publish.post import Post
 from content_pipeline.publish.publisher import PublishResult, publish_run
-from content_pipeline.publish.quarantine import quarantine, quarantined
 from content_pipeline.publish.targets import RemotePost, Target, TargetRefused
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import Holder
@@ -57,7 +57,7 @@ def plan_for(
     history = read_history(store)
     items = {item.slug: item for item in load_catalogue(settings.catalogue, settings.s3_options()).items}
     since = None if since_hours is None else datetime.now(UTC) - timedelta(hours=since_hours)
-    found = plan(store, target, items, history, set(quarantined(store)), settings.publish_max_posts, since)
+    found = plan(store, target, items, history, set(holds(store)), settings.publish_max_posts, since)
     return found, [f"the attempt log has a damaged line, kept in quarantine/: {d}" for d in history.damaged]
 
 
@@ -148,7 +148,7 @@ def take_down(
             AttemptLog(store, settings.run_id, guard=lambda: lease.check(f"quarantining {slug}")) as log,
         ):
             history = read_history(store)  # read under the lease
-            return quarantine(store, log, GuardedTarget(target, lease), history, slug, reason, operator(), trash)
+            return hold(store, log, GuardedTarget(target, lease), history, slug, reason, operator(), trash)
     finally:
         target.close()
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from content_pipeline.publish.governance import Approval, Decision, decide
 from content_pipeline.publish.halt import halted
+from content_pipeline.publish.holds import hold_entry
 from content_pipeline.publish.log import AttemptLog, now
 from content_pipeline.publish.plan import Candidate, Plan
-from content_pipeline.publish.quarantine import quarantine_entry
 from content_pipeline.publish.retry import Retried, with_retries
 from content_pipeline.publish.targets import (
     RemotePost,
@@ -199,7 +199,7 @@ def publish_run(
     checked = False
     try:
         for cand in the_plan.candidates:
-            if quarantine_entry(store, cand.post.slug) is not None:
+            if hold_entry(store, cand.post.slug) is not None:
                 result.counts["quarantined meanwhile"] += 1
                 continue
             decision = decide(signals, approval, halted(store))

@@ -18,7 +18,6 @@ from content_pipeline.store.lease import Lease
 from content_pipeline.views.checkpoint import Checkpoint, build_checkpoint, checkpoint_bytes
 from content_pipeline.views.master import slug_index
 from content_pipeline.views.passes import Derived, derive
-from content_pipeline.views.publish import LedgerLines, View, publish_views
 from content_pipeline.views.snapshot import (
     ViewDamagedError,
     dump_json,
@@ -27,6 +26,7 @@ from content_pipeline.views.snapshot import (
     read_master,
     views_current,
 )
+from content_pipeline.views.swap import LedgerLines, View, swap_views
 
 
 @dataclass
@@ -82,7 +82,7 @@ def _write_views(store: Store, derived: Derived, verify: bool = False) -> Consol
     result.repaired, result.torn_tails, result.bad_lines = scan.repaired, scan.torn_tails, scan.bad_lines
     # every view of this consolidation becomes current at once, with the ledger snapshot it was built from
     state = {"fingerprint": scan.fingerprint, "segments": scan.segments}
-    result.changed = publish_views(store, outputs, state, verify=verify)
+    result.changed = swap_views(store, outputs, state, verify=verify)
     if store.read_only:
         return result
     result.duration_s = time.perf_counter() - start
@@ -126,7 +126,7 @@ def sync_checkpoint(store: Store) -> bool:
         rejects = read_master(store, "rejects")
         queue, _ = read_queue(store)
         checkpoint = checkpoint_bytes(successes, rejects, queue, held_slugs(store))
-        return bool(publish_views(store, {"checkpoint": checkpoint}))
+        return bool(swap_views(store, {"checkpoint": checkpoint}))
 
 
 def current_checkpoint(store: Store, repaired: list[str] | None = None) -> Checkpoint:

@@ -12,8 +12,8 @@ from content_pipeline.commands.outcome import Outcome
 LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
-def publish_outcome(outcome: Outcome) -> None:
-    """Log each line at its level and create each artifact (markdown, or a table)."""
+def show_outcome(outcome: Outcome) -> None:
+    """Show `outcome` in this flow run: log each line at its level and create each artifact (markdown, or a table)."""
     logger = get_run_logger()
     for line in outcome.lines:
         logger.log(LEVELS[line.level], "%s", line.text)

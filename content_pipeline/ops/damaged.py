@@ -11,7 +11,7 @@ from content_pipeline.store import Store
 from content_pipeline.views.consolidate import consolidate
 
 
-def quarantined(store: Store) -> list[Damaged]:
+def damaged(store: Store) -> list[Damaged]:
     """Every damaged ledger record and intents line (one read of the whole ledger; nothing is written)."""
     return damaged_records(store, stream_ledger(store, lambda _: None)) + damaged_intents(store, read_intents(store))
 
@@ -19,7 +19,7 @@ def quarantined(store: Store) -> list[Damaged]:
 def accept(store: Store, which: str) -> list[Damaged]:
     """Accept the loss of the damaged records `which` names (a `<segment>: line N`, a quarantine key, or
     "all"), then consolidate, so their slugs are released and a run generates them again."""
-    found = quarantined(store)
+    found = damaged(store)
     chosen = accept_loss(store, found, which)
     if not chosen:
         pending = [d.where for d in found if not d.accepted]

@@ -1,4 +1,4 @@
-"""Publish quarantine: an item that must come down is turned back to draft (or trashed) on the target, the
+"""Holds: an item that must come down is turned back to draft (or trashed) on the target, the
 take-down recorded, and the item kept from being published again until it is released."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _check(slug: str) -> str:
     return slug
 
 
-def quarantine_entry(store: Store, slug: str) -> dict[str, Any] | None:
+def hold_entry(store: Store, slug: str) -> dict[str, Any] | None:
     """Why `slug` is quarantined, or None; an entry that does not read back still quarantines (named)."""
     raw = store.get(layout.publish_quarantine(slug))
     if raw is None:
@@ -33,18 +33,18 @@ def quarantine_entry(store: Store, slug: str) -> dict[str, Any] | None:
         return {"reason": f"{layout.publish_quarantine(slug)} is damaged: kept quarantined", "damaged": True}
 
 
-def quarantined(store: Store) -> dict[str, dict[str, Any]]:
+def holds(store: Store) -> dict[str, dict[str, Any]]:
     """Every quarantined slug and its entry."""
     found = {}
     for info in store.list(layout.PUBLISH_QUARANTINE):
         slug = info.key[len(layout.PUBLISH_QUARANTINE) :].removesuffix(".json")
-        entry = quarantine_entry(store, slug)
+        entry = hold_entry(store, slug)
         if entry is not None:
             found[slug] = entry
     return found
 
 
-def quarantine(
+def hold(
     store: Store, log: AttemptLog, target: Target, history: History, slug: str, reason: str, by: str, trash: bool
 ) -> str:
     """Hold `slug` from publishing (recorded first, so it holds even when the take-down fails), then take its
@@ -78,7 +78,7 @@ def quarantine(
 def release(store: Store, log: AttemptLog, slug: str, by: str) -> str:
     """Let `slug` be published again (the next publish run puts its post back)."""
     _check(slug)
-    if quarantine_entry(store, slug) is None:
+    if hold_entry(store, slug) is None:
         raise BadInputError(f"quarantine release: {slug} is not quarantined")
     store.delete(layout.publish_quarantine(slug))
     log.write("release", slug=slug, by=by)

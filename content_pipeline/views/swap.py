@@ -1,4 +1,4 @@
-"""Publishing views: each changed view to a new immutable object, then the manifest swapped by CAS."""
+"""Swapping views in: each changed view to a new immutable object, then the manifest swapped by CAS."""
 
 from __future__ import annotations
 
@@ -164,7 +164,7 @@ def _collect(store: Store, files: dict[str, str], old_files: dict[str, str], fir
             store.delete_many(doomed)
 
 
-def publish_views(
+def swap_views(
     store: Store, outputs: dict[str, View], state: dict[str, Any] | None = None, *, verify: bool = False
 ) -> list[str]:
     """Publish views as one snapshot: write each changed view to a new immutable object, then swap the
