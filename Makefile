@@ -72,7 +72,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 chaos: $(TEST_STAMP)
-	CHAOS_TRIALS=20 $(BIN)/pytest -s -p no:cacheprovider tests/test_chaos.py
+	CHAOS_TRIALS=20 $(BIN)/pytest -s -p no:cacheprovider tests/core/run/test_chaos.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -47,7 +47,7 @@ SMOKE = {
     "appends": 200,
     "go_live": 30,
     "start_up": 1,
-    "doors": ["direct"],  # the flow doors' start-up is seconds of Prefect server: tests/test_cli_crash.py runs them
+    "doors": ["direct"],  # the flow doors' start-up is seconds of Prefect server: tests/cli/test_cli_crash.py runs them
     "money": {"items": 30, "budget_items": 200, "concurrency": 50},
     "big": {"rows": 3000, "limits": [5, 10]},
 }

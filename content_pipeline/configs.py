@@ -1,5 +1,5 @@
 """The parts of the settings each concern takes: the one Settings object, read at the edge, is each of
-these; a module that declares one reads nothing else of it (tests/test_layout.py checks)."""
+these; a module that declares one reads nothing else of it (tests/project/test_layout.py checks)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import pytest
 
 from content_pipeline.settings import ENV_FILE_VARIABLE, Settings, load_settings
 from content_pipeline.store import Store, open_store
-from tests.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy
 
 PUBLISHING = (
     "WP_URL",
@@ -28,7 +28,7 @@ PUBLISHING = (
     "GOVERNANCE_APPROVED",
 )
 # The tests decide every setting: none leaks in from the shell, and no `.env` is read (a developer's key
-# would turn the offline tests into paid calls): tests/test_isolation.py proves it.
+# would turn the offline tests into paid calls): tests/core/test_isolation.py proves it.
 for name in {field.upper() for field in Settings.model_fields} | {"OPENAI_API_KEY", "OPENAI_BASE_URL", *PUBLISHING}:
     os.environ.pop(name, None)
 os.environ[ENV_FILE_VARIABLE] = ""
@@ -129,7 +129,7 @@ S3_BUCKET = "pipeline-tests"
 def s3_endpoint() -> Iterator[str]:
     """A real S3-compatible server on loopback for the session: SeaweedFS (`weed server -s3`), whose
     conditional writes are checked by the server itself; the AWS settings point boto3 at it."""
-    from tests.seaweed import seaweed_server
+    from tests.support.seaweed import seaweed_server
 
     saved = {
         k: os.environ.get(k)
@@ -169,8 +169,8 @@ def s3_url(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
 def wordpress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real WordPress 6.1 (Debian's) on loopback for the session: its own MariaDB in a data folder of the
     test's own and PHP's built-in server, installed headless with real users and application passwords;
-    started and stopped by pid (tests/wordpress.py). Each test that uses it starts from no posts."""
-    from tests.wordpress import running_wordpress, wordpress_available
+    started and stopped by pid (tests/support/wordpress.py). Each test that uses it starts from no posts."""
+    from tests.support.wordpress import running_wordpress, wordpress_available
 
     missing = wordpress_available()
     if missing is not None:
@@ -181,7 +181,7 @@ def wordpress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 def proxy(wp: Any) -> Iterator[FaultProxy]:
-    """A fault-injecting proxy in front of this test's WordPress (tests/fault_proxy.py)."""
+    """A fault-injecting proxy in front of this test's WordPress (tests/support/fault_proxy.py)."""
     with FaultProxy(wp.url) as running:
         yield running
 

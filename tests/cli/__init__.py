@@ -1,0 +1,1 @@
+"""Tests of cli/: the content-pipeline command as an operator runs it."""

@@ -1,0 +1,1 @@
+"""Tests of content_pipeline/commands: the catalogue at both front doors."""

@@ -1,0 +1,1 @@
+"""Tests of content_pipeline/intake: inventory, preflight, big and broken catalogues."""

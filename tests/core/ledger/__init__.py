@@ -1,0 +1,1 @@
+"""Tests of content_pipeline/ledger: intents, record ids, scans, spill, damaged records."""

@@ -1,0 +1,1 @@
+"""Tests of content_pipeline/llm: pacing, the prompt cache, provider faults over HTTP."""

@@ -1,0 +1,1 @@
+"""Tests of content_pipeline/run: the go-live sequence, progress, SIGKILL chaos."""

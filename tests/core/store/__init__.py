@@ -1,0 +1,1 @@
+"""Tests of content_pipeline/store: the backends, cells, a frozen, full or denying store."""

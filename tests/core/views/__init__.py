@@ -1,0 +1,1 @@
+"""Tests of content_pipeline/views: consolidate, sync and audit."""

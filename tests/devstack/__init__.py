@@ -1,0 +1,1 @@
+"""Tests of devstack/: make up's stack, the cluster, deployments and the UI in a browser."""

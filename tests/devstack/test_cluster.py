@@ -1,0 +1,217 @@
+"""The team's shape for real (devstack/cluster.py): a Prefect server on PostgreSQL, SeaweedFS as the S3 store,
+and two process workers on one pool, each on a host of its own (a network namespace with its own hostname,
+tests/support/hosts.py); two deployments at once, and a host killed mid-run whose claims the other host takes over
+once they expire (another host's holder is judged by its expiry, never by a pid)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from cli.ports import free_ports
+from content_pipeline.claims.queue import claims_holder, read_queue, run_alive
+from content_pipeline.ledger.scan import scan_ledger
+from content_pipeline.ledger.writer import writer_process
+from content_pipeline.store import Store, layout, open_store
+from content_pipeline.views.audit import audit
+from devstack.cluster import Cluster
+from tests.support import hosts
+from tests.support.helpers import scheduled_runs_finish, server_quiet
+
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.cluster,
+    pytest.mark.slow,
+    pytest.mark.skipif(hosts.missing() is not None, reason=f"no test hosts here: {hosts.missing()}"),
+]
+
+CLAIM_TTL_S = 15  # the claims of a killed host's run expire this long after their last renewal
+WORKER_ENV = {
+    "CLAIM_TTL_S": str(CLAIM_TTL_S),
+    "LEASE_TTL_S": "10",
+    "CONCURRENCY": "16",
+    "PREFECT_WORKER_QUERY_SECONDS": "1",
+}
+RUN_S = 240.0  # bound on any one wait for runs to finish
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[Cluster, list[hosts.Host]]]:
+    """The cluster with its server and store on the bridge address, and a worker on each of two hosts."""
+    with hosts.network(["host-a", "host-b"]) as net:
+        state = Path(tempfile.mkdtemp(prefix="cluster-", dir="/tmp"))
+        state.chmod(0o755)  # PostgreSQL's account (not root) must reach its data folder inside
+        cluster = Cluster(state / "stack", host=net.bridge_ip, port=free_ports(1, net.bridge_ip)[0])
+        try:
+            cluster.start_postgres()
+            cluster.start_seaweed()
+            with server_quiet(cluster.stack):
+                cluster.start_server()
+                cluster.stack.configure({"webhook": "", "slack": ""}, rate_per_s=500, concurrency=256)
+            for host in net.hosts:  # one flow run at a time each: two runs at once land on both hosts
+                cluster.start_worker(host.hostname, WORKER_ENV, prefix=host.wrap([]), limit=1)
+            with temporary_settings({PREFECT_API_URL: cluster.stack.api_url}):
+                yield cluster, net.hosts
+        finally:
+            cluster.down()
+            shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def quiet(cluster) -> Iterator[None]:
+    """Every test here fails when the server (on PostgreSQL) logs an error while it runs."""
+    with server_quiet(cluster[0].stack):
+        yield
+
+
+def test_a_one_minute_schedule_runs_twice_on_its_own_on_postgresql(cluster) -> None:
+    """The server's scheduler on PostgreSQL makes the runs; a worker on one of the hosts runs them."""
+    done = scheduled_runs_finish("sweep/release-stale-every-15-minutes", count=2, every_s=60, bound_s=300)
+    assert len(done) >= 2, f"{len(done)} scheduled run(s) finished within 300 s"
+    assert all(r.state.is_completed() for r in done), [(r.name, r.state.message) for r in done]
+    made = cluster[0].query("SELECT count(*) FROM flow_run WHERE auto_scheduled AND state_type = 'COMPLETED'")
+    assert int(made.strip()) >= 2  # rows of PostgreSQL's own table, not what an API says it holds
+
+
+def shared_store(cluster: Cluster) -> Store:
+    return open_store(
+        cluster.store_url, endpoint_url=cluster.s3_url, region="us-east-1", access_key="t", secret_key="t"
+    )
+
+
+def wait_final(ids: list[Any], timeout_s: float = RUN_S) -> list[FlowRun]:
+    with get_client(sync_client=True) as client:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            runs = [client.read_flow_run(i) for i in ids]
+            if all(r.state.is_final() for r in runs) or time.monotonic() > deadline:
+                return runs
+            time.sleep(1)
+
+
+def ran_on(store: Store, run_id: str) -> set[str]:
+    """The hosts the run's ledger segments were written from: ledger/<run>/<writer>.signed..., a writer
+    being named `<host>-<pid>-<random>`."""
+    scan = scan_ledger(store)
+    if scan.frame is None or scan.frame.height == 0:
+        return set()
+    keys = {scan.segments[seg][0] for seg in scan.frame.filter(scan.frame["run_id"] == run_id)["seg"].to_list()}
+    writers = {key.split("/")[2].split(layout.SIGNED)[0] for key in keys}  # on S3: <writer>.signed/<part>
+    return {str((writer_process(writer) or ("?", 0))[0]) for writer in writers}
+
+
+def decided(store: Store, run_id: str | None = None) -> list[str]:
+    """The slugs with an outcome in the ledger (of one run, or of all)."""
+    frame = scan_ledger(store).frame
+    if frame is None or frame.height == 0:
+        return []
+    if run_id is not None:
+        frame = frame.filter(frame["run_id"] == run_id)
+    return frame["slug"].to_list()
+
+
+def test_two_deployments_run_at_once_on_two_hosts_on_s3_with_the_server_on_postgresql(cluster) -> None:
+    cluster, _ = cluster
+    slow = {"env": {"OFFLINE_LATENCY_MS": "1500"}}  # both runs still generate when the second one starts
+    run_ids = {"go-live/production": "cluster-production", "go-live/promo": "cluster-promo"}
+    started = [run_deployment(n, parameters={"run_id": r}, job_variables=slow, timeout=0) for n, r in run_ids.items()]
+    runs = wait_final([r.id for r in started])
+    assert all(r.state.is_completed() for r in runs), [(r.name, r.state) for r in runs]
+    first, second = sorted(runs, key=lambda r: r.start_time)
+    assert second.start_time < first.end_time, "the two runs did not overlap"
+    store = shared_store(cluster)
+    assert [ran_on(store, r) for r in run_ids.values()] in ([{"host-a"}, {"host-b"}], [{"host-b"}, {"host-a"}])
+    generated = {r: decided(store, r) for r in run_ids.values()}
+    assert all(len(slugs) >= 1 for slugs in generated.values()), {r: len(s) for r, s in generated.items()}
+    everything = decided(store)
+    assert len(everything) == len(set(everything)), "an item was generated (and paid for) twice"
+    assert audit(store).ok, audit(store).violations
+    # the server's database is PostgreSQL: the runs the API reported are rows of its flow_run table
+    ids = ", ".join(f"'{r.id}'" for r in runs)
+    rows = cluster.query(f"SELECT state_type FROM flow_run WHERE id IN ({ids})")
+    assert rows.split() == ["COMPLETED", "COMPLETED"], rows
+    with urllib.request.urlopen(f"{cluster.stack.api_url}/admin/settings", timeout=10) as resp:
+        database = json.load(resp)["server"]["database"]
+    assert database["connection_url"], database  # set (Prefect shows it obfuscated, never in clear)
+    server_pid = cluster.stack._read_pids()["server"][0]
+    environ = Path(f"/proc/{server_pid}/environ").read_bytes().split(b"\0")
+    assert any(e.startswith(b"PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://") for e in environ)
+
+
+def wait_for_claims_and_an_outcome(store: Store, run_id: str, timeout_s: float = 180) -> dict[str, Any]:
+    """The run's entry in the claims queue, once the ledger holds at least one outcome of it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        entry = read_queue(store)[0].get("runs", {}).get(run_id)
+        if entry and decided(store, run_id):
+            return entry
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} claimed and generated nothing within {timeout_s:.0f}s")
+
+
+def run_logs(flow_run_id: Any) -> str:
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return "\n".join(log.message for log in logs)
+
+
+def test_a_killed_host_s_claims_are_taken_over_by_the_other_host_after_their_expiry(cluster) -> None:
+    cluster, machines = cluster
+    store = shared_store(cluster)
+    victim_run = run_deployment(
+        "go-live/production",
+        parameters={"run_id": "cluster-killed", "limit": 60},
+        job_variables={"env": {"OFFLINE_LATENCY_MS": "3000", "CONCURRENCY": "4"}},  # 15 rounds of 3 s
+        timeout=0,
+    )
+    entry = wait_for_claims_and_an_outcome(store, "cluster-killed")
+    [victim] = [h for h in machines if h.hostname == entry["host"]]
+    [survivor] = [h for h in machines if h is not victim]
+    assert victim.kill(), "nothing ran on the victim's host"
+    entry = read_queue(store)[0]["runs"]["cluster-killed"]  # as the dead run left it
+    holder = claims_holder("cluster-killed", entry)
+    assert holder.host == victim.hostname and hosts.dead(holder.pid)  # its pid is visibly dead from here,
+    assert not holder.gone()  # yet a pid says nothing about another host: it is judged by its expiry alone
+    assert run_alive(entry, now=float(entry["expires_ts"]) - 0.5) and not run_alive(
+        entry, now=entry["expires_ts"] + 0.5
+    )
+    unfinished = set(entry["slugs"]) - set(decided(store, "cluster-killed"))
+    assert unfinished, "the run finished before its host was killed: nothing to take over"
+    while time.time() < float(entry["expires_ts"]) + 1:  # (ends: a dead run renews nothing)
+        time.sleep(0.5)
+    takeover = run_deployment(
+        "go-live/ad-hoc",
+        parameters={"run_id": "cluster-takeover", "limit": 1000},
+        job_variables={"env": {"OFFLINE_LATENCY_MS": "50"}},
+        timeout=RUN_S,
+    )
+    assert takeover.state.is_completed(), takeover.state.message
+    assert ran_on(store, "cluster-takeover") == {survivor.hostname}
+    by_killed, by_takeover = set(decided(store, "cluster-killed")), set(decided(store, "cluster-takeover"))
+    assert unfinished - by_killed <= by_takeover, "claims of the dead run were not taken over"
+    assert (unfinished - by_killed) & by_takeover, "the takeover run generated none of the dead run's items"
+    everything = decided(store)
+    assert len(everything) == len(set(everything)), "an item was generated (and paid for) twice"
+    assert "cluster-killed" not in read_queue(store)[0].get("runs", {})
+    assert audit(store).ok, audit(store).violations
+    deadline = time.monotonic() + 30  # the run's last log lines reach the server shortly after it ends
+    while (
+        "freed the claims of run cluster-killed" not in (logs := run_logs(takeover.id)) and time.monotonic() < deadline
+    ):
+        time.sleep(1)
+    assert "freed the claims of run cluster-killed" in logs, logs[-3000:]
+    with get_client(sync_client=True) as client:  # the dead run is no longer running anywhere
+        assert not client.read_flow_run(victim_run.id).state.is_completed()

@@ -1,0 +1,1 @@
+"""Tests of flows/, tasks/ and blocks/ against the session's Prefect server."""

@@ -1,0 +1,1 @@
+"""What the tests share: helpers, the servers they start (WordPress, SeaweedFS), proxies, receivers."""
