@@ -310,3 +310,22 @@ def test_a_short_signing_key_is_refused_without_showing_it() -> None:
         load_settings(backup_signing_key="short-key")
     assert "BACKUP_SIGNING_KEY" in str(caught.value) and "short-key" not in str(caught.value)
     assert load_settings(backup_signing_key="  ").backup_signing_key is None
+
+
+def test_the_command_line_backs_up_to_backup_url_when_no_target_is_given(generated, tmp_path, monkeypatch, capsys):
+    """BACKUP_URL is the backup's target at both front doors (the flow took it, the terminal demanded --to);
+    with neither, one line says how to give one."""
+    _, store = generated
+    monkeypatch.setenv("STORE_URL", store.url)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("BACKUP_URL", raising=False)
+    assert cli_main(["backup"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: backup: no target: set BACKUP_URL or give one (--to URL; the flow's `to` parameter)"
+    )
+    monkeypatch.setenv("BACKUP_URL", str(tmp_path / "nightly"))
+    assert cli_main(["backup"]) == 0
+    assert f", to {tmp_path / 'nightly'}; its record not signed" in capsys.readouterr().out
+    [entry] = backups(open_store(str(tmp_path / "nightly")))
+    assert entry["copied"] > 0 and entry["to"] == str(tmp_path / "nightly")

@@ -70,3 +70,23 @@ def test_the_days_charted_and_the_stored_charts(ledger: Store) -> None:
         assert f"- {name}: `{ledger.url}/{files[name]}`" in ledger.get(files["markdown"]).decode()
     stored = json.loads(ledger.get(files["json"]))
     assert stored["current"]["items_attempted"] == 4 and stored["prior"]["success_rate"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("name", ["report", "template-rank"])
+def test_report_and_template_rank_write_nothing_to_a_read_only_store(ledger: Store, name: str) -> None:
+    """Under EVIDENCE_ONLY (read-only) the report is built but not stored, and no ranking decision is recorded:
+    the one core command both front doors run (the flow used to store either way)."""
+    from content_pipeline.commands.catalogue import CATALOGUE
+    from content_pipeline.commands.context import Context
+    from content_pipeline.run.reporter import PlainReporter
+    from content_pipeline.settings import load_settings
+    from tests.conftest import snapshot
+
+    before = snapshot(ledger)
+    settings = load_settings(store_url=ledger.url, evidence_only=True)
+    command = CATALOGUE[name]
+    outcome = command.fn(Context(name, settings, PlainReporter(), None), command.params())  # type: ignore[arg-type]
+    assert outcome.ok and outcome.lines
+    assert snapshot(ledger) == before
+    if name == "report":
+        assert outcome.summary.endswith("not stored (the store is read-only)")
