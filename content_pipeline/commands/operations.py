@@ -57,7 +57,8 @@ def view_command(ctx: Context, params: ViewParams) -> Outcome:
     """One current master view, streamed to the terminal (a master file may be gigabytes)."""
     store = ctx.store(read_only=True)
     if not has_view(store, params.view):
-        raise BadInputError("no views are published yet: run `content-pipeline consolidate` (or go-live)")
+        line = "no views are published yet: run `content-pipeline consolidate` (or go-live)"
+        return Outcome(False, line, (Line(f"error: {line}", "error", err=True),))
     return Outcome(True, f"view {params.view}", stream=lambda out: stream_view(store, params.view, out))
 
 
