@@ -66,11 +66,16 @@ SERVER_MARKERS = {"s3_endpoint": "s3", "wordpress": "wordpress", "prefect_server
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Each test that uses a real server carries that server's marker: modules that are all about one mark
-    themselves; a test of a mixed module (an S3 case beside file-backend ones) gets it here."""
+    themselves; a test of a mixed module (an S3 case beside file-backend ones) gets it here. Under `make test`'s
+    workers (pytest-xdist, --dist loadgroup), a module's tests run on one worker (its module fixtures are made
+    once), and every module that uses WordPress on the same one (one WordPress, extracted once)."""
+    wordpress = {item.module.__name__ for item in items if "wordpress" in getattr(item, "fixturenames", ())}
     for item in items:
         for fixture, marker in SERVER_MARKERS.items():
             if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None:
                 item.add_marker(marker)
+        group = "wordpress" if item.module.__name__ in wordpress else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture
