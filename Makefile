@@ -51,12 +51,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The whole suite on TEST_WORKERS parallel workers (pytest-xdist): most of its time is spent waiting on real
-# servers and real time (a schedule firing twice, an approval past five minutes), which overlaps on 2 cores;
-# a module's tests stay on one worker, and every WordPress test on one (tests/conftest.py). TEST_WORKERS=0: serial.
+# The whole suite: all but the browser tests on TEST_WORKERS parallel workers (pytest-xdist; most of the time
+# is spent waiting on real servers and real time, which overlaps on 2 cores; a module's tests stay on one worker,
+# every WordPress test on one: tests/conftest.py), then the browser tests in a process of their own (Playwright's
+# sync API leaves an event loop behind that Prefect's sync calls would trip over). TEST_WORKERS=0: serial.
 TEST_WORKERS ?= 3
 test: lint $(TEST_STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not browser"
+	$(BIN)/pytest -m browser
 
 # The core's tests alone, in minutes: the file backend, no server (Prefect, SeaweedFS, WordPress, the
 # cluster), no browser, nothing that spawns go-live processes or waits on real time (tests/conftest.py marks

@@ -68,7 +68,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Each test that uses a real server carries that server's marker: modules that are all about one mark
     themselves; a test of a mixed module (an S3 case beside file-backend ones) gets it here. Under `make test`'s
     workers (pytest-xdist, --dist loadgroup), a module's tests run on one worker (its module fixtures are made
-    once), and every module that uses WordPress on the same one (one WordPress, extracted once)."""
+    once), and every module that uses WordPress on the same one (one WordPress, extracted once); `make test`
+    runs the browser tests in a process of their own, after the others."""
     wordpress = {item.module.__name__ for item in items if "wordpress" in getattr(item, "fixturenames", ())}
     for item in items:
         for fixture, marker in SERVER_MARKERS.items():
@@ -76,6 +77,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(marker)
         group = "wordpress" if item.module.__name__ in wordpress else item.module.__name__
         item.add_marker(pytest.mark.xdist_group(group))
+    # the browser tests last: Playwright's sync API leaves an event loop marked running in this process, and
+    # Prefect's sync calls made outside a flow after it (Artifact.get, Block.save) would return coroutines
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
 @pytest.fixture
