@@ -36,12 +36,15 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fake_llm_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{PROG} fake-llm", description=FAKE_LLM_HELP)
+    fake_llm_arguments(parser)
+    return parser
+
+
 def parsers() -> dict[str, argparse.ArgumentParser]:
     """Every command's parser by its name (`publish halt` among them), fake-llm's included."""
-    found = {c.name: command_parser(c, PROG) for c in COMMANDS}
-    found["fake-llm"] = argparse.ArgumentParser(prog=f"{PROG} fake-llm", description=FAKE_LLM_HELP)
-    fake_llm_arguments(found["fake-llm"])
-    return found
+    return {c.name: command_parser(c, PROG) for c in COMMANDS} | {"fake-llm": _fake_llm_parser()}
 
 
 def _find(argv: list[str]) -> tuple[Command | None, list[str]]:
@@ -62,8 +65,8 @@ def _params(command: Command, args: argparse.Namespace) -> Params:
         field = str(err["loc"][0]) if err["loc"] else ""
         flag = field if field in command.params.POSITIONAL else FLAGS.get(field, "--" + field.replace("_", "-"))
         shown = f" {_shown(err.get('input'))}" if field and not isinstance(err.get("input"), dict) else ""
-        where = f"{flag}{shown}: " if field else ""
-        raise BadInputError(f"{command.name} {where}{str(err['msg']).removeprefix('Value error, ')}") from None
+        where = f" {flag}{shown}: " if field else ": "
+        raise BadInputError(f"{command.name}{where}{str(err['msg']).removeprefix('Value error, ')}") from None
 
 
 def _shown(value: object) -> str:
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = _find(argv)
     if command is None:
         if argv[:1] == ["fake-llm"]:
-            fake = parsers()["fake-llm"].parse_args(rest[1:])
+            fake = _fake_llm_parser().parse_args(rest[1:])
             return _guarded("fake-llm", lambda: fake_llm(fake))
         _top_parser().parse_args(argv)  # prints the commands, or names the unknown one; exits 2
         return EXIT_USAGE
