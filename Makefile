@@ -51,13 +51,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The whole suite: all but the browser tests on TEST_WORKERS parallel workers (pytest-xdist; most of the time
-# is spent waiting on real servers and real time, which overlaps on 2 cores; a module's tests stay on one worker,
-# every WordPress test on one: tests/conftest.py), then the browser tests in a process of their own (Playwright's
-# sync API leaves an event loop behind that Prefect's sync calls would trip over). TEST_WORKERS=0: serial.
-TEST_WORKERS ?= 3
+# The whole suite: all but the browser tests, then the browser tests in a process of their own (Playwright's
+# sync API leaves an event loop behind that Prefect's sync calls would trip over). TEST_WORKERS=3 runs the first
+# part on parallel pytest-xdist workers (a module's tests on one worker, every WordPress test on one:
+# tests/conftest.py): about 20 min instead of 45 on 2 cores, but one run of two had a test time out
+# (tests/core/publish/test_lease_pause.py, its collect process), so serial stays the default until that is found.
+TEST_WORKERS ?= 0
+PARALLEL := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 test: lint $(TEST_STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not browser"
+	$(BIN)/pytest $(PARALLEL) -m "not browser"
 	$(BIN)/pytest -m browser
 
 # The core's tests alone, in minutes: the file backend, no server (Prefect, SeaweedFS, WordPress, the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,4 +21,19 @@ def base_env(tmp_path: Path) -> dict[str, str]:
 
 
 def run(env: dict[str, str], *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env={**env, **extra}, capture_output=True, text=True, timeout=300)
+    """The command to its end (300 s at most: past that, the test fails with where each of its threads was)."""
+    command = [*CLI, *args]
+    with subprocess.Popen(
+        command,
+        env={**env, **extra, "PYTHONFAULTHANDLER": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # the fault handler prints every thread's stack on the way down
+            out, err = proc.communicate(timeout=30)
+            raise AssertionError(f"{' '.join(args)} still ran after 300 s; its threads:\n{err[-6000:]}") from None
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
