@@ -43,7 +43,7 @@ def run_flow(command: Command, values: dict[str, Any]) -> State:
     api = PREFECT_API_URL.value()
     publishing = EdgePublishing(settings, api, in_flow=True)
     reporter = PrefectReporter(settings.run_id)
-    context = Context(command.name, settings, reporter, publishing, prefect_probes(api), in_flow=True)
+    context = Context(command.name, settings, reporter, publishing, prefect_probes(api))
     try:
         outcome = command.fn(context, params)
     except PipelineError as exc:  # its line names the command already, or is given its name

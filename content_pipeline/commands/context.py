@@ -19,14 +19,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Context:
-    """One command's world: its name, settings and services. `in_flow`: a Prefect flow run."""
+    """One command's world: its name, settings and services."""
 
     command: str
     settings: Settings
     reporter: Reporter
     publishing: Publishing
     probes: Sequence[Probe] = ()
-    in_flow: bool = False
 
     def store(self, read_only: bool | None = None) -> Store:
         """The settings' store: read-only when asked, else under EVIDENCE_ONLY."""

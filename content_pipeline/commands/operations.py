@@ -3,7 +3,6 @@ and templates (a report and a ranking are stored unless the store is read-only).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -78,7 +77,7 @@ def report_command(ctx: Context, params: ReportParams) -> Outcome:
         Artifact(f"{key}-table", table=report.rows(), description=report.title()),
     )
     summary = f"{report.title()}: " + (f"stored in {where}" if where else "not stored (the store is read-only)")
-    records = (json.loads(json.dumps(report.to_dict(), default=str)),)
+    records = (report.to_dict(),)  # printed with default=str, as the terminal always printed it
     return Outcome(True, summary, tuple(Line(t) for t in lines), records, artifacts)
 
 

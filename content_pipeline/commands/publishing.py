@@ -3,8 +3,6 @@ command (damaged ledger records, and an item's post taken down and held, or rele
 
 from __future__ import annotations
 
-import json
-
 from content_pipeline.commands.context import Context
 from content_pipeline.commands.outcome import Artifact, Line, Outcome, said
 from content_pipeline.commands.params import HaltParams, NoParams, PublishParams, QuarantineParams, ReleaseParams
@@ -76,7 +74,7 @@ def quarantine_command(ctx: Context, params: QuarantineParams) -> Outcome:
         for slug, entry in held
     ]
     summary = f"{len(found)} damaged record(s), {len(held)} item(s) held from publishing"
-    return Outcome(True, summary, tuple(Line(t) for t in texts), tuple(json.loads(json.dumps(r)) for r in records))
+    return Outcome(True, summary, tuple(Line(t) for t in texts), tuple(records))
 
 
 def release_command(ctx: Context, params: ReleaseParams) -> Outcome:
