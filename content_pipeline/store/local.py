@@ -1,19 +1,14 @@
-"""The local-disk store: temp+fsync+rename replaces, flock-guarded create-if-absent, fsynced appends."""
+"""The local-disk store: temp+fsync+rename replaces, temp+fsync+link create-if-absent (no lock), fsynced appends."""
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
 from content_pipeline.errors import StoreError, StoreIOError
 from content_pipeline.store.base import Appender, ObjectInfo, ObjectWriter, Store, check_key
-
-_LOCK_DIR = ".locks"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -86,12 +81,31 @@ class LocalWriter(ObjectWriter):
             raise StoreIOError(f"cannot write {self._path}: {exc.strerror}") from exc
 
     def commit(self) -> None:
+        self._place(exclusive=False)
+
+    def commit_new(self) -> bool:
+        """Link the fsynced temp file in as the target only if no target exists, in one atomic step and with
+        no lock, so a writer frozen half-way (SIGSTOP, a paused VM) blocks nobody; False when it exists."""
+        try:
+            self._place(exclusive=True)
+        except FileExistsError:
+            return False
+        return True
+
+    def _place(self, *, exclusive: bool) -> None:
         try:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
-            os.replace(self._tmp, self._path)
+            if exclusive:
+                os.link(self._tmp, self._path)
+                os.unlink(self._tmp)
+            else:
+                os.replace(self._tmp, self._path)
             _fsync_dir(self._path.parent)
+        except FileExistsError:
+            self.abort()
+            raise
         except OSError as exc:
             self.abort()
             raise StoreIOError(f"cannot write {self._path}: {exc.strerror}") from exc
@@ -122,18 +136,6 @@ class LocalStore(Store):
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
-
-    @contextmanager
-    def _locked(self, key: str) -> Iterator[None]:
-        lock_dir = self.root / _LOCK_DIR
-        lock_dir.mkdir(exist_ok=True)
-        name = hashlib.sha1(key.encode()).hexdigest()
-        fd = os.open(lock_dir / name, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -169,11 +171,14 @@ class LocalStore(Store):
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         path = self._parent(key)
-        with self._locked(key):
-            if path.exists():
-                return False
-            self.put(key, data)
-            return True
+        if path.exists():
+            return False
+        try:
+            writer = LocalWriter(path)
+        except OSError as exc:
+            raise StoreIOError(f"cannot write {key!r} in {self.root}: {exc.strerror}") from exc
+        writer.write(data)
+        return writer.commit_new()
 
     def delete(self, key: str) -> None:
         with suppress(FileNotFoundError):
