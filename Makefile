@@ -52,11 +52,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # The whole suite: all but the browser tests, then the browser tests in a process of their own (Playwright's
-# sync API leaves an event loop behind that Prefect's sync calls would trip over). TEST_WORKERS=3 runs the first
-# part on parallel pytest-xdist workers (a module's tests on one worker, every WordPress test on one:
-# tests/conftest.py): about 20 min instead of 45 on 2 cores, but one run of two had a test time out
-# (tests/core/publish/test_lease_pause.py, its collect process), so serial stays the default until that is found.
-TEST_WORKERS ?= 0
+# sync API leaves an event loop behind that Prefect's sync calls would trip over). The first part runs on
+# TEST_WORKERS pytest-xdist workers (a module's tests on one worker, every WordPress test on one:
+# tests/conftest.py): most of the suite waits on real servers and real time, which overlaps even on 2 cores,
+# so 3 workers take about 20 min where a serial run (TEST_WORKERS=0) takes about 45.
+TEST_WORKERS ?= 3
 PARALLEL := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 test: lint $(TEST_STAMP)
 	$(BIN)/pytest $(PARALLEL) -m "not browser"
