@@ -33,8 +33,10 @@ BOUND_S = 20.0  # far above a create on any disk; a writer blocked on a frozen o
 
 
 def _highest(root: Path) -> int:
-    names = [p.name for p in (root / "cells" / "c").iterdir() if not p.name.startswith(".")]
-    return max(int(n) for n in names)
+    """The newest version created (-1 before the first; the writer's temp files start with a dot)."""
+    folder = root / "cells" / "c"
+    names = [p.name for p in folder.iterdir() if not p.name.startswith(".")] if folder.is_dir() else []
+    return max((int(n) for n in names), default=-1)
 
 
 def _create(store: LocalStore, key: str) -> bool | None:
@@ -52,7 +54,7 @@ def test_a_writer_frozen_mid_create_blocks_no_other_writer(tmp_path: Path) -> No
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], stderr=subprocess.PIPE, text=True)
     won: list[str] = []
     try:
-        until(lambda: (root / "cells" / "c").is_dir() and _highest(root) >= 3, 60)
+        until(lambda: _highest(root) >= 3, 60)
         for _ in range(ROUNDS):
             time.sleep(0.05)
             writer.send_signal(signal.SIGSTOP)
