@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 
 def this_host() -> str:
@@ -12,14 +13,27 @@ def this_host() -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists on this host."""
+    """True when a process with this pid runs on this host. A zombie (killed, and never reaped by a parent
+    such as a container's PID 1) is dead: it runs nothing and holds nothing, though signal 0 still finds it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass  # another user's process: it exists
+    return _state(pid) not in ("Z", "X")
+
+
+def _state(pid: int) -> str:
+    """The process's state letter from /proc (R, S, D, Z, ...); "X" when it vanished since, "" without /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return "X" if Path("/proc/self").exists() else ""
+    except OSError:
+        return ""
+    fields = stat.rpartition(")")[2].split()  # the command name, in parentheses, may hold spaces
+    return fields[0] if fields else ""
 
 
 @dataclass(frozen=True)

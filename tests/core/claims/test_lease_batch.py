@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,7 @@ from content_pipeline.store.cell import Cell
 from content_pipeline.store.host import Holder, this_host
 from content_pipeline.store.lease import Lease, live_lease
 from tests.conftest import make_item
+from tests.support.helpers import until
 
 
 def items(n: int) -> list[Item]:
@@ -71,6 +73,34 @@ def test_lease_of_a_dead_process_on_this_host_is_stale_at_once(store: Store) -> 
     )
     batch, _, took_over = build_batch(store, "run-next", items(2), 2, pid=None, lease_ttl_s=60, claim_ttl_s=60)
     assert len(batch) == 2 and took_over.startswith("run killed")
+
+
+def test_a_zombie_holder_is_dead(store: Store) -> None:
+    """A killed process its parent never reaps (a container's PID 1 that does not) still answers signal 0:
+    it must count as gone, or its lease and claims block every later run until they expire."""
+    zombie = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        zombie.kill()
+        until(lambda: Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z", 10)
+        os.kill(zombie.pid, 0)  # still there for signal 0
+        assert Holder(this_host(), zombie.pid, "zombie").gone()
+        assert not Holder(this_host(), os.getpid(), "me").gone()
+        Cell(store, layout.BATCH_LOCK).swap(
+            json.dumps(
+                {
+                    "host": this_host(),
+                    "pid": zombie.pid,
+                    "run_id": "zombie",
+                    "token": "t",
+                    "expires_ts": time.time() + 3600,
+                }
+            ).encode(),
+            0,
+        )
+        batch, _, took_over = build_batch(store, "run-next", items(2), 2, pid=None, lease_ttl_s=60, claim_ttl_s=60)
+        assert len(batch) == 2 and took_over.startswith("run zombie")
+    finally:
+        zombie.wait()
 
 
 def test_live_holder_renews_its_lease_past_the_ttl(store: Store) -> None:
