@@ -10,6 +10,8 @@ from typing import Any
 SPENDING_FLOWS = ("go-live", "replay-failed", "generate", "publish")  # their schedules pay a provider or post
 SPENDING_SETTING = "SPENDING_SCHEDULES"  # `active`: their schedules run on a fresh stack with a real provider
 
+HEARTBEAT_S = 30  # a flow run's heartbeat period (PREFECT_FLOWS_HEARTBEAT_FREQUENCY; Prefect's least is 30)
+
 
 def deployment_lines(deployments: list[dict[str, Any]]) -> list[str]:
     """What `make up` prints of each deployment: its name, schedule, and whether the schedule runs."""

@@ -1,5 +1,5 @@
 """`make up` / `make down`: a local Prefect server on loopback (SQLite), a process work pool, the project's
-blocks, every deployment of prefect.yaml, the global limits, the failure automations and a worker."""
+blocks, every deployment of prefect.yaml, the global limits, the failure and crash automations and a worker."""
 
 from __future__ import annotations
 
@@ -18,20 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devstack.config import SPENDING_FLOWS, UpConfig, deployment_lines, stopped_line
+from devstack.config import HEARTBEAT_S, SPENDING_FLOWS, UpConfig, deployment_lines, stopped_line
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = "content-pipeline"
 STOP_ORDER = {"server": 1, "postgres": 2, "seaweed": 2}  # stopped after the workers (0), in this order
 STOP_BOUND_S = {"seaweed": 5.0}  # how long after SIGTERM before SIGKILL (15 s unless named); its data is durable
-AUTOMATION = "content-pipeline: announce failed or crashed runs via {block}"
 LOG_RECORD = re.compile(r"^\d\d:\d\d:\d\d\.\d+ \| (\w+) +\|")  # a record's first line in a Prefect log
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")  # a traceback's last line
 FAILURE_BLOCKS = {"webhook": "content-pipeline-failure-webhook", "slack": "content-pipeline-failure-slack"}
-NOTIFY_BODY = """content-pipeline run {{ flow_run.name }} ({{ flow.name }}/{{ deployment.name }}) is {{ flow_run.state.name }}.
-Run: {{ flow_run|ui_url }}
-What failed (a go-live: its stage, the error and the spend so far): {{ flow_run.state.message }}
-Parameters: {{ flow_run.parameters }}"""
 
 
 def _bin(name: str) -> str:
@@ -57,6 +52,8 @@ class Stack:
             "PREFECT_API_URL": self.api_url,
             "PREFECT_UI_URL": self.ui_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # every flow run the workers start beats this often; the crash automation waits SILENT_BEATS of them
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_S)),
         }
 
     def spawn(
@@ -219,15 +216,15 @@ def _group_alive(pid: int) -> bool:
 
 def _configure(raw: str) -> None:
     """Inside the stack's environment: global limits, notification blocks and automations."""
-    from prefect.automations import Automation, EventTrigger, Posture, SendNotification
     from prefect.blocks.notifications import CustomWebhookNotificationBlock, SlackWebhook
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
     from prefect.exceptions import ObjectNotFound
 
+    from devstack.automations import announce_failures, crash_silent_runs
+
     config = json.loads(raw)
     from content_pipeline.settings import load_settings
-    from flows.pipeline import FLOWS
 
     settings = load_settings()
     with get_client(sync_client=True) as client:
@@ -256,32 +253,7 @@ def _configure(raw: str) -> None:
     if config["notify"].get("slack"):
         SlackWebhook(url=config["notify"]["slack"]).save(FAILURE_BLOCKS["slack"], overwrite=True)
         blocks.append((SlackWebhook, FAILURE_BLOCKS["slack"]))
-    names = []
-    for block_type, block_name in blocks:
-        name = AUTOMATION.format(block=block_name)
-        while True:  # replace, never duplicate, on a second `make up`
-            try:
-                Automation.read(name=name).delete()
-            except ValueError:
-                break
-        Automation(
-            name=name,
-            description="Announces every failed or crashed run of the project's flows, with its UI link.",
-            trigger=EventTrigger(
-                expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-                match_related={"prefect.resource.role": "flow", "prefect.resource.name": sorted(FLOWS)},
-                posture=Posture.Reactive,
-                threshold=1,
-            ),
-            actions=[
-                SendNotification(
-                    block_document_id=block_type.load(block_name)._block_document_id,
-                    subject="content-pipeline: {{ flow.name }} run {{ flow_run.name }} {{ flow_run.state.name }}",
-                    body=NOTIFY_BODY,
-                )
-            ],
-        ).create()
-        names.append(name)
+    names = [crash_silent_runs(), *(announce_failures(block_type, name) for block_type, name in blocks)]
     print(json.dumps({"automations": names, "deployments": _schedules(bool(config["spending_active"]))}))
 
 

@@ -13,6 +13,8 @@ from prefect.exceptions import ObjectNotFound
 
 from content_pipeline.settings import Settings
 
+SLOT_LEASE_S = 60.0  # the in-flight slots are a lease Prefect renews while the run lives: a dead run's expire
+
 
 class PrefectLimits:
     """A chunk holds its in-flight slots for its whole life (one acquisition, not one per call), and
@@ -27,7 +29,9 @@ class PrefectLimits:
 
     @asynccontextmanager
     async def chunk(self, slots: int) -> AsyncIterator[None]:
-        async with concurrency(self.concurrency_name, occupy=min(slots, self.max_slots), strict=True):
+        async with concurrency(
+            self.concurrency_name, occupy=min(slots, self.max_slots), strict=True, lease_duration=SLOT_LEASE_S
+        ):
             yield
 
     @asynccontextmanager

@@ -33,7 +33,7 @@ def build_batch(
     taken over). With `wait_s` a live holder is waited for that long (it holds the lease only while it
     claims); without, a held lease fails at once. A read-only store only shows what would be claimed."""
     if store.read_only:
-        taken = live_claims(read_queue(store)[0])
+        taken = live_claims(store, read_queue(store)[0])
         return [i for i in needs if taken.get(i.slug, run_id) == run_id][:limit], [], None
     lease = Lease(store, layout.BATCH_LOCK, Holder.me(run_id), lease_ttl_s, "the batch builder")
     lease.acquire(wait_s)

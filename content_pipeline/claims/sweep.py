@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
-from content_pipeline.claims.queue import Queue, claims_holder, read_queue, update_queue
+from content_pipeline.claims.queue import Queue, RunClaims, all_claims, read_queue, update_queue
 from content_pipeline.store import Store
 from content_pipeline.store.cell import Cell
 from content_pipeline.store.lease import gone_because, lease_holder, lease_keys
@@ -20,6 +19,7 @@ class Swept:
     leases: list[str] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
     claimed: list[tuple[int, float]] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # live claims the batch command keeps for a generate stage
 
     @property
     def lines(self) -> list[str]:
@@ -43,42 +43,32 @@ def _released(dry_run: bool) -> str:
     return "would be released" if dry_run else "released"
 
 
-def _sweep_claims(store: Store, now: float, grace_s: float, swept: Swept, dry_run: bool) -> None:
-    freed: list[str] = []
-    claimed: list[tuple[int, float]] = []
+def _sweep_claims(store: Store, judged: list[RunClaims], swept: Swept, dry_run: bool) -> None:
+    gone = {c.run_id: c for c in judged if c.gone is not None}
+    swept.kept = [f"{c.describe()} for its generate stage (CLAIM_TTL_S)" for c in judged if c.kept and not c.gone]
+    swept.claims = [
+        f"{len(c.slugs)} claim(s) of {c.holder.describe()} {_released(dry_run)} (they need content again): {c.gone}"
+        for c in gone.values()
+    ]
+    swept.claimed = [(len(c.slugs), c.claimed_at) for c in gone.values()]
+    if dry_run or not gone:
+        return
 
     def change(queue: Queue) -> Queue:
-        freed.clear()  # (tried again on a concurrent change: counted afresh)
-        claimed.clear()
-        kept: dict[str, Any] = {}
-        for run_id, entry in queue.get("runs", {}).items():
-            holder = claims_holder(run_id, entry)
-            why = gone_because(holder, float(entry.get("expires_ts", 0)), now, grace_s)
-            if why is None:
-                kept[run_id] = entry
-            else:
-                slugs = len(entry.get("slugs", []))
-                claimed.append((slugs, float(entry.get("claimed_at") or entry.get("expires_ts") or 0)))
-                freed.append(
-                    f"{slugs} claim(s) of {holder.describe()} {_released(dry_run)} (they need content again): {why}"
-                )
-        return {**queue, "runs": kept}
+        return {**queue, "runs": {r: e for r, e in queue.get("runs", {}).items() if r not in gone}}
 
-    if dry_run:
-        change(read_queue(store)[0])
-    else:
-        update_queue(store, change)
-    swept.claims += freed
-    swept.claimed += claimed
+    update_queue(store, change)
 
 
 def sweep(store: Store, grace_s: float = 0.0, now: float | None = None, dry_run: bool = False) -> Swept:
     """Release every lease and the queued claims of every run that is gone; a second sweep releases
     nothing. A lease or claims whose holder is live (not expired, and on this host its process alive) are
-    left alone. With `dry_run` (or on a read-only store) nothing is released: the lines say what would be."""
+    left alone; claims the batch command keeps for a run's generate stage are named. With `dry_run` (or on
+    a read-only store) nothing is released: the lines say what would be."""
     dry_run = dry_run or store.read_only
     moment = time.time() if now is None else now
     swept = Swept()
+    judged = all_claims(store, read_queue(store)[0], moment, grace_s)  # judged by their run leases, not yet swept
     _sweep_leases(store, moment, grace_s, swept, dry_run)
-    _sweep_claims(store, moment, grace_s, swept, dry_run)
+    _sweep_claims(store, judged, swept, dry_run)
     return swept

@@ -51,12 +51,15 @@ class LedgerScan:
         """One line for each record the scan left out."""
         return [b.message(self.segments[b.seg][0]) for b in self.damaged] + self.incomplete
 
-    @property
-    def fingerprint(self) -> str:
-        """Identifies the ledger's content: segment names, the sizes read, and their versions, which change
-        with their bytes (an edit that keeps the size included); and the intents logs read with it."""
-        segments = [(key, size, v) for (key, size), v in zip(self.segments, self.versions, strict=True)]
-        return _fingerprint(segments + self.intents)
+    def contents(self, store: Store) -> list[tuple[str, int, str]]:
+        """Each segment read and the intents logs read with it: (key, size read, content digest)."""
+        listed = [(key, size, v) for (key, size), v in zip(self.segments, self.versions, strict=True)]
+        return [(key, size, store.digest(ObjectInfo(key, size, v))) for key, size, v in [*listed, *self.intents]]
+
+    def fingerprint(self, store: Store) -> str:
+        """Identifies the ledger's content: segment names, the sizes read, and their content digests (an edit
+        that keeps the size included; a faithful copy of the store the same); and the intents logs read."""
+        return fingerprint_of(self.contents(store))
 
 
 def ledger_segments(store: Store) -> list[ObjectInfo]:
@@ -64,14 +67,19 @@ def ledger_segments(store: Store) -> list[ObjectInfo]:
     return [info for info in store.list(layout.LEDGER_PREFIX) if layout.is_segment(info.key)]
 
 
-def _fingerprint(segments: list[tuple[str, int, str]]) -> str:
+def fingerprint_of(segments: list[tuple[str, int, str]]) -> str:
     return hashlib.sha256(json.dumps(segments).encode()).hexdigest()[:32]
 
 
+def ledger_contents(store: Store) -> list[tuple[str, int, str]]:
+    """The ledger's segments and the intents logs as they stand: (key, size, content digest), each object's
+    digest read once per version (Store.digest)."""
+    return [(info.key, info.size, store.digest(info)) for info in [*ledger_segments(store), *intent_objects(store)]]
+
+
 def ledger_fingerprint(store: Store) -> str:
-    """Fingerprint of the ledger and the intents logs as they stand, without reading them."""
-    objects = [*ledger_segments(store), *intent_objects(store)]
-    return _fingerprint([(info.key, info.size, info.version) for info in objects])
+    """Fingerprint of the ledger and the intents logs as they stand."""
+    return fingerprint_of(ledger_contents(store))
 
 
 Schema = dict[str, pl.DataType]

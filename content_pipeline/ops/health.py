@@ -31,7 +31,7 @@ from content_pipeline.store import Store, layout
 from content_pipeline.store.lease import iso_at, live_lease
 from content_pipeline.views.audit import audit
 from content_pipeline.views.daily import spent_today
-from content_pipeline.views.snapshot import load_manifest, views_current, views_cut
+from content_pipeline.views.snapshot import load_manifest, views_cut, why_not_current
 
 Level = Literal["green", "amber", "red"]
 _RANK: dict[Level, int] = {"green": 0, "amber": 1, "red": 2}
@@ -153,8 +153,9 @@ def _views(store: Store) -> Check:
     cut = views_cut(store)
     if cut:
         return Check("views", "red", f"{len(cut)} damaged: {cut[0]}")
-    if not views_current(store):
-        return Check("views", "amber", "not current: the ledger has records the views do not (consolidate pending)")
+    why = why_not_current(store)
+    if why is not None:
+        return Check("views", "amber", f"not current: {why} (consolidate pending)")
     return Check("views", "green", "current")
 
 

@@ -8,18 +8,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import polars as pl
-
-from content_pipeline.ledger.checksum import check
-from content_pipeline.ledger.jsonl import iter_pieces
 from content_pipeline.ledger.quarantine import Damaged, accept_loss
-from content_pipeline.ledger.records import valid_record
-from content_pipeline.ledger.scan import stream_ledger
 from content_pipeline.ledger.writer import writer_name
 from content_pipeline.store import Store, layout
-from content_pipeline.views.snapshot import object_size
-
-_IDS: dict[str, pl.DataType] = {"id": pl.String(), "slug": pl.String(), "status": pl.String()}
+from content_pipeline.views.booked import lost_records
 
 
 @dataclass
@@ -30,29 +22,6 @@ class Salvaged:
     records: dict[str, str] = field(default_factory=dict)
     segments: dict[str, bytes] = field(default_factory=dict)  # segment key -> the lines written back there
     settled: list[Damaged] = field(default_factory=list)
-
-
-def ledger_ids(store: Store) -> set[str]:
-    """The id of every complete record the ledger holds now."""
-    ids: set[str] = set()
-    stream_ledger(store, lambda frame: ids.update(frame["id"].to_list()), schema=_IDS, cached=False)
-    return ids
-
-
-def lost_records(store: Store, view_objects: Iterable[str]) -> dict[str, bytes]:
-    """record id -> its line, for each line of `view_objects` that checks out (its checksum, the record
-    schema) and whose record the ledger no longer holds."""
-    have = ledger_ids(store)
-    found: dict[str, bytes] = {}
-    keys = list(dict.fromkeys(view_objects))
-    for piece in iter_pieces(store, [(key, object_size(store, key)) for key in keys]):
-        for line in piece.data.splitlines():
-            if not line.strip() or check(line) is not None or not valid_record(line.decode(errors="replace")):
-                continue
-            record_id = str(json.loads(line)["id"])
-            if record_id not in have:
-                found.setdefault(record_id, line)
-    return found
 
 
 def find_lost(store: Store, view_objects: Iterable[str], damaged: list[Damaged]) -> Salvaged:

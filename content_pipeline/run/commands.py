@@ -129,8 +129,9 @@ def collect_batches(stages: Stages) -> str:
 def sweep(stages: Stages) -> str:
     """Release the leases and queued claims of runs that are gone, naming each (also logged); with
     EVIDENCE_ONLY, name what would be released."""
-    released = stages.sweep()
-    return "; ".join(released) if released else "nothing to release: no lease or claims of a gone run"
+    swept = stages.sweep()
+    released = "; ".join(swept.lines) or "nothing to release: no lease or claims of a gone run"
+    return released + "".join(f"; kept: {line}" for line in swept.kept)
 
 
 COMMANDS: dict[str, Callable[[Stages], str]] = {

@@ -8,7 +8,6 @@ import queue
 import time
 from collections.abc import Iterator
 
-from content_pipeline.claims.keeper import ClaimKeeper
 from content_pipeline.errors import PipelineError
 from content_pipeline.generation.changed import restore_earlier
 from content_pipeline.generation.context import GenerationContext, open_generation, plan_chunks
@@ -139,7 +138,6 @@ def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineEr
         f"generate: {len(items)} item(s) in {len(chunks)} chunk(s), {parallel} chunk(s) at a time, "
         f"{per_chunk} call(s) in flight per chunk, {model}"
     )
-    keeper = ClaimKeeper(store, stages.run_id, settings.claim_ttl_s)  # a long run's claims never expire under it
     stats, budget = ctx.stats, ctx.budget
     beat = Heartbeat(
         "generate",
@@ -154,7 +152,6 @@ def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineEr
             _run_chunks(stages, ctx, chunks, parallel, per_chunk, report)
     finally:
         beat.stop()
-        keeper.stop()
         ctx.close()
         periodic.join()
         report.spend_usd = ctx.budget.spent_usd

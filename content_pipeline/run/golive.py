@@ -62,7 +62,7 @@ def go_live(
             report.stage = "recover"
             report.notes += stages.recover()
         report.stage = "sweep"  # what gone runs left claimed needs content again before this run claims
-        report.notes += stages.sweep()
+        report.notes += stages.sweep().lines
         report.stage = "inventory"
         inv = stages.inventory(want=settings.limit)
         tally = inv.catalogue
@@ -81,6 +81,7 @@ def go_live(
             needs = find_items(settings.catalogue, stages.retry, settings.s3_options())
             report.notes.append(replay.describe(chosen, len(needs)))
         report.needs_content = inv.needing if replay is None else len(needs)
+        report.held_elsewhere = [c.describe() for c in stages.elsewhere]
         report.stage = "batch"
         items = stages.batch(needs, hold=True)
         claimed, report.claimed = not store.read_only, len(items)

@@ -41,6 +41,7 @@ class RunReport:
     changed: int = 0  # of those, done items changed since their success
     restored: int = 0  # of those, changed back to an earlier success's inputs: restored from it, no call
     claimed: int = 0
+    held_elsewhere: list[str] = field(default_factory=list)  # other live runs' claims: how many, whose, until
     preflight_dropped: dict[str, int] = field(default_factory=dict)
     stats: RunStats = field(default_factory=RunStats)
     spend_usd: float = 0.0
@@ -136,6 +137,7 @@ class RunReport:
             "them restored from an earlier success at no cost); "
             f"claimed: {self.claimed}; "
             f"preflight dropped: {sum(self.preflight_dropped.values())}",
+            *[f"- held by another run (not claimable now): {line}" for line in self.held_elsewhere],
             f"- generated: {st.decided} ({st.successes} successes, {st.rejects} rejects, "
             f"{st.escalations} escalated); skipped as already decided: {st.skipped}; not attempted: {st.not_attempted}",
             f"- spend: ${self.spend_usd:.4f} of {usd(self.budget_usd)} budget ({self.spend_usd / self.budget_usd:.1%} "

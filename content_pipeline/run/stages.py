@@ -9,8 +9,8 @@ from functools import partial
 
 from content_pipeline.claims import queue
 from content_pipeline.claims.batch import build_batch
-from content_pipeline.claims.queue import live_claims, read_queue
-from content_pipeline.claims.sweep import sweep
+from content_pipeline.claims.queue import RunClaims
+from content_pipeline.claims.sweep import Swept, sweep
 from content_pipeline.errors import StoreError
 from content_pipeline.generation.budget import batch_worst_nano
 from content_pipeline.generation.changed import Known, changed_slugs
@@ -43,6 +43,7 @@ class Stages:
     known_changed: frozenset[str] | None = None  # what this run's inventory found changed (read once)
     known: Known | None = None  # what items are compared with to tell whether they changed
     lease: Lease | None = None  # the run's lease while it is held: checked right before each batch is created
+    elsewhere: list[RunClaims] = field(default_factory=list)  # live claims of other runs, seen at inventory
 
     @property
     def run_id(self) -> str:
@@ -86,11 +87,8 @@ class Stages:
     def _inventory(self, want: int | None) -> Inventory:
         settings = self.settings
         self.known_changed = None
-        taken = (
-            []
-            if want is None
-            else [s for s, run in live_claims(read_queue(self.store)[0]).items() if run != self.run_id]
-        )
+        self.elsewhere = [] if want is None else queue.held_elsewhere(self.store, self.run_id)
+        taken = [slug for claims in self.elsewhere for slug in claims.slugs]
         inv = take_inventory(
             self.store,
             settings.catalogue,
@@ -111,7 +109,8 @@ class Stages:
         invalid = f"{len(tally.invalid)} invalid" + (" (the report names them)" if tally.invalid and want else "")
         self.log(
             f"catalogue: {read}, {tally.valid} valid, {invalid}; needs content: {inv.needing} "
-            f"(scope {settings.scope}), {len(inv.changed)} of the done item(s) changed since their success",
+            f"(scope {settings.scope}), {len(inv.changed)} of the done item(s) changed since their success"
+            + held_line(self.elsewhere),
             logging.WARNING if tally.invalid else logging.INFO,
         )
         self.known_changed = inv.changed  # every item this run may claim was among the rows read
@@ -154,15 +153,18 @@ class Stages:
         self.log(f"batch: claimed {len(items)} item(s) for run {self.run_id}")
         return items
 
-    def sweep(self) -> list[str]:
-        """Release the leases and queued claims of runs that are gone (claims/sweep.py); each one is named."""
+    def sweep(self) -> Swept:
+        """Release the leases and queued claims of runs that are gone (claims/sweep.py); each one is named,
+        and so are the claims the batch command keeps for a generate stage."""
         return self.reporter.stage("sweep", self._sweep)
 
-    def _sweep(self) -> list[str]:
+    def _sweep(self) -> Swept:
         swept = sweep(self.store, self.settings.sweep_grace_s)
         for line in swept.lines:
             self.log(f"sweep: {line}", logging.WARNING)
-        return swept.lines
+        for line in swept.kept:
+            self.log(f"sweep: kept: {line}")
+        return swept
 
     def preflight(self, planned: list[Item] | None = None) -> Preflight:
         """Filter the run's batch file (or, read-only, the `planned` batch) and guard the budget; the
@@ -179,9 +181,10 @@ class Stages:
         return result
 
     def adopt(self) -> int:
-        """Tie the run's claims to this process, so a killed generate frees them at once."""
-        pid, ttl = os.getpid(), self.settings.claim_ttl_s
-        return self.reporter.stage("adopt-claims", lambda: len(queue.adopt(self.store, self.run_id, pid, ttl)))
+        """Tie the run's claims to this process and its run lease, so a killed generate frees them within a
+        lease lifetime."""
+        pid = os.getpid()
+        return self.reporter.stage("adopt-claims", lambda: len(queue.adopt(self.store, self.run_id, pid)))
 
     def release(self) -> None:
         """Drop the run's claims: what it did not finish becomes claimable again."""
@@ -222,3 +225,12 @@ class Stages:
         changed = sync_checkpoint(self.store)
         self.log(f"sync: checkpoint {'rewritten from master' if changed else 'already matches master'}")
         return changed
+
+
+def held_line(elsewhere: list[RunClaims]) -> str:
+    """What other live runs hold, for the inventory line: how many items and by whom until when."""
+    if not elsewhere:
+        return ""
+    return f"; {sum(len(c.slugs) for c in elsewhere)} item(s) held by other runs: " + ", ".join(
+        c.describe() for c in elsewhere
+    )

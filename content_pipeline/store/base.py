@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -10,6 +11,7 @@ from typing import NoReturn
 
 from content_pipeline.errors import ReadOnlyViolation, StoreError
 
+DIGEST_CHUNK = 8 << 20  # bytes read at a time to take an object's digest
 _KEY = re.compile(r"^[A-Za-z0-9_=-][A-Za-z0-9._=-]*(/[A-Za-z0-9_=-][A-Za-z0-9._=-]*)*$")
 
 
@@ -164,6 +166,26 @@ class Store(ABC):
         """The requests made so far, for a remote store (None for a local folder)."""
         return None
 
+    def digest(self, info: ObjectInfo) -> str:
+        """The MD5 (hex) of the object's first `info.size` bytes: what it holds, the same in any faithful copy
+        of the store (a folder copied with `cp -a`, a bucket synced to another prefix), unlike its version.
+        Read once per version in this process."""
+        memo: dict[tuple[str, str, int], str] = self.__dict__.setdefault("_digests", {})
+        found = memo.get((info.key, info.version, info.size))
+        if found is None:
+            found = memo[(info.key, info.version, info.size)] = self.read_digest(info)
+        return found
+
+    def read_digest(self, info: ObjectInfo, keep: bool = True) -> str:
+        """The MD5 of the object's first `info.size` bytes, read in bounded ranges (`keep`: a backend may keep
+        it for other processes)."""
+        md5 = hashlib.md5(usedforsecurity=False)
+        at = 0
+        while at < info.size and (data := self.get_range(info.key, at, min(info.size, at + DIGEST_CHUNK))):
+            md5.update(data)
+            at += len(data)
+        return md5.hexdigest()
+
     @abstractmethod
     def truncate(self, key: str, size: int) -> None:
         """Cut the object down to `size` bytes (used only to repair a torn ledger tail)."""
@@ -195,6 +217,9 @@ class ReadOnlyStore(Store):
 
     def request_counts(self) -> RequestCounts | None:
         return self.inner.request_counts()
+
+    def read_digest(self, info: ObjectInfo, keep: bool = True) -> str:
+        return self.inner.read_digest(info, keep=False)  # (nothing written, not even a cached digest)
 
     def _refuse(self, key: str) -> NoReturn:
         raise ReadOnlyViolation(f"EVIDENCE_ONLY run tried to write {key!r}; nothing was written")

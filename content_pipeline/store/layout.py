@@ -108,6 +108,7 @@ def torn_tail(key: str, at: int) -> str:
 
 
 ACCEPTED_LOSSES = f"{QUARANTINE_PREFIX}accepted/"  # an operator's acceptance of a damaged record's loss
+BOOKED_LOSSES = f"{QUARANTINE_PREFIX}booked/"  # a damaged record's cost, kept in spend (views/booked.py)
 _DAMAGED = ".line-"
 
 

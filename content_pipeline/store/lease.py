@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from content_pipeline.errors import LeaseHeldError, LeaseLostError
 from content_pipeline.store import layout
 from content_pipeline.store.base import Store
-from content_pipeline.store.cell import Cell
+from content_pipeline.store.cell import RELEASED, Cell
 from content_pipeline.store.host import Holder
 from content_pipeline.store.renewal import Renewal
 
@@ -93,6 +93,8 @@ class Lease:
         """Who took the lease over: the writer of the version after ours (kept a while), else the holder now."""
         assert self.version is not None
         after = self.store.get(self.cell.key(self.version + 1))
+        if after == RELEASED:
+            return "nobody (another process released it as gone: a sweep, or a run that freed its claims)"
         holder = lease_holder(after)[0] if after else None
         if holder is None and current is not None:
             holder = lease_holder(current)[0]

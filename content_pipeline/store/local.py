@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from contextlib import suppress
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from content_pipeline.errors import StoreError, StoreIOError
 from content_pipeline.store.base import Appender, ObjectInfo, ObjectWriter, Store, check_key
+
+_DIGESTS = ".digests"  # each object's content digest at its last version read (Store.digest)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -183,6 +186,25 @@ class LocalStore(Store):
     def delete(self, key: str) -> None:
         with suppress(FileNotFoundError):
             os.unlink(self._path(key))
+
+    def read_digest(self, info: ObjectInfo, keep: bool = True) -> str:
+        """Kept beside the objects (`.digests/`, with the version it was taken at), so each version of an
+        object is read for its digest once, not once per process; a copied store's objects once each."""
+        side = self.root / _DIGESTS / hashlib.sha1(info.key.encode()).hexdigest()
+        try:
+            version, digest = side.read_text().split()
+            if version == f"{info.version}/{info.size}":
+                return digest
+        except (OSError, ValueError):
+            pass  # none kept yet, or for another version
+        digest = super().read_digest(info)
+        if keep:
+            with suppress(OSError):  # a cache: a store that takes no write still answers
+                side.parent.mkdir(exist_ok=True)
+                tmp = side.with_name(f"{side.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+                tmp.write_text(f"{info.version}/{info.size} {digest}\n")
+                os.replace(tmp, side)
+        return digest
 
     def appender(self, key: str) -> Appender:
         return LocalAppender(self._parent(key))

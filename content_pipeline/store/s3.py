@@ -3,6 +3,7 @@ appended record."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -110,6 +111,9 @@ def open_s3_url(url: str, options: dict[str, str | None] | None = None) -> Any:
         raise BadInputError(f"{url}: {reason.get(code, code)}") from None
     except BotoCoreError as exc:
         raise BadInputError(f"{url}: cannot read ({exc})") from None
+
+
+_MD5 = re.compile(r"[0-9a-f]{32}")  # an ETag that is the MD5 of the object (not a multipart one)
 
 
 class S3Appender(Appender):
@@ -351,6 +355,11 @@ class S3Store(Store):
 
     def appender(self, key: str) -> Appender:
         return S3Appender(self, check_key(key))
+
+    def read_digest(self, info: ObjectInfo, keep: bool = True) -> str:
+        """An object put in one request has its MD5 as its ETag: no need to read it."""
+        etag = info.version.strip('"')
+        return etag if _MD5.fullmatch(etag) else super().read_digest(info)
 
     def list(self, prefix: str) -> list[ObjectInfo]:
         if prefix.strip("/"):

@@ -14,6 +14,7 @@ from content_pipeline.ledger.scan import LedgerScan
 from content_pipeline.ledger.spill import compact
 from content_pipeline.money import nano_expr, to_usd
 from content_pipeline.store import Store
+from content_pipeline.views.booked import book_damaged
 from content_pipeline.views.checkpoint import checkpoint_queued, parse_checkpoint
 from content_pipeline.views.consolidate import views_lock
 from content_pipeline.views.master import UsageSums, master_frames, nano_sum, once_per_id
@@ -161,7 +162,13 @@ def _audit(store: Store) -> AuditResult:
     if "checkpoint" not in damaged:
         _checkpoint(result, read_view(store, "checkpoint"), succ, rej, held_slugs(store, records))
     usage = passed.usage.less(pl.concat(found.extras)) if found.extras else passed.usage
-    _spend(result, None if "usage" in damaged else read_usage(store), found, usage)
+    booked = book_damaged(store, records, passed.usage.most_nano, write=False)  # kept on the books
+    _spend(
+        result,
+        None if "usage" in damaged else read_usage(store),
+        found.cost_nano + nano_sum(booked),
+        usage.plus(booked),
+    )
     _lines(result, passed.scan, records + damaged_intents(store, read_intents(store)))
     return result
 
@@ -260,13 +267,13 @@ def _checkpoint(
         result.add(4, "slug(s) both queued and decided in the checkpoint", clash)
 
 
-def _spend(result: AuditResult, recorded: dict[str, Any] | None, found: _Derivation, usage: UsageSums) -> None:
-    """5. Recorded spend equals the ledger's sum (unless the usage view is damaged, reported already); no run
-    spent over its budget."""
-    if recorded is not None and int(recorded.get("cost_nano", 0)) != found.cost_nano:
+def _spend(result: AuditResult, recorded: dict[str, Any] | None, cost_nano: int, usage: UsageSums) -> None:
+    """5. Recorded spend equals the ledger's sum, damaged records kept on the books included (unless the usage
+    view is damaged, reported already); no run spent over its budget."""
+    if recorded is not None and int(recorded.get("cost_nano", 0)) != cost_nano:
         result.add(
             5,
-            f"recorded spend {to_usd(recorded.get('cost_nano', 0)):.6f} USD != ledger sum {to_usd(found.cost_nano):.6f} USD",
+            f"recorded spend {to_usd(recorded.get('cost_nano', 0)):.6f} USD != ledger sum {to_usd(cost_nano):.6f} USD",
         )
     over = usage.by_run().filter(pl.col("cost_nano") > nano_expr("budget_usd"))
     for row in over.iter_rows(named=True):

@@ -8,8 +8,6 @@ from typing import Any
 
 import polars as pl
 
-from content_pipeline.claims.queue import live_claims
-
 Checkpoint = dict[str, Any]
 _PARTS = ("done", "rejected", "queued")
 _MEMBERS_BATCH = 100_000  # rows made into JSON text at a time: the text of a batch, not of master, in flight
@@ -54,11 +52,11 @@ def _decided_text(
 
 
 def checkpoint_bytes(
-    successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict[str, Any], held: dict[str, str]
+    successes: pl.DataFrame, rejects: pl.DataFrame, claims: dict[str, str], held: dict[str, str]
 ) -> bytes:
-    """done / rejected / queued / held, exactly as master and quarantine say; queued excludes anything
-    already decided. Written column-wise (a million entries in a fraction of a second), keys in slug order."""
-    claims = live_claims(queue)
+    """done / rejected / queued / held, exactly as master and quarantine say; queued (`claims`: slug -> run id
+    of the live runs' claims) excludes anything already decided. Written column-wise (a million entries in a
+    fraction of a second), keys in slug order."""
     slugs = pl.concat([successes.select("slug"), rejects.select("slug")])["slug"]
     taken = set(slugs.filter(slugs.is_in(list(claims))).to_list()) if claims else set()
     queued = {slug: run for slug, run in sorted(claims.items()) if slug not in taken and slug not in held}
@@ -95,10 +93,10 @@ def checkpoint_queued(
 
 
 def build_checkpoint(
-    successes: pl.DataFrame, rejects: pl.DataFrame, queue: dict[str, Any], held: dict[str, str]
+    successes: pl.DataFrame, rejects: pl.DataFrame, claims: dict[str, str], held: dict[str, str]
 ) -> Checkpoint:
     """The checkpoint as a dict (what `checkpoint_bytes` writes)."""
-    return json.loads(checkpoint_bytes(successes, rejects, queue, held))
+    return json.loads(checkpoint_bytes(successes, rejects, claims, held))
 
 
 def parse_checkpoint(raw: bytes | None) -> Checkpoint:

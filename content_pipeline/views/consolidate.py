@@ -9,9 +9,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from content_pipeline.claims.queue import read_queue
+from content_pipeline.claims.queue import live_claims, read_queue
 from content_pipeline.errors import LeaseHeldError
 from content_pipeline.ledger.quarantine import damaged_intents, damaged_records, held_slugs, keep_aside
+from content_pipeline.ledger.scan import fingerprint_of
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import Holder
 from content_pipeline.store.lease import Lease
@@ -65,7 +66,7 @@ def _telemetry(store: Store, result: Consolidation) -> None:
 def _write_views(store: Store, derived: Derived, verify: bool = False) -> Consolidation:
     start = time.perf_counter()
     successes, rejects, scan = derived.successes, derived.rejects, derived.scan
-    queue, _ = read_queue(store)
+    claims = live_claims(store, read_queue(store)[0])
     damaged = damaged_records(store, scan) + damaged_intents(store, derived.intents)
     if not store.read_only:
         keep_aside(store, damaged)
@@ -75,13 +76,14 @@ def _write_views(store: Store, derived: Derived, verify: bool = False) -> Consol
         "processed": slug_index(successes),
         "rejected": slug_index(rejects),
         "usage": dump_json(derived.usage),
-        "checkpoint": checkpoint_bytes(successes, rejects, queue, held_slugs(store, damaged)),
+        "checkpoint": checkpoint_bytes(successes, rejects, claims, held_slugs(store, damaged)),
         "superseded": dump_json(derived.superseded),
     }
     result = Consolidation(derived.usage["records"], successes.height, rejects.height)
     result.repaired, result.torn_tails, result.bad_lines = scan.repaired, scan.torn_tails, scan.bad_lines
     # every view of this consolidation becomes current at once, with the ledger snapshot it was built from
-    state = {"fingerprint": scan.fingerprint, "segments": scan.segments}
+    contents = scan.contents(store)
+    state = {"fingerprint": fingerprint_of(contents), "segments": scan.segments, "contents": contents}
     result.changed = swap_views(store, outputs, state, verify=verify)
     if store.read_only:
         return result
@@ -124,8 +126,8 @@ def sync_checkpoint(store: Store) -> bool:
     with views_lock(store):
         successes = read_master(store, "successes")
         rejects = read_master(store, "rejects")
-        queue, _ = read_queue(store)
-        checkpoint = checkpoint_bytes(successes, rejects, queue, held_slugs(store))
+        claims = live_claims(store, read_queue(store)[0])
+        checkpoint = checkpoint_bytes(successes, rejects, claims, held_slugs(store))
         return bool(swap_views(store, {"checkpoint": checkpoint}))
 
 
@@ -138,7 +140,7 @@ def current_checkpoint(store: Store, repaired: list[str] | None = None) -> Check
                 return read_checkpoint(store)
         derived = derive(store)
         held = held_slugs(store, damaged_records(store, derived.scan))
-        return build_checkpoint(derived.successes, derived.rejects, read_queue(store)[0], held)
+        return build_checkpoint(derived.successes, derived.rejects, live_claims(store, read_queue(store)[0]), held)
     if not views_current(store):
         consolidate(store)
     try:

@@ -87,17 +87,28 @@ class UsageSums:
 
     def __init__(self) -> None:
         self._partials: list[pl.DataFrame] = []
+        self.most_nano = 0  # the most any one record cost
 
     def add(self, ledger: pl.DataFrame) -> None:
         self._partials.append(_partial(ledger, 1))
+        if ledger.height:
+            self.most_nano = max(self.most_nano, int(ledger.select(nano_expr("cost_usd").max()).item() or 0))
         if len(self._partials) >= self._FOLD:
             self._partials = [self._summed("run_id", "day")]
 
     def less(self, extra: pl.DataFrame) -> UsageSums:
         """These sums without the records of `extra` (counted by `add` already): a new UsageSums."""
-        kept = UsageSums()
-        kept._partials = [*self._partials, *([_partial(extra, -1)] if extra.height else [])]
-        return kept
+        return self._with(extra, -1)
+
+    def plus(self, extra: pl.DataFrame) -> UsageSums:
+        """These sums with the rows of `extra` too (damaged records kept on the books): a new UsageSums."""
+        return self._with(extra, 1)
+
+    def _with(self, extra: pl.DataFrame, sign: int) -> UsageSums:
+        out = UsageSums()
+        out._partials = [*self._partials, *([_partial(extra, sign)] if extra.height else [])]
+        out.most_nano = self.most_nano
+        return out
 
     def _summed(self, *keys: str) -> pl.DataFrame:
         """The partial sums added up by `keys`."""
@@ -140,7 +151,7 @@ def _partial(ledger: pl.DataFrame, sign: int) -> pl.DataFrame:
     """The sums of `ledger` by run and day, counted `sign` times (-1: records taken back out of the sums)."""
     budget = pl.col("run_budget_usd").max() if "run_budget_usd" in ledger.columns else pl.lit(None)
     return ledger.group_by("run_id", pl.col("finished_at").str.slice(0, 10).alias("day")).agg(
-        records=pl.len().cast(pl.Int64) * sign,
+        records=(pl.col("status") != "held").sum().cast(pl.Int64) * sign,  # (held: a damaged record's booked cost)
         successes=(pl.col("status") == "success").sum().cast(pl.Int64) * sign,
         rejects=(pl.col("status") == "reject").sum().cast(pl.Int64) * sign,
         tokens_in=pl.col("tokens_in").sum().cast(pl.Int64) * sign,

@@ -11,10 +11,12 @@ from typing import Any
 import polars as pl
 
 from content_pipeline.ledger.inflight import IntentScan, read_intents, recorded_among, unsettled
+from content_pipeline.ledger.quarantine import damaged_records
 from content_pipeline.ledger.records import SCHEMA
 from content_pipeline.ledger.scan import LedgerScan, ledger_segments, stream_ledger
 from content_pipeline.ledger.spill import Partitions, compact, partitions_for
 from content_pipeline.store import Store
+from content_pipeline.views.booked import book_damaged
 from content_pipeline.views.master import MASTER_FROM, UsageSums, earlier, master_frames, once_per_id, superseded
 
 # the ledger columns a pass keeps, by slug partition: what master is chosen from, what the audit checks, and
@@ -162,7 +164,8 @@ def derive(store: Store, *, repair: bool = False) -> Derived:
     successes = pl.concat([s for s, _ in chosen]).sort("slug")
     rejects = pl.concat([r for _, r in chosen]).sort("slug")
     counted = passed.usage.less(pl.concat(extras)) if extras else passed.usage
-    usage = {**counted.totals(), "unsettled": unsettled(intents, recorded)}
+    booked = book_damaged(store, damaged_records(store, passed.scan), passed.usage.most_nano)
+    usage = {**counted.plus(booked).totals(), "unsettled": unsettled(intents, recorded)}
     scan = replace(passed.scan, intents=intents.listing)
     kept = {"rejected": dict(sorted(changed.items())), "earlier": dict(sorted(versions.items()))}
     return Derived(successes, rejects, usage, scan, passed.parts.count, intents, kept)

@@ -12,7 +12,7 @@ import polars as pl
 from content_pipeline.errors import StoreError
 from content_pipeline.ledger.jsonl import CHUNK_BYTES, Piece, decode_objects
 from content_pipeline.ledger.records import SCHEMA, valid_record
-from content_pipeline.ledger.scan import ledger_fingerprint
+from content_pipeline.ledger.scan import fingerprint_of, ledger_contents, ledger_fingerprint
 from content_pipeline.store import Store, layout
 from content_pipeline.store.cell import Cell
 from content_pipeline.views.checkpoint import Checkpoint, parse_checkpoint
@@ -81,6 +81,33 @@ def views_current(store: Store) -> bool:
     """True when the published views were built from the ledger as it stands now."""
     manifest = load_manifest(store)[0]
     return manifest is not None and manifest.get("fingerprint") == ledger_fingerprint(store)
+
+
+def why_not_current(store: Store) -> str | None:
+    """Why the published views are not current, from what in the ledger changed since they were built (None
+    when they are current)."""
+    manifest = load_manifest(store)[0]
+    if manifest is None:
+        return "no views yet: the ledger was never consolidated"
+    now = ledger_contents(store)
+    if manifest.get("fingerprint") == fingerprint_of(now):
+        return None
+    built = manifest.get("contents")
+    if not isinstance(built, list):
+        return "the views predate content fingerprints (a consolidation records them)"
+    then = {key: (size, digest) for key, size, digest in built if key.startswith(layout.LEDGER_PREFIX)}
+    seen = {key: (size, digest) for key, size, digest in now if key.startswith(layout.LEDGER_PREFIX)}
+    added = sum(1 for k in seen if k not in then) + sum(1 for k in seen if k in then and seen[k][0] > then[k][0])
+    edited = [k for k in seen if k in then and seen[k][0] == then[k][0] and seen[k][1] != then[k][1]]
+    gone = [k for k in then if k not in seen or seen[k][0] < then[k][0]]
+    parts = []
+    if added:
+        parts.append(f"records appended to {added} ledger segment(s) since they were built")
+    if edited:
+        parts.append(f"{len(edited)} segment(s) changed in place at the same size (edited or damaged): {edited[0]}")
+    if gone:
+        parts.append(f"{len(gone)} segment(s) they were built from are gone or shorter: {gone[0]}")
+    return "; ".join(parts) or "the intents logs changed since they were built (calls begun or settled)"
 
 
 def _read_views(store: Store, names: Iterable[str]) -> tuple[dict[str, Any], dict[str, bytes | None]]:

@@ -185,7 +185,7 @@ def swap_views(
         recorded = previous.get("sha256", {})
         changed += [n for n in outputs if n not in changed and not intact(store, files[n], recorded.get(n))]
     if state is None:
-        state = {k: (previous or {}).get(k) for k in ("fingerprint", "segments")}
+        state = {k: (previous or {}).get(k) for k in ("fingerprint", "segments", "contents")}
     state = json.loads(json.dumps(state))  # as it reads back from the manifest (lists, not tuples)
     same_state = previous is not None and all(previous.get(k) == v for k, v in state.items())
     if store.read_only or (not changed and same_state):

@@ -3,12 +3,9 @@ workers, a parameterised run through the API, failure notifications through the 
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -36,45 +33,16 @@ from content_pipeline.store import open_store
 from content_pipeline.views.audit import audit
 from devstack.stack import Stack
 from tests.support.helpers import scheduled_runs_finish, server_quiet
+from tests.support.notifications import NotificationReceiver
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
-class Receiver:
-    """A webhook receiver on loopback that keeps every JSON body it is sent."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                receiver.bodies.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def wait_for(self, needle: str, timeout_s: float = 90) -> dict:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for body in self.bodies:
-                if needle in json.dumps(body):
-                    return body
-            time.sleep(0.5)
-        raise AssertionError(f"no notification mentioning {needle!r} within {timeout_s}s: {self.bodies}")
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Receiver, Path]]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, NotificationReceiver, Path]]:
     state = tmp_path_factory.mktemp("stack")
     store_dir = state / "store"
-    receiver = Receiver()
+    receiver = NotificationReceiver()
     stack = Stack(state, free_port())
     try:
         with server_quiet(stack):  # starting and configuring it logs no error on the server

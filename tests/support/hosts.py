@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from content_pipeline.store.host import pid_alive
+
 PREFIX = "cpt"  # every namespace, bridge and link of these hosts starts with it (interface names: 15 chars)
 OWNERS = Path("/run/content-pipeline-test-hosts")  # <session>.pid: which process owns a session's hosts
 KILL_S = 10.0  # bound on the wait for a killed host's processes to be gone
@@ -39,12 +41,8 @@ def ip(*args: str, check: bool = True) -> str:
 
 def dead(pid: int) -> bool:
     """True when no process `pid` runs: none exists, or only its zombie is left (whose parent died too,
-    so it waits for init to reap it, which here can take seconds)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    so it waits for init to reap it, which here can take seconds): the product's own rule."""
+    return not pid_alive(pid)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from content_pipeline.claims.batch import build_batch
-from content_pipeline.claims.queue import claim, live_claims, read_queue, release
+from content_pipeline.claims.queue import claim, held_elsewhere, live_claims, read_queue, release
 from content_pipeline.errors import LeaseHeldError, LeaseLostError
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.run.reporter import PlainReporter
@@ -121,7 +121,7 @@ def test_claims_are_stamped_with_the_run_and_never_given_twice(store: Store, sto
     first, second = batch("run-a"), batch("run-b")
     assert len(first) == 6 and len(second) == 4
     assert not {i.slug for i in first} & {i.slug for i in second}
-    claims = live_claims(read_queue(store)[0])
+    claims = live_claims(store, read_queue(store)[0])
     assert {claims[i.slug] for i in first} == {"run-a"}
     batch_file = store.get(layout.run_key("run-a", "batch.jsonl")).decode().splitlines()
     assert [json.loads(line)["slug"] for line in batch_file] == [i.slug for i in first]
@@ -149,7 +149,7 @@ def test_release_frees_the_claims_and_touches_nothing_else(store: Store) -> None
     claim(store, "run-a", [i.slug for i in needs[:2]], 2, None, 600)
     claim(store, "run-b", [i.slug for i in needs[2:]], 2, None, 600)
     release(store, "run-a")
-    assert set(live_claims(read_queue(store)[0]).values()) == {"run-b"}
+    assert set(live_claims(store, read_queue(store)[0]).values()) == {"run-b"}
     before = {i.key: store.get(i.key) for i in store.list("")}
     release(store, "run-a")
     assert {i.key: store.get(i.key) for i in store.list("")} == before
@@ -177,17 +177,48 @@ def test_a_second_process_with_the_same_run_id_fails_at_once(store: Store) -> No
     run_lease(store, "run-r", 60).release()
 
 
-def test_claims_of_a_live_run_are_renewed_past_their_ttl(store: Store) -> None:
-    from content_pipeline.claims.keeper import ClaimKeeper
+def test_a_runs_claims_live_with_its_lease_and_are_named_to_the_others(store: Store) -> None:
+    from content_pipeline.claims.batch import run_lease
 
-    claim(store, "long-run", ["a", "b"], 2, None, 0.6)
-    keeper = ClaimKeeper(store, "long-run", 0.6)
-    try:
-        time.sleep(1.5)
-        got, _ = claim(store, "other", ["a", "b"], 2, None, 60)
-    finally:
-        keeper.stop()
-    assert got == []
+    lease = run_lease(store, "long-run", 0.6)  # renewed every 0.2 s while the run lives
+    claim(store, "long-run", ["a", "b"], 2, os.getpid(), 0.6)
+    time.sleep(1.5)
+    got, _ = claim(store, "other", ["a", "b"], 2, os.getpid(), 60)
+    [held] = held_elsewhere(store, "other")
+    assert got == [] and held.describe().startswith(f"2 item(s) held by run long-run (pid {os.getpid()} on ")
+    lease.release()
+    got, freed = claim(store, "other", ["a", "b"], 2, os.getpid(), 60)
+    assert got == ["a", "b"] and freed == ["long-run"] and held_elsewhere(store, "after") == []
+
+
+def test_a_run_that_stops_renewing_loses_its_claims_and_its_lease_within_a_lifetime(store: Store) -> None:
+    """Frozen (its renewals stopped, as a paused VM's are): another run takes its items once its lease has
+    expired, and the frozen run, resumed, finds its lease gone at its next check instead of paying for them."""
+    from content_pipeline.claims.batch import run_lease
+
+    frozen = run_lease(store, "frozen", 0.6)
+    claim(store, "frozen", ["a", "b"], 2, os.getpid(), 3600)
+    assert frozen._renewal is not None
+    frozen._renewal.stop()
+    time.sleep(0.8)
+    got, freed = claim(store, "next", ["a", "b"], 2, os.getpid(), 3600)
+    assert got == ["a", "b"] and freed == ["frozen"]
+    with pytest.raises(
+        LeaseLostError,
+        match=r"^run frozen: lost the lease 'locks/run-frozen' to nobody \(another process released it as gone",
+    ):
+        frozen.check("the call for a")
+
+
+def test_the_batch_commands_claims_are_kept_for_generate_and_shown_by_sweep(store: Store) -> None:
+    from content_pipeline.claims.sweep import sweep
+
+    claim(store, "staged", ["k"], 1, None, 3600)  # no process holds them: kept until CLAIM_TTL_S passes
+    swept = sweep(store)
+    [kept] = held_elsewhere(store, "other")
+    assert swept.lines == [] and swept.kept == [f"{kept.describe()} for its generate stage (CLAIM_TTL_S)"]
+    assert kept.describe().startswith("1 item(s) kept by run staged's batch command until ")
+    assert claim(store, "other", ["k"], 1, os.getpid(), 60)[0] == []
 
 
 def test_a_corrupt_queue_is_one_clear_line(store: Store) -> None:

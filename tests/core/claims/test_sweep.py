@@ -40,7 +40,7 @@ def test_sweep_releases_what_gone_runs_left_and_nothing_else(store: Store) -> No
     assert live_lease(store, layout.BATCH_LOCK) is None and live_lease(store, layout.run_lock("remote-old")) is None
     assert live_lease(store, layout.run_lock("remote-live")) is not None
     assert live_lease(store, layout.run_lock("me")) is not None
-    assert live_claims(read_queue(store)[0]) == {"c": "me"} and set(read_queue(store)[0]["runs"]) == {"me"}
+    assert live_claims(store, read_queue(store)[0]) == {"c": "me"} and set(read_queue(store)[0]["runs"]) == {"me"}
     assert sweep(store).lines == []  # a second sweep releases nothing
 
 
@@ -68,6 +68,22 @@ def test_go_live_sweeps_before_it_claims(make_settings) -> None:
     swept = [note for note in report.notes if "released" in note]
     assert len(swept) == 3 and any(note.startswith("10 claim(s) of run crashed") for note in swept), report.notes
     assert "10 claim(s) of run crashed" in report.markdown()
+
+
+def test_go_live_names_what_another_live_run_holds_instead_of_reporting_less_to_do(make_settings) -> None:
+    from tests.support.helpers import run
+
+    settings = make_settings(limit=20)
+    store = store_for(settings)
+    until = hold(store, layout.run_lock("elsewhere"), "worker-9", 4242, "elsewhere", 300)  # another host's live run
+    claim(store, "elsewhere", [f"item-{n:04d}" for n in range(1, 8)], 7, 4242, 300)
+
+    report = run(settings, store)
+
+    line = f"7 item(s) held by run elsewhere (pid 4242 on worker-9) until {until}"
+    assert report.ok and report.needs_content == 13 and report.stats.successes == 13
+    assert report.held_elsewhere == [line]
+    assert f"- held by another run (not claimable now): {line}" in report.markdown()
 
 
 @pytest.mark.slow  # runs the command line as processes

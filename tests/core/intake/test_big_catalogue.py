@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from content_pipeline.claims.batch import run_lease
 from content_pipeline.claims.queue import claim
 from content_pipeline.errors import CatalogueRefusedError
 from content_pipeline.ledger.scan import read_records
@@ -48,8 +49,12 @@ def test_a_run_reads_the_rows_it_claims_and_stores_only_its_batch(make_settings,
 
 def test_items_another_live_run_holds_are_read_past(make_settings, store: Store, big: str) -> None:
     held = [f"item-{n:04d}" for n in range(1, 11)]
-    claim(store, "other-run", held, 10, os.getpid(), 3600)  # a live run (this process) holds the first ten
-    report = run(make_settings(catalogue=big, limit=5))
+    lease = run_lease(store, "other-run", 60)  # a live run (this process) holds the first ten
+    claim(store, "other-run", held, 10, os.getpid(), 3600)
+    try:
+        report = run(make_settings(catalogue=big, limit=5))
+    finally:
+        lease.release()
     assert report.ok and report.claimed == 5
     slugs = {r.slug for r in read_records(store) if r.run_id == report.run_id}
     assert slugs == {f"item-{n:04d}" for n in range(11, 16)}

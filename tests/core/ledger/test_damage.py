@@ -22,6 +22,7 @@ from content_pipeline.views.snapshot import (
     manifest_cell,
     read_manifest,
     read_master,
+    read_usage,
     views_current,
 )
 from tests.conftest import make_item
@@ -154,17 +155,35 @@ def test_a_damaged_ledger_record_is_kept_aside_its_slug_held_never_paid_again_un
     assert store.get(f"quarantine/{key}.line-{line_number(data, start)}") == damage(data[start:end])
     seen = status(store, settings.catalogue)
     assert seen["held"] == 1 and seen["needs_content"] == 0 and seen["done"] == 19
-    assert seen["spend_usd"] <= spend  # an edited cost is never booked
+    assert seen["spend_usd"] == spend  # the books never drop: the views' copy of its cost stays (never an edited one)
+    [booking] = [json.loads(store.get(i.key) or b"") for i in store.list(layout.BOOKED_LOSSES)]
+    assert booking["where"] == where and booking["source"].startswith("the views' copy of record ")
 
     again = run(settings, store)  # the held slug is not paid for again
     assert again.stats.calls == 0 and again.spend_usd == 0 and not again.audit_ok
 
+    assert status(store, settings.catalogue)["spend_usd"] == spend  # a run that paid nothing changes nothing
     [accepted] = accept(store, where)  # the operator's word
     assert accepted.slug == "item-0007"
     result = audit(store)
     assert result.ok and any(note.startswith(f"{where} ") and "loss accepted at" in note for note in result.notes)
+    assert status(store, settings.catalogue)["spend_usd"] < spend  # the accepted loss leaves the books
     after = run(settings, store)
     assert after.ok and after.stats.calls == 1 and after.stats.successes == 1
+
+
+def test_a_record_damaged_before_the_views_copied_it_is_booked_at_the_most_a_record_cost(store: Store) -> None:
+    costs = [0.0001, 0.0004, 0.0002]
+    key = write_ledger(store, [record(f"s-{n}", cost_usd=cost) for n, cost in enumerate(costs)])
+    data = store.get(key) or b""
+    start = data.index(b"\n") + 1  # the second record, s-1, never consolidated
+    store.put(key, data[:start] + b"\x00garbage" + data[start + 8 :])
+    consolidate(store)
+    [booking] = [json.loads(store.get(i.key) or b"") for i in store.list(layout.BOOKED_LOSSES)]
+    assert booking["source"] == "no copy in the views: the most any record of the ledger cost"
+    assert booking["run_id"] == "run-1" and booking["cost_nano"] == 200_000  # s-1's true cost unknown: s-2's
+    assert read_usage(store)["cost_nano"] == 100_000 + 200_000 + 200_000
+    assert not [v for v in audit(store).violations if v.startswith("invariant 5")]
 
 
 @pytest.mark.slow  # runs the command line as processes

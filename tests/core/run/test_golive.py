@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from content_pipeline.claims.queue import read_queue
+from content_pipeline.claims.queue import judge, read_queue
 from content_pipeline.errors import BadInputError, StoreIOError
 from content_pipeline.ledger.scan import read_records
 from content_pipeline.run import reporter as reporter_module
@@ -86,23 +86,28 @@ def test_a_consolidation_runs_every_n_successes_while_generating(make_settings, 
     assert report.ok and report.consolidations >= len(during) + 1  # the periodic ones and the final one
 
 
-def test_the_claims_of_a_long_run_are_renewed_and_never_expire_under_it(make_settings, store: Store) -> None:
-    settings = make_settings(claim_ttl_s=0.9, concurrency=2, chunk_size=5, offline_latency_ms=300)  # about 3 s
-    seen: list[tuple[float, float]] = []  # (when, the claims' expiry then)
+def test_the_claims_of_a_long_run_live_with_its_renewed_lease_and_never_expire_under_it(
+    make_settings, store: Store
+) -> None:
+    settings = make_settings(lease_ttl_s=0.9, concurrency=2, chunk_size=5, offline_latency_ms=300)  # about 3 s
+    seen: list[tuple[float, float, str | None]] = []  # (when, the claims' expiry then, why they were gone)
     done: list[RunReport] = []
     runner = threading.Thread(target=lambda: done.append(run(settings, store)))
     runner.start()
     while runner.is_alive():
         entry = read_queue(store)[0].get("runs", {}).get(settings.run_id)
         if entry is not None:
-            seen.append((time.time(), entry["expires_ts"]))
+            now = time.time()
+            claims = judge(store, settings.run_id, entry, now)
+            seen.append((now, claims.until, claims.gone))
         time.sleep(0.05)
     runner.join()
     [report] = done
     assert report.ok and report.stats.successes == 20
-    assert seen and seen[-1][0] - seen[0][0] > 2 * settings.claim_ttl_s  # the run outlived its claims' TTL
-    assert all(expires > when for when, expires in seen), "the claims of a live run expired"
-    assert len({expires for _, expires in seen}) >= 3  # renewed, more than once
+    assert seen and seen[-1][0] - seen[0][0] > 2 * settings.lease_ttl_s  # the run outlived its lease's lifetime
+    assert all(gone is None for _, _, gone in seen), "the claims of a live run were judged gone"
+    assert all(expires > when for when, expires, _ in seen), "the claims of a live run expired"
+    assert len({expires for _, expires, _ in seen}) >= 3  # renewed, more than once
     assert read_queue(store)[0]["runs"] == {}
 
 
