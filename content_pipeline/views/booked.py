@@ -76,15 +76,10 @@ def _from_copies(store: Store, damaged: list[Damaged]) -> dict[str, dict[str, An
     """where -> the booking of each damaged record the views copied before it was damaged: the lost copy of
     its slug, else (its slug unreadable) a lost copy of its segment's run; one copy to one damaged line."""
     lost = [json.loads(line) for line in lost_records(store, _view_copies(store)).values()]
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for by_slug in (True, False):
-        for record in damaged:
-            run_id = _run_of(record)
-            if record.where in out:
-                continue
-            match = next(
-                (c for c in lost if (str(c["slug"]) == record.slug if by_slug else str(c["run_id"]) == run_id)), None
-            )
+        for record in (d for d in damaged if d.where not in out):
+            match = next((c for c in lost if _matches(c, record, by_slug)), None)
             if match is not None:
                 lost.remove(match)
                 out[record.where] = {
@@ -94,6 +89,10 @@ def _from_copies(store: Store, damaged: list[Damaged]) -> dict[str, dict[str, An
                     "source": f"the views' copy of record {match['id']}",
                 }
     return out
+
+
+def _matches(copy: dict[str, Any], record: Damaged, by_slug: bool) -> bool:
+    return str(copy["slug"]) == record.slug if by_slug else str(copy["run_id"]) == _run_of(record)
 
 
 def _run_of(record: Damaged) -> str:
@@ -110,20 +109,29 @@ def _fallback(record: Damaged, most_nano: int) -> dict[str, Any]:
     }
 
 
+def _booking(store: Store, where: str) -> dict[str, Any] | None:
+    """The booking kept for the damaged record at `where` (None when there is none, or it is unreadable)."""
+    try:
+        booking = json.loads(store.get(booking_key(where)) or b"null")
+        int(booking["cost_nano"])
+        str(booking["run_id"]), str(booking["finished_at"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return dict(booking)
+
+
 def book_damaged(store: Store, damaged: list[Damaged], most_nano: int, write: bool = True) -> pl.DataFrame:
     """Usage rows for the damaged records whose loss is not accepted: each one's booking, written the first
-    time it is seen (with `write`, on a store that takes writes) and read back after. `most_nano`: the most any record of
-    the ledger cost, booked for a record the views never copied."""
-    open_records = [d for d in damaged if not d.accepted and not d.intent]
+    time it is seen (with `write`, on a store that takes writes) and read back after. `most_nano`: the most
+    any record of the ledger cost, booked for a record the views never copied."""
     bookings: dict[str, dict[str, Any]] = {}
     missing = []
-    for record in open_records:
-        raw = store.get(booking_key(record.where))
-        try:
-            bookings[record.where] = json.loads(raw) if raw else None
-            int(bookings[record.where]["cost_nano"])
-        except (ValueError, KeyError, TypeError):
+    for record in (d for d in damaged if not d.accepted and not d.intent):
+        booking = _booking(store, record.where)
+        if booking is None:
             missing.append(record)  # none yet, or unreadable: booked anew
+        else:
+            bookings[record.where] = booking
     if missing:
         found = _from_copies(store, missing)
         for record in missing:
@@ -132,7 +140,7 @@ def book_damaged(store: Store, damaged: list[Damaged], most_nano: int, write: bo
                 "slug": record.slug,
                 **(found.get(record.where) or _fallback(record, most_nano)),
             }
-            if write and not store.read_only:  # (an unreadable booking is written anew)
+            if write and not store.read_only:
                 store.put(booking_key(record.where), json.dumps(entry).encode())
             bookings[record.where] = entry
     rows = [

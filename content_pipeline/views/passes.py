@@ -164,7 +164,8 @@ def derive(store: Store, *, repair: bool = False) -> Derived:
     successes = pl.concat([s for s, _ in chosen]).sort("slug")
     rejects = pl.concat([r for _, r in chosen]).sort("slug")
     counted = passed.usage.less(pl.concat(extras)) if extras else passed.usage
-    booked = book_damaged(store, damaged_records(store, passed.scan), passed.usage.most_nano)
+    damaged = damaged_records(store, passed.scan) if passed.scan.damaged else []
+    booked = book_damaged(store, damaged, passed.usage.most_nano)
     usage = {**counted.plus(booked).totals(), "unsettled": unsettled(intents, recorded)}
     scan = replace(passed.scan, intents=intents.listing)
     kept = {"rejected": dict(sorted(changed.items())), "earlier": dict(sorted(versions.items()))}
