@@ -173,6 +173,14 @@ def view_object(name: str, digest: str) -> str:
     return f"{VIEW_OBJECTS}{stem}-{digest[:24]}.{ext}"
 
 
+ENGAGEMENT_PREFIX = "engagement/"  # what readers did: <source>/<writer>.signed.jsonl, one line per post and day
+
+
+def engagement_log(source: str, writer: str) -> str:
+    """One writer's part of the engagement log of a source (plausible, search-console, import)."""
+    return f"{ENGAGEMENT_PREFIX}{source}/{writer}{SIGNED}{SEGMENT_SUFFIX}"
+
+
 _AREAS = (
     (CONSOLIDATE_LOCK, "views"),
     (MASTER_PREFIX, "views"),
@@ -184,6 +192,7 @@ _AREAS = (
     (RUNS_PREFIX, "run files"),
     (PUBLISH_PREFIX, "publishing"),
     (BATCHES_PREFIX, "batches"),
+    (ENGAGEMENT_PREFIX, "engagement"),
 )
 
 

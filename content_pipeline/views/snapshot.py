@@ -292,6 +292,12 @@ def read_master(store: Store, name: str, *, verify: bool = False) -> pl.DataFram
     return _view_columns(store, name, MASTER_COLUMNS, verify)
 
 
+def read_post_templates(store: Store) -> pl.DataFrame:
+    """slug, prompt_template and prompt_version of every master success: which template wrote each post."""
+    columns = {"slug": pl.String(), "prompt_template": pl.String(), "prompt_version": pl.String()}
+    return _view_columns(store, "successes", columns, False)
+
+
 def read_sketches(store: Store) -> pl.DataFrame:
     """slug and near-copy sketch of every master success (for the near-copy index), read column-wise."""
     return _view_columns(store, "successes", {"slug": pl.String(), "sketch": pl.List(pl.Int64())}, False)

@@ -182,7 +182,8 @@ def test_a_dead_host_costs_minutes_and_nobody_acts(cluster) -> None:
     the deployment's one slot, starts on the other host, frees the dead run's claims and generates the rest."""
     cluster, machines, receiver = cluster
     store = shared_store(cluster)
-    slow = {"env": {"OFFLINE_LATENCY_MS": "3000", "CONCURRENCY": "4"}}  # 60 items: 15 rounds of 3 s
+    # 60 items, 15 rounds of 3 s; the env replaces the pool's, so the shared LLM limits are named again
+    slow = {"env": {"OFFLINE_LATENCY_MS": "3000", "CONCURRENCY": "4", "LLM_GLOBAL_LIMITS": "true"}}
     victim_run = run_deployment(
         "go-live/production", parameters={"run_id": "cluster-killed", "limit": 60}, job_variables=slow, timeout=0
     )
@@ -190,6 +191,8 @@ def test_a_dead_host_costs_minutes_and_nobody_acts(cluster) -> None:
     next_run = run_deployment(  # waits for the deployment's one slot (collision strategy ENQUEUE)
         "go-live/production", parameters={"run_id": "cluster-next", "limit": 1000}, timeout=0
     )
+    with get_client(sync_client=True) as client:  # the victim holds slots of the shared in-flight limit
+        assert client.read_global_concurrency_limit_by_name("llm-concurrency").active_slots >= 1
     [victim] = [h for h in machines if h.hostname == entry["host"]]
     [survivor] = [h for h in machines if h is not victim]
     assert victim.kill(), "nothing ran on the victim's host"
@@ -222,3 +225,10 @@ def test_a_dead_host_costs_minutes_and_nobody_acts(cluster) -> None:
     assert audit(store).ok, audit(store).violations
     logs = run_logs(next_run.id)
     assert "freed the claims of run cluster-killed" in logs or "claim(s) of run cluster-killed" in logs, logs[-3000:]
+    with get_client(sync_client=True) as client:  # the dead run's LLM slots were a lease: they expired
+        deadline = time.monotonic() + 90
+        while (held := client.read_global_concurrency_limit_by_name("llm-concurrency").active_slots) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(2)
+    assert held == 0, f"{held} slot(s) of llm-concurrency still held after every run ended"

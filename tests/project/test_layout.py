@@ -22,7 +22,7 @@ LAYERS = [
     {"views"},
     {"intake", "llm"},
     {"generation"},
-    {"publish", "batches"},
+    {"publish", "batches", "engagement"},
     {"run"},
     {"ops", "rehearsal"},
     {"commands"},
