@@ -10,17 +10,13 @@ from typing import Any
 import httpx2
 
 from content_pipeline.engagement.days import PostDay
-from content_pipeline.errors import PipelineError
+from content_pipeline.engagement.source import EngagementSourceError
 from content_pipeline.publish.retry import Retried, with_retries
 from content_pipeline.publish.targets import TargetUnavailable, send
 
 NAME = "plausible"
 METRICS = ["visitors", "pageviews", "time_on_page", "scroll_depth"]
 PATHS_PER_QUERY = 200  # pages named in one query's filter
-
-
-class EngagementSourceError(PipelineError):
-    """A source that refused or could not answer a pull: one line naming the source and why (never a key)."""
 
 
 class PlausibleSource:

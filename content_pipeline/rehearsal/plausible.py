@@ -9,8 +9,9 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from content_pipeline.rehearsal.loopback import Loopback, QuietHandler, reply
 
 METRICS = {"visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"}
 PAGE_METRICS = {"time_on_page", "scroll_depth"}  # valid only with event:page as a dimension or filter
@@ -123,31 +124,18 @@ def answer(site: PlausibleSite, query: dict[str, Any]) -> dict[str, Any]:
     return {"results": results[offset : offset + limit], "meta": meta, "query": query}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     site: PlausibleSite
     lock: threading.Lock
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _send(self, code: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path != "/api/v2/query":
-            return self._send(404, {"error": "Not found"})
+            return reply(self, 404, {"error": "Not found"})
         try:
             query = json.loads(raw)
         except ValueError:
-            return self._send(400, {"error": "Invalid request body: not JSON"})
+            return reply(self, 400, {"error": "Invalid request body: not JSON"})
         with self.lock:
             self.site.requests.append({"authorization": self.headers.get("Authorization"), "body": query})
             throttled = self.site.throttle > 0
@@ -155,37 +143,24 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != f"Bearer {self.site.key}" or (
             isinstance(query, dict) and query.get("site_id") != self.site.site_id
         ):
-            return self._send(
-                401, {"error": "Invalid API key or site ID. Please make sure you're using a valid API key."}
+            return reply(
+                self, 401, {"error": "Invalid API key or site ID. Please make sure you're using a valid API key."}
             )
         if throttled:
             retry = {"Retry-After": f"{self.site.retry_after_s:g}"}
-            return self._send(
-                429, {"error": "Too many API requests. Your API key is limited to 600 requests per hour."}, retry
+            return reply(
+                self, 429, {"error": "Too many API requests. Your API key is limited to 600 requests per hour."}, retry
             )
         try:
             _check(query)
         except QueryError as exc:
-            return self._send(400, {"error": str(exc)})
-        return self._send(200, answer(self.site, query))
+            return reply(self, 400, {"error": str(exc)})
+        return reply(self, 200, answer(self.site, query))
 
 
-class PlausibleRehearsal:
+class PlausibleRehearsal(Loopback):
     """`with PlausibleRehearsal(site) as url:` serves `site` on a free loopback port until the block ends."""
 
     def __init__(self, site: PlausibleSite) -> None:
         self.site = site
-        handler = type("Handler", (_Handler,), {"site": site, "lock": threading.Lock()})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="plausible-rehearsal", daemon=True)
-
-    def __enter__(self) -> str:
-        self._thread.start()
-        return self.url
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
+        super().__init__(type("Handler", (_Handler,), {"site": site, "lock": threading.Lock()}), "plausible-rehearsal")

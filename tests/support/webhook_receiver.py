@@ -4,12 +4,12 @@ signature with the shared secret, and keeps what it received (answering 401 to a
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from content_pipeline.publish.webhook import KEY_HEADER, SIGNATURE_HEADER, verify
+from content_pipeline.rehearsal.loopback import Loopback
 
 
 @dataclass
@@ -54,21 +54,14 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class WebhookReceiver:
+class WebhookReceiver(Loopback):
     """`with WebhookReceiver(secret) as receiver:` serves on a free loopback port until the block ends."""
 
     def __init__(self, secret: str) -> None:
         self.receiver = Receiver(secret)
-        handler = type("Handler", (_Handler,), {"receiver": self.receiver})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.receiver.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/content"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(type("Handler", (_Handler,), {"receiver": self.receiver}), "webhook-receiver")
+        self.receiver.url = f"{self.url}/hooks/content"
 
-    def __enter__(self) -> Receiver:
-        self._thread.start()
+    def __enter__(self) -> Receiver:  # type: ignore[override]
+        super().__enter__()
         return self.receiver
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)

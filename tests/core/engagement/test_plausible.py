@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import httpx2
 import pytest
 
-from content_pipeline.engagement.plausible import EngagementSourceError, PlausibleSource
+from content_pipeline.engagement.plausible import PlausibleSource
+from content_pipeline.engagement.source import EngagementSourceError
 from content_pipeline.rehearsal.plausible import PlausibleRehearsal, PlausibleSite
 
 KEY = "plausible-key-7f3a9c"
