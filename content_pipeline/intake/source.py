@@ -89,13 +89,14 @@ def _jsonl_row(number: int, raw: bytes) -> RawRow:
     return number, obj if isinstance(obj, dict) else "malformed row: not a JSON object", False
 
 
-def raw_rows(source: str, s3_options: dict[str, str | None] | None = None) -> Iterator[RawRow]:
-    """Every row of the catalogue in order, read as the caller asks for it (a caller that stops early reads
-    no further). JSONL streams line by line from any source; CSV and Parquet from a local file in batches of
-    rows (from a URL they are fetched first: their format needs the whole object)."""
+def raw_rows(source: str, s3_options: dict[str, str | None] | None = None, what: str = "catalogue") -> Iterator[RawRow]:
+    """Every row of the catalogue (or the table `what` names) in order, read as the caller asks for it (a
+    caller that stops early reads no further). JSONL streams line by line from any source; CSV and Parquet
+    from a local file in batches of rows (from a URL they are fetched first: their format needs the whole
+    object)."""
     kind = suffix(source)
     if kind not in (*_JSONL, ".csv", ".parquet"):
-        raise BadInputError(f"catalogue {source}: unknown format {kind or '(none)'!r}; use .jsonl, .csv or .parquet")
+        raise BadInputError(f"{what} {source}: unknown format {kind or '(none)'!r}; use .jsonl, .csv or .parquet")
     with opened(source, s3_options) as read:
         if kind in _JSONL:
             for number, raw in enumerate(_lines(read), start=1):
@@ -105,10 +106,10 @@ def raw_rows(source: str, s3_options: dict[str, str | None] | None = None) -> It
         parsed = urlparse(source)
         local = parsed.scheme in ("", "file")
         where: Any = Path(parsed.path if parsed.scheme == "file" else source) if local else io.BytesIO(read(-1))
-        yield from _frame_rows(source, where, kind)
+        yield from _frame_rows(source, where, kind, what)
 
 
-def _frame_rows(source: str, where: Any, kind: str) -> Iterator[RawRow]:
+def _frame_rows(source: str, where: Any, kind: str, what: str) -> Iterator[RawRow]:
     if kind == ".csv":
         frame, first, coerce = pl.scan_csv(where, infer_schema=False, encoding="utf8-lossy"), 2, True
     else:
@@ -120,4 +121,4 @@ def _frame_rows(source: str, where: Any, kind: str) -> Iterator[RawRow]:
                 yield number, row, coerce
                 number += 1
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise BadInputError(f"catalogue {source}: cannot parse: {str(exc).splitlines()[0]}") from None
+        raise BadInputError(f"{what} {source}: cannot parse: {str(exc).splitlines()[0]}") from None

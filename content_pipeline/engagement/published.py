@@ -1,0 +1,45 @@
+"""The posts the pipeline published, as the attempt log knows them: each one's path, link and post id, so a
+source's page or an imported row finds its post."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from content_pipeline.publish.history import read_history
+from content_pipeline.store import Store
+
+
+@dataclass
+class Published:
+    """slug by path (`/item-0001/`), by full link and by the target's post id; and every slug published."""
+
+    by_path: dict[str, str] = field(default_factory=dict)
+    by_link: dict[str, str] = field(default_factory=dict)
+    by_post_id: dict[str, str] = field(default_factory=dict)
+    slugs: set[str] = field(default_factory=set)
+
+    def find(self, *, slug: str = "", path: str = "", url: str = "", post_id: str = "") -> str | None:
+        """The slug of the post a row names by any one of these (None when it names no post of ours)."""
+        if slug:
+            return slug if slug in self.slugs else None
+        if url:
+            return self.by_link.get(url) or self.by_path.get(urlsplit(url).path or "/")
+        if path:
+            return self.by_path.get(path)
+        return self.by_post_id.get(post_id) if post_id else None
+
+
+def published(store: Store) -> Published:
+    """Every post a target ever confirmed (taken down ones included: their past days still count)."""
+    found = Published()
+    for (_, slug), state in read_history(store, keep_damaged=False).posts.items():
+        if state.post_id is None and state.link is None:
+            continue  # attempted, never confirmed
+        found.slugs.add(slug)
+        if state.link:
+            found.by_link[state.link] = slug
+            found.by_path[urlsplit(state.link).path or "/"] = slug
+        if state.post_id:
+            found.by_post_id[state.post_id] = slug
+    return found
