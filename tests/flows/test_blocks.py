@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from prefect.blocks.core import Block
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
 
-from blocks import LLMConfig, SignedWebhook, StoreLocation, WordPressSite
+from blocks import LLMConfig, PlausibleSite, SearchConsoleProperty, SignedWebhook, StoreLocation, WordPressSite
 
 
 class NoLogo(BlockStandardTestSuite):
@@ -31,6 +33,18 @@ class TestLLMConfig(NoLogo):
         return LLMConfig
 
 
+class TestPlausibleSite(NoLogo):
+    @pytest.fixture
+    def block(self) -> type[Block]:
+        return PlausibleSite
+
+
+class TestSearchConsoleProperty(NoLogo):
+    @pytest.fixture
+    def block(self) -> type[Block]:
+        return SearchConsoleProperty
+
+
 class TestWordPressSite(NoLogo):
     @pytest.fixture
     def block(self) -> type[Block]:
@@ -52,6 +66,23 @@ def test_publish_target_blocks_keep_their_secrets_and_build_their_targets() -> N
     assert webhook.name == "hooks" and webhook.url == "https://hooks.example.com/in"
     wp.close()
     webhook.close()
+
+
+def test_engagement_source_blocks_keep_their_secrets_and_build_their_sources() -> None:
+    from content_pipeline.engagement.source import EngagementSourceError
+    from content_pipeline.rehearsal.search_console import service_account
+
+    plausible = PlausibleSite(site_id="shop.example.com", api_key="plausible-secret-321")
+    account, _ = service_account("reader@shop.iam.gserviceaccount.com", "https://oauth2.googleapis.com/token")
+    property_ = SearchConsoleProperty(site_url="sc-domain:shop.example.com", service_account_key=json.dumps(account))
+    assert "plausible-secret-321" not in repr(plausible) and "PRIVATE KEY" not in repr(property_)
+    assert plausible.source().url == "https://plausible.io/api/v2/query"
+    assert property_.source().url.endswith("/sites/sc-domain%3Ashop.example.com/searchAnalytics/query")
+    with pytest.raises(EngagementSourceError, match=r"^search-console: the service account key is not JSON$"):
+        SearchConsoleProperty(site_url="sc-domain:x", service_account_key="not json").source()
+    with pytest.raises(ValueError) as refused:
+        PlausibleSite(url="https://admin:hunter2@plausible.example", site_id="x", api_key="k")
+    assert "hunter2" not in str(refused.value)
 
 
 def test_secrets_stay_secret() -> None:
