@@ -15,7 +15,7 @@ from flows.pipeline import FLOWS
 
 AUTOMATION = "content-pipeline: announce failed or crashed runs via {block}"
 CRASH_AUTOMATION = "content-pipeline: mark runs whose heartbeats stopped Crashed"
-SILENT_BEATS = 3  # heartbeats missed in a row before a run is marked Crashed
+SILENT_BEATS = 4  # heartbeats missed before a run is marked Crashed: after its run lease (LEASE_TTL_S) expired
 NOTIFY_BODY = """content-pipeline run {{ flow_run.name }} ({{ flow.name }}/{{ deployment.name }}) is {{ flow_run.state.name }}.
 Run: {{ flow_run|ui_url }}
 What failed (a go-live: its stage, the error and the spend so far): {{ flow_run.state.message }}
