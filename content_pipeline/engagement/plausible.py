@@ -10,9 +10,7 @@ from typing import Any
 import httpx2
 
 from content_pipeline.engagement.days import PostDay
-from content_pipeline.engagement.source import EngagementSourceError
-from content_pipeline.publish.retry import Retried, with_retries
-from content_pipeline.publish.targets import TargetUnavailable, send
+from content_pipeline.engagement.source import EngagementSourceError, call
 
 NAME = "plausible"
 METRICS = ["visitors", "pageviews", "time_on_page", "scroll_depth"]
@@ -80,11 +78,9 @@ class PlausibleSource:
             "pagination": {"limit": self.page_size, "offset": offset},
         }
         where = f"plausible ({self.site_id})"
-        call = lambda: send(self._client, where, "POST", self.url, "/api/v2/query", json=query, headers=self._headers)  # noqa: E731
-        try:
-            response = with_retries(call, self.retries, Retried())
-        except TargetUnavailable as exc:
-            raise EngagementSourceError(f"{exc} (after {self.retries} retries)") from None
+        response = call(
+            self._client, where, self.retries, "POST", self.url, "/api/v2/query", json=query, headers=self._headers
+        )
         code = response.status_code
         if code in (401, 403):
             raise EngagementSourceError(

@@ -17,9 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from content_pipeline.engagement.days import PostDay
-from content_pipeline.engagement.source import EngagementSourceError
-from content_pipeline.publish.retry import Retried, with_retries
-from content_pipeline.publish.targets import TargetUnavailable, send
+from content_pipeline.engagement.source import EngagementSourceError, call
 
 NAME = "search-console"
 SCOPE = "https://www.googleapis.com/auth/webmasters.readonly"
@@ -79,13 +77,7 @@ class SearchConsoleSource:
         return self._token[0]
 
     def _call(self, method: str, url: str, shown: str, **kwargs: Any) -> httpx2.Response:
-        where = f"{NAME} ({self.site_url})"
-        try:
-            return with_retries(
-                lambda: send(self._client, where, method, url, shown, **kwargs), self.retries, Retried()
-            )
-        except TargetUnavailable as exc:
-            raise EngagementSourceError(f"{exc} (after {self.retries} retries)") from None
+        return call(self._client, f"{NAME} ({self.site_url})", self.retries, method, url, shown, **kwargs)
 
     def _json(self, response: httpx2.Response, what: str) -> dict[str, Any]:
         try:

@@ -21,40 +21,12 @@ class NoLogo(BlockStandardTestSuite):
         raise AssertionError("skipped")
 
 
-class TestStoreLocation(NoLogo):
-    @pytest.fixture
-    def block(self) -> type[Block]:
-        return StoreLocation
-
-
-class TestLLMConfig(NoLogo):
-    @pytest.fixture
-    def block(self) -> type[Block]:
-        return LLMConfig
-
-
-class TestPlausibleSite(NoLogo):
-    @pytest.fixture
-    def block(self) -> type[Block]:
-        return PlausibleSite
-
-
-class TestSearchConsoleProperty(NoLogo):
-    @pytest.fixture
-    def block(self) -> type[Block]:
-        return SearchConsoleProperty
-
-
-class TestWordPressSite(NoLogo):
-    @pytest.fixture
-    def block(self) -> type[Block]:
-        return WordPressSite
-
-
-class TestSignedWebhook(NoLogo):
-    @pytest.fixture
-    def block(self) -> type[Block]:
-        return SignedWebhook
+class TestProjectBlocks(NoLogo):
+    @pytest.fixture(
+        params=[StoreLocation, LLMConfig, PlausibleSite, SearchConsoleProperty, WordPressSite, SignedWebhook]
+    )
+    def block(self, request: pytest.FixtureRequest) -> type[Block]:
+        return request.param  # type: ignore[no-any-return]
 
 
 def test_publish_target_blocks_keep_their_secrets_and_build_their_targets() -> None:
