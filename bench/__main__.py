@@ -33,6 +33,7 @@ FULL = {
     "doors": ["direct", "server", "temporary"],  # scenarios 4 and 5: the CLI's front doors measured
     "money": {"items": 1000, "budget_items": 1500, "concurrency": 50},
     "big": {"rows": 650_000, "limits": [10, 100]},
+    "ranking": {"seeds": 1000, "days": 30, "per_day": 10, "window": 7, "alpha": 0.05, "min_posts": 20, "lift": 0.2},
 }
 SMOKE = {
     "throughput": {
@@ -50,6 +51,7 @@ SMOKE = {
     "doors": ["direct"],  # the flow doors' start-up is seconds of Prefect server: tests/cli/test_cli_crash.py runs them
     "money": {"items": 30, "budget_items": 200, "concurrency": 50},
     "big": {"rows": 3000, "limits": [5, 10]},
+    "ranking": {"seeds": 5, "days": 12, "per_day": 4, "window": 3, "alpha": 0.05, "min_posts": 8, "lift": 0.5},
 }
 
 
@@ -344,7 +346,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the bench code runs (seconds)")
     parser.add_argument(
-        "--only", choices=["1", "2", "3", "4", "5", "6", "7"], action="append", help="run only these scenarios"
+        "--only", choices=[str(n) for n in range(1, 9)], action="append", help="run only these scenarios"
     )
     parser.add_argument("--items", type=int, help="scenario 1: items per form (default 3000)")
     parser.add_argument("--rpm", type=int, help="scenario 1: the fake provider's requests per minute (default 6000)")
@@ -352,7 +354,7 @@ def main() -> int:
     cfg = SMOKE if args.smoke else FULL
     overrides = {k: v for k, v in (("items", args.items), ("rpm", args.rpm)) if v is not None}
     cfg = {**cfg, "throughput": {**cfg["throughput"], **overrides}}
-    only = set(args.only or ["1", "2", "3", "4", "5", "6", "7"])
+    only = set(args.only or [str(n) for n in range(1, 9)])
     out: list[dict[str, Any]] = []
     started = time.perf_counter()
     print(
@@ -382,6 +384,13 @@ def main() -> int:
             money(cfg["money"], work, out)
         if "7" in only:
             big_catalogue(cfg["big"], work, out)
+        if "8" in only:
+            ranked = run("sequential_checks", **cfg["ranking"])
+            target = ranked["a_a_decided_share"] <= cfg["ranking"]["alpha"]
+            emit(
+                {"scenario": "8-template-rank", "form": "A/A and A/B, daily checks", **ranked, "target_met": target},
+                out,
+            )
     print(f"\n{table(out)}\n\nbench: {time.perf_counter() - started:.0f} s in all", flush=True)
     return 0
 

@@ -7,13 +7,13 @@ import resource
 import sys
 from pathlib import Path
 
-from bench import catalogue, money, workloads
+from bench import catalogue, money, ranking, workloads
 
 
 def main() -> None:
     name, raw = sys.argv[1], json.loads(sys.argv[2])
     args = {k: Path(v) if k in ("work", "root") else v for k, v in raw.items()}
-    module = next(m for m in (workloads, money, catalogue) if hasattr(m, name))
+    module = next(m for m in (workloads, money, catalogue, ranking) if hasattr(m, name))
     result = getattr(module, name)(**args)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print("RESULT " + json.dumps(result), flush=True)

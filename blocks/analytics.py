@@ -9,8 +9,10 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator
 
 from blocks.store import DOCS, HIDE_INPUT, no_credentials
+from content_pipeline.engagement.plausible import NAME as PLAUSIBLE
 from content_pipeline.engagement.plausible import PlausibleSource
 from content_pipeline.engagement.search_console import API, SearchConsoleSource
+from content_pipeline.engagement.search_console import NAME as SEARCH_CONSOLE
 from content_pipeline.engagement.source import EngagementSourceError
 
 
@@ -41,8 +43,10 @@ class PlausibleSite(Block):
     def _no_credentials(cls, value: str) -> str:
         return no_credentials(value, "PLAUSIBLE_URL") or value
 
-    def source(self) -> PlausibleSource:
-        return PlausibleSource(self.url, self.api_key.get_secret_value(), self.site_id, timeout_s=self.timeout_s)
+    def source(self, name: str = PLAUSIBLE) -> PlausibleSource:
+        """The core's source, its figures logged under `name` (the block's name, when loaded by name)."""
+        key = self.api_key.get_secret_value()
+        return PlausibleSource(self.url, key, self.site_id, timeout_s=self.timeout_s, name=name)
 
 
 class SearchConsoleProperty(Block):
@@ -67,9 +71,10 @@ class SearchConsoleProperty(Block):
     api_base: str = Field(default=API, description="The Search Console API's base URL.")
     timeout_s: float = Field(default=30.0, gt=0, le=600, description="Timeout of one API call, seconds.")
 
-    def source(self) -> SearchConsoleSource:
+    def source(self, name: str = SEARCH_CONSOLE) -> SearchConsoleSource:
+        """The core's source, its figures logged under `name` (the block's name, when loaded by name)."""
         try:
             account = json.loads(self.service_account_key.get_secret_value())
         except ValueError:
             raise EngagementSourceError("search-console: the service account key is not JSON") from None
-        return SearchConsoleSource(self.site_url, account, api_base=self.api_base, timeout_s=self.timeout_s)
+        return SearchConsoleSource(self.site_url, account, api_base=self.api_base, timeout_s=self.timeout_s, name=name)

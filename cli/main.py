@@ -29,9 +29,15 @@ EXIT_USAGE = 2
 def _top_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, list[str]] = {}
     for command in COMMANDS:
         if " " not in command.name:
             sub.add_parser(command.name, help=command.help, add_help=False)
+        else:
+            groups.setdefault(command.name.split()[0], []).append(command.name.split(" ", 1)[1])
+    for word, rest in groups.items():
+        if word not in CATALOGUE:  # a word that only leads its commands: `engagement pull`, ...
+            sub.add_parser(word, help=f"{word} {' | '.join(rest)}", add_help=False)
     sub.add_parser("fake-llm", help=FAKE_LLM_HELP, add_help=False)
     return parser
 
@@ -101,13 +107,15 @@ def here(command: Command, params: Params, settings: EdgeSettings, api: str | No
     Prefect probes when an API is configured."""
     from content_pipeline.commands.context import Context
     from content_pipeline.run.reporter import PlainReporter, log_to_stderr
+    from flows.engagement import EdgeSources
     from flows.prefect_probe import prefect_probes
     from flows.publishing import EdgePublishing
 
     if command.routed:
         log_to_stderr(logging.getLevelName(settings.log_level))
     publishing = EdgePublishing(settings, api, in_flow=False)
-    context = Context(command.name, settings, PlainReporter(), publishing, prefect_probes(api))
+    sources = EdgeSources(settings, api)
+    context = Context(command.name, settings, PlainReporter(), publishing, prefect_probes(api), sources)
     return command.fn(context, params)
 
 
@@ -119,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             fake = _fake_llm_parser().parse_args(rest[1:])
             return _guarded("fake-llm", lambda: fake_llm(fake))
         _top_parser().parse_args(argv)  # prints the commands, or names the unknown one; exits 2
+        led = sorted(c.name for c in COMMANDS if c.name.split()[0] == argv[0])
+        print(f"{PROG} {argv[0]}: name one of: {', '.join(led)}", file=sys.stderr)
         return EXIT_USAGE
     args = command_parser(command, PROG).parse_args(rest)
     return _guarded(command.name, lambda: run(command, args))

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
-    from content_pipeline.settings import BatchEscalate, GenerationMode, ModelPrice, PublishApproval, WpStatus
+    from content_pipeline.settings import (
+        Baseline,
+        BatchEscalate,
+        GenerationMode,
+        ModelPrice,
+        PublishApproval,
+        Reward,
+        WpStatus,
+    )
 
 
 class StoreConfig(Protocol):
@@ -90,6 +98,32 @@ class RecoveryConfig(LeaseConfig, Protocol):
     view_backups_keep: int
     backup_signing_key: SecretStr | None
     daily_budget_usd: float
+
+
+class EngagementConfig(Protocol):
+    """Engagement: the built-in sources' settings, drop detection's rules, and template-rank's reward."""
+
+    catalogue: str
+    engagement_sources: str
+    plausible_url: str
+    plausible_site_id: str | None
+    plausible_api_key: SecretStr | None
+    search_console_site_url: str | None
+    search_console_key: SecretStr | None
+    search_console_api: str
+    engagement_drop_alert: float
+    engagement_min_baseline: float
+    engagement_baseline: Baseline
+    template_reward: Reward
+    template_reward_days: int
+    template_min_posts: int
+    template_alpha: float
+
+    def s3_options(self) -> dict[str, str | None]: ...
+
+
+class HealthConfig(RecoveryConfig, EngagementConfig, Protocol):
+    """What health reads: recovery's settings and engagement's drop rules."""
 
 
 class BatchConfig(PricingConfig, ProviderConfig, Protocol):

@@ -29,6 +29,10 @@ BATCH_MAX_REQUESTS = 50_000  # the Batch API's limits on one batch: requests, an
 BATCH_MAX_BYTES = 200 * 1024 * 1024
 PublishApproval = Literal["signals", "ui"]
 WpStatus = Literal["draft", "publish"]
+Baseline = Literal["median7", "weekday"]
+Reward = Literal[
+    "ctr", "qa_pass", "clicks", "impressions", "visitors", "pageviews", "time_on_page", "scroll_depth", "shares"
+]
 ENV_FILE_VARIABLE = "CONTENT_PIPELINE_ENV_FILE"  # which dotenv file settings read (".env"); empty: none
 URL_CREDENTIALS = "url_credentials"  # the error type of a URL setting refused for its credentials
 MAX_REPLAY_HOURS = 720  # replay-failed's widest window (30 days): the CLI and the flow's form refuse wider
@@ -233,13 +237,81 @@ class Settings(BaseSettings):
     publish_webhook_url: str | None = Field(None, description="The webhook target's URL (a JSON POST per post)")
     publish_webhook_secret: SecretStr | None = Field(None, description="The webhook's HMAC-SHA256 signing secret")
 
+    engagement_sources: str = Field(
+        "",
+        description="Which engagement sources `engagement pull` reads, comma-separated: plausible (PLAUSIBLE_*), "
+        "search-console (SEARCH_CONSOLE_*) or a PlausibleSite/SearchConsoleProperty block's name; empty: every "
+        "source the settings configure",
+    )
+    plausible_url: str = Field("https://plausible.io", description="The Plausible server's base URL")
+    plausible_site_id: str | None = Field(None, description="The site's domain as registered in Plausible")
+    plausible_api_key: SecretStr | None = Field(None, description="A Plausible Stats API key")
+    search_console_site_url: str | None = Field(
+        None, description="The Search Console property: https://shop.example/ or sc-domain:shop.example"
+    )
+    search_console_key: SecretStr | None = Field(
+        None, description="The service account's JSON key for Search Console: its text, or the path of its file"
+    )
+    search_console_api: str = Field(
+        "https://searchconsole.googleapis.com", description="The Search Console API's base URL"
+    )
+    engagement_drop_alert: Annotated[
+        float,
+        Field(
+            gt=0,
+            lt=1,
+            description="A metric down by more than this share on a source's newest complete day, against its "
+            "baseline, is red in health (overall or in one template, category or slot)",
+        ),
+    ] = 0.3
+    engagement_min_baseline: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1e9,
+            description="A baseline below this (visitors, clicks, ... of the day) is too small to call a drop on",
+        ),
+    ] = 50.0
+    engagement_baseline: Baseline = Field(
+        "median7", description="median7: the median of the 7 complete days before; weekday: the same day a week before"
+    )
+    template_reward: Reward = Field(
+        "ctr",
+        description="What template-rank rewards, per post: ctr (clicks per impression, Search Console) or one "
+        "metric (visitors, time_on_page, ...) over the post's first TEMPLATE_REWARD_DAYS complete days; qa_pass: "
+        "whether each item's last outcome passed QA (no analytics needed)",
+    )
+    template_reward_days: Annotated[
+        int, Field(ge=1, le=90, description="A post counts in template-rank once this many of its days are complete")
+    ] = 7
+    template_min_posts: Annotated[
+        int, Field(ge=5, le=100_000, description="Posts a template needs before template-rank compares it")
+    ] = 20
+    template_alpha: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=0.2,
+            description="template-rank's error rate: the chance, however often it is checked, that it ever names "
+            "a winner between templates that are in truth alike",
+        ),
+    ] = 0.05
+
     @field_validator("run_id")
     @classmethod
     def _run_id(cls, value: str | None) -> str | None:
         return None if value in (None, "") else check_run_id(value)
 
     @field_validator(
-        "store_url", "catalogue", "openai_base_url", "aws_endpoint_url", "backup_url", "wp_url", "publish_webhook_url"
+        "store_url",
+        "catalogue",
+        "openai_base_url",
+        "aws_endpoint_url",
+        "backup_url",
+        "wp_url",
+        "publish_webhook_url",
+        "plausible_url",
+        "search_console_api",
     )
     @classmethod
     def _no_credentials(cls, value: str | None, info: ValidationInfo) -> str | None:

@@ -17,6 +17,7 @@ from content_pipeline.commands.context import Context
 from content_pipeline.errors import PipelineError
 from content_pipeline.money import usd
 from content_pipeline.store import store_for
+from flows.engagement import EdgeSources
 from flows.prefect_probe import prefect_probes
 from flows.publishing import EdgePublishing
 from flows.quiet import install as quiet_expected_failures
@@ -43,7 +44,8 @@ def run_flow(command: Command, values: dict[str, Any]) -> State:
     api = PREFECT_API_URL.value()
     publishing = EdgePublishing(settings, api, in_flow=True)
     reporter = PrefectReporter(settings.run_id)
-    context = Context(command.name, settings, reporter, publishing, prefect_probes(api))
+    sources = EdgeSources(settings, api)
+    context = Context(command.name, settings, reporter, publishing, prefect_probes(api), sources)
     try:
         outcome = command.fn(context, params)
     except PipelineError as exc:  # its line names the command already, or is given its name
@@ -97,4 +99,6 @@ report_flow = command_flow("report", "report_flow")
 template_rank_flow = command_flow("template-rank", "template_rank_flow")
 backup_flow = command_flow("backup", "backup_flow")
 restore_flow = command_flow("restore", "restore_flow")
+engagement_pull_flow = command_flow("engagement pull", "engagement_pull_flow")
+engagement_drops_flow = command_flow("engagement drops", "engagement_drops_flow")
 FLOWS: dict[str, Flow[..., State]] = {f.name: f for f in globals().values() if isinstance(f, Flow)}

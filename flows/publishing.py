@@ -13,6 +13,7 @@ from content_pipeline.publish.governance import Approval
 from content_pipeline.publish.plan import Plan
 from content_pipeline.publish.targets import Target
 from content_pipeline.settings import Settings
+from flows.named_block import named_block
 
 POLL_S = 2  # how often a paused publish run looks for the approver's answer
 SHOWN_MAX = 200  # rows of the approval form's table (the artifact lists every post)
@@ -22,17 +23,8 @@ def _block_target(name: str) -> Target | None:
     """The WordPressSite or SignedWebhook block called `name`, as a target; None when there is none."""
     from blocks import SignedWebhook, WordPressSite
 
-    for block_type in (WordPressSite, SignedWebhook):
-        try:
-            block = block_type.load(name)
-        except ValueError:  # no block of this type by that name
-            continue
-        except Exception as exc:  # whatever the client raised: the server is down or refuses us
-            raise BadInputError(
-                f"publish target {name!r}: the blocks could not be read ({type(exc).__name__})"
-            ) from None
-        return block.target(name)
-    return None
+    block = named_block((WordPressSite, SignedWebhook), name, "publish target", BadInputError)
+    return None if block is None else block.target(name)
 
 
 class EdgePublishing:

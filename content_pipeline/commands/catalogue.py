@@ -9,6 +9,8 @@ from importlib import import_module
 from content_pipeline.commands.context import CommandFn
 from content_pipeline.commands.params import (
     BackupParams,
+    EngagementImportParams,
+    EngagementPullParams,
     GenerateParams,
     HaltParams,
     NoParams,
@@ -19,6 +21,7 @@ from content_pipeline.commands.params import (
     ReplayParams,
     ReportParams,
     RestoreParams,
+    RollbackParams,
     RunParams,
     SweepParams,
     TemplateRankParams,
@@ -193,7 +196,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "template-rank",
-        "rank prompt templates by QA pass rate and cost per success; --apply retires/promotes",
+        "compare the active templates on readers' response per post (always-valid test); --apply promotes/retires",
         TemplateRankParams,
         "operations:template_rank_command",
         "template-rank",
@@ -206,6 +209,12 @@ COMMANDS: tuple[Command, ...] = (
         "operations:templates_command",
     ),
     Command(
+        "templates rollback",
+        "bring back the last known good active template set (--to ID: the set a recorded change made)",
+        RollbackParams,
+        "operations:templates_rollback_command",
+    ),
+    Command(
         "quarantine",
         "damaged ledger records (--accept-loss releases their slugs); SLUG --reason: take a post down",
         QuarantineParams,
@@ -213,5 +222,25 @@ COMMANDS: tuple[Command, ...] = (
         json=True,
     ),
     Command("quarantine release", "let an item held from publishing go", ReleaseParams, "publishing:release_command"),
+    Command(
+        "engagement pull",
+        "pull each published post's figures per day from the analytics sources (a re-pull appends nothing)",
+        EngagementPullParams,
+        "engagement:pull_command",
+        "engagement-pull",
+    ),
+    Command(
+        "engagement import",
+        "append figures per post and day from a CSV, JSONL or Parquet file (GA4, Matomo, social insights)",
+        EngagementImportParams,
+        "engagement:import_command",
+    ),
+    Command(
+        "engagement drops",
+        "each source's newest complete day against its baseline; exit 2 when a count fell past the alert",
+        NoParams,
+        "engagement:drops_command",
+        "engagement-drops",
+    ),
 )
 CATALOGUE: dict[str, Command] = {c.name: c for c in COMMANDS}

@@ -12,6 +12,7 @@ from content_pipeline.store import Store, store_for
 
 if TYPE_CHECKING:
     from content_pipeline.commands.outcome import Outcome
+    from content_pipeline.engagement.connect import Sources
     from content_pipeline.ops.health import Probe
     from content_pipeline.publish.command import Publishing
     from content_pipeline.run.reporter import Reporter
@@ -26,6 +27,12 @@ class Context:
     reporter: Reporter
     publishing: Publishing
     probes: Sequence[Probe] = ()
+    engagement: Sources | None = None  # the front door's engagement sources (None: the settings' built-in ones)
+
+    def sources(self) -> Sources:
+        from content_pipeline.engagement.connect import SettingsSources
+
+        return self.engagement if self.engagement is not None else SettingsSources(self.settings)
 
     def store(self, read_only: bool | None = None) -> Store:
         """The settings' store: read-only when asked, else under EVIDENCE_ONLY."""

@@ -9,17 +9,26 @@ from pydantic import ValidationError
 
 from content_pipeline.commands.context import Context
 from content_pipeline.commands.outcome import Artifact, Line, Outcome, said
-from content_pipeline.commands.params import NoParams, ReportParams, TemplateRankParams, TemplatesParams, ViewParams
+from content_pipeline.commands.params import (
+    NoParams,
+    ReportParams,
+    RollbackParams,
+    TemplateRankParams,
+    TemplatesParams,
+    ViewParams,
+)
 from content_pipeline.errors import BadInputError, StoreError
 from content_pipeline.generation.templates import PromptTemplate, add_template, read_active, stored_templates
 from content_pipeline.ops.health import Check, Health, health
 from content_pipeline.ops.progress import progress, progress_line
 from content_pipeline.ops.reports import build_report, report_key, terminal, write_report
+from content_pipeline.ops.rollback import history, rollback
 from content_pipeline.ops.status import status, status_lines
-from content_pipeline.ops.template_rank import decide, rank_templates
+from content_pipeline.ops.template_rank import decide, rank_templates, record_decision
 from content_pipeline.views.snapshot import has_view, stream_view
 
 HEALTH_LEVELS = {"green": "info", "amber": "warning", "red": "error"}
+SHOWN_CHANGES = 10  # the newest changes of the active template set `templates` lists
 
 
 def status_command(ctx: Context, params: NoParams) -> Outcome:
@@ -62,9 +71,12 @@ def view_command(ctx: Context, params: ViewParams) -> Outcome:
 
 
 def report_command(ctx: Context, params: ReportParams) -> Outcome:
-    """KPI or cost figures of a period against the prior one; stored with PNG charts (unless read-only)."""
-    store = ctx.store()
-    report = build_report(store, params.kind, params.period)
+    """KPI or cost figures of a period against the prior one (a KPI report's audience by category from the
+    catalogue); stored with PNG charts (unless read-only)."""
+    store, settings = ctx.store(), ctx.settings
+    report = build_report(
+        store, params.kind, params.period, catalogue=settings.catalogue, s3_options=settings.s3_options()
+    )
     if not store.read_only:
         write_report(store, report)
     where = f"{store.url}/{report.files['markdown']}" if report.files else None
@@ -82,37 +94,53 @@ def report_command(ctx: Context, params: ReportParams) -> Outcome:
 
 
 def template_rank_command(ctx: Context, params: TemplateRankParams) -> Outcome:
-    """Rank the prompt templates by QA pass rate and cost per success; record the decision with its evidence
-    (unless read-only), and with apply change the active set."""
+    """Compare the active prompt templates on the measured reward per post with an always-valid sequential
+    test; record the decision with its evidence (unless read-only), and with apply change the active set, only
+    where the evidence clears the bar."""
     store = ctx.store()
-    ranking = rank_templates(store, params.period)
+    ranking = rank_templates(store, ctx.settings, params.period, params.as_of)
     if not store.read_only:
         ranking = decide(store, ranking, params.apply)
     rows = [
-        {"template": r.template, "n": r.n, "pass_rate": r.pass_rate, "cost_per_success_usd": r.cost_per_success_usd}
-        | {"note": r.note}
+        {"template": r.template, "active": r.active, "posts": r.posts, "mean_reward": r.mean, "sd": r.sd}
+        | {"qa": r.qa.line(), "note": r.note}
         for r in ranking.rows
     ]
     artifacts = (
         Artifact("template-rank", markdown="\n".join(f"- {line}" for line in ranking.lines())),
-        Artifact("template-rank-evidence", table=rows, description=ranking.lines()[0]),
+        Artifact("template-rank-evidence", table=rows, description=ranking.verdict),
     )
     lines = tuple(Line(t) for t in ranking.lines())
-    return Outcome(True, "; ".join(ranking.lines()[-2:]), lines, (ranking.to_dict(),), artifacts)
+    return Outcome(True, f"{ranking.verdict}; {ranking.lines()[-1]}", lines, (ranking.to_dict(),), artifacts)
 
 
 def templates_command(ctx: Context, params: TemplatesParams) -> Outcome:
-    """The prompt templates, active ones marked; with add, a template file stored and made active."""
+    """The prompt templates, active ones marked, and the newest changes of the active set (their ids are what
+    `templates rollback --to` takes); with add, a template file stored and made active (a recorded change)."""
     store = ctx.store()
     lines = []
     if params.add is not None:
         template = _template_file(params.add)
+        before, _ = read_active(store)
         stored = add_template(store, template)
+        after, _ = read_active(store)
+        if after != before:
+            record_decision(store, {"kind": "add", "applied": True, "template": template.key}, before, after, True)
         lines.append(f"templates: {template.key} {'stored' if stored else 'already stored'} and active")
     active, _ = read_active(store)
     for key in stored_templates(store):
         lines.append(f"{key}  {'active, weight ' + str(active[key]) if key in active else 'inactive'}")
+    changes = history(store)
+    lines += [f"change {c.line()}" for c in changes.changes[-SHOWN_CHANGES:]]
+    lines += [f"damaged decision record, not trusted: {d}" for d in changes.damaged]
     return said(True, f"{len(active)} active template(s)", *lines)
+
+
+def templates_rollback_command(ctx: Context, params: RollbackParams) -> Outcome:
+    """The active set brought back to the last known good one (before the newest change that made it), or to
+    the set change `to` made; recorded as a decision."""
+    lines = rollback(ctx.store(), params.to)
+    return said(True, lines[-2] if len(lines) > 1 else lines[-1], *lines)
 
 
 def _template_file(path: str) -> PromptTemplate:

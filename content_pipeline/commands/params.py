@@ -3,15 +3,18 @@ flows' forms are both made from these models."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from content_pipeline.engagement.days import SOURCE
 from content_pipeline.ops.choices import Kind, Period
 from content_pipeline.settings import MAX_REPLAY_HOURS, RUN_ID_PATTERN, Settings
 from content_pipeline.store import layout
 
 _SETTING = Settings.model_fields
+MAX_PULL_DAYS = 540  # Search Console keeps 16 months
 ModeChoice = Literal["default", "sync", "batch"]  # a choice in the UI's form (an optional string is free text)
 ViewName = Literal[tuple(layout.VIEW_FILES)]  # type: ignore[valid-type]
 
@@ -207,13 +210,68 @@ class ReportParams(Params):
 
 
 class TemplateRankParams(Params):
-    period: Annotated[Period, Field(description="The period whose outcomes rank the templates")] = "30d"
-    apply: Annotated[bool, Field(description="Retire the bottom 20% and promote the top 20% of the active set")] = False
+    period: Annotated[
+        Period, Field(description="The period whose QA outcomes and cost are shown beside the reward")
+    ] = "30d"
+    apply: Annotated[
+        bool,
+        Field(
+            description="Promote the leader and retire the templates the evidence shows worse (only what clears "
+            "TEMPLATE_ALPHA's bar; nothing changes without enough evidence)"
+        ),
+    ] = False
+    as_of: Annotated[
+        date | None,
+        Field(
+            description="Decide on the figures known at the end of this UTC day (a past check replayed); today when empty"
+        ),
+    ] = None
 
 
 class TemplatesParams(Params):
     add: Annotated[
         str | None, Field(description="A JSON file (id, version, system, user, fields): stored, and made active")
+    ] = None
+
+
+class EngagementPullParams(Params):
+    SETTINGS: ClassVar[dict[str, str]] = {"sources": "engagement_sources"}
+    since_days: Annotated[
+        int,
+        Field(ge=1, le=MAX_PULL_DAYS, description="Pull the last N days (today included): late data revises them"),
+    ] = 7
+    sources: Annotated[
+        str | None,
+        Field(
+            max_length=1000,
+            description="Which sources, comma-separated: plausible, search-console or a source block's name; "
+            "ENGAGEMENT_SOURCES when empty",
+        ),
+    ] = None
+
+
+class EngagementImportParams(Params):
+    POSITIONAL: ClassVar[tuple[str, ...]] = ("file",)
+    file: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="A CSV, JSONL or Parquet file: one row per post and day (README: engagement import)",
+        ),
+    ]
+    source: Annotated[
+        str, Field(pattern=SOURCE, description="What its rows are logged under when they name no source")
+    ] = "import"
+
+
+class RollbackParams(Params):
+    to: Annotated[
+        str | None,
+        Field(
+            max_length=200,
+            description="The id of a recorded change (`templates` lists them): its active set comes back; the set "
+            "before the newest change when empty",
+        ),
     ] = None
 
 

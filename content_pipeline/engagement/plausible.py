@@ -21,8 +21,6 @@ class PlausibleSource:
     """One site on a Plausible server (plausible.io or self-hosted). A day is final once it has ended (UTC):
     Plausible counts as events arrive, so only today's figures may still grow."""
 
-    name = NAME
-
     def __init__(
         self,
         base_url: str,
@@ -32,7 +30,9 @@ class PlausibleSource:
         page_size: int = 1000,
         retries: int = 4,
         timeout_s: float = 30,
+        name: str = NAME,
     ) -> None:
+        self.name = name  # what its figures are logged under: the source, or the block that configures it
         if not api_key or not site_id:
             raise EngagementSourceError("plausible: needs an API key and a site id (the PlausibleSite block)")
         self.url = base_url.rstrip("/") + "/api/v2/query"
@@ -48,7 +48,7 @@ class PlausibleSource:
         for start in range(0, len(ordered), PATHS_PER_QUERY):
             for path, day, figures in self._query(ordered[start : start + PATHS_PER_QUERY], first, last):
                 if path in paths:
-                    out.append(PostDay(source=NAME, slug=paths[path], day=day, metrics=figures, final=day < today))
+                    out.append(PostDay(source=self.name, slug=paths[path], day=day, metrics=figures, final=day < today))
         return out
 
     def _query(self, paths: list[str], first: date, last: date) -> list[tuple[str, date, dict[str, float]]]:

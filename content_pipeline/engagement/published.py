@@ -4,9 +4,11 @@ source's page or an imported row finds its post."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from content_pipeline.publish.history import read_history
+from content_pipeline.publish.log import SUCCESS
 from content_pipeline.store import Store
 
 
@@ -18,6 +20,7 @@ class Published:
     by_link: dict[str, str] = field(default_factory=dict)
     by_post_id: dict[str, str] = field(default_factory=dict)
     slugs: set[str] = field(default_factory=set)
+    first_live: dict[str, datetime] = field(default_factory=dict)  # when a target first confirmed it live
 
     def find(self, *, slug: str = "", path: str = "", url: str = "", post_id: str = "") -> str | None:
         """The slug of the post a row names by any one of these (None when it names no post of ours)."""
@@ -33,7 +36,11 @@ class Published:
 def published(store: Store) -> Published:
     """Every post a target ever confirmed (taken down ones included: their past days still count)."""
     found = Published()
-    for (_, slug), state in read_history(store, keep_damaged=False).posts.items():
+    history = read_history(store, keep_damaged=False)
+    for entry in history.outcomes():
+        if entry.get("live") and entry.get("result") in SUCCESS and entry.get("slug") not in found.first_live:
+            found.first_live[str(entry["slug"])] = datetime.fromisoformat(str(entry["at"]))
+    for (_, slug), state in history.posts.items():
         if state.post_id is None and state.link is None:
             continue  # attempted, never confirmed
         found.slugs.add(slug)

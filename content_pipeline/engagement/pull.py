@@ -3,25 +3,42 @@ the published posts, and appended to the engagement log once (a re-pull appends 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from content_pipeline.engagement.importing import read_import
 from content_pipeline.engagement.log import append_days, read_log
 from content_pipeline.engagement.published import published
-from content_pipeline.engagement.source import Source
+from content_pipeline.engagement.source import EngagementSourceError, Source
 from content_pipeline.store import Store
 
 
-def pull_sources(store: Store, sources: list[Source], since_days: int, today: date | None = None) -> list[str]:
-    """Each source's figures for the published posts over the last `since_days` days (today included), one
-    line per source: new, revised and unchanged post-days."""
+@dataclass
+class Pulled:
+    """One line per source (new, revised and unchanged post-days, or why it failed), and the sources that failed."""
+
+    lines: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def pull_sources(store: Store, sources: list[Source], since_days: int, today: date | None = None) -> Pulled:
+    """Each source's figures for the published posts over the last `since_days` days (today included); a
+    source that fails is named with its one line, and the others are pulled all the same."""
     posts = published(store)
     if not posts.by_path:
-        return ["no published post has a link yet: nothing to pull"]
+        return Pulled(["no published post has a link yet: nothing to pull"])
     last = today or datetime.now(UTC).date()
     first = last - timedelta(days=since_days)
-    log = read_log(store)
-    return [append_days(store, s.name, s.pull(posts.by_path, first, last), log).line(s.name) for s in sources]
+    log, pulled = read_log(store), Pulled()
+    for source in sources:
+        try:
+            days = source.pull(posts.by_path, first, last)
+        except EngagementSourceError as exc:
+            pulled.lines.append(f"{source.name}: failed: {exc}")
+            pulled.failed.append(source.name)
+            continue
+        pulled.lines.append(append_days(store, source.name, days, log).line(source.name))
+    return pulled
 
 
 def import_file(store: Store, path: str, source: str = "import") -> list[str]:

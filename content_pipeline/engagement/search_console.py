@@ -32,8 +32,6 @@ class SearchConsoleSource:
     """One Search Console property (`site_url`: `https://shop.example/` or `sc-domain:shop.example`), read
     by a service account (its JSON key: client_email, private_key, token_uri)."""
 
-    name = NAME
-
     def __init__(
         self,
         site_url: str,
@@ -43,7 +41,9 @@ class SearchConsoleSource:
         row_limit: int = 25000,
         retries: int = 4,
         timeout_s: float = 30,
+        name: str = NAME,
     ) -> None:
+        self.name = name  # what its figures are logged under: the source, or the block that configures it
         try:
             key = serialization.load_pem_private_key(str(account["private_key"]).encode(), password=None)
             self._email, self._token_uri = str(account["client_email"]), str(account["token_uri"])
@@ -72,18 +72,20 @@ class SearchConsoleSource:
         body = self._json(response, "token")
         if response.status_code != 200 or "access_token" not in body:
             why = body.get("error_description") or body.get("error") or "no token"
-            raise EngagementSourceError(f"{NAME}: the service account {self._email} was refused a token: {why}")
+            raise EngagementSourceError(f"{self.name}: the service account {self._email} was refused a token: {why}")
         self._token = (str(body["access_token"]), time.time() + float(body.get("expires_in", 3600)))
         return self._token[0]
 
     def _call(self, method: str, url: str, shown: str, **kwargs: Any) -> httpx2.Response:
-        return call(self._client, f"{NAME} ({self.site_url})", self.retries, method, url, shown, **kwargs)
+        return call(self._client, f"{self.name} ({self.site_url})", self.retries, method, url, shown, **kwargs)
 
     def _json(self, response: httpx2.Response, what: str) -> dict[str, Any]:
         try:
             body = response.json()
         except ValueError:
-            raise EngagementSourceError(f"{NAME} ({self.site_url}): {what}: {response.status_code}: not JSON") from None
+            raise EngagementSourceError(
+                f"{self.name} ({self.site_url}): {what}: {response.status_code}: not JSON"
+            ) from None
         return body if isinstance(body, dict) else {}
 
     def pull(self, paths: Mapping[str, str], first: date, last: date) -> list[PostDay]:
@@ -96,7 +98,7 @@ class SearchConsoleSource:
             if slug is not None:
                 metrics = {m: float(row.get(m) or 0.0) for m in ("clicks", "impressions", "position")}
                 final = incomplete is None or day < incomplete
-                out.append(PostDay(source=NAME, slug=slug, day=day, metrics=metrics, final=final))
+                out.append(PostDay(source=self.name, slug=slug, day=day, metrics=metrics, final=final))
         return out
 
     def _rows(self, first: date, last: date) -> tuple[list[dict[str, Any]], date | None]:
@@ -118,7 +120,9 @@ class SearchConsoleSource:
             if response.status_code != 200:
                 error = body.get("error") if isinstance(body.get("error"), dict) else {}
                 status, message = error.get("status", ""), error.get("message", "unexpected answer")
-                raise EngagementSourceError(f"{NAME} ({self.site_url}): {response.status_code} {status}: {message}")
+                raise EngagementSourceError(
+                    f"{self.name} ({self.site_url}): {response.status_code} {status}: {message}"
+                )
             marked = body.get("metadata", {}).get("firstIncompleteDate")
             incomplete = date.fromisoformat(marked) if marked else incomplete
             page = body.get("rows", [])

@@ -3,6 +3,8 @@ version and day with the post as the unit."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from content_pipeline.engagement.days import METRICS, PostDay
@@ -45,3 +47,16 @@ def template_days(posts: pl.DataFrame, templates: pl.DataFrame) -> pl.DataFrame:
         )
         .sort("day", "source", "prompt_template", "prompt_version")
     )
+
+
+def first_source(posts: pl.DataFrame, groups: Sequence[Sequence[str]] | None = None) -> pl.DataFrame:
+    """One row per post and day: slug, day, final (every source's row final) and each metric of `groups` (every
+    metric alone when None) from the first source by name that reports that whole group for it, so a metric two
+    sources report is counted once, and the metrics of a group (clicks and impressions) come from one source."""
+    keys = posts.select("slug", "day").unique()
+    out = keys.join(posts.group_by("slug", "day").agg(pl.col("final").all()), on=["slug", "day"])
+    for group in groups if groups is not None else [(m,) for m in METRICS]:
+        have = posts.filter(pl.all_horizontal(*(pl.col(m).is_not_null() for m in group)))
+        first = have.sort("source").group_by("slug", "day", maintain_order=True).first().select("slug", "day", *group)
+        out = out.join(first, on=["slug", "day"], how="left")
+    return out.sort("day", "slug")

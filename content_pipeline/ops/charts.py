@@ -7,6 +7,7 @@ import io
 import math
 import threading
 from collections.abc import Callable
+from datetime import date
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -14,11 +15,13 @@ import polars as pl
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
 WIDTH_PX, HEIGHT_PX, DPI = 900, 450, 100  # every chart's size in pixels
 BARS_UP_TO_DAYS = 31  # a per-day series of at most this many days is drawn as bars, a longer one as a line
 MAX_TICKS = 15  # at most this many day labels on an axis: they never overlap at WIDTH_PX
 COST, SUCCESSES, RATE, PRIOR, THIS, MUTED = "#4c78a8", "#f58518", "#54a24b", "#bab0ac", "#e45756", "#6b6b6b"
+VISITORS, CLICKS = "#72b7b2", "#b279a2"
 _LOCK = threading.Lock()  # matplotlib's text and font caches are not thread-safe: one chart at a time
 
 
@@ -150,6 +153,45 @@ def draw_rejects_by_reason(ax: Axes, current: dict[str, int], prior: dict[str, i
     ax.legend(handles=[now, before], loc="lower right")
 
 
+def _period_start(ax: Axes, days: pl.DataFrame, start: date | None) -> list[Line2D]:
+    """A dashed line before `start`'s day, where this period begins (none when it is not in `days`)."""
+    found = days["day"].to_list()
+    if start is None or start not in found or found[0] == start:
+        return []
+    return [ax.axvline(found.index(start) - 0.5, color=MUTED, linestyle="--", label="this period starts")]
+
+
+def draw_audience(ax: Axes, days: pl.DataFrame, title: str, start: date | None = None) -> None:
+    """Visitors per day (left axis) beside clicks per day (right axis): bars for both when there are few days,
+    the clicks as a line over the visitors' bars when there are many; a count no source reports is named in
+    the legend rather than drawn; a dashed line where this period starts; one legend for all."""
+    ax.set_title(title)
+    reported = [m for m in ("visitors", "clicks") if m in days.columns and days[m].is_not_null().any()]
+    if days.is_empty() or sum(days[m].fill_null(0).sum() for m in reported) == 0:
+        _note(ax, "no engagement figures in these days")
+        return
+    x, right, many = _day_axis(ax, days), ax.twinx(), days.height > BARS_UP_TO_DAYS
+    for axes, name, colour, shift in ((ax, "visitors", VISITORS, -0.2), (right, "clicks", CLICKS, 0.2)):
+        label = f"{name} ({'left' if axes is ax else 'right'} axis)"
+        if name not in reported:
+            axes.plot([], [], color=colour, label=f"{name}: no source reports them")
+            axes.set_yticks([])
+            continue
+        values = days[name].fill_null(0).to_list()
+        if many and axes is right:
+            axes.plot(x, values, color=colour, marker="o", markersize=3, label=label)
+        else:
+            axes.bar(
+                [i + (0 if many else shift) for i in x], values, width=0.8 if many else 0.4, color=colour, label=label
+            )
+        axes.set_ylim(0, 1.25 * max(max(values), 1))  # headroom for the legend
+        axes.set_ylabel(f"{name} per day")
+        _integer_axis(axes)
+    handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    handles += _period_start(right, days, start)
+    right.legend(handles=handles, loc="upper left", ncol=2)  # on the twin: it is drawn over the visitors' axes
+
+
 def cost_and_successes_figure(days: pl.DataFrame, title: str) -> Figure:
     return figure(lambda ax: draw_cost_and_successes(ax, days, title))
 
@@ -160,6 +202,10 @@ def success_rate_figure(days: pl.DataFrame, title: str) -> Figure:
 
 def rejects_by_reason_figure(current: dict[str, int], prior: dict[str, int], title: str) -> Figure:
     return figure(lambda ax: draw_rejects_by_reason(ax, current, prior, title))
+
+
+def audience_figure(days: pl.DataFrame, title: str, start: date | None = None) -> Figure:
+    return figure(lambda ax: draw_audience(ax, days, title, start))
 
 
 def cost_and_successes(days: pl.DataFrame, title: str) -> bytes:
@@ -175,3 +221,8 @@ def success_rate(days: pl.DataFrame, title: str) -> bytes:
 def rejects_by_reason(current: dict[str, int], prior: dict[str, int], title: str) -> bytes:
     """Rejects by reason, this period beside the prior one, as a PNG."""
     return png(rejects_by_reason_figure(current, prior, title))
+
+
+def audience(days: pl.DataFrame, title: str, start: date | None = None) -> bytes:
+    """Visitors and clicks per day over both periods as a PNG."""
+    return png(audience_figure(days, title, start))

@@ -1,5 +1,6 @@
 """Health: one screen of checks of the store, the ledger, leases, claims, views, the audit, the last run,
-today's spend, the failure rate and publishing (its SLO, a halt), each green, amber or red with one line."""
+today's spend, the failure rate, publishing (its SLO, a halt) and engagement (a drop), each green, amber or
+red with one line."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import polars as pl
 from content_pipeline.batches.held import held_batches
 from content_pipeline.claims.pending import outstanding
 from content_pipeline.claims.sweep import Swept, sweep
-from content_pipeline.configs import RecoveryConfig
+from content_pipeline.configs import HealthConfig, RecoveryConfig
+from content_pipeline.engagement.check import drop_check
 from content_pipeline.errors import PipelineError
 from content_pipeline.ledger.quarantine import damaged_records
 from content_pipeline.ledger.scan import stream_ledger, torn_by_gone_writers
@@ -246,8 +248,13 @@ def _publishing(store: Store, now: datetime) -> Check:
     return Check("publishing", level, "; ".join([slo.line(), *faults]))
 
 
+def _engagement(store: Store, settings: HealthConfig) -> Check:
+    found = drop_check(store, settings)
+    return Check("engagement", found.level, found.line())
+
+
 def health(
-    store: Store, settings: RecoveryConfig, *, now: datetime | None = None, probes: Iterable[Probe] = ()
+    store: Store, settings: HealthConfig, *, now: datetime | None = None, probes: Iterable[Probe] = ()
 ) -> Health:
     """Run every check; a check that cannot run (the store down, an object unreadable) is red with why.
     `probes` are further checks (the flow layer's: the Prefect server and its workers)."""
@@ -270,6 +277,7 @@ def health(
         ("failures", lambda: _failures(store, moment)),
         ("publishing", lambda: _publishing(store, moment)),
         ("batches", lambda: _batches(store, moment)),
+        ("engagement", lambda: _engagement(store, settings)),
     ]
     result = Health()
     for name, probe in [*checks, *(("probe", p) for p in probes)]:

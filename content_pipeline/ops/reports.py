@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from content_pipeline.ops import charts
+from content_pipeline.ops.audience import UNKNOWN, Audience, AudienceFigures, audience
 from content_pipeline.ops.choices import Kind
 from content_pipeline.ops.kpis import PERIODS, Figures, figures, per_day
 from content_pipeline.ops.outcomes import outcomes
@@ -37,13 +38,24 @@ ROWS: dict[str, list[tuple[str, str]]] = {
         ("cost_per_success_usd", "money"),
     ],
 }
-CHARTS = ("cost-and-successes", "success-rate", "rejects-by-reason")
+CHARTS = ("cost-and-successes", "success-rate", "rejects-by-reason")  # every report has these
+AUDIENCE_CHART = "audience"  # a KPI report adds it once the engagement log has figures
+AUDIENCE_ROWS = [
+    ("visitors", "count"),
+    ("pageviews", "count"),
+    ("clicks", "count"),
+    ("impressions", "count"),
+    ("ctr", "rate"),
+    ("time_on_page", "seconds"),
+]
+SEGMENTS = {"template": "template version", "category": "category", "slot": "publishing slot"}
+NO_ENGAGEMENT = "no engagement figures yet: run `content-pipeline engagement pull`"
 
 
 def _show(value: float | int | None, how: str) -> str:
     if value is None:
         return "-"
-    return {"count": f"{value:,}", "rate": f"{value:.1%}", "money": f"${value:,.4f}"}[how]
+    return {"count": f"{value:,}", "rate": f"{value:.1%}", "money": f"${value:,.4f}", "seconds": f"{value:,.0f} s"}[how]
 
 
 def change(current: float | int | None, prior: float | int | None, how: str) -> str:
@@ -53,7 +65,10 @@ def change(current: float | int | None, prior: float | int | None, how: str) -> 
     if how == "rate":
         return f"{100 * (current - prior):+.1f} pp"
     delta = current - prior
-    shown = f"{delta:+,}" if how == "count" else f"{'+' if delta >= 0 else '-'}${abs(delta):,.4f}"
+    if how == "seconds":
+        shown = f"{delta:+,.0f} s"
+    else:
+        shown = f"{delta:+,}" if how == "count" else f"{'+' if delta >= 0 else '-'}${abs(delta):,.4f}"
     return shown + (f" ({delta / prior:+.1%})" if prior else "")
 
 
@@ -72,6 +87,45 @@ class Report:
     files: dict[str, str] = field(default_factory=dict)
     pngs: dict[str, bytes] = field(default_factory=dict, repr=False)  # each chart's PNG, once written
     publishing: tuple[dict[str, Any], dict[str, Any]] | None = None  # this period's and the prior's
+    audience: AudienceFigures | None = None  # a KPI report's
+
+    def audience_rows(self) -> list[dict[str, str]]:
+        """What readers did, this period against the prior: the audience's headline table."""
+        if self.audience is None or self.audience.empty:
+            return []
+        now, before = self.audience.current.headline(), self.audience.prior.headline()
+        return [
+            {
+                "metric": name,
+                "this period": _show(now[name], how),
+                "prior period": _show(before[name], how),
+                "change": change(now[name], before[name], how),
+            }
+            for name, how in AUDIENCE_ROWS
+        ]
+
+    def segment_rows(self, name: str) -> list[dict[str, str]]:
+        """Visitors, clicks and CTR of each segment of a segmentation (template, category or slot), this period
+        against the prior, the most visited first."""
+        if self.audience is None:
+            return []
+        now, before = self.audience.current.by.get(name, {}), self.audience.prior.by.get(name, {})
+        rows = []
+        for value in sorted(now, key=lambda v: (v == UNKNOWN, -(now[v].visitors or 0), v)):
+            a, b = now[value], before.get(value, Audience())
+            rows.append(
+                {
+                    SEGMENTS[name]: value,
+                    "posts": str(a.posts),
+                    "visitors": _show(a.visitors, "count"),
+                    "visitors change": change(a.visitors, b.visitors, "count"),
+                    "clicks": _show(a.clicks, "count"),
+                    "clicks change": change(a.clicks, b.clicks, "count"),
+                    "CTR": _show(a.ctr, "rate"),
+                    "CTR change": change(a.ctr, b.ctr, "rate"),
+                }
+            )
+        return rows
 
     def publishing_rows(self) -> list[dict[str, str]]:
         """Publishing's figures, this period against the prior, and the success rate against the SLO."""
@@ -140,11 +194,32 @@ class Report:
             lines += ["", "## By model (this period)", "", *_table(_shown(self.current.by_model))]
         if self.current.by_template:
             lines += ["", "## By prompt template version (this period)", "", *_table(_shown(self.current.by_template))]
+        if self.audience is not None:
+            lines += ["", "## Audience", "", *self._audience_lines()]
         if self.files:
             lines += ["", "## Charts", "", *(self._images() if embed else [])] + [
                 f"- {name}: `{store_url}/{key}`" for name, key in self.files.items() if key.endswith(".png")
             ]
         return "\n".join(lines) + "\n"
+
+    def _audience_lines(self) -> list[str]:
+        """The audience's headline table, how it was counted, and a table per segmentation."""
+        found = self.audience
+        if found is None or found.empty:
+            return [NO_ENGAGEMENT]
+        lines = [
+            *_table(self.audience_rows()),
+            "",
+            f"UTC days: {found.span()}; the newest day with figures: {found.newest}. A metric two sources report counts once (the first source by name). CTR: "
+            "clicks per impression; time on page: the mean over the post-days that report it. Figures of days "
+            f"inside a source's lag may still be revised ({found.current.provisional} post-day(s) of this period "
+            "not final yet).",
+            *(f"- {note}" for note in found.notes),
+        ]
+        for name, title in SEGMENTS.items():
+            if name in found.current.by:
+                lines += ["", f"### By {title}", "", *(_table(self.segment_rows(name)) or ["no figures this period"])]
+        return lines
 
     def _images(self) -> list[str]:
         """Each chart as a markdown image with its PNG inline, a paragraph of its own."""
@@ -166,6 +241,7 @@ class Report:
             "publishing": None
             if self.publishing is None
             else {"current": self.publishing[0], "prior": self.publishing[1]},
+            "audience": None if self.audience is None else self.audience.to_dict(),
             "files": self.files,
         }
 
@@ -217,26 +293,38 @@ def terminal(report: Report) -> str:
     lines = [report.title(), *_aligned(report.rows())]
     if report.publishing_rows():
         lines += ["", "Publishing", *_aligned(report.publishing_rows())]
+    if report.audience is not None:
+        lines += ["", "Audience", *(_aligned(report.audience_rows()) if report.audience_rows() else [NO_ENGAGEMENT])]
     return "\n".join(lines)
 
 
-def build_report(store: Store, kind: Kind, period: str, now: datetime | None = None) -> Report:
-    """The figures of the `period` ending `now` and of the one before it, from the ledger."""
+def build_report(
+    store: Store,
+    kind: Kind,
+    period: str,
+    now: datetime | None = None,
+    catalogue: str | None = None,
+    s3_options: dict[str, str | None] | None = None,
+) -> Report:
+    """The figures of the `period` ending `now` and of the one before it, from the ledger; a KPI report's
+    audience from the engagement log too (categories from `catalogue`)."""
     length = PERIODS[period]
     end = now or datetime.now(UTC)
     start, prior_start = end - length, end - 2 * length
     frame = outcomes(store, since=prior_start, until=end).frame
     boundary = pl.col("finished") >= start
     current, prior = figures(frame.filter(boundary)), figures(frame.filter(~boundary))
-    publishing = None
+    report = Report(kind, period, start, end, current, prior, per_day(frame, prior_start, end))
     if kind == "kpi":
         history = read_history(store, keep_damaged=False)
-        publishing = (publish_figures(history, start, end), publish_figures(history, prior_start, start))
-    return Report(kind, period, start, end, current, prior, per_day(frame, prior_start, end), publishing=publishing)
+        report.publishing = (publish_figures(history, start, end), publish_figures(history, prior_start, start))
+        report.audience = audience(store, start, end, prior_start, catalogue, s3_options)
+    return report
 
 
 def write_report(store: Store, report: Report) -> dict[str, str]:
-    """The report (markdown and JSON) and its three charts in `reports/<kind>-<period>/<end>/`; the keys.
+    """The report (markdown and JSON) and its charts in `reports/<kind>-<period>/<end>/` (a KPI report's audience
+    chart too, once the engagement log has figures); the keys.
     The charts' bytes stay on the report too (`pngs`), for markdown that embeds them."""
     base = f"{layout.REPORTS_PREFIX}{report.kind}-{report.period}/{report.end:%Y%m%dT%H%M%SZ}/"
     first = report.start - (report.end - report.start)
@@ -248,6 +336,10 @@ def write_report(store: Store, report: Report) -> dict[str, str]:
             report.current.rejects_by_reason, report.prior.rejects_by_reason, f"Rejects by reason ({span})"
         ),
     }
+    if report.audience is not None and not report.audience.empty:
+        days = report.audience.days["day"]
+        title = f"Visitors and clicks per day ({report.period} and the period before, {days[0]} to {days[-1]})"
+        pngs[AUDIENCE_CHART] = charts.audience(report.audience.days, title, report.audience.start)
     for name, data in pngs.items():
         store.put(f"{base}{name}.png", data)
         report.files[name] = f"{base}{name}.png"

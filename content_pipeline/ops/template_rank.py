@@ -1,85 +1,92 @@
-"""template-rank: prompt templates ranked by QA pass rate and cost per success over a period, with sample
-sizes and a significance note; the bottom 20% named to retire and the top 20% to promote, and with apply
-the active set changed. Every decision is recorded with its KPI evidence and the change."""
+"""template-rank: the active prompt templates compared on what readers did, with the post as the unit (each post's
+click-through or metric over its first days, TEMPLATE_REWARD), by an always-valid sequential test, so checking
+daily crowns no false winner. It promotes the leader and retires a loser only when the evidence clears the bar,
+and says "not enough evidence" otherwise; QA pass rate and cost per success are shown beside. Every decision is
+recorded with its evidence and the change to the active set."""
 
 from __future__ import annotations
 
 import json
 import math
 import secrets
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-import polars as pl
-
+from content_pipeline.configs import EngagementConfig
 from content_pipeline.generation.templates import MAX_WEIGHT, read_active, write_active
-from content_pipeline.money import nano_expr, to_usd
-from content_pipeline.ops.kpis import PERIODS, last_outcomes
-from content_pipeline.ops.outcomes import outcomes
+from content_pipeline.ops.kpis import PERIODS
+from content_pipeline.ops.qa_evidence import QaEvidence, qa_evidence
+from content_pipeline.ops.rewards import rewards_by_template
+from content_pipeline.ops.sequential import Evidence, Sample, compare
 from content_pipeline.store import Store, layout
-
-MIN_SAMPLE = 30  # fewer QA decisions than this: too few to retire or promote a template on
-SHARE = 0.2  # the bottom and top shares named to retire and to promote
-Z95 = 1.96
-QA_DECIDED = ("qa", "content_policy")  # rejects that judge the template (transient ones do not)
-
-
-def wilson(passed: int, n: int) -> tuple[float, float]:
-    """The 95% Wilson interval of a pass rate of `passed` in `n` (0, 1 when n is 0)."""
-    if not n:
-        return 0.0, 1.0
-    p, z2 = passed / n, Z95 * Z95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass
 class Ranked:
-    """One template's evidence: QA decisions (n), passes, pass rate with its 95% interval, cost and cost
-    per success, and what the sample says."""
+    """One template's evidence: its posts' reward (count, mean, standard deviation), QA and cost, and a note."""
 
     template: str
     active: bool
-    n: int
-    passed: int
-    pass_rate: float | None
-    interval: tuple[float, float]
-    cost_usd: float
-    cost_per_success_usd: float | None
+    weight: int
+    posts: int
+    mean: float | None
+    sd: float | None
+    qa: QaEvidence
     note: str = ""
 
 
 @dataclass
-class Ranking:
-    """A ranking and its decision: the ranked evidence, the templates named to retire and to promote,
-    the active set before and after, and whether it was applied."""
+class Compared:
+    """The leader against one other template: the difference of mean reward, its standard error, the mixture
+    ratio and the bar it had to reach (1 / (alpha / comparisons)), and whether it did."""
 
+    leader: str
+    other: str
+    diff: float
+    se: float
+    ratio: float
+    bar: float
+    cleared: bool
+
+
+@dataclass
+class Ranking:
+    """A check and its decision: the evidence, the comparisons, what to promote and retire (only what cleared the
+    bar), the verdict, the active set before and after, whether it was applied, and where it is recorded."""
+
+    reward: str
+    as_of: str
     period: str
-    start: str
-    end: str
+    alpha: float
+    min_posts: int
     rows: list[Ranked]
-    retire: list[str]
+    compared: list[Compared]
     promote: list[str]
+    retire: list[str]
+    verdict: str
     active_before: dict[str, int]
     active_after: dict[str, int]
     applied: bool = False
-    kept: list[str] = field(default_factory=list)  # named, but left as they were (too small a sample)
-    decision: str | None = None  # where the decision is recorded
+    decision: str | None = None
+    kind: str = "rank"
 
     def lines(self) -> list[str]:
-        out = [f"template-rank {self.period} ({self.start} to {self.end}), by QA pass rate then cost per success:"]
+        out = [f"template-rank as of {self.as_of}, reward {self.reward} per post (QA and cost over {self.period}):"]
         for i, r in enumerate(self.rows, 1):
-            rate = "-" if r.pass_rate is None else f"{r.pass_rate:.1%} [{r.interval[0]:.1%}-{r.interval[1]:.1%}]"
-            cps = "-" if r.cost_per_success_usd is None else f"${r.cost_per_success_usd:.4f}"
-            flag = "" if r.active else " (inactive)"
-            out.append(f"{i:>2}. {r.template}{flag}: pass {rate} of n={r.n}, cost/success {cps}; {r.note}")
-        out.append(f"retire (bottom {SHARE:.0%}): {', '.join(self.retire) or 'none'}")
-        out.append(f"promote (top {SHARE:.0%}): {', '.join(self.promote) or 'none'}")
-        out += [f"kept as it was: {key} (fewer than {MIN_SAMPLE} QA decisions)" for key in self.kept]
+            reward = "-" if r.mean is None else f"{r.mean:.4g} (sd {r.sd or 0:.3g})"
+            flag = f" (active, weight {r.weight})" if r.active else " (inactive)"
+            out.append(f"{i:>2}. {r.template}{flag}: {r.posts} post(s), mean {reward}; {r.qa.line()}; {r.note}")
+        out += [
+            f"{c.leader} vs {c.other}: {c.diff:+.4g} (se {c.se:.3g}), evidence {c.ratio:.3g} of {c.bar:.3g} needed"
+            for c in self.compared
+        ]
+        out.append(self.verdict)
         change = f"active set {self.active_before} -> {self.active_after}"
-        out.append(f"applied: {change}" if self.applied else f"not applied (--apply would make: {change})")
+        if self.active_after == self.active_before:
+            out.append("active set unchanged")
+        else:
+            out.append(f"applied: {change}" if self.applied else f"not applied (--apply would make: {change})")
         if self.decision:
             out.append(f"decision recorded: {self.decision}")
         return out
@@ -88,64 +95,129 @@ class Ranking:
         return asdict(self)
 
 
-def _evidence(frame: pl.DataFrame, active: dict[str, int]) -> list[Ranked]:
-    key = pl.concat_str("prompt_template", pl.lit(":"), "prompt_version").alias("template")
-    frame = frame.with_columns(key)
-    cost = frame.group_by("template").agg(cost_nano=nano_expr("cost_usd").sum())
-    last = last_outcomes(frame)
-    decided = last.filter((pl.col("status") == "success") | pl.col("cause").is_in(QA_DECIDED))
-    counts = decided.group_by("template").agg(n=pl.len(), passed=(pl.col("status") == "success").sum())
+def _rows(samples: dict[str, list[float]], qa: dict[str, QaEvidence], active: dict[str, int]) -> list[Ranked]:
     rows = []
-    for row in counts.join(cost, on="template", how="full", coalesce=True).fill_null(0).iter_rows(named=True):
-        n, passed = int(row["n"]), int(row["passed"])
+    for key in sorted(set(samples) | set(qa) | set(active)):
+        values = samples.get(key, [])
+        s = Sample.of(values) if values else None
         rows.append(
             Ranked(
-                template=row["template"],
-                active=row["template"] in active,
-                n=n,
-                passed=passed,
-                pass_rate=passed / n if n else None,
-                interval=wilson(passed, n),
-                cost_usd=to_usd(int(row["cost_nano"])),
-                cost_per_success_usd=to_usd(int(row["cost_nano"])) / passed if passed else None,
+                template=key,
+                active=key in active,
+                weight=active.get(key, 0),
+                posts=len(values),
+                mean=s.mean if s else None,
+                sd=math.sqrt(s.var) if s else None,
+                qa=qa.get(key, QaEvidence()),
             )
         )
-    rows.sort(key=lambda r: (-(r.pass_rate or 0.0), r.cost_per_success_usd or math.inf, r.template))
-    _notes(rows)
+    rows.sort(key=lambda r: (not r.active, -(r.mean if r.mean is not None else -math.inf), r.template))
     return rows
 
 
-def _notes(rows: list[Ranked]) -> None:
-    """What each sample says, against the interval of the leader (the best with a sample big enough)."""
-    leader = next((r for r in rows if r.n >= MIN_SAMPLE), None)
+def _compare(rows: list[Ranked], samples: dict[str, list[float]], alpha: float, min_posts: int) -> list[Compared]:
+    """The leader (the best mean among the active templates with enough posts) against each other one of them,
+    each at alpha / (their number - 1)."""
+    eligible = [r for r in rows if r.active and r.posts >= min_posts]
+    if len(eligible) < 2:
+        return []
+    leader, bar = eligible[0], (len(eligible) - 1) / alpha
+    found = []
+    for other in eligible[1:]:
+        ev: Evidence = compare(Sample.of(samples[leader.template]), Sample.of(samples[other.template]))
+        found.append(Compared(leader.template, other.template, ev.diff, ev.se, ev.ratio, bar, ev.ratio >= bar))
+    return found
+
+
+def _verdict(rows: list[Ranked], compared: list[Compared], min_posts: int) -> tuple[list[str], list[str], str]:
+    """What to promote and retire, and the verdict line; each row's note."""
+    active = [r for r in rows if r.active]
+    short = [r for r in active if r.posts < min_posts]
+    retire = [c.other for c in compared if c.cleared]
+    whole = compared and not short and all(c.cleared for c in compared)
+    promote = [compared[0].leader] if whole else []
+    by_other = {c.other: c for c in compared}
     for r in rows:
-        if r.n < MIN_SAMPLE:
-            r.note = f"small sample (n<{MIN_SAMPLE}): not significant"
-        elif r is leader:
-            r.note = "leader"
-        elif leader is not None and r.interval[1] >= leader.interval[0]:
-            r.note = "not significantly below the leader (95% intervals overlap)"
-        else:
-            r.note = "significantly below the leader (95%)"
+        c = by_other.get(r.template)
+        r.note = (
+            "inactive: shown, not decided"
+            if not r.active
+            else f"fewer than {min_posts} posts: not compared"
+            if r.posts < min_posts
+            else "leader"
+            if compared and r.template == compared[0].leader
+            else ("worse than the leader: retire" if c.cleared else "not enough evidence against the leader")
+            if c
+            else "the only template with enough posts"
+        )
+    if len(active) < 2:
+        return [], [], "nothing to compare: fewer than two active templates"
+    if promote or retire:
+        said = [f"promote {', '.join(promote)}" for _ in promote[:1]] + [
+            f"retire {', '.join(retire)}" for _ in retire[:1]
+        ]
+        return promote, retire, "; ".join(said) + " (the evidence clears the bar)"
+    why = (
+        f"{', '.join(r.template for r in short)} short of {min_posts} posts"
+        if short
+        else "no difference clears the bar yet"
+    )
+    return [], [], f"not enough evidence: {why}"
 
 
-def rank_templates(store: Store, period: str = "30d", now: datetime | None = None) -> Ranking:
-    """Rank the templates that decided items in the period; name the bottom and top SHARE of the active ones."""
-    end = now or datetime.now(UTC)
-    start = end - PERIODS[period]
-    active, _ = read_active(store)
-    rows = _evidence(outcomes(store, since=start, until=end).frame, active)
-    ranked = [r.template for r in rows if r.active]
-    k = max(1, round(SHARE * len(ranked))) if len(ranked) >= 2 else 0
-    promote, retire = ranked[:k], (ranked[len(ranked) - k :] if k else [])
-    by_key = {r.template: r for r in rows}
-    kept = [key for key in [*promote, *retire] if by_key[key].n < MIN_SAMPLE]
-    after = {key: weight for key, weight in active.items() if key not in retire or key in kept}
+@dataclass
+class Judged:
+    """What the evidence says: the rows, the leader's comparisons, what to promote and retire, the verdict."""
+
+    rows: list[Ranked]
+    compared: list[Compared]
+    promote: list[str]
+    retire: list[str]
+    verdict: str
+
+
+def judge(
+    samples: dict[str, list[float]],
+    active: dict[str, int],
+    alpha: float,
+    min_posts: int,
+    qa: dict[str, QaEvidence] | None = None,
+) -> Judged:
+    """The decision the reward samples (template -> one value per post) support for the `active` set."""
+    rows = _rows(samples, qa or {}, active)
+    compared = _compare(rows, samples, alpha, min_posts)
+    return Judged(rows, compared, *_verdict(rows, compared, min_posts))
+
+
+def _after(active: dict[str, int], promote: list[str], retire: list[str]) -> dict[str, int]:
+    after = {key: weight for key, weight in active.items() if key not in retire}
     for key in promote:
-        if key not in kept:
-            after[key] = min(MAX_WEIGHT, after.get(key, 1) + 1)
-    start_at, end_at = start.isoformat(timespec="seconds"), end.isoformat(timespec="seconds")
-    return Ranking(period, start_at, end_at, rows, retire, promote, dict(active), after or dict(active), kept=kept)
+        after[key] = min(MAX_WEIGHT, after.get(key, 1) + 1)
+    return after or dict(active)
+
+
+def rank_templates(store: Store, config: EngagementConfig, period: str = "30d", as_of: date | None = None) -> Ranking:
+    """Compare the active templates on the evidence known at the end of `as_of` (today when None)."""
+    day = as_of or datetime.now(UTC).date()
+    end = min(datetime.combine(day + timedelta(days=1), time(), UTC), datetime.now(UTC))
+    active, _ = read_active(store)
+    qa = qa_evidence(store, end - PERIODS[period], end)
+    samples = rewards_by_template(store, config, day, qa_units=config.template_reward == "qa_pass")
+    judged = judge(samples, active, config.template_alpha, config.template_min_posts, qa)
+    return Ranking(
+        config.template_reward,
+        day.isoformat(),
+        period,
+        config.template_alpha,
+        config.template_min_posts,
+        judged.rows,
+        judged.compared,
+        judged.promote,
+        judged.retire,
+        judged.verdict,
+        dict(active),
+        _after(active, judged.promote, judged.retire),
+    )
 
 
 def decide(store: Store, ranking: Ranking, apply: bool) -> Ranking:
@@ -154,17 +226,24 @@ def decide(store: Store, ranking: Ranking, apply: bool) -> Ranking:
         _, version = read_active(store)
         write_active(store, ranking.active_after, version)
         ranking.applied = True
-    at = datetime.now(UTC)
-    ranking.decision = f"{layout.TEMPLATE_DECISIONS}{at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}.json"
-    body = {**ranking.to_dict(), "at": at.isoformat(timespec="seconds"), "delta": _delta(ranking)}
-    store.put(ranking.decision, json.dumps(body, sort_keys=True, indent=1).encode())
+    ranking.decision = record_decision(
+        store, ranking.to_dict(), ranking.active_before, ranking.active_after, ranking.applied
+    )
     return ranking
 
 
-def _delta(ranking: Ranking) -> dict[str, Any]:
-    before, after = ranking.active_before, ranking.active_after
-    return {
+def record_decision(
+    store: Store, body: dict[str, Any], before: dict[str, int], after: dict[str, int], applied: bool
+) -> str:
+    """Keep a decision (what it saw, the active set before and after, whether it was made current); its key."""
+    at = datetime.now(UTC)
+    key = f"{layout.TEMPLATE_DECISIONS}{at:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}.json"
+    delta = {
         "retired": sorted(set(before) - set(after)),
+        "added": sorted(set(after) - set(before)),
         "reweighted": {k: [before[k], after[k]] for k in sorted(set(before) & set(after)) if before[k] != after[k]},
-        "applied": ranking.applied,
+        "applied": applied,
     }
+    whole = {**body, "at": at.isoformat(timespec="seconds"), "active_before": before, "active_after": after}
+    store.put(key, json.dumps({**whole, "delta": delta}, sort_keys=True, indent=1, default=str).encode())
+    return key

@@ -80,8 +80,10 @@ EXPECTED_CRONS = {
     "report/kpi-weekly": ["0 8 * * 1"],
     "report/cost-weekly": ["5 8 * * 1"],
     "backup/nightly": ["30 2 * * *"],
-    "template-rank/rank-weekly": ["30 8 * * 1"],
+    "template-rank/rank-daily": ["30 8 * * *"],
     "publish/morning": ["0 9 * * *"],
+    "engagement-pull/engagement-daily": ["0 6 * * *"],
+    "engagement-drops/drops-daily": ["30 6 * * *"],
 }
 
 

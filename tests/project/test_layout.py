@@ -139,6 +139,8 @@ MODULES = {
     "content_pipeline.run",
     "content_pipeline.run.reporter",
     "content_pipeline.publish.connect",
+    "content_pipeline.engagement.connect",
+    "content_pipeline.engagement.source",
     "content_pipeline.publish.governance",
     "content_pipeline.publish.plan",
     "content_pipeline.publish.targets",

@@ -18,6 +18,11 @@ from flows.pipeline import FLOWS
 WITH_FLOWS = sorted(c.name for c in COMMANDS if c.flow)
 
 
+def flow_of(name: str) -> Any:
+    """The flow of the catalogue command `name` (its flow's name: `engagement pull` is engagement-pull)."""
+    return FLOWS[CATALOGUE[name].flow or ""]
+
+
 def options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     """The parser's arguments by destination, the front door's own (--json, --prefect, --direct) left out."""
     return {a.dest: a for a in parser._actions if a.dest not in ("help", "json", "prefect", "direct")}
@@ -36,13 +41,14 @@ def out_of_bounds(schema: dict[str, Any]) -> list[Any]:
 
 
 def test_every_flow_is_a_catalogue_command_and_every_command_with_a_flow_has_it() -> None:
-    assert sorted(FLOWS) == WITH_FLOWS and len(FLOWS) == 18
+    assert sorted(FLOWS) == sorted(CATALOGUE[n].flow for n in WITH_FLOWS) and len(FLOWS) == 20
+    assert all(FLOWS[CATALOGUE[n].flow or ""].name == n.replace(" ", "-") for n in WITH_FLOWS)
 
 
 @pytest.mark.parametrize("name", WITH_FLOWS)
 def test_the_flows_form_is_the_commands_model(name: str) -> None:
     """Names, defaults, bounds, choices and descriptions of the form are those of the parameter model."""
-    form = parameter_schema(FLOWS[name]).model_dump()["properties"]
+    form = parameter_schema(flow_of(name)).model_dump()["properties"]
     model = CATALOGUE[name].params.model_json_schema()["properties"]
     assert list(form) == list(model)
     for param, prop in form.items():
@@ -69,7 +75,7 @@ def test_the_command_line_takes_the_models_parameters_with_their_choices(command
 def test_a_value_out_of_bounds_is_refused_by_both_doors(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Each bound a field declares: the flow's validation refuses the value, and the command line refuses it
     with one line naming the flag, exit 2, before anything runs."""
-    command, flow = CATALOGUE[name], FLOWS[name]
+    command, flow = CATALOGUE[name], flow_of(name)
     schema = command.params.model_json_schema()["properties"]
     checked = 0
     for param, prop in schema.items():
@@ -80,7 +86,8 @@ def test_a_value_out_of_bounds_is_refused_by_both_doors(name: str, capsys: pytes
             assert main([*name.split(), flag, str(value)]) == 2
             err = capsys.readouterr().err.strip().splitlines()
             assert len(err) == 1 and err[0].startswith(f"error: {name} {flag} "), err
-            assert float(err[0].split()[3].removesuffix(":")) == value, err
+            shown = err[0].removeprefix(f"error: {name} {flag} ").split()[0]
+            assert float(shown.removesuffix(":")) == value, err
             checked += 1
     bounded = [p for p in schema.values() if out_of_bounds(p)]
     assert checked == sum(len(out_of_bounds(p)) for p in bounded)
@@ -101,8 +108,17 @@ def test_the_run_parameters_show_their_bounds_and_choices() -> None:
 @pytest.mark.parametrize("name", WITH_FLOWS)
 def test_no_parameter_that_is_really_a_choice_is_free_text(name: str) -> None:
     """An optional string shows in the UI's form as a "str | None" pair of tabs: only free text may be one."""
-    props = parameter_schema(FLOWS[name]).model_dump()["properties"]
-    free_text = {"run_id", "target", "to", "source", "snapshot", "from_backup"}  # ids, a block's name, URLs
+    props = parameter_schema(flow_of(name)).model_dump()["properties"]
+    free_text = {
+        "run_id",
+        "target",
+        "to",
+        "source",
+        "snapshot",
+        "from_backup",
+        "sources",
+        "as_of",
+    }  # ids, names, URLs, a date
     optional = {p for p, prop in props.items() if any(t.get("type") == "null" for t in prop.get("anyOf", []))}
     assert optional <= free_text, optional - free_text
 

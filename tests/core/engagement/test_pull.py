@@ -46,13 +46,27 @@ def test_a_pull_matches_pages_to_posts_and_a_re_pull_appends_nothing(store: Stor
         source = PlausibleSource(url, "k", "shop.example")
         first = pull_sources(store, [source], since_days=7)
         again = pull_sources(store, [source], since_days=7)
-    assert first == ["plausible: 3 new post-day(s), 0 revised, 0 unchanged"]
-    assert again == ["plausible: 0 new post-day(s), 0 revised, 3 unchanged"]
+    assert first.lines == ["plausible: 3 new post-day(s), 0 revised, 0 unchanged"]
+    assert again.lines == ["plausible: 0 new post-day(s), 0 revised, 3 unchanged"]
+    assert first.failed == again.failed == []
     assert sorted(d.slug for d in read_log(store).days()) == ["item-0000", "item-0001", "item-0002"]
 
 
 def test_a_store_with_nothing_published_pulls_nothing(store: Store) -> None:
-    assert pull_sources(store, [], since_days=7) == ["no published post has a link yet: nothing to pull"]
+    assert pull_sources(store, [], since_days=7).lines == ["no published post has a link yet: nothing to pull"]
+
+
+def test_a_source_that_refuses_is_named_and_the_others_are_pulled(store: Store) -> None:
+    publish(store, 2)
+    pages = {(f"/item-{n:04d}/", (TODAY - timedelta(days=1)).isoformat()): {"visitors": 9.0} for n in range(2)}
+    with PlausibleRehearsal(PlausibleSite("shop.example", "right-key", pages)) as url:
+        wrong = PlausibleSource(url, "wrong-key", "shop.example", name="old-site")
+        right = PlausibleSource(url, "right-key", "shop.example")
+        pulled = pull_sources(store, [wrong, right], since_days=7)
+    assert pulled.failed == ["old-site"]
+    assert pulled.lines[0].startswith("old-site: failed: ") and "401" in pulled.lines[0]
+    assert "wrong-key" not in pulled.lines[0]
+    assert pulled.lines[1] == "plausible: 2 new post-day(s), 0 revised, 0 unchanged"
 
 
 def test_an_import_matches_rows_by_slug_path_url_or_post_id_and_skips_strangers(store: Store, tmp_path: Path) -> None:

@@ -1,0 +1,100 @@
+"""The drop check of health and of `engagement drops`: every source's newest complete day against its baseline,
+for each count it reports, overall and by template, category and slot; red when anything fell past the alert."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+import polars as pl
+
+from content_pipeline.configs import EngagementConfig
+from content_pipeline.engagement.drops import Drop, complete_days, detect_drops
+from content_pipeline.engagement.log import read_log
+from content_pipeline.engagement.segments import Segments, store_segments
+from content_pipeline.engagement.views import post_days
+from content_pipeline.errors import PipelineError
+from content_pipeline.store import Store
+
+WATCHED = ("visitors", "pageviews", "clicks", "impressions")  # the counts a drop is looked for in
+
+
+@dataclass
+class DropCheck:
+    """What the check found: the drops, each source's newest complete day, damaged log lines, and notes (a
+    segmentation it could not make)."""
+
+    drops: list[Drop] = field(default_factory=list)
+    newest: dict[str, date] = field(default_factory=dict)
+    damaged: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    alert: float = 0.3
+
+    @property
+    def level(self) -> Literal["green", "amber", "red"]:
+        return "red" if self.drops else ("amber" if self.damaged else "green")
+
+    def line(self) -> str:
+        """One line: the worst drop and how many more, or what was compared."""
+        kept = f"; {len(self.damaged)} damaged engagement line(s) kept aside in quarantine/" if self.damaged else ""
+        if not self.newest:
+            return "no complete day of engagement figures yet" + kept
+        if self.drops:
+            worst = min(self.drops, key=lambda d: d.change)
+            more = f" (and {len(self.drops) - 1} more)" if len(self.drops) > 1 else ""
+            return f"down past {self.alert:.0%}: {worst.line()}{more}{kept}"
+        days = ", ".join(f"{source} {day}" for source, day in sorted(self.newest.items()))
+        return f"no drop past {self.alert:.0%} on the newest complete day ({days}){kept}"
+
+    def lines(self) -> list[str]:
+        return [self.line(), *(d.line() for d in self.drops[1:] if len(self.drops) > 1), *self.notes]
+
+    def rows(self) -> list[dict[str, str]]:
+        """The drops as table rows: source, metric, segment, day, value, baseline, change."""
+        return [
+            {
+                "source": d.source,
+                "metric": d.metric,
+                "segment": d.segment,
+                "day": d.day.isoformat(),
+                "value": f"{d.value:g}",
+                "baseline": f"{d.baseline:g}",
+                "change": f"{d.change:+.0%}",
+            }
+            for d in self.drops
+        ]
+
+
+def _segments(store: Store, config: EngagementConfig, found: DropCheck) -> Segments:
+    try:
+        return store_segments(store, config.catalogue, config.s3_options())
+    except PipelineError as exc:  # no catalogue to read categories from: segmented by the rest
+        found.notes.append(f"not segmented by category: {exc}")
+        return store_segments(store, None)
+
+
+def drop_check(store: Store, config: EngagementConfig) -> DropCheck:
+    """The drops of every watched count on each source's newest complete day (a day inside a source's lag is
+    never compared; a baseline under ENGAGEMENT_MIN_BASELINE is never called a drop)."""
+    log = read_log(store, keep_damaged=not store.read_only)
+    found = DropCheck(damaged=log.damaged, alert=config.engagement_drop_alert)
+    frame = post_days(log.days())
+    if frame.is_empty():
+        return found
+    for (source,), part in frame.group_by(["source"]):
+        days = complete_days(part)
+        if days:
+            found.newest[str(source)] = days[-1]
+    segments = _segments(store, config, found)
+    for metric in WATCHED:
+        found.drops += detect_drops(
+            frame.filter(pl.col(metric).is_not_null()),
+            metric,
+            threshold=config.engagement_drop_alert,
+            min_baseline=config.engagement_min_baseline,
+            how=config.engagement_baseline,
+            segments=segments,
+        )
+    found.drops.sort(key=lambda d: d.change)
+    return found
