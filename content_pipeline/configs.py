@@ -103,7 +103,6 @@ class RecoveryConfig(LeaseConfig, Protocol):
 class EngagementConfig(Protocol):
     """Engagement: the built-in sources' settings, drop detection's rules, and template-rank's reward."""
 
-    catalogue: str
     engagement_sources: str
     plausible_url: str
     plausible_site_id: str | None
@@ -118,8 +117,6 @@ class EngagementConfig(Protocol):
     template_reward_days: int
     template_min_posts: int
     template_alpha: float
-
-    def s3_options(self) -> dict[str, str | None]: ...
 
 
 class HealthConfig(RecoveryConfig, EngagementConfig, Protocol):

@@ -71,12 +71,10 @@ def view_command(ctx: Context, params: ViewParams) -> Outcome:
 
 
 def report_command(ctx: Context, params: ReportParams) -> Outcome:
-    """KPI or cost figures of a period against the prior one (a KPI report's audience by category from the
-    catalogue); stored with PNG charts (unless read-only)."""
-    store, settings = ctx.store(), ctx.settings
-    report = build_report(
-        store, params.kind, params.period, catalogue=settings.catalogue, s3_options=settings.s3_options()
-    )
+    """KPI or cost figures of a period against the prior one (a KPI report's audience too); stored with PNG
+    charts (unless read-only)."""
+    store = ctx.store()
+    report = build_report(store, params.kind, params.period)
     if not store.read_only:
         write_report(store, report)
     where = f"{store.url}/{report.files['markdown']}" if report.files else None

@@ -12,9 +12,8 @@ import polars as pl
 from content_pipeline.configs import EngagementConfig
 from content_pipeline.engagement.drops import Drop, complete_days, detect_drops
 from content_pipeline.engagement.log import read_log
-from content_pipeline.engagement.segments import Segments, store_segments
+from content_pipeline.engagement.segments import store_segments
 from content_pipeline.engagement.views import post_days
-from content_pipeline.errors import PipelineError
 from content_pipeline.store import Store
 
 WATCHED = ("visitors", "pageviews", "clicks", "impressions")  # the counts a drop is looked for in
@@ -22,13 +21,11 @@ WATCHED = ("visitors", "pageviews", "clicks", "impressions")  # the counts a dro
 
 @dataclass
 class DropCheck:
-    """What the check found: the drops, each source's newest complete day, damaged log lines, and notes (a
-    segmentation it could not make)."""
+    """What the check found: the drops, each source's newest complete day, and damaged log lines."""
 
     drops: list[Drop] = field(default_factory=list)
     newest: dict[str, date] = field(default_factory=dict)
     damaged: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     alert: float = 0.3
 
     @property
@@ -48,7 +45,7 @@ class DropCheck:
         return f"no drop past {self.alert:.0%} on the newest complete day ({days}){kept}"
 
     def lines(self) -> list[str]:
-        return [self.line(), *(d.line() for d in self.drops[1:] if len(self.drops) > 1), *self.notes]
+        return [self.line(), *(d.line() for d in self.drops[1:] if len(self.drops) > 1)]
 
     def rows(self) -> list[dict[str, str]]:
         """The drops as table rows: source, metric, segment, day, value, baseline, change."""
@@ -66,14 +63,6 @@ class DropCheck:
         ]
 
 
-def _segments(store: Store, config: EngagementConfig, found: DropCheck) -> Segments:
-    try:
-        return store_segments(store, config.catalogue, config.s3_options())
-    except PipelineError as exc:  # no catalogue to read categories from: segmented by the rest
-        found.notes.append(f"not segmented by category: {exc}")
-        return store_segments(store, None)
-
-
 def drop_check(store: Store, config: EngagementConfig) -> DropCheck:
     """The drops of every watched count on each source's newest complete day (a day inside a source's lag is
     never compared; a baseline under ENGAGEMENT_MIN_BASELINE is never called a drop)."""
@@ -86,7 +75,7 @@ def drop_check(store: Store, config: EngagementConfig) -> DropCheck:
         days = complete_days(part)
         if days:
             found.newest[str(source)] = days[-1]
-    segments = _segments(store, config, found)
+    segments = store_segments(store)
     for metric in WATCHED:
         found.drops += detect_drops(
             frame.filter(pl.col(metric).is_not_null()),

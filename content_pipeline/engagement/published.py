@@ -1,5 +1,5 @@
 """The posts the pipeline published, as the attempt log knows them: each one's path, link and post id, so a
-source's page or an imported row finds its post."""
+source's page or an imported row finds its post; when it first went live, and the category it went out under."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class Published:
     by_post_id: dict[str, str] = field(default_factory=dict)
     slugs: set[str] = field(default_factory=set)
     first_live: dict[str, datetime] = field(default_factory=dict)  # when a target first confirmed it live
+    categories: dict[str, str] = field(default_factory=dict)  # the category its newest post went out under
 
     def find(self, *, slug: str = "", path: str = "", url: str = "", post_id: str = "") -> str | None:
         """The slug of the post a row names by any one of these (None when it names no post of ours)."""
@@ -37,8 +38,12 @@ def published(store: Store) -> Published:
     """Every post a target ever confirmed (taken down ones included: their past days still count)."""
     found = Published()
     history = read_history(store, keep_damaged=False)
-    for entry in history.outcomes():
-        if entry.get("live") and entry.get("result") in SUCCESS and entry.get("slug") not in found.first_live:
+    for entry in history.lines:
+        if entry["kind"] == "intent" and (entry.get("payload") or {}).get("categories"):
+            found.categories[str(entry.get("slug"))] = str(entry["payload"]["categories"][0])
+        elif entry["kind"] != "outcome" or not entry.get("live") or entry.get("result") not in SUCCESS:
+            continue
+        elif entry.get("slug") not in found.first_live:
             found.first_live[str(entry["slug"])] = datetime.fromisoformat(str(entry["at"]))
     for (_, slug), state in history.posts.items():
         if state.post_id is None and state.link is None:

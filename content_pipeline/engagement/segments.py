@@ -1,13 +1,12 @@
-"""The segments a post belongs to, for drops and KPIs: the template version that wrote it, its catalogue
-category, and its publishing slot (the UTC quarter of the day a target first put it live)."""
+"""The segments a post belongs to, for drops and KPIs: the template version that wrote it, the category it was
+published under, and its publishing slot (the UTC quarter of the day a target first put it live)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 
 from content_pipeline.engagement.published import Published, published
-from content_pipeline.intake.catalogue import Item, Tally, scan_catalogue
 from content_pipeline.store import Store
 from content_pipeline.views.snapshot import read_post_templates
 
@@ -21,13 +20,12 @@ def slot(at: datetime) -> str:
     return f"{start:02d}-{start + SLOT_HOURS:02d} UTC"
 
 
-def post_segments(posts: Published, templates: Mapping[str, str], items: Iterable[Item]) -> Segments:
-    """Each published post's template (`templates`: slug -> "id:version"), category (from the catalogue's
-    `items`) and slot; a post a segmentation cannot place is left out of that one only."""
-    categories = {item.slug: item.category for item in items if item.slug in posts.slugs}
+def post_segments(posts: Published, templates: Mapping[str, str]) -> Segments:
+    """Each published post's template (`templates`: slug -> "id:version"), category (the one its post went out
+    under) and slot; a post a segmentation cannot place is left out of that one only."""
     return {
         "template": {slug: key for slug, key in templates.items() if slug in posts.slugs},
-        "category": categories,
+        "category": {slug: c for slug, c in posts.categories.items() if slug in posts.slugs},
         "slot": {slug: slot(at) for slug, at in posts.first_live.items()},
     }
 
@@ -38,8 +36,7 @@ def template_keys(store: Store) -> dict[str, str]:
     return {s: f"{t}:{v}" for s, t, v in frame.select("slug", "prompt_template", "prompt_version").iter_rows()}
 
 
-def store_segments(store: Store, catalogue: str | None, s3_options: dict[str, str | None] | None = None) -> Segments:
-    """The segments of every post the store's attempt log shows published; categories from `catalogue` (none
-    when it is None)."""
-    items = scan_catalogue(catalogue, Tally(catalogue), s3_options) if catalogue is not None else ()
-    return post_segments(published(store), template_keys(store), items)
+def store_segments(store: Store) -> Segments:
+    """The segments of every post the store's attempt log shows published (no catalogue is read: health runs
+    this hourly)."""
+    return post_segments(published(store), template_keys(store))

@@ -11,7 +11,6 @@ import polars as pl
 from content_pipeline.engagement.log import read_log
 from content_pipeline.engagement.segments import Segments, store_segments
 from content_pipeline.engagement.views import first_source, post_days
-from content_pipeline.errors import PipelineError
 from content_pipeline.store import Store
 
 COUNTED = ("visitors", "pageviews", "clicks", "impressions")  # summed over posts and days
@@ -117,20 +116,6 @@ class AudienceFigures:
         }
 
 
-def _segments(
-    store: Store, catalogue: str | None, s3_options: dict[str, str | None] | None, notes: list[str]
-) -> Segments:
-    """The store's segments; without categories (and a note) when the catalogue is not given or cannot be read."""
-    if catalogue is None:
-        notes.append("not segmented by category: no catalogue given")
-        return {k: v for k, v in store_segments(store, None).items() if k != "category"}
-    try:
-        return store_segments(store, catalogue, s3_options)
-    except PipelineError as exc:  # the catalogue cannot be read: segmented by the rest
-        notes.append(f"not segmented by category: {exc}")
-        return {k: v for k, v in store_segments(store, None).items() if k != "category"}
-
-
 def _labelled(posts: pl.DataFrame, segments: Segments) -> pl.DataFrame:
     """The post-days with a column per segmentation: the post's segment, UNKNOWN where it cannot be placed."""
     return posts.with_columns(
@@ -144,12 +129,9 @@ def audience(
     start: datetime,
     end: datetime,
     prior_start: datetime,
-    catalogue: str | None = None,
-    s3_options: dict[str, str | None] | None = None,
 ) -> AudienceFigures:
     """The audience of the days from `start` up to `end` (UTC dates, `end`'s own day left out) and of those
-    from `prior_start` up to `start`, from the engagement log; each post's segments from the store, its
-    category from `catalogue`."""
+    from `prior_start` up to `start`, from the engagement log; each post's segments from the store."""
     log = read_log(store, keep_damaged=not store.read_only)
     notes = [f"{len(log.damaged)} damaged engagement line(s) left out"] if log.damaged else []
     first, middle, last = prior_start.date(), start.date(), end.date()
@@ -157,7 +139,7 @@ def audience(
     if posts.is_empty():
         return AudienceFigures(Audience(), Audience(), per_day(posts, first, last, set()), middle, notes=notes)
     known = {m for m in COUNTED if posts[m].is_not_null().any()}
-    segments = _segments(store, catalogue, s3_options, notes)
+    segments = store_segments(store)
     both = _labelled(posts.filter(pl.col("day").is_between(first, last, closed="left")), segments)
     values = {n: sorted(both[n].unique(), key=lambda v: (v == UNKNOWN, v)) for n in SEGMENTATIONS if n in segments}
     current = _period(both.filter(pl.col("day") >= middle), known, values)

@@ -303,11 +303,9 @@ def build_report(
     kind: Kind,
     period: str,
     now: datetime | None = None,
-    catalogue: str | None = None,
-    s3_options: dict[str, str | None] | None = None,
 ) -> Report:
     """The figures of the `period` ending `now` and of the one before it, from the ledger; a KPI report's
-    audience from the engagement log too (categories from `catalogue`)."""
+    audience from the engagement log too."""
     length = PERIODS[period]
     end = now or datetime.now(UTC)
     start, prior_start = end - length, end - 2 * length
@@ -318,7 +316,7 @@ def build_report(
     if kind == "kpi":
         history = read_history(store, keep_damaged=False)
         report.publishing = (publish_figures(history, start, end), publish_figures(history, prior_start, start))
-        report.audience = audience(store, start, end, prior_start, catalogue, s3_options)
+        report.audience = audience(store, start, end, prior_start)
     return report
 
 

@@ -23,11 +23,19 @@ def link(slug: str) -> str:
     return f"{SITE}/{slug}/"
 
 
-def publish_on(store: Store, live: Mapping[str, date], hour: int = 9) -> None:
-    """The attempt log of publish runs that put each post live on its day at `hour` UTC (a WordPress post each)."""
+def publish_on(
+    store: Store, live: Mapping[str, date], hour: int = 9, categories: Mapping[str, str] | None = None
+) -> None:
+    """The attempt log of publish runs that put each post live on its day at `hour` UTC (a WordPress post each,
+    its intent's payload naming its category in `categories`, when it has one there)."""
     lines = []
     for n, (slug, day) in enumerate(sorted(live.items())):
         at = datetime.combine(day, time(hour, n % 60), UTC).isoformat(timespec="milliseconds")
+        category = [categories[slug]] if categories and slug in categories else []
+        payload = {"slug": slug, "title": slug, "categories": category, "tags": []}
+        intent = {"kind": "intent", "run_id": "planted-publish", "target": "wordpress", "slug": slug}
+        intent |= {"key": f"k-{slug}", "content_hash": f"h-{slug}", "payload": payload, "at": at}
+        lines.append(sign(json.dumps(intent, separators=(",", ":")).encode()))
         body = {
             "kind": "outcome",
             "run_id": "planted-publish",

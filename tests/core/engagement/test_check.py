@@ -21,7 +21,8 @@ YESTERDAY = TODAY - timedelta(days=1)
 
 @pytest.fixture
 def published(store: Store) -> Store:
-    publish_on(store, {slug: TODAY - timedelta(days=20) for slug in POSTS})
+    categories = {slug: make_item(int(slug[-4:]))["category"] for slug in POSTS}
+    publish_on(store, {slug: TODAY - timedelta(days=20) for slug in POSTS}, categories=categories)
     written_by(store, {slug: "catalogue-item:1" for slug in POSTS})
     return store
 

@@ -26,6 +26,7 @@ from content_pipeline.publish import log as attempt_log
 from content_pipeline.publish.log import AttemptLog
 from content_pipeline.settings import Settings
 from content_pipeline.store import Store, open_store
+from tests.conftest import make_item
 from tests.support.helpers import NOW, run
 
 # NOW is 2026-11-20 12:00 UTC: a daily report's period covers the day 11-19, the prior period 11-18
@@ -45,10 +46,14 @@ def day(source: str, slug: str, on: str, final: bool = True, **metrics: float) -
 
 
 def publish(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The attempt log of posts first put live on 2026-11-10 at PUBLISHED's times (their slots)."""
+    """The attempt log of posts first put live on 2026-11-10 at PUBLISHED's times (their slots), each intent's
+    payload naming the item's category as publish sends it (item-0010 left the catalogue: no category)."""
     with AttemptLog(store, "publish-run") as log:
         for n, (slug, at) in enumerate(PUBLISHED.items()):
             monkeypatch.setattr(attempt_log, "now", lambda at=at: f"2026-11-10T{at}:00.000+00:00")
+            categories = [make_item(int(slug[-4:]))["category"]] if slug != "item-0010" else []
+            payload = {"slug": slug, "title": slug, "categories": categories, "tags": []}
+            log.write("intent", target="wordpress", slug=slug, key=f"k{n}", content_hash="h", payload=payload)
             link = f"https://shop.example/{slug}/"
             fields = {"key": f"k{n}", "content_hash": "h", "post_id": str(100 + n), "link": link}
             log.write("outcome", target="wordpress", slug=slug, live=True, result="created", **fields)
@@ -109,7 +114,7 @@ def by_segment(rows: list[dict[str, str]]) -> dict[str, list[str]]:
 
 
 def test_the_headline_has_the_true_figures_of_both_periods_and_the_change(planted: Settings, store: Store) -> None:
-    report = build_report(store, "kpi", "daily", NOW, planted.catalogue)
+    report = build_report(store, "kpi", "daily", NOW)
     assert by_metric(report.audience_rows()) == {
         "visitors": ("52", "30", "+22 (+73.3%)"),  # 30 + 10 + 7 + wp-stats' 5; never wp-stats' 999
         "pageviews": ("59", "40", "+19 (+47.5%)"),
@@ -127,7 +132,7 @@ def test_the_headline_has_the_true_figures_of_both_periods_and_the_change(plante
 
 
 def test_the_audience_by_template_version_category_and_publishing_slot(planted: Settings, store: Store) -> None:
-    report = build_report(store, "kpi", "daily", NOW, planted.catalogue)
+    report = build_report(store, "kpi", "daily", NOW)
     [template] = set(template_keys(store).values())
     assert report.segment_rows("template")[0] == {
         "template version": template,
@@ -141,7 +146,8 @@ def test_the_audience_by_template_version_category_and_publishing_slot(planted: 
     }
     assert by_segment(report.segment_rows("template"))["(not known)"] == ["1", "7", "+7", "0", "+0", "-", "-"]
     assert by_segment(report.segment_rows("category")) == {
-        "Outdoor": ["2", "37", "+27 (+270.0%)", "6", "+4 (+200.0%)", "3.0%", "+1.0 pp"],  # item-0001 and item-0010
+        "Outdoor": ["1", "30", "+20 (+200.0%)", "6", "+4 (+200.0%)", "3.0%", "+1.0 pp"],  # item-0001
+        "(not known)": ["1", "7", "+7", "0", "+0", "-", "-"],  # item-0010: published under no category
         "Travel": ["1", "10", "-10 (-50.0%)", "0", "-3 (-100.0%)", "-", "-"],
         "Kitchen": ["1", "5", "+5", "4", "+4", "4.0%", "-"],
     }
@@ -172,17 +178,8 @@ def test_a_metric_two_sources_report_counts_the_first_source_s_figure_once() -> 
     assert rows["a"]["final"] is False and rows["b"]["visitors"] == 5 and len(rows) == 2
 
 
-def test_an_unreadable_catalogue_leaves_out_the_categories_and_says_so(planted: Settings, store: Store) -> None:
-    report = build_report(store, "kpi", "daily", NOW, "/nowhere/catalogue.jsonl")
-    assert report.audience is not None and "category" not in report.audience.current.by
-    assert report.audience.notes[0].startswith("not segmented by category: ")
-    assert by_metric(report.audience_rows())["visitors"] == ("52", "30", "+22 (+73.3%)")
-    assert "- not segmented by category: " in report.markdown() and "### By category" not in report.markdown()
-    assert by_segment(report.segment_rows("slot"))["06-12 UTC"][1] == "40"
-
-
 def test_the_audience_chart_is_stored_as_a_png_and_named_in_the_json(planted: Settings, store: Store) -> None:
-    report = build_report(store, "kpi", "daily", NOW, planted.catalogue)
+    report = build_report(store, "kpi", "daily", NOW)
     files = write_report(store, report)
     png = store.get(files[AUDIENCE_CHART])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (charts.WIDTH_PX, charts.HEIGHT_PX)
