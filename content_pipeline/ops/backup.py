@@ -40,8 +40,14 @@ BACKED_UP = (
     layout.TEMPLATES_PREFIX,
     layout.REPORTS_PREFIX,
     layout.PUBLISH_PREFIX,  # the attempt log, the publish quarantines (take-downs) and the halt switch
+    layout.ENGAGEMENT_PREFIX,  # what readers did: pulled once, and a source may not give old days again
 )
-APPENDED = (layout.LEDGER_PREFIX, layout.INTENTS_PREFIX, layout.PUBLISH_ATTEMPTS)  # logs a folder store grows
+APPENDED = (
+    layout.LEDGER_PREFIX,
+    layout.INTENTS_PREFIX,
+    layout.PUBLISH_ATTEMPTS,
+    layout.ENGAGEMENT_PREFIX,
+)  # logs a folder store grows
 
 
 @dataclass

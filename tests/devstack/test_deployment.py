@@ -213,6 +213,27 @@ def test_a_red_health_run_is_announced_through_the_automation(stack, tmp_path) -
     assert f"/runs/flow-run/{run.id}" in body["text"] and "1 stale claim(s)" in body["text"]
 
 
+def test_a_planted_engagement_drop_turns_health_red_and_is_announced(stack, tmp_path) -> None:
+    from datetime import timedelta
+
+    from tests.support.engagement import TODAY, figures, publish_on, steady_then
+
+    _, receiver, _ = stack
+    fallen = tmp_path / "fallen-store"  # a store of its own: posts whose visitors fell 40% yesterday
+    store, posts = open_store(str(fallen)), [f"item-{n:04d}" for n in range(1, 4)]
+    publish_on(store, {slug: TODAY - timedelta(days=12) for slug in posts})
+    figures(store, "plausible", steady_then(posts, 40.0, TODAY - timedelta(days=1), drop=0.4))
+    env = {"env": {"STORE_URL": str(fallen)}}
+    health = run_deployment("health/checks-hourly", job_variables=env, timeout=300)
+    assert health.state.is_failed() and "engagement: down past 30%: plausible visitors" in health.state.message
+    body = receiver.wait_for(health.name)
+    assert "health" in body["subject"] and "down past 30%: plausible visitors of all posts" in body["text"]
+    drops = run_deployment("engagement-drops/drops-daily", job_variables=env, timeout=300)
+    assert drops.state.is_failed() and drops.state.message.startswith("engagement red: down past 30%")
+    body = receiver.wait_for(drops.name)
+    assert "engagement-drops" in body["subject"] and f"/runs/flow-run/{drops.id}" in body["text"]
+
+
 def test_two_workers_run_two_deployments_at_once_without_double_claims(stack) -> None:
     _, _, store_dir = stack
     # slow calls (3 s each: production's 200 items take 4 rounds of 64, promo's 100 take 2) keep both runs

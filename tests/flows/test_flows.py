@@ -22,6 +22,7 @@ from content_pipeline.views.snapshot import read_checkpoint, read_view
 from content_pipeline.views.swap import swap_views
 from flows import pipeline
 from tests.conftest import make_item, snapshot
+from tests.support.helpers import run_logs
 
 pytestmark = pytest.mark.server
 
@@ -81,19 +82,6 @@ def test_budget_refusal_fails_the_run_before_any_spend(env) -> None:
     assert env.list(layout.LEDGER_PREFIX) == []
     assert read_queue(env)[0]["runs"] == {}  # its claims were released
     assert "stopped early: budget too low" in env.get(layout.run_key("too-poor", "report.md")).decode()
-
-
-def run_logs(state) -> list[tuple[int, str]]:
-    """The level and message of every line in the flow run's log on the server (its task runs' included)."""
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
-    from cli.temporary_server import drain_to_api
-
-    drain_to_api()
-    flow_run_id = state.state_details.flow_run_id
-    with get_client(sync_client=True) as client:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-    return [(log.level, log.message) for log in logs]
 
 
 def test_a_budget_refusal_is_one_line_in_the_run_log_with_no_traceback(env) -> None:

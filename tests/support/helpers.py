@@ -319,3 +319,18 @@ def publish_killed_after_the_first_create(shell: dict[str, str], proxy: FaultPro
     running.append(subprocess.Popen(command, env=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     running[0].communicate(timeout=120)
     assert running[0].returncode == -9
+
+
+def run_logs(state) -> list[tuple[int, str]]:
+    """The level and message of every line in the flow run's log on the server (its task runs' included)."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    from cli.temporary_server import drain_to_api
+
+    drain_to_api()
+    flow_run_id = state.state_details.flow_run_id
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return [(log.level, log.message) for log in logs]

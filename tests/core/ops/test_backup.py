@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 from pydantic import SecretStr
 
 from cli.main import main as cli_main
+from content_pipeline.engagement.days import PostDay
+from content_pipeline.engagement.log import append_days, read_log
 from content_pipeline.errors import BadInputError
 from content_pipeline.ops.backup import backup, backups, listing
 from content_pipeline.ops.restore import restore_from_backup
@@ -329,3 +332,12 @@ def test_the_command_line_backs_up_to_backup_url_when_no_target_is_given(generat
     assert f", to {tmp_path / 'nightly'}; its record not signed" in capsys.readouterr().out
     [entry] = backups(open_store(str(tmp_path / "nightly")))
     assert entry["copied"] > 0 and entry["to"] == str(tmp_path / "nightly")
+
+
+def test_a_backup_holds_the_engagement_log(store: Store, tmp_path) -> None:
+    day = PostDay(source="plausible", slug="item-0001", day=date(2026, 12, 1), metrics={"visitors": 12.0})
+    append_days(store, "plausible", [day])
+    target = open_store(str(tmp_path / "engagement-backup"))
+    backup(store, target)
+    assert [info.key for info in listing(target, (layout.ENGAGEMENT_PREFIX,))]
+    assert read_log(target).days() == [day]  # a source may not give old days again: the backup keeps them
