@@ -6,6 +6,7 @@ so a daily check does not crown a false winner the way a daily t-test would."""
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 from scipy.stats import norm
@@ -25,9 +26,7 @@ class Sample:
     @classmethod
     def of(cls, values: list[float]) -> Sample:
         n = len(values)
-        mean = sum(values) / n if n else 0.0
-        var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-        return cls(n, mean, var)
+        return cls(n, statistics.fmean(values) if n else 0.0, statistics.variance(values) if n > 1 else 0.0)
 
 
 @dataclass(frozen=True)

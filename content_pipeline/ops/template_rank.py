@@ -129,39 +129,34 @@ def _compare(rows: list[Ranked], samples: dict[str, list[float]], alpha: float, 
     return found
 
 
+def _note(row: Ranked, compared: list[Compared], min_posts: int) -> str:
+    """What the evidence says of one template."""
+    if not row.active:
+        return "inactive: shown, not decided"
+    if row.posts < min_posts:
+        return f"fewer than {min_posts} posts: not compared"
+    if not compared:
+        return "the only template with enough posts"
+    if row.template == compared[0].leader:
+        return "leader"
+    against = next(c for c in compared if c.other == row.template)
+    return "worse than the leader: retire" if against.cleared else "not enough evidence against the leader"
+
+
 def _verdict(rows: list[Ranked], compared: list[Compared], min_posts: int) -> tuple[list[str], list[str], str]:
     """What to promote and retire, and the verdict line; each row's note."""
     active = [r for r in rows if r.active]
-    short = [r for r in active if r.posts < min_posts]
+    short = [r.template for r in active if r.posts < min_posts]
     retire = [c.other for c in compared if c.cleared]
-    whole = compared and not short and all(c.cleared for c in compared)
-    promote = [compared[0].leader] if whole else []
-    by_other = {c.other: c for c in compared}
-    for r in rows:
-        c = by_other.get(r.template)
-        r.note = (
-            "inactive: shown, not decided"
-            if not r.active
-            else f"fewer than {min_posts} posts: not compared"
-            if r.posts < min_posts
-            else "leader"
-            if compared and r.template == compared[0].leader
-            else ("worse than the leader: retire" if c.cleared else "not enough evidence against the leader")
-            if c
-            else "the only template with enough posts"
-        )
+    promote = [compared[0].leader] if compared and not short and all(c.cleared for c in compared) else []
+    for row in rows:
+        row.note = _note(row, compared, min_posts)
     if len(active) < 2:
         return [], [], "nothing to compare: fewer than two active templates"
     if promote or retire:
-        said = [f"promote {', '.join(promote)}" for _ in promote[:1]] + [
-            f"retire {', '.join(retire)}" for _ in retire[:1]
-        ]
+        said = [f"{verb} {', '.join(keys)}" for verb, keys in (("promote", promote), ("retire", retire)) if keys]
         return promote, retire, "; ".join(said) + " (the evidence clears the bar)"
-    why = (
-        f"{', '.join(r.template for r in short)} short of {min_posts} posts"
-        if short
-        else "no difference clears the bar yet"
-    )
+    why = f"{', '.join(short)} short of {min_posts} posts" if short else "no difference clears the bar yet"
     return [], [], f"not enough evidence: {why}"
 
 
