@@ -4,7 +4,7 @@ for each count it reports, overall and by template, category and slot; red when 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 import polars as pl
@@ -17,24 +17,28 @@ from content_pipeline.engagement.views import post_days
 from content_pipeline.store import Store
 
 WATCHED = ("visitors", "pageviews", "clicks", "impressions")  # the counts a drop is looked for in
+STALE_DAYS = 5  # a source whose newest complete day is older than this: its pull (or its tracking) stopped
 
 
 @dataclass
 class DropCheck:
-    """What the check found: the drops, each source's newest complete day, and damaged log lines."""
+    """What the check found: the drops, each source's newest complete day, the sources gone quiet (no complete
+    day for STALE_DAYS), and damaged log lines."""
 
     drops: list[Drop] = field(default_factory=list)
     newest: dict[str, date] = field(default_factory=dict)
+    stale: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)
     alert: float = 0.3
 
     @property
     def level(self) -> Literal["green", "amber", "red"]:
-        return "red" if self.drops else ("amber" if self.damaged else "green")
+        return "red" if self.drops else ("amber" if self.damaged or self.stale else "green")
 
     def line(self) -> str:
-        """One line: the worst drop and how many more, or what was compared."""
-        kept = f"; {len(self.damaged)} damaged engagement line(s) kept aside in quarantine/" if self.damaged else ""
+        """One line: the worst drop and how many more, or what was compared; then what else is wrong."""
+        kept = "".join(f"; {s}" for s in self.stale)
+        kept += f"; {len(self.damaged)} damaged engagement line(s) kept aside in quarantine/" if self.damaged else ""
         if not self.newest:
             return "no complete day of engagement figures yet" + kept
         if self.drops:
@@ -71,10 +75,14 @@ def drop_check(store: Store, config: EngagementConfig) -> DropCheck:
     frame = post_days(log.days())
     if frame.is_empty():
         return found
+    today = datetime.now(UTC).date()
     for (source,), part in frame.group_by(["source"]):
         days = complete_days(part)
         if days:
             found.newest[str(source)] = days[-1]
+        if not days or days[-1] < today - timedelta(days=STALE_DAYS):
+            since = f"since {days[-1]}" if days else "at all"
+            found.stale.append(f"{source}: no complete day {since}: is its pull, or its tracking, stopped?")
     segments = store_segments(store)
     for metric in WATCHED:
         found.drops += detect_drops(

@@ -93,3 +93,12 @@ def test_a_damaged_log_line_is_named_amber_and_kept_aside(published: Store, make
     ]
     assert "1 damaged engagement line(s) kept aside in quarantine/" in found.line()
     assert published.list("quarantine/")
+
+
+def test_a_source_gone_quiet_is_amber(published: Store, make_settings) -> None:
+    last = TODAY - timedelta(days=9)
+    figures(published, "plausible", steady_then(POSTS, 50.0, last, drop=0.0))
+    found = drop_check(published, make_settings())
+    assert found.level == "amber" and found.drops == []
+    assert found.stale == [f"plausible: no complete day since {last}: is its pull, or its tracking, stopped?"]
+    assert engagement(published, make_settings())[0] == "amber"
