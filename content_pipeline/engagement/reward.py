@@ -25,7 +25,11 @@ def _complete_until(frame: pl.DataFrame, as_of: date) -> date | None:
     if upto.is_empty():
         return None
     open_days = upto.filter(~pl.col("final"))["day"]
-    return (open_days.min() - timedelta(days=1)) if len(open_days) else min(upto["day"].max(), as_of)  # type: ignore[operator, type-var, return-value]
+    if len(open_days):
+        first_open: date = open_days.min()  # type: ignore[assignment]
+        return first_open - timedelta(days=1)
+    newest: date = upto["day"].max()  # type: ignore[assignment]
+    return newest
 
 
 def _aggregate(reward: str) -> pl.Expr:
