@@ -79,6 +79,8 @@ class PublishConfig(LeaseConfig, Protocol):
     publish_approval_timeout_s: float
     publish_max_retries: int
     publish_timeout_s: float
+    publish_failure_spike: float
+    publish_spike_min_attempts: int
     wp_url: str | None
     wp_user: str | None
     wp_app_password: SecretStr | None

@@ -227,6 +227,19 @@ class Settings(BaseSettings):
         int, Field(ge=0, le=20, description="Retries of one publish call after a 429, a 5xx or a dropped connection")
     ] = 4
     publish_timeout_s: Annotated[float, Field(gt=0, le=600, description="Timeout of one publish call, s")] = 30.0
+    publish_failure_spike: Annotated[
+        float,
+        Field(
+            gt=0,
+            lt=1,
+            description="When more than this share of the last hour's live publish attempts failed, publishing "
+            "halts itself on every worker until `publish resume`",
+        ),
+    ] = 0.05
+    publish_spike_min_attempts: Annotated[
+        int,
+        Field(ge=1, le=10_000, description="Live attempts the last hour needs before a failure spike is called"),
+    ] = 1
     wp_url: str | None = Field(None, description="The WordPress site's base URL (its REST API is under /wp-json)")
     wp_user: str | None = Field(None, description="The WordPress user that publishes")
     wp_app_password: SecretStr | None = Field(None, description="That user's application password")

@@ -99,6 +99,7 @@ report_flow = command_flow("report", "report_flow")
 template_rank_flow = command_flow("template-rank", "template_rank_flow")
 backup_flow = command_flow("backup", "backup_flow")
 restore_flow = command_flow("restore", "restore_flow")
+publish_watch_flow = command_flow("publish watch", "publish_watch_flow")
 engagement_pull_flow = command_flow("engagement pull", "engagement_pull_flow")
 engagement_drops_flow = command_flow("engagement drops", "engagement_drops_flow")
 FLOWS: dict[str, Flow[..., State]] = {f.name: f for f in globals().values() if isinstance(f, Flow)}

@@ -154,6 +154,13 @@ COMMANDS: tuple[Command, ...] = (
         "publishing:halt_command",
     ),
     Command("publish resume", "lift a halt", NoParams, "publishing:resume_command"),
+    Command(
+        "publish watch",
+        "halt publishing everywhere when over PUBLISH_FAILURE_SPIKE of the last hour's live attempts failed",
+        NoParams,
+        "publishing:watch_command",
+        "publish-watch",
+    ),
     Command("status", "counts from the store (read-only, quick)", NoParams, "operations:status_command", json=True),
     Command(
         "progress",

@@ -12,6 +12,7 @@ from content_pipeline.publish.command import publish_command, require_target, ta
 from content_pipeline.publish.halt import halt, halted, resume
 from content_pipeline.publish.holds import holds, release
 from content_pipeline.publish.log import AttemptLog, operator
+from content_pipeline.publish.spike import watch
 
 
 def publish(ctx: Context, params: PublishParams) -> Outcome:
@@ -49,6 +50,15 @@ def resume_command(ctx: Context, params: NoParams) -> Outcome:
     """Lift a halt."""
     line = "publish: resumed" if resume(ctx.store()) else "publish: was not halted"
     return said(True, line, line)
+
+
+def watch_command(ctx: Context, params: NoParams) -> Outcome:
+    """The failure-spike watch: when more than PUBLISH_FAILURE_SPIKE of the last hour's live publish attempts
+    failed, halt publishing everywhere; a flow run that halts fails, so the failure automation announces it."""
+    settings = ctx.settings
+    watched = watch(ctx.store(), settings.publish_failure_spike, settings.publish_spike_min_attempts)
+    line = f"publish watch: {watched.line()}"
+    return Outcome(not watched.halted_now, line, (Line(line, "error" if watched.halted_now else "info"),))
 
 
 def quarantine_command(ctx: Context, params: QuarantineParams) -> Outcome:

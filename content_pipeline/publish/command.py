@@ -19,6 +19,7 @@ from content_pipeline.publish.log import AttemptLog, operator
 from content_pipeline.publish.plan import Plan, plan
 from content_pipeline.publish.post import Post
 from content_pipeline.publish.publisher import PublishResult, publish_run
+from content_pipeline.publish.spike import watch
 from content_pipeline.publish.targets import RemotePost, Target, TargetRefused
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import Holder
@@ -116,9 +117,16 @@ def publish_command(
             max_retries=settings.publish_max_retries,
             approval=approval,
             guard=lambda: lease.check(f"writing to the attempt log of {target.name}"),
+            on_failure=lambda: _spike(store, settings),
         )
     result.notes = damaged + result.notes
     return result
+
+
+def _spike(store: Store, settings: PublishConfig) -> str | None:
+    """After a failed post: halt publishing when the last hour shows a failure spike; the halt's line."""
+    watched = watch(store, settings.publish_failure_spike, settings.publish_spike_min_attempts)
+    return watched.line() if watched.halted_now else None
 
 
 @contextmanager

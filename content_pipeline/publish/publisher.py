@@ -43,18 +43,21 @@ class PublishResult:
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     stopped: str | None = None  # the target refused us (401, 403): the run stopped here
+    halted_itself: str | None = None  # its failures made a spike: publishing halted everywhere
 
     @property
     def ok(self) -> bool:
-        return self.stopped is None and not self.failures
+        return self.stopped is None and not self.failures and self.halted_itself is None
 
     def lines(self) -> list[str]:
         p = self.plan
         done = ", ".join(f"{n} {what}" for what, n in sorted(self.counts.items())) or "nothing sent"
         head = f"to {self.target}{' (dry run)' if self.dry_run else ''}: {self.decision.reason}"
         left = f"{p.published} already live, {p.quarantined} quarantined held back, {p.over_limit} over the limit"
-        return [head, f"{len(p.candidates)} planned: {done}; {left}", *self.notes, *self.failures] + (
-            [f"stopped: {self.stopped}"] if self.stopped else []
+        return (
+            [head, f"{len(p.candidates)} planned: {done}; {left}", *self.notes, *self.failures]
+            + ([f"stopped: {self.stopped}"] if self.stopped else [])
+            + ([self.halted_itself] if self.halted_itself else [])
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,6 +69,7 @@ class PublishResult:
             "counts": dict(self.counts),
             "failures": self.failures,
             "stopped": self.stopped,
+            "halted_itself": self.halted_itself,
             "dry_run": self.dry_run,
         }
 
@@ -185,10 +189,12 @@ def publish_run(
     dry_run: bool = False,
     sleep: Callable[[float], None] = time.sleep,
     guard: Callable[[], None] | None = None,
+    on_failure: Callable[[], str | None] | None = None,
 ) -> PublishResult:
     """Send (or simulate) every post of `the_plan`. The halt switch and each item's quarantine are read again
     before each post, so an operator's halt on any worker holds from the next post on. With a UI approval,
-    only the posts the approver was shown go live. 401 or 403 stops the run (TargetRefused, recorded)."""
+    only the posts the approver was shown go live. 401 or 403 stops the run (TargetRefused, recorded). After
+    each failed post, `on_failure` looks for a failure spike (the line of the halt it made, or None)."""
     result = PublishResult(target.name, decide(signals, approval, halted(store)), the_plan, dry_run)
     if dry_run:
         result.counts["would go live" if result.decision.live else "would be simulated"] = len(the_plan.candidates)
@@ -210,7 +216,10 @@ def publish_run(
                 if not checked:
                     _check(target, result, run)
                     checked = True
+                failed = result.counts["failed"]
                 _live(log, target, cand, decision, run, result)
+                if result.counts["failed"] > failed and on_failure is not None and result.halted_itself is None:
+                    result.halted_itself = on_failure()
                 continue
             log.write(
                 "outcome",

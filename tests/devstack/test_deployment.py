@@ -84,6 +84,7 @@ EXPECTED_CRONS = {
     "publish/morning": ["0 9 * * *"],
     "engagement-pull/engagement-daily": ["0 6 * * *"],
     "engagement-drops/drops-daily": ["30 6 * * *"],
+    "publish-watch/spike-watch-every-15-minutes": ["*/15 * * * *"],
 }
 
 
@@ -232,6 +233,29 @@ def test_a_planted_engagement_drop_turns_health_red_and_is_announced(stack, tmp_
     assert drops.state.is_failed() and drops.state.message.startswith("engagement red: down past 30%")
     body = receiver.wait_for(drops.name)
     assert "engagement-drops" in body["subject"] and f"/runs/flow-run/{drops.id}" in body["text"]
+
+
+def test_a_publishing_failure_spike_halts_publishing_and_is_announced(stack, tmp_path) -> None:
+    from content_pipeline.publish.halt import halted
+    from content_pipeline.publish.log import AttemptLog
+
+    _, receiver, _ = stack
+    failing = open_store(str(tmp_path / "failing-store"))  # 2 of the last hour's 20 live attempts failed
+    with AttemptLog(failing, "publish-run") as log:
+        for n in range(20):
+            result = "failed" if n < 2 else "created"
+            log.write(
+                "outcome", key=f"k{n}", target="wordpress", slug=f"s-{n}", content_hash="h", live=True, result=result
+            )
+    env = {"env": {"STORE_URL": str(tmp_path / "failing-store")}}
+    run = run_deployment("publish-watch/spike-watch-every-15-minutes", job_variables=env, timeout=300)
+    assert run.state.is_failed()
+    assert run.state.message.startswith("publish watch: publishing halted: failure spike: 2 of 20"), run.state.message
+    body = receiver.wait_for(run.name)
+    assert "publish-watch" in body["subject"] and "failure spike: 2 of 20" in body["text"]
+    assert (halted(failing) or "").startswith("failure spike: 2 of 20 live publish attempt(s)")
+    again = run_deployment("publish-watch/spike-watch-every-15-minutes", job_variables=env, timeout=300)
+    assert again.state.is_completed() and "publishing is halted: failure spike" in again.state.message
 
 
 def test_two_workers_run_two_deployments_at_once_without_double_claims(stack) -> None:

@@ -41,7 +41,7 @@ def out_of_bounds(schema: dict[str, Any]) -> list[Any]:
 
 
 def test_every_flow_is_a_catalogue_command_and_every_command_with_a_flow_has_it() -> None:
-    assert sorted(FLOWS) == sorted(CATALOGUE[n].flow for n in WITH_FLOWS) and len(FLOWS) == 20
+    assert sorted(FLOWS) == sorted(CATALOGUE[n].flow for n in WITH_FLOWS) and len(FLOWS) == 21
     assert all(FLOWS[CATALOGUE[n].flow or ""].name == n.replace(" ", "-") for n in WITH_FLOWS)
 
 

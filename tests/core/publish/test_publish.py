@@ -15,15 +15,17 @@ import pytest
 
 from content_pipeline.publish.command import publish_command
 from content_pipeline.publish.governance import SIGNALS
-from content_pipeline.publish.halt import halt, resume
+from content_pipeline.publish.halt import halt, halted, resume
 from content_pipeline.publish.history import read_history
 from content_pipeline.publish.holds import hold, release
 from content_pipeline.publish.log import AttemptLog
 from content_pipeline.publish.slo import publish_slo
+from content_pipeline.publish.spike import watch
 from content_pipeline.publish.webhook import WebhookTarget
 from content_pipeline.settings import Settings, load_settings
 from content_pipeline.store import Store, layout, open_store
 from tests.conftest import make_item
+from tests.support.fault_proxy import FaultProxy
 from tests.support.helpers import copy_store, generated_store
 from tests.support.webhook_receiver import Receiver, WebhookReceiver
 
@@ -141,6 +143,42 @@ def test_a_halt_on_one_worker_holds_on_another_until_resume(site, receiver: Rece
     assert "publishing is halted (incident 7: wrong prices (halted " in held.decision.reason
     assert resume(operator_side)
     assert publish(settings, worker_side).counts == {"created": ITEMS}
+
+
+def test_a_failure_spike_halts_publishing_on_every_worker_until_resume(site, receiver: Receiver) -> None:
+    with FaultProxy(receiver.url) as proxy:
+        settings = settings_for(site, receiver, **LIVE).model_copy(
+            update={"publish_webhook_url": proxy.url, "publish_max_retries": 0}
+        )
+        proxy.add(method="POST", path="/", kind="500", times=1)
+        first, second = open_store(settings.store_url), open_store(settings.store_url)
+        spiked = publish(settings, first)
+        assert spiked.counts == {"failed": 1, "simulated": ITEMS - 1} and not spiked.ok
+        assert spiked.halted_itself is not None and spiked.halted_itself.startswith(
+            "publishing halted: failure spike: 1 of 1 live publish attempt(s) since "
+        )
+        assert "failed (100%, over 5%); `content-pipeline publish resume` lifts it" in spiked.halted_itself
+        assert len(receiver.deliveries) == 0  # the rest went nowhere: simulated
+        held = publish(settings, second)  # another worker, after the spike
+        assert held.counts == {"simulated": ITEMS} and "publishing is halted (failure spike: 1 of 1" in (
+            held.decision.reason
+        )
+        assert "(halted " in held.decision.reason and "by the failure-spike watch)" in held.decision.reason
+        assert resume(first)
+        assert publish(settings, second).counts == {"created": ITEMS}
+
+
+def test_the_watch_calls_no_spike_under_the_threshold_or_the_minimum(site, receiver: Receiver) -> None:
+    settings = settings_for(site, receiver, **LIVE)
+    store = open_store(settings.store_url)
+    _outcomes(store, succeeded=39, failed=2)  # 4.9% of the last hour: under 5%
+    assert watch(store, 0.05, 1).line() == "no failure spike in the last hour" and halted(store) is None
+    _outcomes(store, succeeded=0, failed=1)  # 3 of 42: 7%
+    assert watch(store, 0.05, 50).halted_now is False  # under the minimum of 50 attempts
+    watched = watch(store, 0.05, 1)
+    assert watched.halted_now and "3 of 42 live publish attempt(s)" in (halted(store) or "")
+    again = watch(store, 0.05, 1)
+    assert not again.halted_now and again.line().startswith("publishing is halted: failure spike: 3 of 42")
 
 
 def test_a_quarantined_item_is_taken_down_and_not_published_again_until_released(site, receiver: Receiver) -> None:
