@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
+    from content_pipeline.prices import ModelPrice
     from content_pipeline.settings import (
         Baseline,
         BatchEscalate,
         GenerationMode,
-        ModelPrice,
         PublishApproval,
         Reward,
         WpStatus,

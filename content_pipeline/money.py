@@ -7,7 +7,7 @@ import math
 import polars as pl
 
 from content_pipeline.errors import BadInputError
-from content_pipeline.settings import ModelPrice
+from content_pipeline.prices import ModelPrice
 
 NANO = 1_000_000_000  # nano-dollars per USD
 

@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from content_pipeline.errors import BadInputError
+from content_pipeline.prices import DEFAULT_PRICES, ModelPrice
 from content_pipeline.urls import carries_credentials, credentials_refusal
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -24,7 +25,6 @@ GenerationMode = Literal["sync", "batch"]
 BatchEscalate = Literal["batch", "sync"]
 MAX_LIMIT = 10_000_000  # items one run may claim
 MAX_BUDGET_USD = 1_000_000.0  # the largest run budget a setting or parameter takes
-MAX_PRICE = 10_000.0  # USD per 1M tokens: more is a typo
 BATCH_MAX_REQUESTS = 50_000  # the Batch API's limits on one batch: requests, and bytes of its input file
 BATCH_MAX_BYTES = 200 * 1024 * 1024
 PublishApproval = Literal["signals", "ui"]
@@ -54,36 +54,6 @@ def check_run_id(run_id: str) -> str:
             f"RUN_ID {run_id!r} is invalid: use 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit"
         )
     return run_id
-
-
-class ModelPrice(BaseModel):
-    """USD per million tokens for one model, what its cached prompt tokens cost, and the Batch API's share."""
-
-    input_per_mtok: float = Field(ge=0, le=MAX_PRICE, allow_inf_nan=False, description="USD per 1M input tokens")
-    output_per_mtok: float = Field(ge=0, le=MAX_PRICE, allow_inf_nan=False, description="USD per 1M output tokens")
-    cached_input_per_mtok: float | None = Field(
-        None,
-        ge=0,
-        le=MAX_PRICE,
-        allow_inf_nan=False,
-        description="USD per 1M cached prompt tokens; unset: the input price",
-    )
-    batch_discount: float = Field(
-        0.5, gt=0, le=1, description="What the Batch API charges of these prices (0.5: half price)"
-    )
-
-    @property
-    def cached_per_mtok(self) -> float:
-        return self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
-
-
-DEFAULT_PRICES: dict[str, ModelPrice] = {
-    "gpt-4o-mini": ModelPrice(input_per_mtok=0.15, cached_input_per_mtok=0.075, output_per_mtok=0.60),
-    "gpt-4o": ModelPrice(input_per_mtok=2.50, cached_input_per_mtok=1.25, output_per_mtok=10.00),
-    "gpt-4.1-mini": ModelPrice(input_per_mtok=0.40, cached_input_per_mtok=0.10, output_per_mtok=1.60),
-    "gpt-4.1": ModelPrice(input_per_mtok=2.00, cached_input_per_mtok=0.50, output_per_mtok=8.00),
-    "gpt-4.1-nano": ModelPrice(input_per_mtok=0.10, cached_input_per_mtok=0.025, output_per_mtok=0.40),
-}
 
 
 class Settings(BaseSettings):

@@ -116,6 +116,10 @@ def _wait_for_answer(the_plan: Plan, target: str, timeout_s: float) -> Approval:
         approve: bool = Field(default=False, description="Yes: publish exactly these posts live in this run")
         approver: str = Field(min_length=1, max_length=200, description="Your name or e-mail, kept with the posts")
         note: str = Field(default="", max_length=1000, description="Why (kept with the approval)")
+        until: datetime | None = Field(
+            default=None,
+            description="Approve a window: later runs go out live without asking until this time (UTC when no zone)",
+        )
 
     shown = tuple(f"{c.post.slug}:{c.post.content_hash}" for c in the_plan.candidates)
     table = [
@@ -130,4 +134,5 @@ def _wait_for_answer(the_plan: Plan, target: str, timeout_s: float) -> Approval:
         at = datetime.now(UTC).isoformat(timespec="seconds")
         return Approval(False, None, at, f"no approver answered within {timeout_s:g} s")
     at = datetime.now(UTC).isoformat(timespec="seconds")
-    return Approval(bool(answer.approve), answer.approver.strip() or None, at, answer.note, shown)
+    until = None if answer.until is None else answer.until.isoformat()
+    return Approval(bool(answer.approve), answer.approver.strip() or None, at, answer.note, shown, until)

@@ -8,6 +8,7 @@ from importlib import import_module
 
 from content_pipeline.commands.context import CommandFn
 from content_pipeline.commands.params import (
+    ApproveParams,
     BackupParams,
     EngagementImportParams,
     EngagementPullParams,
@@ -154,6 +155,12 @@ COMMANDS: tuple[Command, ...] = (
         "publishing:halt_command",
     ),
     Command("publish resume", "lift a halt", NoParams, "publishing:resume_command"),
+    Command(
+        "publish approve",
+        "approve live publishing until a time (--until), or end the window (--close); later runs simulate",
+        ApproveParams,
+        "publishing:approve_command",
+    ),
     Command(
         "publish watch",
         "halt publishing everywhere when over PUBLISH_FAILURE_SPIKE of the last hour's live attempts failed",

@@ -3,7 +3,7 @@ flows' forms are both made from these models."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
@@ -145,6 +145,16 @@ class QuarantineParams(Params):
     reason: Annotated[str, Field(max_length=1000, description="With SLUG: why it comes down (recorded)")] = ""
     trash: Annotated[bool, Field(description="With SLUG: trash the post instead of turning it to draft")] = False
     target: Annotated[str | None, Field(description="With SLUG: the target its post is on (PUBLISH_TARGET)")] = None
+    require_approval_hours: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            le=720,
+            allow_inf_nan=False,
+            description="With SLUG: require an approver's yes in the UI for every publish run for this many hours "
+            "(a --reason naming a policy incident requires it for 48)",
+        ),
+    ] = None
     accept_loss: Annotated[
         str | None,
         Field(
@@ -157,6 +167,26 @@ class QuarantineParams(Params):
     def _one_thing(self) -> QuarantineParams:
         if self.slug is not None and self.accept_loss is not None:
             raise ValueError("give a SLUG or --accept-loss, not both")
+        if self.slug is None and self.require_approval_hours is not None:
+            raise ValueError("--require-approval-hours goes with a SLUG taken down")
+        return self
+
+
+class ApproveParams(Params):
+    until: Annotated[
+        datetime | None,
+        Field(
+            description="Approve live publishing until this time (ISO 8601; UTC when no zone is given): it stands "
+            "for PUBLISH_APPROVAL_GRANTED, and nothing goes out live after it"
+        ),
+    ] = None
+    close: Annotated[bool, Field(description="End the release window now")] = False
+    reason: Annotated[str, Field(max_length=1000, description="Why (kept with the window)")] = ""
+
+    @model_validator(mode="after")
+    def _one_thing(self) -> ApproveParams:
+        if (self.until is None) == (not self.close):
+            raise ValueError("give --until TIME or --close")
         return self
 
 

@@ -3,9 +3,18 @@ command (damaged ledger records, and an item's post taken down and held, or rele
 
 from __future__ import annotations
 
+import re
+
 from content_pipeline.commands.context import Context
 from content_pipeline.commands.outcome import Artifact, Line, Outcome, said
-from content_pipeline.commands.params import HaltParams, NoParams, PublishParams, QuarantineParams, ReleaseParams
+from content_pipeline.commands.params import (
+    ApproveParams,
+    HaltParams,
+    NoParams,
+    PublishParams,
+    QuarantineParams,
+    ReleaseParams,
+)
 from content_pipeline.errors import PipelineError
 from content_pipeline.ops.damaged import accept, damaged
 from content_pipeline.publish.command import publish_command, require_target, take_down
@@ -13,6 +22,9 @@ from content_pipeline.publish.halt import halt, halted, resume
 from content_pipeline.publish.holds import holds, release
 from content_pipeline.publish.log import AttemptLog, operator
 from content_pipeline.publish.spike import watch
+from content_pipeline.publish.window import POLICY_HOURS, approve_until, close_window, require_approval
+
+POLICY = re.compile(r"\bpolic(y|ies)\b", re.IGNORECASE)  # a quarantine reason that names a policy incident
 
 
 def publish(ctx: Context, params: PublishParams) -> Outcome:
@@ -52,6 +64,21 @@ def resume_command(ctx: Context, params: NoParams) -> Outcome:
     return said(True, line, line)
 
 
+def approve_command(ctx: Context, params: ApproveParams) -> Outcome:
+    """Open (or move) the release window: live publishing approved until a time; or end it now. Outside it,
+    every publish run simulates and says the window closed."""
+    store = ctx.store()
+    if params.close:
+        gate = close_window(store, operator())
+        line = f"publish: the release window closed at {gate.shown()}: nothing goes out live until an approval"
+    else:
+        assert params.until is not None
+        gate = approve_until(store, params.until, operator(), params.reason)
+        still = "" if gate.open() else " (already past: every publish run simulates)"
+        line = f"publish: live publishing approved until {gate.shown()} by {gate.by}{still}"
+    return said(True, line, line)
+
+
 def watch_command(ctx: Context, params: NoParams) -> Outcome:
     """The failure-spike watch: when more than PUBLISH_FAILURE_SPIKE of the last hour's live publish attempts
     failed, halt publishing everywhere; a flow run that halts fails, so the failure automation announces it."""
@@ -66,8 +93,14 @@ def quarantine_command(ctx: Context, params: QuarantineParams) -> Outcome:
     records accepted (their slugs are generated again); with a slug, its post taken down and held."""
     settings = ctx.settings
     if params.slug is not None:
-        line = take_down(ctx.store(), settings.with_run_id(), ctx.publishing, params.slug, params.reason, params.trash)
-        return said(True, line, line)
+        store = ctx.store()
+        line = take_down(store, settings.with_run_id(), ctx.publishing, params.slug, params.reason, params.trash)
+        hours = params.require_approval_hours or (POLICY_HOURS if POLICY.search(params.reason) else None)
+        if hours is None:
+            return said(True, line, line)
+        gate = require_approval(store, hours, f"quarantine of {params.slug}: {params.reason}", operator())
+        needed = f"quarantine: a UI approval is required for every publish run until {gate.shown()}"
+        return said(True, line, line, needed)
     if params.accept_loss is not None:
         chosen = accept(ctx.store(), params.accept_loss)
         texts = [f"quarantine: loss accepted: {r.where} (slug {r.slug or 'unreadable'})" for r in chosen]

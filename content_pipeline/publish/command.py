@@ -12,7 +12,6 @@ from content_pipeline.configs import LeaseConfig, PublishConfig
 from content_pipeline.errors import BadInputError, LeaseHeldError
 from content_pipeline.intake.catalogue import load_catalogue
 from content_pipeline.publish.governance import SIGNALS, Approval, truthy
-from content_pipeline.publish.halt import halted
 from content_pipeline.publish.history import read_history
 from content_pipeline.publish.holds import hold, holds
 from content_pipeline.publish.log import AttemptLog, operator
@@ -21,6 +20,7 @@ from content_pipeline.publish.post import Post
 from content_pipeline.publish.publisher import PublishResult, publish_run
 from content_pipeline.publish.spike import watch
 from content_pipeline.publish.targets import RemotePost, Target, TargetRefused
+from content_pipeline.publish.window import approve_until, gates
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import Holder
 from content_pipeline.store.lease import Lease
@@ -71,7 +71,15 @@ def _not_worth_asking(store: Store, settings: PublishConfig, the_plan: Plan) -> 
         return "nothing to publish"
     if others:
         return f"{', '.join(others)} not truthy"
-    return "publishing is halted" if halted(store) is not None else None
+    now = gates(store)
+    return "publishing is halted" if now.halted is not None else now.window_closed
+
+
+def _needs_approver(store: Store, settings: PublishConfig) -> bool:
+    """Whether this run asks an approver: a policy incident requires it; PUBLISH_APPROVAL=ui does, unless an
+    open release window already stands for the approver's yes."""
+    now = gates(store)
+    return now.ui_required is not None or (settings.publish_approval == "ui" and now.window_open is None)
 
 
 def _approval(
@@ -106,8 +114,10 @@ def publish_command(
     with publish_lease(store, settings, target.name, run_id) as lease:  # planned and sent by one worker at a time
         the_plan, damaged = plan_for(store, settings, target.name, since_hours)
         approval = None
-        if settings.publish_approval == "ui":
+        if _needs_approver(store, settings):
             approval = _approval(store, settings, the_plan, target.name, publishing)
+            if approval.approved and approval.approver and approval.until:  # a yes for a window, not one run
+                approve_until(store, datetime.fromisoformat(approval.until), approval.approver, "approved in the UI")
         result = publish_run(
             store,
             GuardedTarget(target, lease),

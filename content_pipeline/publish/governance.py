@@ -30,6 +30,7 @@ class Approval:
     at: str
     note: str = ""
     shown: tuple[str, ...] = ()  # `slug:payload-hash` of every post the approver saw
+    until: str | None = None  # an approval for a window: later runs go out without asking until then (ISO)
 
     def record(self) -> dict[str, Any]:
         return {**asdict(self), "shown": list(self.shown)}
@@ -41,33 +42,60 @@ class Approval:
 
 
 @dataclass(frozen=True)
+class Gates:
+    """What the store says beyond the signals: a halt, a release window (`window_closed`: why nothing may go
+    live any more; `window_open`: who approved until when), and a UI approval a policy incident requires."""
+
+    halted: str | None = None
+    window_closed: str | None = None
+    window_open: str | None = None
+    ui_required: str | None = None
+
+
+@dataclass(frozen=True)
 class Decision:
-    """Whether a publish goes out live, and if not, why (the signals missing, a halt, a UI answer)."""
+    """Whether a publish goes out live, and if not, why (the signals missing, a halt, a closed window, a
+    required UI approval, a UI answer)."""
 
     live: bool
     missing: tuple[str, ...] = ()
     halted: str | None = None
     approval: Approval | None = None
+    blocked: str | None = None  # a closed release window, or a UI approval required and not given
+    window: str | None = None  # the release window that stood for PUBLISH_APPROVAL_GRANTED
 
     @property
     def reason(self) -> str:
         said = f" ({self.approval.said()})" if self.approval is not None else ""
         if self.live:
-            return f"live: {self.approval.said()}" if self.approval else "live: all three signals are set"
+            if self.approval:
+                return f"live: {self.approval.said()}"
+            return f"live: {self.window}" if self.window else "live: all three signals are set"
         if self.halted is not None:
             return f"simulated: publishing is halted ({self.halted})"
+        if self.blocked is not None:
+            return f"simulated: {self.blocked}{said}"
         verb = " is" if len(self.missing) == 1 else " are"
         return "simulated: " + ", ".join(self.missing) + verb + " not truthy" + said
 
 
-def decide(signals: Mapping[str, object], approval: Approval | None = None, halted: str | None = None) -> Decision:
+def decide(signals: Mapping[str, object], approval: Approval | None = None, gates: Gates | None = None) -> Decision:
     """Live only with every signal truthy. A UI answer (`approval`) stands for PUBLISH_APPROVAL_GRANTED for
-    this run, whatever the environment says: yes grants it, no or no answer withholds it. A halt always
-    simulates."""
+    this run, whatever the environment says: yes grants it, no or no answer withholds it; an open release
+    window stands for it too. A halt, a closed window, or a UI approval required and not given, always
+    simulate."""
+    gates = gates or Gates()
+    yes = approval is not None and approval.approved and bool(approval.approver)
     given = {name: truthy(signals.get(name)) for name in SIGNALS}
     if approval is not None:
-        given[GRANTED] = approval.approved and bool(approval.approver)
+        given[GRANTED] = yes
+    elif gates.window_open is not None:
+        given[GRANTED] = True
     missing = tuple(name for name in SIGNALS if not given[name])
-    if halted is not None:
-        return Decision(False, missing, halted, approval)
-    return Decision(not missing, missing, None, approval)
+    if gates.halted is not None:
+        return Decision(False, missing, gates.halted, approval)
+    blocked = gates.window_closed or (gates.ui_required if not yes else None)
+    if blocked is not None:
+        return Decision(False, missing, None, approval, blocked)
+    window = gates.window_open if approval is None else None
+    return Decision(not missing, missing, None, approval, None, window)

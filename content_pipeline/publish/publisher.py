@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from content_pipeline.publish.governance import Approval, Decision, decide
-from content_pipeline.publish.halt import halted
 from content_pipeline.publish.holds import hold_entry
 from content_pipeline.publish.log import AttemptLog, now
 from content_pipeline.publish.plan import Candidate, Plan
@@ -23,6 +22,7 @@ from content_pipeline.publish.targets import (
     TargetRefused,
     TargetUnavailable,
 )
+from content_pipeline.publish.window import gates
 from content_pipeline.store import Store
 
 FOUND = {  # the note of a post the log did not know, found on the target (a crash, a restored store)
@@ -195,7 +195,7 @@ def publish_run(
     before each post, so an operator's halt on any worker holds from the next post on. With a UI approval,
     only the posts the approver was shown go live. 401 or 403 stops the run (TargetRefused, recorded). After
     each failed post, `on_failure` looks for a failure spike (the line of the halt it made, or None)."""
-    result = PublishResult(target.name, decide(signals, approval, halted(store)), the_plan, dry_run)
+    result = PublishResult(target.name, decide(signals, approval, gates(store)), the_plan, dry_run)
     if dry_run:
         result.counts["would go live" if result.decision.live else "would be simulated"] = len(the_plan.candidates)
         return result
@@ -208,7 +208,7 @@ def publish_run(
             if hold_entry(store, cand.post.slug) is not None:
                 result.counts["quarantined meanwhile"] += 1
                 continue
-            decision = decide(signals, approval, halted(store))
+            decision = decide(signals, approval, gates(store))
             if decision.live and shown is not None and f"{cand.post.slug}:{cand.post.content_hash}" not in shown:
                 decision = Decision(False, ("PUBLISH_APPROVAL_GRANTED",), None, approval)
                 result.notes.append(f"{cand.post.slug}: not among the posts the approver was shown: simulated")

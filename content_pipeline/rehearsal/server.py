@@ -17,10 +17,10 @@ from typing import Any
 from content_pipeline.generation.prompts import CANARY, CANARY_LINE
 from content_pipeline.llm import offline
 from content_pipeline.money import PriceTable
+from content_pipeline.prices import DEFAULT_PRICES, ModelPrice
 from content_pipeline.rehearsal.batches import BatchDesk
 from content_pipeline.rehearsal.faults import INJECTION, Bucket, FaultRule
 from content_pipeline.rehearsal.handler import handler_for
-from content_pipeline.settings import DEFAULT_PRICES, ModelPrice
 
 
 @dataclass

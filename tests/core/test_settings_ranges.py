@@ -11,7 +11,8 @@ import annotated_types as at
 import pytest
 
 from cli import main as cli
-from content_pipeline.settings import ModelPrice, Settings
+from content_pipeline.prices import ModelPrice
+from content_pipeline.settings import Settings
 
 
 def _numeric(model: type[Any]) -> dict[str, tuple[float, float]]:

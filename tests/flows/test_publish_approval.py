@@ -155,3 +155,50 @@ def test_a_target_kept_as_a_block_is_published_to_by_its_name(env, receiver: Rec
     assert {o["target"] for o in read_history(open_store(str(env))).outcomes()} == {"shop-hook"}
     missing = pipeline.publish_flow(target="no-such-target", return_state=True)
     assert missing.is_failed() and "no WordPressSite or SignedWebhook block by that name" in str(missing.message)
+
+
+def test_a_policy_incident_forces_the_ui_approval_for_48_hours(env, receiver: Receiver, monkeypatch) -> None:
+    from datetime import timedelta
+
+    from content_pipeline.publish import window
+
+    for name in ("ALLOW_AUTONOMOUS_PUBLISH", "PUBLISH_APPROVAL_GRANTED", "GOVERNANCE_APPROVED"):
+        monkeypatch.setenv(name, "yes")
+    monkeypatch.setenv("PUBLISH_APPROVAL", "signals")  # the signals alone would publish live
+    start = window.now()
+    window.require_approval(open_store(str(env)), 48, "quarantine of item-0009: policy breach", "ops")
+    seen: dict[str, Any] = {}
+    approver = answer_when_paused({"approve": False, "approver": "compliance@example.com"}, seen)
+    state = pipeline.publish_flow(return_state=True)
+    approver.join(5)
+    assert "run" in seen and state.is_completed(), state.message  # it paused for an approver
+    assert receiver.deliveries == []
+    assert "a UI approval is required until " in state.message and "(rejected in the UI by compliance@" in state.message
+    monkeypatch.setattr(window, "now", lambda: start + timedelta(hours=48, seconds=1))  # a test clock: no sleep
+    asked = approval_runs()
+    after = pipeline.publish_flow(return_state=True)
+    assert after.is_completed() and f"{ITEMS} planned: {ITEMS} created" in after.message, after.message
+    assert approval_runs() == asked and len(receiver.deliveries) == ITEMS  # nobody asked: the signals decided
+
+
+def approval_runs() -> int:
+    """How many `publish-approval` runs (an approver asked) the server has."""
+    with get_client(sync_client=True) as client:
+        return len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["publish-approval"]))))
+
+
+def test_a_ui_approval_for_a_window_lets_later_runs_go_out_without_asking(env, receiver: Receiver, monkeypatch) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    monkeypatch.setenv("PUBLISH_MAX_POSTS", "1")
+    until = (datetime.now(UTC) + timedelta(hours=2)).isoformat(timespec="seconds")
+    approver = answer_when_paused({"approve": True, "approver": "lee@example.com", "until": until}, {})
+    first = pipeline.publish_flow(return_state=True)
+    approver.join(5)
+    assert first.is_completed() and "1 planned: 1 created" in first.message, first.message
+    asked = approval_runs()
+    second = pipeline.publish_flow(return_state=True)
+    assert second.is_completed() and "1 planned: 1 created" in second.message, second.message
+    assert approval_runs() == asked  # the window stood for the approver's yes
+    outcomes = read_history(open_store(str(env))).outcomes()
+    assert outcomes[-1]["reason"].startswith("live: approved until ") and "by lee@example.com" in outcomes[-1]["reason"]

@@ -9,7 +9,7 @@ from content_pipeline.generation.templates import DEFAULT, read_active, save_tem
 from content_pipeline.intake.catalogue import Item
 from content_pipeline.ledger.scan import read_records
 from content_pipeline.money import PriceTable, to_nano
-from content_pipeline.settings import DEFAULT_PRICES
+from content_pipeline.prices import DEFAULT_PRICES
 from tests.conftest import make_item
 from tests.support.helpers import fake_llm, invoice, run
 

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from content_pipeline.publish.governance import SIGNALS, Approval, decide, truthy
+from content_pipeline.publish.governance import SIGNALS, Approval, Gates, decide, truthy
 
 TRUTHY = [" TRUE ", "Yes", "1", "true", "yes ", True]
 NEAR_MISSES = ["on", "y", "2", "truee", "0", "", None, "false", "no", " ", False]
@@ -41,7 +41,7 @@ def test_an_approver_stands_for_the_approval_signal_of_one_run_and_a_halt_always
     assert (
         approved.live and approved.reason == "live: approved in the UI by ops@example.com at 2026-12-01T10:00:00+00:00"
     )
-    halted = decide({name: "1" for name in SIGNALS}, halted="incident 42")
+    halted = decide({name: "1" for name in SIGNALS}, gates=Gates(halted="incident 42"))
     assert not halted.live and halted.reason == "simulated: publishing is halted (incident 42)"
 
 
