@@ -25,7 +25,7 @@ from content_pipeline.store import Store, layout
 from content_pipeline.store.host import Holder
 from content_pipeline.store.lease import Lease
 
-NO_UI = "PUBLISH_APPROVAL=ui, and no approver can answer a run outside a Prefect flow run"
+NO_UI = "an approver's yes is needed, and no approver can answer a run outside a Prefect flow run"
 
 
 class Publishing(Protocol):

@@ -111,6 +111,7 @@ def test_a_policy_quarantine_requires_a_ui_approval_for_48_hours(
     assert held.decision.reason.startswith(
         "simulated: a UI approval is required until 2026-12-09 09:00 UTC (quarantine of item-0003: policy: "
     )
+    assert held.decision.reason.endswith("no approver can answer a run outside a Prefect flow run)")
     clock[0] = T0 + timedelta(hours=47, minutes=59)
     assert publish(everything).counts == {"simulated": ITEMS - 1}
     clock[0] = T0 + timedelta(hours=48)  # the requirement has passed: the signals decide again
