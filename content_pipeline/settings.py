@@ -208,8 +208,13 @@ class Settings(BaseSettings):
     ] = 0.05
     publish_spike_min_attempts: Annotated[
         int,
-        Field(ge=1, le=10_000, description="Live attempts the last hour needs before a failure spike is called"),
-    ] = 1
+        Field(
+            ge=1,
+            le=10_000,
+            description="Live attempts the last hour needs before a failure spike is called (20: one failure in "
+            "20 is the 5%, so a lone failure of a small run does not halt everything)",
+        ),
+    ] = 20
     wp_url: str | None = Field(None, description="The WordPress site's base URL (its REST API is under /wp-json)")
     wp_user: str | None = Field(None, description="The WordPress user that publishes")
     wp_app_password: SecretStr | None = Field(None, description="That user's application password")

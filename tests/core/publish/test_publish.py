@@ -148,7 +148,7 @@ def test_a_halt_on_one_worker_holds_on_another_until_resume(site, receiver: Rece
 def test_a_failure_spike_halts_publishing_on_every_worker_until_resume(site, receiver: Receiver) -> None:
     with FaultProxy(receiver.url) as proxy:
         settings = settings_for(site, receiver, **LIVE).model_copy(
-            update={"publish_webhook_url": proxy.url, "publish_max_retries": 0}
+            update={"publish_webhook_url": proxy.url, "publish_max_retries": 0, "publish_spike_min_attempts": 1}
         )
         proxy.add(method="POST", path="/", kind="500", times=1)
         first, second = open_store(settings.store_url), open_store(settings.store_url)
