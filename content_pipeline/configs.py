@@ -8,15 +8,10 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
+    from content_pipeline.posting_plan import PostingPlan
     from content_pipeline.prices import ModelPrice
-    from content_pipeline.settings import (
-        Baseline,
-        BatchEscalate,
-        GenerationMode,
-        PublishApproval,
-        Reward,
-        WpStatus,
-    )
+    from content_pipeline.publish_settings import Missed, PublishApproval, WpStatus
+    from content_pipeline.settings import Baseline, BatchEscalate, GenerationMode, Reward
 
 
 class StoreConfig(Protocol):
@@ -67,9 +62,28 @@ class PricingConfig(Protocol):
     batch_max_bytes: int
 
 
-class PublishConfig(LeaseConfig, Protocol):
-    """Publishing: the target and its credentials, governance, approval, retries, and the catalogue the
-    posts are made from."""
+class PlanConfig(Protocol):
+    """The posting plan and the target it is kept on (publishing, health's queue check, the KPI report)."""
+
+    publish_target: str
+    publish_plan: str
+
+    def posting_plan(self) -> PostingPlan | None: ...
+
+
+class QualityConfig(Protocol):
+    """The quality gate a post passes before it goes out."""
+
+    publish_min_words: int
+    publish_max_words: int
+    publish_min_readability: float
+    publish_near_copy: float
+    publish_forbidden_phrases: str
+
+
+class PublishConfig(LeaseConfig, PlanConfig, QualityConfig, Protocol):
+    """Publishing: the target and its credentials, governance, approval, retries, the posting plan and its
+    watchdog, the quality gate, and the catalogue the posts are made from."""
 
     run_id: str | None
     catalogue: str
@@ -81,6 +95,8 @@ class PublishConfig(LeaseConfig, Protocol):
     publish_timeout_s: float
     publish_failure_spike: float
     publish_spike_min_attempts: int
+    publish_missed: Missed
+    publish_missed_grace_min: float
     wp_url: str | None
     wp_user: str | None
     wp_app_password: SecretStr | None
@@ -121,8 +137,8 @@ class EngagementConfig(Protocol):
     template_alpha: float
 
 
-class HealthConfig(RecoveryConfig, EngagementConfig, Protocol):
-    """What health reads: recovery's settings and engagement's drop rules."""
+class HealthConfig(RecoveryConfig, EngagementConfig, PlanConfig, Protocol):
+    """What health reads: recovery's settings, engagement's drop rules and the posting plan."""
 
 
 class BatchConfig(PricingConfig, ProviderConfig, Protocol):

@@ -12,11 +12,12 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from content_pipeline.errors import BadInputError
 from content_pipeline.prices import DEFAULT_PRICES, ModelPrice
+from content_pipeline.publish_settings import PublishSettings
 from content_pipeline.urls import carries_credentials, credentials_refusal
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -27,8 +28,6 @@ MAX_LIMIT = 10_000_000  # items one run may claim
 MAX_BUDGET_USD = 1_000_000.0  # the largest run budget a setting or parameter takes
 BATCH_MAX_REQUESTS = 50_000  # the Batch API's limits on one batch: requests, and bytes of its input file
 BATCH_MAX_BYTES = 200 * 1024 * 1024
-PublishApproval = Literal["signals", "ui"]
-WpStatus = Literal["draft", "publish"]
 Baseline = Literal["median7", "weekday"]
 Reward = Literal[
     "ctr", "qa_pass", "clicks", "impressions", "visitors", "pageviews", "time_on_page", "scroll_depth", "shares"
@@ -56,7 +55,7 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-class Settings(BaseSettings):
+class Settings(PublishSettings):
     """Every setting, with the runbooks' environment names (case-insensitive) and its default."""
 
     model_config = SettingsConfigDict(
@@ -180,51 +179,6 @@ class Settings(BaseSettings):
         ),
     ] = 60.0
 
-    publish_target: str = Field(
-        "wordpress", description="Where publish sends: wordpress (WP_*), webhook (PUBLISH_WEBHOOK_*) or a block's name"
-    )
-    publish_max_posts: Annotated[int, Field(ge=1, le=10000, description="Most posts one publish run sends")] = 20
-    allow_autonomous_publish: str | None = Field(None, description="Governance signal 1 of 3 (true/1/yes)")
-    publish_approval_granted: str | None = Field(None, description="Governance signal 2 of 3 (true/1/yes)")
-    governance_approved: str | None = Field(None, description="Governance signal 3 of 3 (true/1/yes)")
-    publish_approval: PublishApproval = Field(
-        "signals", description="signals: the three signals decide; ui: the publish flow waits for an approver"
-    )
-    publish_approval_timeout_s: Annotated[
-        float, Field(gt=0, le=7 * 86400, description="How long the publish flow waits for an approver, s")
-    ] = 3600.0
-    publish_max_retries: Annotated[
-        int, Field(ge=0, le=20, description="Retries of one publish call after a 429, a 5xx or a dropped connection")
-    ] = 4
-    publish_timeout_s: Annotated[float, Field(gt=0, le=600, description="Timeout of one publish call, s")] = 30.0
-    publish_failure_spike: Annotated[
-        float,
-        Field(
-            gt=0,
-            lt=1,
-            description="When more than this share of the last hour's live publish attempts failed, publishing "
-            "halts itself on every worker until `publish resume`",
-        ),
-    ] = 0.05
-    publish_spike_min_attempts: Annotated[
-        int,
-        Field(
-            ge=1,
-            le=10_000,
-            description="Live attempts the last hour needs before a failure spike is called (20: one failure in "
-            "20 is the 5%, so a lone failure of a small run does not halt everything)",
-        ),
-    ] = 20
-    wp_url: str | None = Field(None, description="The WordPress site's base URL (its REST API is under /wp-json)")
-    wp_user: str | None = Field(None, description="The WordPress user that publishes")
-    wp_app_password: SecretStr | None = Field(None, description="That user's application password")
-    wp_status: WpStatus = Field("draft", description="The status of a post WordPress gets: draft or publish")
-    wp_fallback_category: str = Field(
-        "Uncategorized", description="The category of a post whose own is missing and may not be created"
-    )
-    publish_webhook_url: str | None = Field(None, description="The webhook target's URL (a JSON POST per post)")
-    publish_webhook_secret: SecretStr | None = Field(None, description="The webhook's HMAC-SHA256 signing secret")
-
     engagement_sources: str = Field(
         "",
         description="Which engagement sources `engagement pull` reads, comma-separated: plausible (PLAUSIBLE_*), "
@@ -334,14 +288,6 @@ class Settings(BaseSettings):
         """True when done items changed since their success are generated again (REGENERATE_CHANGED, or
         scope changed)."""
         return self.regenerate_changed or self.scope == "changed"
-
-    def publish_signals(self) -> dict[str, str | None]:
-        """The three governance signals as given (publish/governance.py reads them)."""
-        return {
-            "ALLOW_AUTONOMOUS_PUBLISH": self.allow_autonomous_publish,
-            "PUBLISH_APPROVAL_GRANTED": self.publish_approval_granted,
-            "GOVERNANCE_APPROVED": self.governance_approved,
-        }
 
     @property
     def offline(self) -> bool:

@@ -10,7 +10,7 @@ from pydantic import Field
 from content_pipeline.errors import BadInputError
 from content_pipeline.publish.connect import BUILT_IN, configured, target_from_settings
 from content_pipeline.publish.governance import Approval
-from content_pipeline.publish.plan import Plan
+from content_pipeline.publish.plan import Candidate, Plan
 from content_pipeline.publish.targets import Target
 from content_pipeline.settings import Settings
 from flows.named_block import named_block
@@ -54,7 +54,7 @@ def approval_markdown(the_plan: Plan, target: str) -> str:
     posts = the_plan.candidates
     rows = [
         f"| {c.post.slug} | {c.post.title.replace('|', '/')} | `{c.post.content_hash[:16]}` | "
-        f"{'update' if c.update else 'new'} |"
+        f"{'update' if c.update else 'new'} | {_slot(c)} |"
         for c in posts[:SHOWN_MAX]
     ]
     more = (
@@ -63,7 +63,13 @@ def approval_markdown(the_plan: Plan, target: str) -> str:
         else []
     )
     head = f"**{len(posts)} post(s) would go out live to `{target}`.** Approve to publish them in this run; reject to simulate."
-    return "\n".join([head, "", "| slug | title | payload hash | |", "|---|---|---|---|", *rows, *more])
+    table = ["| slug | title | payload hash | | goes live |", "|---|---|---|---|---|"]
+    return "\n".join([head, "", *table, *rows, *more])
+
+
+def _slot(cand: Candidate) -> str:
+    """When the post goes live: its posting plan's slot (UTC), or at once."""
+    return f"{cand.slot:%Y-%m-%d %H:%M} UTC" if cand.slot else "at once"
 
 
 def _run_on() -> None:
@@ -123,7 +129,8 @@ def _wait_for_answer(the_plan: Plan, target: str, timeout_s: float) -> Approval:
 
     shown = tuple(f"{c.post.slug}:{c.post.content_hash}" for c in the_plan.candidates)
     table = [
-        {"slug": c.post.slug, "title": c.post.title, "payload_hash": c.post.content_hash} for c in the_plan.candidates
+        {"slug": c.post.slug, "title": c.post.title, "payload_hash": c.post.content_hash, "goes_live": _slot(c)}
+        for c in the_plan.candidates
     ]
     create_table_artifact(table=table, key="publish-plan", description=f"what would go out to {target}")
     form = PublishApproval.with_initial_data(description=approval_markdown(the_plan, target), approve=False)

@@ -74,7 +74,7 @@ def report_command(ctx: Context, params: ReportParams) -> Outcome:
     """KPI or cost figures of a period against the prior one (a KPI report's audience too); stored with PNG
     charts (unless read-only)."""
     store = ctx.store()
-    report = build_report(store, params.kind, params.period)
+    report = build_report(store, params.kind, params.period, plan=ctx.settings.posting_plan())
     if not store.read_only:
         write_report(store, report)
     where = f"{store.url}/{report.files['markdown']}" if report.files else None

@@ -15,13 +15,21 @@ from content_pipeline.commands.params import (
     QuarantineParams,
     ReleaseParams,
 )
-from content_pipeline.errors import PipelineError
+from content_pipeline.errors import LeaseHeldError, PipelineError
 from content_pipeline.ops.damaged import accept, damaged
-from content_pipeline.publish.command import publish_command, require_target, take_down
+from content_pipeline.publish.command import (
+    GuardedTarget,
+    look_after_schedule,
+    publish_command,
+    publish_lease,
+    require_target,
+    take_down,
+)
 from content_pipeline.publish.halt import halt, halted, resume
 from content_pipeline.publish.holds import holds, release
 from content_pipeline.publish.log import AttemptLog, operator
 from content_pipeline.publish.spike import watch
+from content_pipeline.publish.watchdog import REPORTED
 from content_pipeline.publish.window import POLICY_HOURS, approve_until, close_window, require_approval
 
 POLICY = re.compile(r"\bpolic(y|ies)\b", re.IGNORECASE)  # a quarantine reason that names a policy incident
@@ -51,11 +59,35 @@ def publish(ctx: Context, params: PublishParams) -> Outcome:
 
 
 def halt_command(ctx: Context, params: HaltParams) -> Outcome:
-    """Halt publishing everywhere, with the reason every publish run shows until `publish resume`."""
+    """Halt publishing everywhere, with the reason every publish run shows until `publish resume`; the posts
+    the posting plan scheduled ahead on the target go back to draft (the watch does it too, every 15 min)."""
     store = ctx.store()
     halt(store, params.reason, operator())
     line = f"publish: halted everywhere: {halted(store)}; `content-pipeline publish resume` lifts it"
-    return said(True, line, line)
+    return said(True, line, line, *_schedule(ctx, "publish halt")[1])
+
+
+def _schedule(ctx: Context, what: str) -> tuple[bool, list[str]]:
+    """The missed-schedule watchdog (and, while halted, the scheduled posts taken back) under the target's
+    publish lease: whether it found nothing left missed, and its lines. With no target, or the lease busy
+    (that publish run looks itself), it says so in a line."""
+    settings = ctx.settings.with_run_id()
+    assert settings.run_id is not None
+    if settings.posting_plan() is None:  # no plan, nothing scheduled to look at
+        return True, []
+    store = ctx.store()
+    try:
+        target = require_target(ctx.publishing, settings)
+    except PipelineError as exc:
+        return True, [f"{what}: the schedule was not looked at: {exc}"]
+    try:
+        with publish_lease(store, settings, target.name, settings.run_id) as lease:
+            found, lines = look_after_schedule(store, settings, GuardedTarget(target, lease), settings.run_id, lease)
+    except LeaseHeldError as exc:
+        return True, [f"{what}: the schedule was not looked at: {exc} (that run looks at it)"]
+    finally:
+        target.close()
+    return found.counts[REPORTED] == 0, [f"{what}: {line}" for line in lines]
 
 
 def resume_command(ctx: Context, params: NoParams) -> Outcome:
@@ -81,11 +113,15 @@ def approve_command(ctx: Context, params: ApproveParams) -> Outcome:
 
 def watch_command(ctx: Context, params: NoParams) -> Outcome:
     """The failure-spike watch: when more than PUBLISH_FAILURE_SPIKE of the last hour's live publish attempts
-    failed, halt publishing everywhere; a flow run that halts fails, so the failure automation announces it."""
+    failed, halt publishing everywhere; then the missed-schedule watchdog. A flow run that halts, or that finds
+    a scheduled post still not live (PUBLISH_MISSED=report, or halted), fails, so the failure automation
+    announces it."""
     settings = ctx.settings
     watched = watch(ctx.store(), settings.publish_failure_spike, settings.publish_spike_min_attempts)
     line = f"publish watch: {watched.line()}"
-    return Outcome(not watched.halted_now, line, (Line(line, "error" if watched.halted_now else "info"),))
+    on_time, schedule = _schedule(ctx, "publish watch")
+    lines = (Line(line, "error" if watched.halted_now else "info"), *(Line(t) for t in schedule))
+    return Outcome(not watched.halted_now and on_time, "; ".join([line, *schedule]), lines)
 
 
 def quarantine_command(ctx: Context, params: QuarantineParams) -> Outcome:

@@ -1,6 +1,6 @@
 """Health: one screen of checks of the store, the ledger, leases, claims, views, the audit, the last run,
-today's spend, the failure rate, publishing (its SLO, a halt) and engagement (a drop), each green, amber or
-red with one line."""
+today's spend, the failure rate, publishing (its SLO, a halt), the queue (the posting plan's next 24 hours)
+and engagement (a drop), each green, amber or red with one line."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import polars as pl
 from content_pipeline.batches.held import held_batches
 from content_pipeline.claims.pending import outstanding
 from content_pipeline.claims.sweep import Swept, sweep
-from content_pipeline.configs import HealthConfig, RecoveryConfig
+from content_pipeline.configs import HealthConfig, PlanConfig, RecoveryConfig
 from content_pipeline.engagement.check import drop_check
 from content_pipeline.errors import PipelineError
 from content_pipeline.ledger.quarantine import damaged_records
@@ -27,7 +27,7 @@ from content_pipeline.money import to_usd, usd
 from content_pipeline.ops.kpis import last_outcomes
 from content_pipeline.ops.outcomes import PROVIDER, outcomes
 from content_pipeline.publish.halt import halted
-from content_pipeline.publish.history import read_history
+from content_pipeline.publish.history import History, read_history
 from content_pipeline.publish.slo import publish_slo
 from content_pipeline.store import Store, layout
 from content_pipeline.store.lease import iso_at, live_lease
@@ -237,8 +237,7 @@ def _batches(store: Store, now: datetime) -> Check:
     return Check("batches", "amber", "; ".join(amber)) if amber else Check("batches", "green", what)
 
 
-def _publishing(store: Store, now: datetime) -> Check:
-    history = read_history(store, keep_damaged=False)
+def _publishing(store: Store, history: History, now: datetime) -> Check:
     slo, stopped = publish_slo(history, now), halted(store)
     faults = [f"halted: {stopped}"] if stopped else []
     faults += (
@@ -246,6 +245,21 @@ def _publishing(store: Store, now: datetime) -> Check:
     )
     level: Level = "green" if slo.met and not faults else "amber"
     return Check("publishing", level, "; ".join([slo.line(), *faults]))
+
+
+def _queue(history: History, settings: PlanConfig, now: datetime) -> Check:
+    """The runbook's daily check 2: the next 24 hours' slots of the posting plan each hold an approved post
+    (scheduled live on the target); amber when some do not, red when none does."""
+    plan = settings.posting_plan()
+    if plan is None:
+        return Check("queue", "green", "no posting plan (PUBLISH_PLAN): posts go out as each publish run sends them")
+    slots, taken = plan.ahead(now), history.scheduled(settings.publish_target)
+    empty = [slot for slot in slots if slot.isoformat() not in taken]
+    what = f"{len(slots) - len(empty)} of the next 24 h's {len(slots)} slot(s) ({plan.shown()}) hold an approved post"
+    if not empty:
+        return Check("queue", "green", what)
+    level: Level = "red" if len(empty) == len(slots) else "amber"
+    return Check("queue", level, f"{what}; next empty slot {empty[0]:%Y-%m-%d %H:%M} UTC (a publish run fills it)")
 
 
 def _engagement(store: Store, settings: HealthConfig) -> Check:
@@ -265,6 +279,10 @@ def health(
     def swept() -> Swept:
         return sweep(store, settings.sweep_grace_s, unix, dry_run=True)
 
+    @cache  # the attempt log: read once, for publishing and the queue
+    def history() -> History:
+        return read_history(store, keep_damaged=False)
+
     checks: list[tuple[str, Probe]] = [
         ("store", lambda: _store(store)),
         ("ledger", lambda: _ledger(store)),
@@ -275,7 +293,8 @@ def health(
         ("last run", lambda: _last_run(store, moment)),
         ("spend", lambda: _spend(store, settings, moment)),
         ("failures", lambda: _failures(store, moment)),
-        ("publishing", lambda: _publishing(store, moment)),
+        ("publishing", lambda: _publishing(store, history(), moment)),
+        ("queue", lambda: _queue(history(), settings, moment)),
         ("batches", lambda: _batches(store, moment)),
         ("engagement", lambda: _engagement(store, settings)),
     ]

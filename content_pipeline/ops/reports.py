@@ -12,9 +12,11 @@ import polars as pl
 
 from content_pipeline.ops import charts
 from content_pipeline.ops.audience import UNKNOWN, Audience, AudienceFigures, audience
+from content_pipeline.ops.cadence import HOW, Cadence, cadence
 from content_pipeline.ops.choices import Kind
 from content_pipeline.ops.kpis import PERIODS, Figures, figures, per_day
 from content_pipeline.ops.outcomes import outcomes
+from content_pipeline.posting_plan import PostingPlan
 from content_pipeline.publish.history import read_history
 from content_pipeline.publish.slo import publish_figures
 from content_pipeline.store import Store, layout
@@ -88,6 +90,7 @@ class Report:
     pngs: dict[str, bytes] = field(default_factory=dict, repr=False)  # each chart's PNG, once written
     publishing: tuple[dict[str, Any], dict[str, Any]] | None = None  # this period's and the prior's
     audience: AudienceFigures | None = None  # a KPI report's
+    cadence: Cadence | None = None  # a KPI report's: posts per day against the posting plan
 
     def audience_rows(self) -> list[dict[str, str]]:
         """What readers did, this period against the prior: the audience's headline table."""
@@ -190,6 +193,18 @@ class Report:
             lines += ["", "## Rejects by reason", "", *_table(self.reason_rows())]
         if self.publishing_rows():
             lines += ["", "## Publishing", "", *_table(self.publishing_rows())]
+        if self.cadence is not None:
+            found = self.cadence
+            lines += [
+                "",
+                f"## {found.heading()}",
+                "",
+                *_table(found.rows()),
+                "",
+                HOW,
+                "",
+                *(f"- {n}" for n in found.notes()),
+            ]
         if self.kind == "cost" and self.current.by_model:
             lines += ["", "## By model (this period)", "", *_table(_shown(self.current.by_model))]
         if self.current.by_template:
@@ -242,6 +257,7 @@ class Report:
             if self.publishing is None
             else {"current": self.publishing[0], "prior": self.publishing[1]},
             "audience": None if self.audience is None else self.audience.to_dict(),
+            "cadence": None if self.cadence is None else self.cadence.to_dict(),
             "files": self.files,
         }
 
@@ -289,10 +305,13 @@ def report_key(report: Report) -> str:
 
 
 def terminal(report: Report) -> str:
-    """The headline table, aligned for a terminal; then publishing's (a KPI report)."""
+    """The headline table, aligned for a terminal; then a KPI report's publishing, posting plan and audience."""
     lines = [report.title(), *_aligned(report.rows())]
     if report.publishing_rows():
         lines += ["", "Publishing", *_aligned(report.publishing_rows())]
+    if report.cadence is not None:
+        found = report.cadence
+        lines += ["", found.heading(), *(_aligned(found.rows()) if found.rows() else []), *found.notes()]
     if report.audience is not None:
         lines += ["", "Audience", *(_aligned(report.audience_rows()) if report.audience_rows() else [NO_ENGAGEMENT])]
     return "\n".join(lines)
@@ -303,9 +322,10 @@ def build_report(
     kind: Kind,
     period: str,
     now: datetime | None = None,
+    plan: PostingPlan | None = None,
 ) -> Report:
     """The figures of the `period` ending `now` and of the one before it, from the ledger; a KPI report's
-    audience from the engagement log too."""
+    audience from the engagement log too, and its posts per day against `plan` (PUBLISH_PLAN) from the attempt log."""
     length = PERIODS[period]
     end = now or datetime.now(UTC)
     start, prior_start = end - length, end - 2 * length
@@ -317,6 +337,7 @@ def build_report(
         history = read_history(store, keep_damaged=False)
         report.publishing = (publish_figures(history, start, end), publish_figures(history, prior_start, start))
         report.audience = audience(store, start, end, prior_start)
+        report.cadence = cadence(history, plan, start, end)
     return report
 
 

@@ -8,18 +8,22 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from content_pipeline.configs import LeaseConfig, PublishConfig
+from content_pipeline.configs import LeaseConfig, PublishConfig, QualityConfig
 from content_pipeline.errors import BadInputError, LeaseHeldError
 from content_pipeline.intake.catalogue import load_catalogue
+from content_pipeline.publish import window
 from content_pipeline.publish.governance import SIGNALS, Approval, truthy
-from content_pipeline.publish.history import read_history
+from content_pipeline.publish.halt import halted
+from content_pipeline.publish.history import History, read_history
 from content_pipeline.publish.holds import hold, holds
 from content_pipeline.publish.log import AttemptLog, operator
 from content_pipeline.publish.plan import Plan, plan
 from content_pipeline.publish.post import Post
 from content_pipeline.publish.publisher import PublishResult, publish_run
+from content_pipeline.publish.quality import QualityRules, parse_phrases
 from content_pipeline.publish.spike import watch
-from content_pipeline.publish.targets import RemotePost, Target, TargetRefused
+from content_pipeline.publish.targets import RemotePost, Target, TargetFailed, TargetRefused, TargetUnavailable
+from content_pipeline.publish.watchdog import Watchdog, due, unschedule, watch_schedule
 from content_pipeline.publish.window import approve_until, gates
 from content_pipeline.store import Store, layout
 from content_pipeline.store.host import Holder
@@ -50,6 +54,17 @@ def require_target(publishing: Publishing, settings: PublishConfig) -> Target:
     return found
 
 
+def quality_rules(settings: QualityConfig) -> QualityRules:
+    """The quality gate's rules as the PUBLISH_* settings give them (0 readability, 1 near-copy: off)."""
+    return QualityRules(
+        settings.publish_min_words,
+        settings.publish_max_words,
+        settings.publish_min_readability or None,
+        settings.publish_near_copy if settings.publish_near_copy < 1 else None,
+        parse_phrases(settings.publish_forbidden_phrases),
+    )
+
+
 def plan_for(
     store: Store, settings: PublishConfig, target: str, since_hours: float | None = None
 ) -> tuple[Plan, list[str]]:
@@ -58,7 +73,18 @@ def plan_for(
     history = read_history(store)
     items = {item.slug: item for item in load_catalogue(settings.catalogue, settings.s3_options()).items}
     since = None if since_hours is None else datetime.now(UTC) - timedelta(hours=since_hours)
-    found = plan(store, target, items, history, set(holds(store)), settings.publish_max_posts, since)
+    found = plan(
+        store,
+        target,
+        items,
+        history,
+        set(holds(store)),
+        settings.publish_max_posts,
+        since,
+        rules=quality_rules(settings),
+        posting=settings.posting_plan(),
+        now=window.now(),
+    )
     return found, [f"the attempt log has a damaged line, kept in quarantine/: {d}" for d in history.damaged]
 
 
@@ -112,6 +138,7 @@ def publish_command(
         result.notes = damaged + result.notes
         return result
     with publish_lease(store, settings, target.name, run_id) as lease:  # planned and sent by one worker at a time
+        _, schedule = look_after_schedule(store, settings, GuardedTarget(target, lease), run_id, lease)
         the_plan, damaged = plan_for(store, settings, target.name, since_hours)
         approval = None
         if _needs_approver(store, settings):
@@ -129,8 +156,38 @@ def publish_command(
             guard=lambda: lease.check(f"writing to the attempt log of {target.name}"),
             on_failure=lambda: _spike(store, settings),
         )
-    result.notes = damaged + result.notes
+    result.notes = damaged + schedule + result.notes
     return result
+
+
+def _ahead(history: History, target: str, moment: datetime) -> bool:
+    """Whether a post on `target` is scheduled for a slot still to come."""
+    return any(
+        where == target and state.slot is not None and datetime.fromisoformat(state.slot) > moment
+        for (where, _), state in history.posts.items()
+    )
+
+
+def look_after_schedule(
+    store: Store, settings: PublishConfig, target: Target, run_id: str, lease: Lease
+) -> tuple[Watchdog, list[str]]:
+    """Under the publish lease: the missed-schedule watchdog, and, while publishing is halted, the posts
+    scheduled ahead taken back to draft; what it found, and its lines (none when no slot was due). A target
+    that cannot be asked is a line too: the next look tries again."""
+    history = read_history(store, keep_damaged=False)
+    moment, stopped = window.now(), halted(store)
+    grace = timedelta(minutes=settings.publish_missed_grace_min)
+    if not due(history, target.name, moment, grace) and not (stopped and _ahead(history, target.name, moment)):
+        return Watchdog(), []
+    why_not = "PUBLISH_MISSED=report" if settings.publish_missed == "report" else None
+    why_not = f"publishing is halted: {stopped}" if stopped else why_not
+    try:
+        with AttemptLog(store, run_id, guard=lambda: lease.check("recording the schedule's check")) as log:
+            found = watch_schedule(log, target, history, moment, grace, why_not)
+            back = unschedule(log, target, history, moment, f"publishing halted: {stopped}") if stopped else []
+    except (TargetUnavailable, TargetFailed, TargetRefused) as exc:
+        return Watchdog(), [f"schedule: could not look at the scheduled posts: {exc}"]
+    return found, [found.line(), *found.lines, *back]
 
 
 def _spike(store: Store, settings: PublishConfig) -> str | None:
@@ -188,13 +245,17 @@ class GuardedTarget:
     def find(self, slug: str, post_id: str | None) -> RemotePost | None:
         return self.target.find(slug, post_id)
 
-    def create(self, post: Post, key: str) -> RemotePost:
+    def create(self, post: Post, key: str, slot: datetime | None = None) -> RemotePost:
         self.lease.check(f"creating the post {post.slug} on {self.name}")
-        return self.target.create(post, key)
+        return self.target.create(post, key, slot)
 
-    def update(self, found: RemotePost, post: Post, key: str) -> RemotePost:
+    def update(self, found: RemotePost, post: Post, key: str, slot: datetime | None = None) -> RemotePost:
         self.lease.check(f"updating the post {post.slug} on {self.name}")
-        return self.target.update(found, post, key)
+        return self.target.update(found, post, key, slot)
+
+    def go_live(self, found: RemotePost, slug: str) -> RemotePost:
+        self.lease.check(f"publishing the missed post {slug} on {self.name}")
+        return self.target.go_live(found, slug)
 
     def take_down(self, found: RemotePost, slug: str, trash: bool) -> RemotePost:
         self.lease.check(f"taking down the post {slug} on {self.name}")

@@ -24,6 +24,9 @@ class PostState:
     link: str | None = None
     taken_down: str | None = None  # "draft" or "trash" after a quarantine's take-down
     last_failure: dict[str, Any] | None = None  # the newest failed outcome not followed by a success
+    slot: str | None = None  # the posting plan's slot the live post is scheduled at (UTC ISO), None: sent as is
+    went_live: str | None = None  # what the missed-schedule watchdog found once the slot had passed
+    payload: dict[str, Any] | None = None  # what went out live (the intent's payload), for the near-copy check
 
 
 @dataclass
@@ -37,6 +40,14 @@ class History:
 
     def state(self, target: str, slug: str) -> PostState:
         return self.posts.get((target, slug), PostState())
+
+    def scheduled(self, target: str) -> dict[str, str]:
+        """The slots (UTC ISO) taken by a post live or scheduled on `target`, each with its slug."""
+        return {
+            state.slot: slug
+            for (where, slug), state in self.posts.items()
+            if where == target and state.slot is not None and state.live_hash is not None
+        }
 
     def outcomes(self, since: datetime | None = None, end: datetime | None = None) -> list[dict[str, Any]]:
         """The outcome lines at or after `since` and at or before `end`."""
@@ -76,11 +87,13 @@ def _parse(store: Store, key: str, data: bytes, found: History, keep: bool) -> N
 
 def _settle(found: History) -> None:
     open_intents: dict[str, dict[str, Any]] = {}
+    payloads: dict[str, dict[str, Any]] = {}  # the newest intent's payload per idempotency key
     for entry in found.lines:
         kind, target, slug = entry["kind"], entry.get("target", ""), entry.get("slug", "")
         state = found.posts.setdefault((target, slug), PostState())
         if kind == "intent":
             open_intents[entry["key"]] = entry
+            payloads[entry["key"]] = entry.get("payload") or {}
         elif kind == "outcome":
             open_intents.pop(entry.get("key", ""), None)
             state.post_id = entry.get("post_id") or state.post_id
@@ -88,10 +101,14 @@ def _settle(found: History) -> None:
             state.link = entry.get("link") or state.link
             if entry.get("live") and entry.get("result") in SUCCESS:
                 state.live_hash, state.taken_down, state.last_failure = entry["content_hash"], None, None
+                state.went_live = state.went_live if entry.get("slot") == state.slot else None
+                state.slot, state.payload = entry.get("slot"), payloads.get(entry.get("key", ""), state.payload)
             elif entry.get("live") and entry.get("result") == "failed":
                 state.last_failure = entry
         elif kind == "takedown" and entry.get("result") in ("draft", "trash"):
-            state.live_hash, state.taken_down = None, entry["result"]
+            state.live_hash, state.taken_down, state.slot, state.went_live = None, entry["result"], None, None
+        elif kind == "schedule" and entry.get("slot") == state.slot:
+            state.went_live = entry.get("result")
     found.pending = list(open_intents.values())
 
 

@@ -16,7 +16,7 @@ from content_pipeline.ledger.writer import LedgerWriter, writer_name
 from content_pipeline.store import Store, layout
 
 SUCCESS = ("created", "updated", "unchanged")  # an outcome that leaves the post live on the target
-KINDS = ("intent", "outcome", "takedown", "release")
+KINDS = ("intent", "outcome", "takedown", "release", "schedule")  # schedule: the watchdog's finding
 
 
 def operator() -> str:

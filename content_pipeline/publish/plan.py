@@ -1,15 +1,19 @@
 """The daily plan: consolidated successes not yet live on a target with their current content, oldest first,
-none quarantined, at most PUBLISH_MAX_POSTS; a replay takes only the posts whose last attempt failed."""
+none quarantined or held by the quality gate, at most PUBLISH_MAX_POSTS; with a posting plan, each new post
+takes a free slot of the next 24 hours (an update keeps its post's slot); a replay takes only the posts whose
+last attempt failed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from content_pipeline.generation.content import ItemContent
 from content_pipeline.intake.catalogue import Item
+from content_pipeline.posting_plan import PostingPlan
 from content_pipeline.publish.history import History, PostState
 from content_pipeline.publish.post import Post, idempotency_key, post_for
+from content_pipeline.publish.quality import PublishedSketches, QualityRules, check, visible_text
 from content_pipeline.store import Store
 from content_pipeline.views.snapshot import read_contents
 
@@ -21,6 +25,7 @@ class Candidate:
     post: Post
     key: str
     state: PostState
+    slot: datetime | None = None  # the posting plan's slot it goes live at (None: at once)
 
     @property
     def update(self) -> bool:
@@ -29,12 +34,40 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Plan:
-    """The posts to send, and how many were left out (quarantined, or over the run's limit)."""
+    """The posts to send, and how many were left out (quarantined, held by the quality gate, over the run's
+    limit, waiting for a free slot of the posting plan)."""
 
     candidates: list[Candidate]
     quarantined: int
     over_limit: int
     published: int  # live already with their current content
+    held: list[tuple[str, str]] = field(default_factory=list)  # (slug, why) the quality gate keeps back
+    waiting: int = 0  # new posts for which the next 24 hours have no free slot
+    slots: list[datetime] = field(default_factory=list)  # the posting plan's slots of the next 24 hours
+
+
+def _published(history: History, target: str) -> PublishedSketches:
+    """The posts live on `target` now, as the near-copy check compares them."""
+    return PublishedSketches(
+        (slug, visible_text(str((state.payload or {}).get("content", ""))))
+        for (where, slug), state in history.posts.items()
+        if where == target and state.live_hash is not None
+    )
+
+
+def _slotted(wanted: list[Candidate], free: list[datetime]) -> tuple[list[Candidate], int]:
+    """Each new post given the next free slot (those left over wait); an update of a post live or scheduled
+    keeps its slot (a post taken down goes back up at a new one)."""
+    placed, free, waiting = [], list(free), 0
+    for cand in wanted:
+        if cand.state.live_hash is not None:
+            slot = cand.state.slot
+            placed.append(replace(cand, slot=datetime.fromisoformat(slot) if slot else None))
+        elif free:
+            placed.append(replace(cand, slot=free.pop(0)))
+        else:
+            waiting += 1
+    return placed, waiting
 
 
 def plan(
@@ -45,11 +78,17 @@ def plan(
     quarantined: set[str],
     max_posts: int,
     failed_since: datetime | None = None,
+    *,
+    rules: QualityRules | None = None,
+    posting: PostingPlan | None = None,
+    now: datetime | None = None,
 ) -> Plan:
-    """The plan for one publish run to `target`."""
+    """The plan for one publish run to `target` (`now`: the moment the posting plan's slots count from)."""
     rows = read_contents(store).sort(["finished_at", "slug"])
+    published = _published(history, target) if rules is not None else None
     wanted: list[Candidate] = []
-    held = live = 0
+    held: list[tuple[str, str]] = []
+    quarantine = live = 0
     for slug, content in zip(rows["slug"], rows["content"], strict=True):
         post = post_for(slug, ItemContent.model_validate(content), items.get(slug))
         state = history.state(target, slug)
@@ -61,7 +100,17 @@ def plan(
         ):
             continue
         if slug in quarantined:
-            held += 1
+            quarantine += 1
+            continue
+        why = check(post, rules, published) if rules is not None and published is not None else None
+        if why is not None:
+            held.append((slug, why))
             continue
         wanted.append(Candidate(post, idempotency_key(slug, target, post.content_hash), state))
-    return Plan(wanted[:max_posts], held, max(0, len(wanted) - max_posts), live)
+    if posting is None:
+        return Plan(wanted[:max_posts], quarantine, max(0, len(wanted) - max_posts), live, held)
+    slots = posting.ahead(now or datetime.now(UTC))
+    taken = history.scheduled(target)
+    placed, waiting = _slotted(wanted, [s for s in slots if s.isoformat() not in taken])
+    over = max(0, len(placed) - max_posts)
+    return Plan(placed[:max_posts], quarantine, over, live, held, waiting, slots)

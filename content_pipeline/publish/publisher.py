@@ -54,8 +54,11 @@ class PublishResult:
         done = ", ".join(f"{n} {what}" for what, n in sorted(self.counts.items())) or "nothing sent"
         head = f"to {self.target}{' (dry run)' if self.dry_run else ''}: {self.decision.reason}"
         left = f"{p.published} already live, {p.quarantined} quarantined held back, {p.over_limit} over the limit"
+        left += f", {len(p.held)} held by the quality gate" if p.held else ""
+        left += f", {p.waiting} waiting for a slot of the posting plan" if p.waiting else ""
+        held = [f"{slug}: held by the quality gate: {why}" for slug, why in p.held]
         return (
-            [head, f"{len(p.candidates)} planned: {done}; {left}", *self.notes, *self.failures]
+            [head, f"{len(p.candidates)} planned: {done}; {left}", *held, *self.notes, *self.failures]
             + ([f"stopped: {self.stopped}"] if self.stopped else [])
             + ([self.halted_itself] if self.halted_itself else [])
         )
@@ -66,6 +69,8 @@ class PublishResult:
             "live": self.decision.live,
             "reason": self.decision.reason,
             "planned": len(self.plan.candidates),
+            "held": [{"slug": slug, "why": why} for slug, why in self.plan.held],
+            "waiting_for_a_slot": self.plan.waiting,
             "counts": dict(self.counts),
             "failures": self.failures,
             "stopped": self.stopped,
@@ -92,10 +97,10 @@ def _send(
     def once() -> tuple[str, RemotePost]:
         found = target.find(cand.post.slug, cand.state.post_id)
         if found is None:
-            return "created", target.create(cand.post, cand.key)
+            return "created", target.create(cand.post, cand.key, cand.slot)
         if _unchanged(found, cand):
             return "unchanged", found
-        return "updated", target.update(found, cand.post, cand.key)
+        return "updated", target.update(found, cand.post, cand.key, cand.slot)
 
     result, remote = with_retries(once, max_retries, retried, sleep)
     return result, remote, retried.count
@@ -119,6 +124,7 @@ def _live(
         "live": True,
         "reason": decision.reason,
         "approval": run.approval,
+        "slot": cand.slot.isoformat() if cand.slot else None,
     }
     log.write("intent", **fields, payload=cand.post.payload())
     started = now()
@@ -231,6 +237,7 @@ def publish_run(
                 result="simulated",
                 reason=decision.reason,
                 approval=run.approval,
+                slot=cand.slot.isoformat() if cand.slot else None,
                 payload=cand.post.payload(),
             )
             result.counts["simulated"] += 1

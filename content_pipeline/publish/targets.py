@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx2
@@ -76,9 +77,15 @@ class Target(Protocol):
         SlugConflict when the slug is held by a post the pipeline did not make."""
         ...
 
-    def create(self, post: Post, key: str) -> RemotePost: ...
+    def create(self, post: Post, key: str, slot: datetime | None = None) -> RemotePost:
+        """A new post; with `slot`, scheduled to go live then (WordPress: `future` with `date_gmt`)."""
+        ...
 
-    def update(self, found: RemotePost, post: Post, key: str) -> RemotePost: ...
+    def update(self, found: RemotePost, post: Post, key: str, slot: datetime | None = None) -> RemotePost: ...
+
+    def go_live(self, found: RemotePost, slug: str) -> RemotePost:
+        """Publish a scheduled post now (its slot passed and it did not go live on its own)."""
+        ...
 
     def take_down(self, found: RemotePost, slug: str, trash: bool) -> RemotePost:
         """Turn the post back to draft, or trash it."""

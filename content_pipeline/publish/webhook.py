@@ -28,8 +28,14 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
     return header is not None and hmac.compare_digest(signature(secret, body), header)
 
 
+def _at(slot: datetime | None) -> str | None:
+    """When the receiver should publish the post: the slot (UTC ISO), None for at once."""
+    return slot.astimezone(UTC).isoformat(timespec="seconds") if slot else None
+
+
 class WebhookTarget:
-    """POSTs `{"event", "idempotency_key", "slug", "content_hash", "post", "sent_at"}` to `url`. A webhook
+    """POSTs `{"event", "idempotency_key", "slug", "content_hash", "post", "publish_at", "sent_at"}` to `url`
+    (`publish_at`: the posting plan's slot, null for at once). A webhook
     cannot be asked what it holds: a post is found only by the id an earlier delivery stored, and a
     delivery retried after a crash carries the same idempotency key."""
 
@@ -67,12 +73,17 @@ class WebhookTarget:
     def find(self, slug: str, post_id: str | None) -> RemotePost | None:
         return RemotePost(post_id, None, "delivered", None) if post_id else None
 
-    def create(self, post: Post, key: str) -> RemotePost:
-        return self._send("publish", post.slug, key, {"content_hash": post.content_hash, "post": post.payload()})
+    def create(self, post: Post, key: str, slot: datetime | None = None) -> RemotePost:
+        extra = {"content_hash": post.content_hash, "post": post.payload(), "publish_at": _at(slot)}
+        return self._send("publish", post.slug, key, extra)
 
-    def update(self, found: RemotePost, post: Post, key: str) -> RemotePost:
+    def update(self, found: RemotePost, post: Post, key: str, slot: datetime | None = None) -> RemotePost:
         extra = {"content_hash": post.content_hash, "post": post.payload(), "post_id": found.post_id}
-        return self._send("update", post.slug, key, extra)
+        return self._send("update", post.slug, key, extra | {"publish_at": _at(slot)})
+
+    def go_live(self, found: RemotePost, slug: str) -> RemotePost:
+        """A receiver publishes at `publish_at` itself: nothing a sender can ask it, nothing to send."""
+        return found
 
     def take_down(self, found: RemotePost, slug: str, trash: bool) -> RemotePost:
         done = self._send(

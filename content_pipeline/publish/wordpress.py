@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -34,6 +35,10 @@ MARKER_PLUGIN = "wordpress/content-pipeline-marker.php"
 SLUG_META, KEY_META = "_content_pipeline_slug", "_content_pipeline_key"
 TERM_CHARS = 200  # what WordPress's term name column holds: a longer name is a 500 (db_insert_error)
 TRANSIENT = ("", "no JSON body", "internal_server_error")  # a 500 with one of these codes is worth a retry
+SEO_FIELDS = (  # the post meta an SEO plugin reads its title and description from, sent where the site has both
+    ("_yoast_wpseo_title", "_yoast_wpseo_metadesc"),  # Yoast SEO
+    ("rank_math_title", "rank_math_description"),  # Rank Math
+)
 
 
 def _wp_code(response: httpx2.Response) -> str:
@@ -78,7 +83,7 @@ class WordPressTarget:
         )
         self._terms: dict[tuple[str, str], int | str] = {}
         self._me: int | None = None
-        self._marked: bool | None = None
+        self._meta: frozenset[str] | None = None
 
     def _call(self, method: str, path: str, what: str, **kwargs: Any) -> httpx2.Response:
         """One REST call; its failures as the errors a publish run acts on (the text names this site)."""
@@ -124,13 +129,27 @@ class WordPressTarget:
             self._me = int(self._json(response, "read the user's own profile")["id"])
         return self._me
 
-    def marked(self) -> bool:
-        """Whether the site registers the marker's post meta in its REST API (MARKER_PLUGIN installed)."""
-        if self._marked is None:
+    def meta_keys(self) -> frozenset[str]:
+        """The post meta the site's REST API takes (asked once): the marker's, an SEO plugin's."""
+        if self._meta is None:
             schema = self._json(self._call("OPTIONS", "/posts", "read the posts' schema"), "read the posts' schema")
             meta = schema.get("schema", {}).get("properties", {}).get("meta", {}).get("properties")
-            self._marked = isinstance(meta, dict) and SLUG_META in meta and KEY_META in meta
-        return self._marked
+            self._meta = frozenset(meta) if isinstance(meta, dict) else frozenset()
+        return self._meta
+
+    def marked(self) -> bool:
+        """Whether the site registers the marker's post meta in its REST API (MARKER_PLUGIN installed)."""
+        return {SLUG_META, KEY_META} <= self.meta_keys()
+
+    def _seo(self, post: Post) -> dict[str, str]:
+        """The SEO plugin's title and description (plain text) for each plugin whose fields the site has."""
+        title, description = plain_text(post.title), plain_text(post.excerpt)
+        return {
+            key: value
+            for keys in SEO_FIELDS
+            if set(keys) <= self.meta_keys()
+            for key, value in zip(keys, (title, description), strict=True)
+        }
 
     def check(self) -> tuple[str, ...]:
         """Who we are, and whether the site has the marker plugin, before the first live call."""
@@ -259,27 +278,33 @@ class WordPressTarget:
                 notes.append(f"tag {_shown(name)}: {tag}: left off")
         return ids
 
-    def _body(self, post: Post, key: str) -> tuple[dict[str, Any], list[str]]:
-        """What goes to WordPress for `post` (its texts already plain, escaped HTML), with its marker."""
+    def _body(self, post: Post, key: str, slot: datetime | None) -> tuple[dict[str, Any], list[str]]:
+        """What goes to WordPress for `post` (its texts already plain, escaped HTML), with its marker and the
+        SEO plugin's fields; with a slot, scheduled then (`future`; `publish` once the slot has passed)."""
         notes: list[str] = []
         body = {"title": post.title, "content": post.body_html, "excerpt": post.excerpt, "status": self.status}
+        if slot is not None:
+            body["status"] = "future" if slot > datetime.now(UTC) else "publish"
+            body["date_gmt"] = slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
         body |= {"categories": self._categories(post, notes), "tags": self._tags(post, notes)}
-        return {**body, "meta": {SLUG_META: post.slug, KEY_META: key}}, notes
+        return {**body, "meta": {SLUG_META: post.slug, KEY_META: key, **self._seo(post)}}, notes
 
-    def create(self, post: Post, key: str) -> RemotePost:
+    def create(self, post: Post, key: str, slot: datetime | None = None) -> RemotePost:
         """A new post with the item's slug (WordPress may change a reserved or taken one: the answer's slug
         is what the outcome records), then, with the marker, a check that it is the only post for the item."""
-        body, notes = self._body(post, key)
-        response = self._call("POST", "/posts", f"{self.status} posts", json={**body, "slug": post.slug})
+        body, notes = self._body(post, key, slot)
+        response = self._call("POST", "/posts", f"{body['status']} posts", json={**body, "slug": post.slug})
         made = self._json(response, f"create {post.slug}")
         if made.get("slug") != post.slug:
             found_by = "its marker" if self.marked() else "the id the attempt log records"
             notes.append(f"WordPress gave it the slug {made.get('slug')} (recorded; found again by {found_by})")
         if not self.marked():
             return self._remote(made, response.status_code, tuple(notes))
-        return self._one_post(made, response.status_code, post, key, notes)
+        return self._one_post(made, response.status_code, post, key, notes, slot)
 
-    def _one_post(self, made: dict[str, Any], code: int, post: Post, key: str, notes: list[str]) -> RemotePost:
+    def _one_post(
+        self, made: dict[str, Any], code: int, post: Post, key: str, notes: list[str], slot: datetime | None
+    ) -> RemotePost:
         """After a create: the oldest post marked for the item is kept, every other one marked for it trashed
         (a create raced or repeated); the kept one gets this content if it has other."""
         ours = {int(made["id"]): made}
@@ -292,15 +317,20 @@ class WordPressTarget:
         kept = self._remote(ours[keep], code, tuple(notes))
         if kept.key == key:
             return kept
-        updated = self.update(kept, post, key)
+        updated = self.update(kept, post, key, slot)
         return replace(updated, notes=kept.notes + updated.notes)
 
-    def update(self, found: RemotePost, post: Post, key: str) -> RemotePost:
+    def update(self, found: RemotePost, post: Post, key: str, slot: datetime | None = None) -> RemotePost:
         """The post's texts, terms, status and marker; its slug stays as it is on the site (an editor's
         change of it is kept)."""
-        body, notes = self._body(post, key)
-        response = self._call("POST", f"/posts/{found.post_id}", f"{self.status} posts", json=body)
+        body, notes = self._body(post, key, slot)
+        response = self._call("POST", f"/posts/{found.post_id}", f"{body['status']} posts", json=body)
         return self._remote(self._json(response, f"update {post.slug}"), response.status_code, tuple(notes))
+
+    def go_live(self, found: RemotePost, slug: str) -> RemotePost:
+        """A scheduled post whose slot passed (WP-Cron did not run) published now, at its slot's date."""
+        response = self._call("POST", f"/posts/{found.post_id}", "publish posts", json={"status": "publish"})
+        return self._remote(self._json(response, f"publish the missed post {slug}"), response.status_code)
 
     def take_down(self, found: RemotePost, slug: str, trash: bool) -> RemotePost:
         if trash:

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # the core's layers, bottom up: a module may import its own layer and the ones below
 LAYERS = [
-    {"errors", "settings", "configs", "money", "prices"},
+    {"errors", "settings", "publish_settings", "posting_plan", "configs", "money", "prices"},
     {"store"},
     {"ledger"},
     {"claims"},

@@ -314,3 +314,16 @@ def test_go_live_ends_with_the_publish_stage_and_notes_it_in_its_report(tmp_path
     unset = load_settings(**base)
     again = go_live(unset.with_run_id(), open_store(unset.store_url), PlainReporter(), None, SettingsTargets(unset))
     assert again.ok and "publish: skipped: the target 'webhook' is not configured" in again.notes
+
+
+def test_the_quality_gate_holds_a_post_with_its_reason_and_sends_the_rest(site, receiver: Receiver) -> None:
+    settings = settings_for(site, receiver, publish_forbidden_phrases="sample widget 2, guaranteed cure", **LIVE)
+    result = publish(settings)
+    assert result.counts == {"created": ITEMS - 1}, result.lines()
+    assert "1 held by the quality gate" in result.lines()[1]
+    [held] = [line for line in result.lines() if "held by the quality gate:" in line]
+    assert held.startswith("item-0002: held by the quality gate: forbidden phrase 'sample widget 2' in the ")
+    assert "item-0002" not in {d.payload["slug"] for d in receiver.deliveries}  # held, not sent
+    assert result.to_dict()["held"] == [{"slug": "item-0002", "why": held.split(": ", 2)[2]}]
+    freed = publish(settings.model_copy(update={"publish_forbidden_phrases": ""}))  # the rule changed: it goes
+    assert freed.counts == {"created": 1} and receiver.deliveries[-1].payload["slug"] == "item-0002"
