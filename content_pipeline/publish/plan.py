@@ -85,10 +85,10 @@ def plan(
 ) -> Plan:
     """The plan for one publish run to `target` (`now`: the moment the posting plan's slots count from)."""
     rows = read_contents(store).sort(["finished_at", "slug"])
-    published = _published(history, target) if rules is not None else None
+    published: PublishedSketches | None = None  # built for the first post the gate looks at
     wanted: list[Candidate] = []
     held: list[tuple[str, str]] = []
-    quarantine = live = 0
+    quarantine = live = over = 0
     for slug, content in zip(rows["slug"], rows["content"], strict=True):
         post = post_for(slug, ItemContent.model_validate(content), items.get(slug))
         state = history.state(target, slug)
@@ -102,15 +102,20 @@ def plan(
         if slug in quarantined:
             quarantine += 1
             continue
-        why = check(post, rules, published) if rules is not None and published is not None else None
-        if why is not None:
-            held.append((slug, why))
+        if len(wanted) >= max_posts:  # not looked at by this run (nor by its gate): the next run's
+            over += 1
             continue
+        if rules is not None:
+            published = published if published is not None else _published(history, target)
+            why = check(post, rules, published)
+            if why is not None:
+                held.append((slug, why))
+                continue
+            published.add(slug, visible_text(post.body_html))  # a later post of this run nearly copying it is held
         wanted.append(Candidate(post, idempotency_key(slug, target, post.content_hash), state))
     if posting is None:
-        return Plan(wanted[:max_posts], quarantine, max(0, len(wanted) - max_posts), live, held)
+        return Plan(wanted, quarantine, over, live, held)
     slots = posting.ahead(now or datetime.now(UTC))
     taken = history.scheduled(target)
     placed, waiting = _slotted(wanted, [s for s in slots if s.isoformat() not in taken])
-    over = max(0, len(placed) - max_posts)
-    return Plan(placed[:max_posts], quarantine, over, live, held, waiting, slots)
+    return Plan(placed, quarantine, over, live, held, waiting, slots)

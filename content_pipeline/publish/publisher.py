@@ -57,6 +57,8 @@ class PublishResult:
         left += f", {len(p.held)} held by the quality gate" if p.held else ""
         left += f", {p.waiting} waiting for a slot of the posting plan" if p.waiting else ""
         held = [f"{slug}: held by the quality gate: {why}" for slug, why in p.held]
+        if self.dry_run and p.slots:  # what the posting plan would schedule
+            held += [f"{c.post.slug}: for the slot {c.slot:%Y-%m-%d %H:%M} UTC" for c in p.candidates if c.slot]
         return (
             [head, f"{len(p.candidates)} planned: {done}; {left}", *held, *self.notes, *self.failures]
             + ([f"stopped: {self.stopped}"] if self.stopped else [])

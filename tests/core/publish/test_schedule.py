@@ -100,11 +100,12 @@ def settings(generated, tmp_path: Path, receiver: Receiver) -> Settings:
     )
 
 
-def publish(settings: Settings) -> object:
+def publish(settings: Settings, dry_run: bool = False) -> object:
     target = WebhookTarget("webhook", str(settings.publish_webhook_url), SECRET, 5.0)
     try:
         settings = settings.with_run_id()
-        return publish_command(open_store(settings.store_url), settings, target, settings.run_id or "")
+        store = open_store(settings.store_url)
+        return publish_command(store, settings, target, settings.run_id or "", dry_run=dry_run)
     finally:
         target.close()
 
@@ -116,6 +117,11 @@ def queue(settings: Settings, moment: datetime) -> tuple[str, str]:
 
 def test_a_run_fills_the_next_24_hours_and_an_hour_later_adds_nothing(settings, clock, receiver: Receiver) -> None:
     assert queue(settings, T0)[0] == "red"  # nothing queued for the day
+    dry = publish(settings, dry_run=True).lines()  # type: ignore[attr-defined]
+    assert [line.split(": ")[1] for line in dry if ": for the slot " in line] == [
+        f"for the slot {s:%Y-%m-%d %H:%M} UTC" for s in TODAY
+    ]
+    assert receiver.deliveries == []
     first = publish(settings)
     assert first.counts == {"created": 3}, first.lines()  # type: ignore[attr-defined]
     assert "4 waiting for a slot of the posting plan" in " ".join(first.lines())  # type: ignore[attr-defined]
