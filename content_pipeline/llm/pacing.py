@@ -64,6 +64,8 @@ class PacerStats:
     told_to_wait: int = 0
     ramped_calls: int = 0  # calls that waited for the slow start's window
     ramped_s: float = 0.0
+    answers: int = 0  # answers read (any status)
+    headers: bool = False  # whether any answer carried x-ratelimit-* headers
 
 
 @dataclass
@@ -108,6 +110,8 @@ class Pacer:
                 # nearly used up: go no faster than the limit refills (per minute), so the provider never says 429
                 intervals.append(60.0 * per_call[name] / limit)
             self.interval = max(intervals)
+            self.stats.answers += 1
+            self.stats.headers = self.stats.headers or known
         if known:  # after the interval is set: the calls the ramp held go paced by it
             self.ramp.learned()
 

@@ -30,6 +30,7 @@ def submit_batches(stages: Stages, items: list[Item], report: RunReport) -> Pipe
         guard = stages.lease.check if stages.lease is not None else None
         submit_plans(provider, store, run_id, result, guard)  # what a crash of this run left planned but unsent
         if items:
+            provider.check()  # a server with no Batch API says so before anything is planned or reserved
             usage = read_usage(store)
             prior = usage["by_run"].get(run_id, {}).get("cost_nano", 0) + booked_at_crash(store, usage).of(run_id)
             budget = RunBudget(settings.budget_usd, to_usd(prior + outstanding_nano(store, run_id)))

@@ -164,6 +164,11 @@ class RunReport:
                 f"before the first rate-limit headers; {pacing.paced_calls} call(s) spaced out over "
                 f"{pacing.paced_s:.1f} s from those headers; told to wait (Retry-After) {pacing.told_to_wait} time(s)"
             )
+        if pacing and pacing.answers and not pacing.headers:
+            lines.append(
+                f"- provider pacing: none of the provider's {pacing.answers} answer(s) carried rate-limit headers "
+                "(x-ratelimit-*): only the slow start, CONCURRENCY and Retry-After paced the run"
+            )
         lines += [f"- consolidations: {self.consolidations}; audit: {audit}", f"- duration: {self.duration_s:.1f} s"]
         return lines
 
