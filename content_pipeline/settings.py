@@ -116,6 +116,15 @@ class Settings(PublishSettings):
     strong_model: str = Field("gpt-4o", description="Model for the escalation attempt")
     openai_api_key: SecretStr | None = Field(None, description="API key; unset means the offline model")
     openai_base_url: str | None = Field(None, description="OpenAI-compatible base URL")
+    fallback_model: str | None = Field(
+        None,
+        description="Where calls go once the provider is down (5xx, timeouts, resource_unavailable past their "
+        "retries): this model, under the same budget (it needs a PRICE_TABLE price); unset: no fallback",
+    )
+    fallback_base_url: str | None = Field(
+        None, description="The fallback's OpenAI-compatible base URL; unset: the primary's (OPENAI_BASE_URL)"
+    )
+    fallback_api_key: SecretStr | None = Field(None, description="The fallback's API key; unset: OPENAI_API_KEY")
     aws_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO...); unset for AWS S3")
     aws_region: str | None = Field(None, description="AWS region of the S3 store; unset: the AWS default chain")
     aws_access_key_id: SecretStr | None = Field(None, description="AWS key id; unset: the standard AWS chain")
@@ -248,6 +257,7 @@ class Settings(PublishSettings):
         "store_url",
         "catalogue",
         "openai_base_url",
+        "fallback_base_url",
         "aws_endpoint_url",
         "backup_url",
         "wp_url",
@@ -276,6 +286,15 @@ class Settings(PublishSettings):
         return value
 
     @model_validator(mode="after")
+    def _fallback_priced(self) -> Settings:
+        if self.fallback_model is not None and self.fallback_model not in self.price_table:
+            raise ValueError(
+                f"FALLBACK_MODEL {self.fallback_model!r} has no price in PRICE_TABLE: its worst cases could not be "
+                "reserved against the budget"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _batch_needs_a_provider(self) -> Settings:
         if self.generation_mode == "batch" and self.openai_api_key is None:
             raise ValueError(
@@ -288,6 +307,18 @@ class Settings(PublishSettings):
         """True when done items changed since their success are generated again (REGENERATE_CHANGED, or
         scope changed)."""
         return self.regenerate_changed or self.scope == "changed"
+
+    def fallback(self) -> Settings | None:
+        """The settings a fallback call is made with (its base URL and key in place of the primary's), or None
+        when FALLBACK_MODEL is unset or the run is offline."""
+        if self.fallback_model is None or self.offline:
+            return None
+        return self.model_copy(
+            update={
+                "openai_base_url": self.fallback_base_url or self.openai_base_url,
+                "openai_api_key": self.fallback_api_key or self.openai_api_key,
+            }
+        )
 
     @property
     def offline(self) -> bool:

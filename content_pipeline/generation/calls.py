@@ -18,6 +18,8 @@ from content_pipeline.money import to_nano, to_usd
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
+    from content_pipeline.settings import Settings
+
 
 @dataclass
 class Attempt:
@@ -33,7 +35,7 @@ class Attempt:
     tokens_out: int = 0
     tokens_cached: int = 0
 
-    def book(self, model: str, result: Completion | CallFailed, cost_nano: int) -> None:
+    def book(self, model: str, result: Completion | CallFailed, cost_nano: int, provider: str | None = None) -> None:
         """One call: answered (its outcome decided by QA later) or failed with its cause."""
         self.spent_nano += cost_nano
         tokens_in = tokens_out = cached = 0
@@ -51,6 +53,7 @@ class Attempt:
                 cost_usd=to_usd(cost_nano),
                 outcome=outcome,
                 tokens_cached=cached,
+                provider=provider,
             )
         )
 
@@ -64,6 +67,7 @@ class Attempt:
             cost_usd=last.cost_usd,
             outcome=outcome,
             tokens_cached=last.tokens_cached,
+            provider=last.provider,
         )
 
     def tries(self, model: str) -> int:
@@ -71,23 +75,31 @@ class Attempt:
 
 
 async def call_model(
-    ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]], attempt: Attempt
+    ctx: GenerationContext,
+    client: AsyncOpenAI,
+    model: str,
+    msgs: list[dict[str, str]],
+    attempt: Attempt,
+    provider: Settings | None = None,
 ) -> Completion | str:
     """One answer from `model`, retried here (the only retry layer) on 429, 5xx, timeouts and dropped
     connections. Returns the completion or why no call was made; raises CallFailed when the tries are
-    used up, or a PipelineError that stops the run (a key that does not work, no quota, no such model)."""
+    used up (`transient` when the provider failed, not the request), or a PipelineError that stops the run
+    (a key that does not work, no quota, no such model). `provider`: the fallback's settings (its base URL
+    and key), the calls booked as the fallback's."""
     settings = ctx.settings
     worst = call_worst_nano(ctx.prices, settings, model, msgs)
+    where = (provider.openai_base_url or "api.openai.com") if provider is not None else None
     retries = waits = 0
     while True:
         if attempt.spent_nano + worst > to_nano(settings.item_budget_usd):
             return (
                 f"item budget ${settings.item_budget_usd:g} cannot cover a call to {model} (up to ${to_usd(worst):.4f})"
             )
-        result, cost = await _paid_call(ctx, client, model, msgs, worst, attempt)
+        result, cost = await _paid_call(ctx, client, model, msgs, worst, attempt, provider)
         if isinstance(result, str):
             return result
-        attempt.book(model, result, cost)
+        attempt.book(model, result, cost, where)
         if isinstance(result, Completion):
             return result
         if result.rate_limited:
@@ -97,7 +109,9 @@ async def call_model(
             retries += 1
             used_up = retries > settings.max_retries
         if not result.transient or used_up or ctx.stopped:
-            raise CallFailed(f"{result.cause}; {attempt.tries(model)} attempt(s)", result.retryable)
+            raise CallFailed(
+                f"{result.cause}; {attempt.tries(model)} attempt(s)", result.retryable, transient=result.transient
+            )
         if result.retry_after is not None:
             ctx.pacer.hold(result.retry_after)  # every call of the run waits as told
         else:
@@ -105,7 +119,13 @@ async def call_model(
 
 
 async def _paid_call(
-    ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]], worst: int, attempt: Attempt
+    ctx: GenerationContext,
+    client: AsyncOpenAI,
+    model: str,
+    msgs: list[dict[str, str]],
+    worst: int,
+    attempt: Attempt,
+    provider: Settings | None,
 ) -> tuple[Completion | CallFailed | str, int]:
     """One request: its intent made durable while it waits for a slot of the run's gate, then under the
     slot paced, its worst case reserved, sent, and settled with what it cost. Returns (the answer, the
@@ -129,7 +149,7 @@ async def _paid_call(
             result: Completion | CallFailed
             cost = 0
             try:
-                result = await _request(ctx, client, model, msgs)
+                result = await _request(ctx, client, model, msgs, provider or ctx.settings)
                 flight.answered(True)
                 # no usage reported: book the worst case rather than lose track of money
                 used = ctx.prices.cost_nano(model, result.tokens_in, result.tokens_out, result.cached_tokens)
@@ -168,8 +188,10 @@ def _void(ctx: GenerationContext, attempt: Attempt, cause: str) -> None:
         ctx.intents.void(attempt.record_id, attempt.sent, cause)
 
 
-async def _request(ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]]) -> Completion:
+async def _request(
+    ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]], provider: Settings
+) -> Completion:
     if ctx.limits is None:
-        return await complete(client, ctx.settings, model, msgs, RESPONSE_FORMAT, ctx.pacer)
+        return await complete(client, provider, model, msgs, RESPONSE_FORMAT, ctx.pacer)
     async with ctx.limits.call():  # a provider-wide rate shared with other workers
-        return await complete(client, ctx.settings, model, msgs, RESPONSE_FORMAT, ctx.pacer)
+        return await complete(client, provider, model, msgs, RESPONSE_FORMAT, ctx.pacer)

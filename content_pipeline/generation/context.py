@@ -63,12 +63,18 @@ class GenerationContext:
     loop: ChunkLoop = field(init=False)
     stop_reason: str | None = None
     fatal: PipelineError | None = None
+    primary_down: str | None = None  # why every call now goes to FALLBACK_MODEL (the primary's failure)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.loop = ChunkLoop(self.settings)
         if self.settings.offline:  # the in-process model has no rate limits to be gentle with
             self.pacer.ramp.learned()
+
+    def fall_back(self, cause: str) -> None:
+        """The primary provider failed past its retries: every later call of the run goes to the fallback."""
+        with self._lock:
+            self.primary_down = self.primary_down or cause
 
     def stop(self, reason: str, fatal: PipelineError | None = None, first: bool = False) -> None:
         """Stop claiming new work: run budget reached, quota gone, a key that does not work, a store that

@@ -21,6 +21,8 @@ from content_pipeline.money import to_usd
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
+    from content_pipeline.settings import Settings
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -76,7 +78,7 @@ async def decide(ctx: GenerationContext, client: AsyncOpenAI, item: Item, attemp
     for number, model in enumerate((settings.model, settings.strong_model), start=1):
         decision.tried, decision.model = number, model
         try:
-            result = await call_model(ctx, client, model, msgs, attempt)
+            result = await _call(ctx, client, model, msgs, attempt)
         except CallFailed as exc:
             decision.verdict, decision.retryable = qa.Verdict(False, "provider_error", exc.cause), exc.retryable
             return decision
@@ -96,6 +98,30 @@ async def decide(ctx: GenerationContext, client: AsyncOpenAI, item: Item, attemp
         if decision.verdict.ok:
             return decision
     return decision
+
+
+async def _call(
+    ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]], attempt: Attempt
+) -> Completion | str:
+    """One answer from `model` on the primary provider; once the primary has failed past its retries (5xx,
+    timeouts, a dropped connection, resource_unavailable) and FALLBACK_MODEL is set, from the fallback
+    instead, for this call and every later one of the run, under the same budget."""
+    fallback = ctx.settings.fallback()
+    if fallback is None or ctx.primary_down is None:
+        try:
+            return await call_model(ctx, client, model, msgs, attempt)
+        except CallFailed as exc:
+            if fallback is None or not exc.transient or ctx.stopped:
+                raise
+            ctx.fall_back(f"{model}: {exc.cause}")
+    assert fallback is not None and fallback.fallback_model is not None
+    other = client.with_options(base_url=fallback.openai_base_url, api_key=_key(fallback))
+    return await call_model(ctx, other, fallback.fallback_model, msgs, attempt, provider=fallback)
+
+
+def _key(settings: Settings) -> str:
+    assert settings.openai_api_key is not None
+    return settings.openai_api_key.get_secret_value()
 
 
 def outcome_record(

@@ -18,6 +18,7 @@ class RunStats:
     escalations: int = 0
     calls: int = 0
     failed_calls: int = 0
+    fallback_calls: int = 0  # calls made to FALLBACK_MODEL once the primary was down
     tokens_in: int = 0
     tokens_out: int = 0
     tokens_cached: int = 0
@@ -37,6 +38,7 @@ class RunStats:
             self.escalations += record.escalated
             self.calls += len(record.calls)
             self.failed_calls += sum(c.outcome.startswith("failed") for c in record.calls)
+            self.fallback_calls += sum(c.provider is not None for c in record.calls)
             self.tokens_in += record.tokens_in
             self.tokens_out += record.tokens_out
             self.tokens_cached += record.tokens_cached

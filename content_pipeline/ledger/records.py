@@ -26,6 +26,7 @@ class Call(BaseModel):
     cost_usd: float
     outcome: str
     tokens_cached: int = 0  # of tokens_in, those the provider's prompt cache served (at the cached price)
+    provider: str | None = None  # a fallback call's provider (its base URL) once the primary was down; else None
 
 
 class OutcomeRecord(BaseModel):

@@ -156,6 +156,15 @@ def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineEr
         periodic.join()
         report.spend_usd = ctx.budget.spent_usd
         report.stop_reason, report.consolidations = ctx.stop_reason, periodic.runs
+        report.primary_down = ctx.primary_down
+    if ctx.primary_down is not None:
+        fallback = settings.fallback()
+        where = fallback.openai_base_url if fallback is not None else None
+        stages.log(
+            f"generate: the primary provider failed ({ctx.primary_down}): {ctx.stats.fallback_calls} call(s) went "
+            f"to the fallback, {settings.fallback_model} at {where or 'api.openai.com'}",
+            logging.WARNING,
+        )
     if ctx.fatal is not None:
         stages.log(f"generate stopped: {ctx.fatal}", logging.ERROR)
     return ctx.fatal

@@ -56,6 +56,7 @@ class RunReport:
     duration_s: float = 0.0
     requests: RequestCounts | None = None
     pacing: PacerStats | None = None
+    primary_down: str | None = None  # why calls went to FALLBACK_MODEL (the primary's failure), if they did
     crashed: Booked | None = None  # calls in flight at a crash (this run's or another's), booked
     batches: Submitted | None = None  # batch mode: what was planned and submitted
 
@@ -163,6 +164,11 @@ class RunReport:
                 f"- provider pacing: {pacing.ramped_calls} call(s) held {pacing.ramped_s:.1f} s by the slow start "
                 f"before the first rate-limit headers; {pacing.paced_calls} call(s) spaced out over "
                 f"{pacing.paced_s:.1f} s from those headers; told to wait (Retry-After) {pacing.told_to_wait} time(s)"
+            )
+        if self.primary_down is not None:
+            lines.append(
+                f"- fallback: the primary provider failed ({self.primary_down}); {st.fallback_calls} call(s) went to "
+                "FALLBACK_MODEL (each call's record names its provider)"
             )
         if pacing and pacing.answers and not pacing.headers:
             lines.append(
