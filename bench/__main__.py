@@ -31,7 +31,7 @@ FULL = {
     "go_live": 1000,
     "start_up": 5,
     "doors": ["direct", "server", "temporary"],  # scenarios 4 and 5: the CLI's front doors measured
-    "money": {"items": 1000, "budget_items": 1500, "concurrency": 50},
+    "money": {"items": 1000, "budget_items": 1500, "concurrency": 50, "templates": 4, "machines": 8},
     "big": {"rows": 650_000, "limits": [10, 100]},
     "ranking": {"seeds": 1000, "days": 30, "per_day": 10, "window": 7, "alpha": 0.05, "min_posts": 20, "lift": 0.2},
 }
@@ -49,7 +49,7 @@ SMOKE = {
     "go_live": 30,
     "start_up": 1,
     "doors": ["direct"],  # the flow doors' start-up is seconds of Prefect server: tests/cli/test_cli_crash.py runs them
-    "money": {"items": 30, "budget_items": 200, "concurrency": 50},
+    "money": {"items": 30, "budget_items": 200, "concurrency": 50, "templates": 2, "machines": 4},
     "big": {"rows": 3000, "limits": [5, 10]},
     "ranking": {"seeds": 5, "days": 12, "per_day": 4, "window": 3, "alpha": 0.05, "min_posts": 8, "lift": 0.5},
 }
@@ -259,20 +259,27 @@ def start_up(repeats: int, doors: list[str], work: Path, out: list[dict[str, Any
     emit(line, out)
 
 
+def _half_price(form: str, items: int, full: str, half: str, got: dict[str, Any], out: list[dict[str, Any]]) -> None:
+    """A scenario 6 line: the cost per item at the full price and at the half price, and their ratio (0.5x)."""
+    ratio = got[f"{half}_vs_{full}"]
+    line = {"scenario": "6-money", "form": form, "items": items}
+    line |= {f"{k}_usd_per_item": round(got[f"{k}_usd_per_item"], 9) for k in (full, half)}
+    emit(line | {f"{half}_vs_{full}": round(ratio, 4), "target_met": abs(ratio - 0.5) <= 0.005}, out)
+
+
 def money(cfg: dict[str, Any], work: Path, out: list[dict[str, Any]]) -> None:
     """Scenario 6: what batch mode, reruns and the budget's last cents come to."""
     items = cfg["items"]
     batch = run("batch_vs_sync", work=work / "batch-vs-sync", items=items)
+    _half_price("batch_vs_sync", items, "sync", "batch", batch, out)
+    flex = run("flex_vs_auto", work=work / "flex-vs-auto", items=items)
+    _half_price("flex_vs_auto", items, "auto", "flex", flex, out)
+    hits = run(
+        "cache_key_hits", work=work / "cache-key", items=items, templates=cfg["templates"], machines=cfg["machines"]
+    )
     emit(
-        {
-            "scenario": "6-money",
-            "form": "batch_vs_sync",
-            "items": items,
-            "sync_usd_per_item": round(batch["sync_usd_per_item"], 9),
-            "batch_usd_per_item": round(batch["batch_usd_per_item"], 9),
-            "batch_vs_sync": round(batch["batch_vs_sync"], 4),
-            "target_met": abs(batch["batch_vs_sync"] - 0.5) <= 0.005,
-        },
+        {"scenario": "6-money", "form": "prompt_cache_key", **{k: v for k, v in hits.items() if k != "peak_rss_mb"}}
+        | {"target_met": hits["hit_share_key"] > hits["hit_share_no_key"]},
         out,
     )
     again = run("reruns", work=work / "reruns", items=items)

@@ -121,3 +121,52 @@ def budget_use(work: Path, items: int, concurrency: int) -> dict[str, Any]:
         "share_of_budget": spent / budget,
         "generated": report.stats.decided,
     }
+
+
+def flex_vs_auto(work: Path, items: int) -> dict[str, Any]:
+    """The same items generated at the auto tier and at SERVICE_TIER=flex (the fake bills flex at the batch
+    price, as OpenAI does): cost per item of each."""
+    from content_pipeline.rehearsal.server import FakeLLM, FakeLLMConfig
+
+    catalogue = write_catalogue(work / "catalogue.jsonl", items)
+    with FakeLLM(FakeLLMConfig(key="sk-bench")) as server:
+        auto = _settings(work / "auto", server.url, catalogue, concurrency=50)
+        _go_live(auto)
+        flex = _settings(work / "flex", server.url, catalogue, concurrency=50, service_tier="flex")
+        _go_live(flex)
+    auto_usd, flex_usd = _spend(auto), _spend(flex)
+    return {
+        "items": items,
+        "auto_usd_per_item": auto_usd / items,
+        "flex_usd_per_item": flex_usd / items,
+        "flex_vs_auto": flex_usd / auto_usd,
+    }
+
+
+def cache_key_hits(work: Path, items: int, templates: int, machines: int) -> dict[str, Any]:
+    """The share of calls whose prompt prefix was served from the provider's cache, with and without
+    prompt_cache_key: `templates` active templates with a 1,024+ token fixed part, a provider spreading
+    requests over `machines` machines that each cache one prefix (the fake: by the key when a request names
+    one, else at random, as a provider's overflow routing does)."""
+    from content_pipeline.ledger.scan import read_records
+    from content_pipeline.rehearsal.long_prompts import activate_long_templates
+    from content_pipeline.rehearsal.server import FakeLLM, FakeLLMConfig
+    from content_pipeline.store import store_for
+
+    catalogue = write_catalogue(work / "catalogue.jsonl", items)
+    shares = {}
+    for key in (True, False):
+        settings = _settings(work / f"key-{key}", catalogue=catalogue, url="", prompt_cache_key=key)
+        store = store_for(settings)
+        activate_long_templates(store, templates)
+        with FakeLLM(FakeLLMConfig(key="sk-bench", seed=7, cache_machines=machines, cache_slots=1)) as server:
+            _go_live(settings.model_copy(update={"openai_base_url": server.url, "concurrency": 8}))
+        records = read_records(store)
+        shares[key] = sum(r.tokens_cached > 0 for r in records) / len(records)
+    return {
+        "items": items,
+        "templates": templates,
+        "machines": machines,
+        "hit_share_key": shares[True],
+        "hit_share_no_key": shares[False],
+    }

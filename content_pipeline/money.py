@@ -47,14 +47,19 @@ class PriceTable:
                 known = ", ".join(sorted(self.prices))
                 raise BadInputError(f"model {model!r} has no price in PRICE_TABLE (priced: {known})")
 
-    def cost_nano(self, model: str, tokens_in: int, tokens_out: int, cached: int = 0, batch: bool = False) -> int:
-        """What a call costs: its prompt tokens (`cached` of them at the cached price), its output tokens,
-        and, through the Batch API, the model's batch discount of that."""
+    def cost_nano(
+        self, model: str, tokens_in: int, tokens_out: int, cached: int = 0, batch: bool = False, written: int = 0
+    ) -> int:
+        """What a call costs: its prompt tokens (`cached` of them at the cached price, `written` to the cache at
+        the cache-write price), its output tokens, and, through the Batch API or the flex tier, the model's
+        batch discount of that."""
         price = self.prices[model]
         cached = min(max(cached, 0), tokens_in)
+        written = min(max(written, 0), tokens_in - cached)
         usd_mtok = (
-            (tokens_in - cached) * price.input_per_mtok
+            (tokens_in - cached - written) * price.input_per_mtok
             + cached * price.cached_per_mtok
+            + written * price.write_per_mtok
             + tokens_out * price.output_per_mtok
         )
         return round(usd_mtok * (price.batch_discount if batch else 1.0) * NANO / 1_000_000)

@@ -20,6 +20,14 @@ class ModelPrice(BaseModel):
         allow_inf_nan=False,
         description="USD per 1M cached prompt tokens; unset: the input price",
     )
+    cache_write_per_mtok: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_PRICE,
+        allow_inf_nan=False,
+        description="USD per 1M prompt tokens written to the provider's cache, where it reports and bills them "
+        "(`cache_write_tokens`); unset: the input price",
+    )
     batch_discount: float = Field(
         0.5, gt=0, le=1, description="What the Batch API charges of these prices (0.5: half price)"
     )
@@ -27,6 +35,10 @@ class ModelPrice(BaseModel):
     @property
     def cached_per_mtok(self) -> float:
         return self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+
+    @property
+    def write_per_mtok(self) -> float:
+        return self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
 
 
 DEFAULT_PRICES: dict[str, ModelPrice] = {

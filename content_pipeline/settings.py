@@ -23,6 +23,7 @@ from content_pipeline.urls import carries_credentials, credentials_refusal
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 Scope = Literal["all", "promo", "changed"]
 GenerationMode = Literal["sync", "batch"]
+ServiceTier = Literal["auto", "default", "flex", "priority"]
 BatchEscalate = Literal["batch", "sync"]
 MAX_LIMIT = 10_000_000  # items one run may claim
 MAX_BUDGET_USD = 1_000_000.0  # the largest run budget a setting or parameter takes
@@ -116,6 +117,18 @@ class Settings(PublishSettings):
     strong_model: str = Field("gpt-4o", description="Model for the escalation attempt")
     openai_api_key: SecretStr | None = Field(None, description="API key; unset means the offline model")
     openai_base_url: str | None = Field(None, description="OpenAI-compatible base URL")
+    service_tier: ServiceTier = Field(
+        "auto",
+        description="The provider's service tier for calls made at once: flex is billed at the batch price, "
+        "slower, and may answer 429 resource_unavailable; auto sends none",
+    )
+    flex_then_auto: bool = Field(
+        False, description="A call flex has no capacity for (past its retries) is sent again at the auto tier"
+    )
+    prompt_cache_key: bool = Field(
+        True,
+        description="Send each call's prompt template as prompt_cache_key, so calls sharing a prefix hit the cache",
+    )
     fallback_model: str | None = Field(
         None,
         description="Where calls go once the provider is down (5xx, timeouts, resource_unavailable past their "

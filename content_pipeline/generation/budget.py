@@ -108,8 +108,11 @@ def call_worst_nano(
     prices: PriceTable, settings: PricingConfig, model: str, msgs: list[dict[str, str]], batch: bool = False
 ) -> int:
     """The most one call can cost: the prompt's token bound plus MAX_OUTPUT_TOKENS, at the model's price
-    (through the Batch API, its batch price)."""
-    return prices.cost_nano(model, prompts.prompt_tokens_upper_bound(msgs), settings.max_output_tokens, batch=batch)
+    (through the Batch API, its batch price; where cache writes cost more than input, every prompt token at
+    the cache-write price)."""
+    bound = prompts.prompt_tokens_upper_bound(msgs)
+    written = bound if prices.prices[model].write_per_mtok > prices.prices[model].input_per_mtok else 0
+    return prices.cost_nano(model, bound, settings.max_output_tokens, batch=batch, written=written)
 
 
 def item_worst_nano(prices: PriceTable, settings: PricingConfig, msgs: list[dict[str, str]]) -> int:

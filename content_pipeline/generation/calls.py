@@ -27,6 +27,7 @@ class Attempt:
     the id that record will have (each call's intent names it)."""
 
     slug: str
+    cache_key: str | None = None  # the prompt template's key: calls sharing it share a cached prefix
     record_id: str = field(default_factory=new_record_id)
     calls: list[Call] = field(default_factory=list)
     sent: int = 0  # calls announced in the intents log
@@ -91,12 +92,14 @@ async def call_model(
     worst = call_worst_nano(ctx.prices, settings, model, msgs)
     where = (provider.openai_base_url or "api.openai.com") if provider is not None else None
     retries = waits = 0
+    tier = settings.service_tier
     while True:
         if attempt.spent_nano + worst > to_nano(settings.item_budget_usd):
             return (
                 f"item budget ${settings.item_budget_usd:g} cannot cover a call to {model} (up to ${to_usd(worst):.4f})"
             )
-        result, cost = await _paid_call(ctx, client, model, msgs, worst, attempt, provider)
+        extra = _extra(settings, tier, attempt.cache_key)
+        result, cost = await _paid_call(ctx, client, model, msgs, worst, attempt, provider, extra)
         if isinstance(result, str):
             return result
         attempt.book(model, result, cost, where)
@@ -108,6 +111,9 @@ async def call_model(
         else:
             retries += 1
             used_up = retries > settings.max_retries
+        if used_up and result.code == "resource_unavailable" and tier == "flex" and settings.flex_then_auto:
+            tier, retries = "auto", 0  # no flex capacity: sent again at once, at the full price
+            continue
         if not result.transient or used_up or ctx.stopped:
             raise CallFailed(
                 f"{result.cause}; {attempt.tries(model)} attempt(s)", result.retryable, transient=result.transient
@@ -118,6 +124,12 @@ async def call_model(
             await asyncio.sleep(backoff(retries or waits))
 
 
+def _extra(settings: Settings, tier: str, cache_key: str | None) -> dict[str, str]:
+    """A call's own parameters: the service tier (none for auto), the prompt cache key (PROMPT_CACHE_KEY)."""
+    extra = {"service_tier": tier} if tier != "auto" else {}
+    return extra | ({"prompt_cache_key": cache_key} if settings.prompt_cache_key and cache_key else {})
+
+
 async def _paid_call(
     ctx: GenerationContext,
     client: AsyncOpenAI,
@@ -126,6 +138,7 @@ async def _paid_call(
     worst: int,
     attempt: Attempt,
     provider: Settings | None,
+    extra: dict[str, str],
 ) -> tuple[Completion | CallFailed | str, int]:
     """One request: its intent made durable while it waits for a slot of the run's gate, then under the
     slot paced, its worst case reserved, sent, and settled with what it cost. Returns (the answer, the
@@ -149,10 +162,18 @@ async def _paid_call(
             result: Completion | CallFailed
             cost = 0
             try:
-                result = await _request(ctx, client, model, msgs, provider or ctx.settings)
+                result = await _request(ctx, client, model, msgs, provider or ctx.settings, extra)
                 flight.answered(True)
-                # no usage reported: book the worst case rather than lose track of money
-                used = ctx.prices.cost_nano(model, result.tokens_in, result.tokens_out, result.cached_tokens)
+                # no usage reported: book the worst case rather than lose track of money; flex (as the answer
+                # names its tier) at the batch price; cache writes at their price
+                used = ctx.prices.cost_nano(
+                    model,
+                    result.tokens_in,
+                    result.tokens_out,
+                    result.cached_tokens,
+                    batch=result.service_tier == "flex",
+                    written=result.written_tokens,
+                )
                 cost = used if result.tokens_in or result.tokens_out else worst
             except CallFailed as exc:
                 result = exc
@@ -189,9 +210,14 @@ def _void(ctx: GenerationContext, attempt: Attempt, cause: str) -> None:
 
 
 async def _request(
-    ctx: GenerationContext, client: AsyncOpenAI, model: str, msgs: list[dict[str, str]], provider: Settings
+    ctx: GenerationContext,
+    client: AsyncOpenAI,
+    model: str,
+    msgs: list[dict[str, str]],
+    provider: Settings,
+    extra: dict[str, str],
 ) -> Completion:
     if ctx.limits is None:
-        return await complete(client, provider, model, msgs, RESPONSE_FORMAT, ctx.pacer)
+        return await complete(client, provider, model, msgs, RESPONSE_FORMAT, ctx.pacer, extra)
     async with ctx.limits.call():  # a provider-wide rate shared with other workers
-        return await complete(client, provider, model, msgs, RESPONSE_FORMAT, ctx.pacer)
+        return await complete(client, provider, model, msgs, RESPONSE_FORMAT, ctx.pacer, extra)

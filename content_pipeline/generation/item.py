@@ -73,6 +73,7 @@ async def decide(ctx: GenerationContext, client: AsyncOpenAI, item: Item, attemp
     and nothing was paid (the run is stopping)."""
     settings = ctx.settings
     template = ctx.templates.for_slug(item.slug)
+    attempt.cache_key = template.key
     msgs = prompts.messages(item, template, ctx.canary)
     decision = Decision(qa.Verdict(False, "not_attempted", ""), settings.model, template)
     for number, model in enumerate((settings.model, settings.strong_model), start=1):

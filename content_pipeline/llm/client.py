@@ -27,6 +27,8 @@ class Completion:
     tokens_out: int
     model: str | None = None  # the model that answered, as the response names it
     cached_tokens: int = 0  # of tokens_in, those the provider's prompt cache served
+    written_tokens: int = 0  # of tokens_in, those written to the provider's cache (where it reports them)
+    service_tier: str | None = None  # the tier that served it, as the response names it (flex: the batch price)
 
 
 class CallFailed(Exception):
@@ -43,10 +45,12 @@ class CallFailed(Exception):
         retry_after: float | None = None,
         unknown_outcome: bool = False,
         rate_limited: bool = False,
+        code: str | None = None,
     ) -> None:
         super().__init__(cause)
         self.cause, self.retryable, self.transient = cause, retryable, transient
         self.retry_after, self.unknown_outcome, self.rate_limited = retry_after, unknown_outcome, rate_limited
+        self.code = code  # the provider's error code (resource_unavailable: no flex capacity now)
 
 
 def redact(text: str, settings: ProviderConfig) -> str:
@@ -78,15 +82,21 @@ def make_client(settings: ProviderConfig) -> openai.AsyncOpenAI:
 
 
 def chat_body(
-    settings: ProviderConfig, model: str, msgs: list[dict[str, str]], response_format: dict[str, Any]
+    settings: ProviderConfig,
+    model: str,
+    msgs: list[dict[str, str]],
+    response_format: dict[str, Any],
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The body of one chat completion with structured output, as a call sends it and a batch holds it."""
+    """The body of one chat completion with structured output, as a call sends it and a batch holds it;
+    `extra`: the call's own parameters (service_tier, prompt_cache_key)."""
     return {
         "model": model,
         "messages": msgs,
         "response_format": response_format,
         "max_completion_tokens": settings.max_output_tokens,
         "temperature": 0.4,
+        **(extra or {}),
     }
 
 
@@ -101,6 +111,7 @@ async def complete(
     msgs: list[dict[str, str]],
     response_format: dict[str, Any],
     pacer: Pacer | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Completion:
     """One chat completion with structured output, one HTTP request; the provider's rate-limit headers go
     to `pacer`. Raises CallFailed, ProviderAuthError, QuotaExhaustedError or BadInputError (unknown model).
@@ -109,7 +120,7 @@ async def complete(
     own base URL, auth, timeout and status errors, as `chat.completions.create` sends it, without walking the
     body against the SDK's TypedDicts and without building its typed response (0.5-0.7 ms of CPU a call,
     2% of a run's throughput at 100 calls/s: BENCHMARKS.md). The answer is read as JSON by `_completion`."""
-    body = chat_body(settings, model, msgs, response_format)
+    body = chat_body(settings, model, msgs, response_format, extra)
     try:
         response = await client.post("/chat/completions", body=body, cast_to=httpx2.Response)
     except openai.APIStatusError as exc:
@@ -162,6 +173,8 @@ def completion_from(data: dict[str, Any]) -> Completion:
         tokens_out=_count(usage.get("completion_tokens")),
         model=data["model"] if isinstance(data.get("model"), str) and data["model"] else None,
         cached_tokens=cached_tokens(usage),
+        written_tokens=written_tokens(usage),
+        service_tier=data["service_tier"] if isinstance(data.get("service_tier"), str) else None,
     )
 
 
@@ -169,6 +182,14 @@ def cached_tokens(usage: dict[str, Any]) -> int:
     """`usage.prompt_tokens_details.cached_tokens` (0 when the provider reports none)."""
     details = usage.get("prompt_tokens_details")
     return _count(details.get("cached_tokens")) if isinstance(details, dict) else 0
+
+
+def written_tokens(usage: dict[str, Any]) -> int:
+    """`usage.prompt_tokens_details.cache_write_tokens` (or at the top of usage), where the provider reports
+    the prompt tokens it wrote to its cache; 0 when it reports none."""
+    details = usage.get("prompt_tokens_details")
+    inner = details.get("cache_write_tokens") if isinstance(details, dict) else None
+    return _count(inner if inner is not None else usage.get("cache_write_tokens"))
 
 
 def _object(value: object, what: str) -> dict[str, Any]:
@@ -200,6 +221,14 @@ def _status_error(exc: openai.APIStatusError, settings: ProviderConfig, model: s
     if status == 429 and _error_code(exc) == "insufficient_quota":
         return QuotaExhaustedError(f"the provider at {where} reports insufficient_quota: the run stopped claiming work")
     wait = retry_after(exc.response.headers)
+    if status == 429 and _error_code(exc) == "resource_unavailable":  # the flex tier has no capacity now
+        return CallFailed(
+            "no capacity at this service tier (429 resource_unavailable)",
+            retryable=True,
+            transient=True,
+            retry_after=wait,
+            code="resource_unavailable",
+        )
     if status == 429:
         return CallFailed("rate limited (429)", retryable=True, transient=True, retry_after=wait, rate_limited=True)
     detail = redact(str(exc.message), settings)[:160]

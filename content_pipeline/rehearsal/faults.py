@@ -11,6 +11,7 @@ from content_pipeline.errors import BadInputError
 FAULTS = {
     "429": "rate limited: 429 rate_limit_exceeded with Retry-After",
     "quota": "429 insufficient_quota",
+    "resource_unavailable": "429 resource_unavailable: no capacity at the flex tier now (flex requests only)",
     "401": "401 invalid_api_key",
     "500": "500 server error",
     "502": "502 bad gateway",
@@ -108,6 +109,7 @@ ERRORS = {
     "401": (401, "invalid_api_key", "invalid_request_error", "Incorrect API key provided"),
     "quota": (429, "insufficient_quota", "insufficient_quota", "You exceeded your current quota"),
     "429": (429, "rate_limit_exceeded", "requests", "Rate limit reached for requests"),
+    "resource_unavailable": (429, "resource_unavailable", "server_error", "Resource unavailable for flex processing"),
     "500": (500, None, "server_error", "The server had an error while processing your request"),
     "502": (502, None, "server_error", "Bad gateway"),
     "503": (503, None, "server_error", "The engine is currently overloaded, please try again later"),

@@ -178,6 +178,8 @@ class Handler(BaseHTTPRequestHandler):
         if headers is None:
             return
         kind = fake._fault_for(item_text(body))
+        if kind == "resource_unavailable" and body.get("service_tier") != "flex":
+            kind = None  # only the flex tier runs out of capacity
         if kind == "drop":
             fake._count("drop")
             self.close_connection = True

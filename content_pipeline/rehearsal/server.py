@@ -9,7 +9,8 @@ import random
 import sys
 import threading
 import time
-from collections import Counter
+import zlib
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -43,6 +44,10 @@ class FakeLLMConfig:
     prices: dict[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))  # what its invoice charges
     snapshot: str = ""  # appended to the model an answer names, as providers name the snapshot that answered
     cache_min_tokens: int = 1024  # a prompt's fixed part this long is served from its cache once seen (OpenAI's)
+    cache_machines: int = 1  # machines a request may land on, each with its own cache: by prompt_cache_key when
+    # the request names one (the same key, the same machine), else at random (OpenAI routes by prefix and spills)
+    cache_slots: int = 0  # prefixes one machine's cache keeps (the least recently used goes); 0: all
+    cache_writes: bool = False  # report the tokens a request writes to the cache (`cache_write_tokens`), billed
     batch_delay_s: float = 0.0  # a batch ends on the first look this long after it was created
     batch_expire_share: float = 0.0  # the share of a batch's requests not run before its window closes
     stall: dict[str, float] = field(
@@ -77,7 +82,7 @@ class FakeLLM:
         self.billed: dict[str, dict[str, int]] = {}  # model -> the tokens of its paid answers, in and out
         self.billed_nano = 0  # the invoice: each paid answer priced on its own, as a provider bills it
         self.requests: list[dict[str, Any]] = []
-        self.prefixes: set[str] = set()  # the prompt prefixes its cache holds (model and fixed part)
+        self.caches: dict[int, OrderedDict[str, bool]] = {}  # per machine: the prefixes its cache holds, LRU
         self.in_flight = 0
         self.peak_in_flight = 0
         self.first_request_at: float | None = None  # wall clock (epoch s) of the first and last chat request
@@ -195,27 +200,40 @@ class FakeLLM:
         """A paid answer's usage, as a provider's invoice counts it (a batch's at the batch price)."""
         usage, model = answer.get("usage") or {}, str(answer.get("model")).removesuffix(self.config.snapshot or "\0")
         tokens_in, tokens_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+        details = usage.get("prompt_tokens_details") or {}
+        cached, written = int(details.get("cached_tokens") or 0), int(details.get("cache_write_tokens") or 0)
+        batch = batch or answer.get("service_tier") == "flex"  # flex is billed at the batch price
         prices = PriceTable(self.config.prices)
         with self._lock:
             tokens = self.billed.setdefault(model, {"in": 0, "out": 0})
             tokens["in"] += tokens_in
             tokens["out"] += tokens_out
             if model in prices.prices:
-                self.billed_nano += prices.cost_nano(model, tokens_in, tokens_out, cached, batch=batch)
+                self.billed_nano += prices.cost_nano(model, tokens_in, tokens_out, cached, batch=batch, written=written)
 
-    def cached_tokens(self, body: dict[str, Any]) -> int:
-        """A provider's prompt cache: the request's fixed part (everything before the item's JSON), in whole blocks of 128 tokens, once a request to the same model sent it before
-        and when it is at least `cache_min_tokens` long."""
+    def cached_tokens(self, body: dict[str, Any]) -> tuple[int, int]:
+        """A provider's prompt cache: the request's fixed part (everything before the item's JSON), in whole
+        blocks of 128 tokens, when it is at least `cache_min_tokens` long: served from the cache of the machine
+        the request lands on once that machine has seen it (cached), else written to it (written, reported
+        with `cache_writes`). Returns (cached, written)."""
         prompt = "".join(str(m.get("content") or "") for m in body.get("messages") or [])
         found = offline.ITEM_JSON.search(prompt)
         fixed = prompt[: found.start()] if found else prompt
         tokens = math.ceil(len(fixed) / 4)
-        key = f"{body.get('model')}\0{fixed}"
+        blocks = (tokens // 128) * 128 if tokens >= self.config.cache_min_tokens else 0
+        key, routed = f"{body.get('model')}\0{fixed}", body.get("prompt_cache_key")
         with self._lock:
-            seen = key in self.prefixes
-            self.prefixes.add(key)
-        return (tokens // 128) * 128 if seen and tokens >= self.config.cache_min_tokens else 0
+            machines = max(1, self.config.cache_machines)
+            where = zlib.crc32(str(routed).encode()) % machines if routed else self.random.randrange(machines)
+            cache = self.caches.setdefault(where, OrderedDict())
+            seen = key in cache
+            cache[key] = True
+            cache.move_to_end(key)
+            while self.config.cache_slots and len(cache) > self.config.cache_slots:
+                cache.popitem(last=False)
+        if seen:
+            return blocks, 0
+        return 0, blocks if self.config.cache_writes else 0
 
     def _flight(self, delta: int) -> None:
         with self._lock:
@@ -225,7 +243,10 @@ class FakeLLM:
     def answer(self, body: dict[str, Any], kind: str | None) -> dict[str, Any]:
         """The chat.completion body: the offline writer's content, or the 200-fault the rule asks for."""
         completion = offline.completion_body(body, self.config.strong_model)
-        completion["usage"]["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens(body)}
+        cached, written = self.cached_tokens(body)
+        details = {"cached_tokens": cached} | ({"cache_write_tokens": written} if self.config.cache_writes else {})
+        completion["usage"]["prompt_tokens_details"] = details
+        completion["service_tier"] = body.get("service_tier") or "default"  # the tier that served it
         message, choice = completion["choices"][0]["message"], completion["choices"][0]
         prompt = "".join(str(m.get("content") or "") for m in body.get("messages") or [])
         if kind is None and message["content"] and INJECTION.search(prompt.split("<item>", 1)[-1]):

@@ -83,6 +83,8 @@ def test_each_provider_fault_ends_as_an_operator_wants(make_settings, write_cata
     # answers that are not content: escalated once to the strong model, never a success
     for title in ("Garbled Json Rug", "Cut Short Sofa", "Filtered Knife", "Silent Model Vase"):
         assert [c.model for c in got[title].calls] == ["gpt-4o-mini", "gpt-4o"], title
+    # not retried by the next run: the same settings would cut or filter it again, at a price each time
+    assert not got["Cut Short Sofa"].retryable and not got["Filtered Knife"].retryable
     for title in ("Wrong Shape Desk", "Shy Model Clock"):
         assert got[title].escalated and got[title].model == "gpt-4o" and got[title].attempt == 2
     # money: every attempt is in its record; the run's spend is the ledger's sum and within the budget
