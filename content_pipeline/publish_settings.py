@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings
 
 from content_pipeline.posting_plan import PostingPlan, parse_plan
 
-PublishApproval = Literal["signals", "ui"]
+PublishApproval = Literal["signals", "ui", "fallback"]
 WpStatus = Literal["draft", "publish"]
 Missed = Literal["publish", "report"]
 
@@ -26,7 +26,9 @@ class PublishSettings(BaseSettings):
     publish_approval_granted: str | None = Field(None, description="Governance signal 2 of 3 (true/1/yes)")
     governance_approved: str | None = Field(None, description="Governance signal 3 of 3 (true/1/yes)")
     publish_approval: PublishApproval = Field(
-        "signals", description="signals: the three signals decide; ui: the publish flow waits for an approver"
+        "signals",
+        description="signals: the three signals decide; ui: the publish flow waits for an approver; fallback: "
+        "it waits for one when a post's content was written by FALLBACK_MODEL",
     )
     publish_approval_timeout_s: Annotated[
         float, Field(gt=0, le=7 * 86400, description="How long the publish flow waits for an approver, s")

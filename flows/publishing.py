@@ -54,7 +54,7 @@ def approval_markdown(the_plan: Plan, target: str) -> str:
     posts = the_plan.candidates
     rows = [
         f"| {c.post.slug} | {c.post.title.replace('|', '/')} | `{c.post.content_hash[:16]}` | "
-        f"{'update' if c.update else 'new'} | {_slot(c)} |"
+        f"{'update' if c.update else 'new'}{', written by the fallback model' if c.fallback else ''} | {_slot(c)} |"
         for c in posts[:SHOWN_MAX]
     ]
     more = (

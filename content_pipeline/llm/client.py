@@ -81,6 +81,29 @@ def make_client(settings: ProviderConfig) -> openai.AsyncOpenAI:
     )
 
 
+PROBE_S = 10.0  # the longest the start of a run waits for the provider's model list
+
+
+def down(settings: ProviderConfig) -> str | None:
+    """Why the provider cannot serve now (it does not answer, or answers GET /models with a 5xx), or None:
+    a free look before a run's first call. Any other answer (401, 404) is left for the first call to name."""
+    client = openai.OpenAI(
+        api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none",
+        base_url=settings.openai_base_url,
+        max_retries=0,
+        timeout=min(settings.request_timeout_s, PROBE_S),
+    )
+    try:
+        client.models.list()
+    except openai.APIStatusError as exc:
+        return f"GET /models answered {exc.status_code}" if exc.status_code >= 500 else None
+    except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+        return redact(f"{_where(settings)} did not answer GET /models ({type(exc).__name__})", settings)
+    finally:
+        client.close()
+    return None
+
+
 def chat_body(
     settings: ProviderConfig,
     model: str,

@@ -101,11 +101,13 @@ def _not_worth_asking(store: Store, settings: PublishConfig, the_plan: Plan) -> 
     return "publishing is halted" if now.halted is not None else now.window_closed
 
 
-def _needs_approver(store: Store, settings: PublishConfig) -> bool:
+def _needs_approver(store: Store, settings: PublishConfig, the_plan: Plan) -> bool:
     """Whether this run asks an approver: a policy incident requires it; PUBLISH_APPROVAL=ui does, unless an
-    open release window already stands for the approver's yes."""
+    open release window already stands for the approver's yes; PUBLISH_APPROVAL=fallback does when a post's
+    content was written by FALLBACK_MODEL (a window does not stand for that)."""
     now = gates(store)
-    return now.ui_required is not None or (settings.publish_approval == "ui" and now.window_open is None)
+    fallback = settings.publish_approval == "fallback" and any(c.fallback for c in the_plan.candidates)
+    return now.ui_required is not None or fallback or (settings.publish_approval == "ui" and now.window_open is None)
 
 
 def _approval(
@@ -141,7 +143,7 @@ def publish_command(
         _, schedule = look_after_schedule(store, settings, GuardedTarget(target, lease), run_id, lease)
         the_plan, damaged = plan_for(store, settings, target.name, since_hours)
         approval = None
-        if _needs_approver(store, settings):
+        if _needs_approver(store, settings, the_plan):
             approval = _approval(store, settings, the_plan, target.name, publishing)
             if approval.approved and approval.approver and approval.until:  # a yes for a window, not one run
                 approve_until(store, datetime.fromisoformat(approval.until), approval.approver, "approved in the UI")

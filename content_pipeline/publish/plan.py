@@ -26,6 +26,7 @@ class Candidate:
     key: str
     state: PostState
     slot: datetime | None = None  # the posting plan's slot it goes live at (None: at once)
+    fallback: bool = False  # its content was written by FALLBACK_MODEL (the primary provider was down)
 
     @property
     def update(self) -> bool:
@@ -89,7 +90,7 @@ def plan(
     wanted: list[Candidate] = []
     held: list[tuple[str, str]] = []
     quarantine = live = over = 0
-    for slug, content in zip(rows["slug"], rows["content"], strict=True):
+    for slug, content, fallback in zip(rows["slug"], rows["content"], rows["fallback"], strict=True):
         post = post_for(slug, ItemContent.model_validate(content), items.get(slug))
         state = history.state(target, slug)
         if state.live_hash == post.content_hash:
@@ -112,7 +113,7 @@ def plan(
                 held.append((slug, why))
                 continue
             published.add(slug, visible_text(post.body_html))  # a later post of this run nearly copying it is held
-        wanted.append(Candidate(post, idempotency_key(slug, target, post.content_hash), state))
+        wanted.append(Candidate(post, idempotency_key(slug, target, post.content_hash), state, fallback=fallback))
     if posting is None:
         return Plan(wanted, quarantine, over, live, held)
     slots = posting.ahead(now or datetime.now(UTC))

@@ -132,6 +132,12 @@ def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineEr
     again = stages.retry | stages.changed(items)  # a replay's rejects, changed items' successes (read once)
     ctx = open_generation(store, settings, stages.run_id, parallel, on_success=periodic, retry=again)
     ctx.limits = stages.reporter.shared_limits(settings, per_chunk)
+    if settings.fallback() is not None:  # a primary down before the first call: the run starts on the fallback
+        from content_pipeline.llm.client import down  # the SDK, imported once there is a call to make
+
+        why = down(settings)
+        if why is not None:
+            ctx.fall_back(f"down at the start: {why}")
     report.stats, report.pacing = ctx.stats, ctx.pacer.stats
     model = "offline model" if settings.offline else settings.model
     stages.log(

@@ -314,9 +314,13 @@ CONTENT = pl.Struct(
 
 
 def read_contents(store: Store) -> pl.DataFrame:
-    """slug, content and finished_at of every master success (what publishing sends), read column-wise."""
-    schema = {"slug": pl.String(), "content": CONTENT, "finished_at": pl.String()}
-    return _view_columns(store, "successes", schema, False)
+    """slug, content and finished_at of every master success (what publishing sends), read column-wise, and
+    `fallback`: whether a call of it went to FALLBACK_MODEL's provider (the primary was down)."""
+    calls = pl.List(pl.Struct({"provider": pl.String()}))
+    schema = {"slug": pl.String(), "content": CONTENT, "finished_at": pl.String(), "calls": calls}
+    frame = _view_columns(store, "successes", schema, False)
+    providers = pl.col("calls").list.eval(pl.element().struct.field("provider").is_not_null())
+    return frame.with_columns(fallback=providers.list.any().fill_null(False)).drop("calls")
 
 
 def _view_columns(store: Store, name: str, schema: dict[str, pl.DataType], verify: bool) -> pl.DataFrame:

@@ -28,7 +28,12 @@ CONTENT = {
 
 def contents(rows: list[tuple[str, dict[str, Any]]]) -> pl.DataFrame:
     return pl.DataFrame(
-        {"slug": [s for s, _ in rows], "content": [c for _, c in rows], "finished_at": ["2026-12-07"] * len(rows)}
+        {
+            "slug": [s for s, _ in rows],
+            "content": [c for _, c in rows],
+            "finished_at": ["2026-12-07"] * len(rows),
+            "fallback": [False] * len(rows),
+        }
     )
 
 
