@@ -118,7 +118,9 @@ def test_a_slot_wp_cron_missed_is_published_by_the_watchdog_and_counted(wp: Any,
     env = {**shell, "PUBLISH_PLAN": f"{slot:%H:%M} UTC", "PUBLISH_MISSED_GRACE_MIN": "0"}
     done = cli(env, "publish")
     assert done.returncode == 0 and "1 planned: 1 created;" in done.stdout, done.stdout + done.stderr
-    assert list(scheduled(wp).values()) == [wp_time(slot)], [(p["status"], p["date_gmt"], p["slug"]) for p in wp.posts()]
+    assert list(scheduled(wp).values()) == [wp_time(slot)], [
+        (p["status"], p["date_gmt"], p["slug"]) for p in wp.posts()
+    ]
     early = cli(env, "publish", "watch")
     assert early.returncode == 0 and "missed" not in early.stdout, early.stdout
 
