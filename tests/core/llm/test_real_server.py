@@ -64,6 +64,7 @@ def settings_for(url: str, tmp_path: Path, **extra: Any) -> Settings:
         strong_model=MODEL,
         price_table=PRICES,
         max_output_tokens=256,  # a tiny model's JSON runs long: the bound keeps each call about 2 s here
+        request_timeout_s=300,  # its one slot answers slowly on a loaded 2-core machine
         **extra,
     ).with_run_id()
 
@@ -103,8 +104,10 @@ def test_go_live_on_five_items_against_the_real_server(llama_server: str, tmp_pa
     prices = PriceTable(PRICES)
     for record in records:
         assert record.status == "success" or record.reason, record  # a reject names its cause
-        assert all(c.model == MODEL and c.tokens_in > 0 and c.tokens_out > 0 for c in record.calls)
-        for call in record.calls:  # the spend is the server's usage at the price table's prices
+        answered = [c for c in record.calls if not c.outcome.startswith("failed")]  # (a timeout under load: booked
+        # at its worst case, as any lost answer)
+        assert answered and all(c.model == MODEL and c.tokens_in > 0 and c.tokens_out > 0 for c in answered), record
+        for call in answered:  # the spend is the server's usage at the price table's prices
             assert to_nano(call.cost_usd) == prices.cost_nano(
                 MODEL, call.tokens_in, call.tokens_out, call.tokens_cached
             )
