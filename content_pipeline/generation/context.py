@@ -64,10 +64,12 @@ class GenerationContext:
     stop_reason: str | None = None
     fatal: PipelineError | None = None
     primary_down: str | None = None  # why every call now goes to FALLBACK_MODEL (the primary's failure)
+    fallback: Settings | None = field(init=False)  # FALLBACK_MODEL's settings, made once (None: no fallback)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.loop = ChunkLoop(self.settings)
+        self.fallback = self.settings.fallback()
         if self.settings.offline:  # the in-process model has no rate limits to be gentle with
             self.pacer.ramp.learned()
 

@@ -107,7 +107,7 @@ async def _call(
     """One answer from `model` on the primary provider; once the primary has failed past its retries (5xx,
     timeouts, a dropped connection, resource_unavailable) and FALLBACK_MODEL is set, from the fallback
     instead, for this call and every later one of the run, under the same budget."""
-    fallback = ctx.settings.fallback()
+    fallback = ctx.fallback
     if fallback is None or ctx.primary_down is None:
         try:
             return await call_model(ctx, client, model, msgs, attempt)

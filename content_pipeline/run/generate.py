@@ -132,7 +132,7 @@ def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineEr
     again = stages.retry | stages.changed(items)  # a replay's rejects, changed items' successes (read once)
     ctx = open_generation(store, settings, stages.run_id, parallel, on_success=periodic, retry=again)
     ctx.limits = stages.reporter.shared_limits(settings, per_chunk)
-    if settings.fallback() is not None:  # a primary down before the first call: the run starts on the fallback
+    if ctx.fallback is not None:  # a primary down before the first call: the run starts on the fallback
         from content_pipeline.llm.client import down  # the SDK, imported once there is a call to make
 
         why = down(settings)
@@ -164,7 +164,7 @@ def generate(stages: Stages, items: list[Item], report: RunReport) -> PipelineEr
         report.stop_reason, report.consolidations = ctx.stop_reason, periodic.runs
         report.primary_down = ctx.primary_down
     if ctx.primary_down is not None:
-        fallback = settings.fallback()
+        fallback = ctx.fallback
         where = fallback.openai_base_url if fallback is not None else None
         stages.log(
             f"generate: the primary provider failed ({ctx.primary_down}): {ctx.stats.fallback_calls} call(s) went "

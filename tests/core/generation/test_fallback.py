@@ -7,6 +7,8 @@ a publish run holding content the fallback wrote waits for a human (none outside
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from content_pipeline.errors import BadInputError
@@ -24,14 +26,25 @@ from tests.support.webhook_receiver import WebhookReceiver
 FALLBACK = "gpt-4.1-mini"
 
 
+def with_fallback(make_settings: Any, primary: str, fallback: str, **extra: Any) -> Any:
+    """Settings whose primary is at `primary` and whose FALLBACK_MODEL is at `fallback`, which takes only its
+    own key."""
+    return make_settings(
+        openai_api_key="sk-primary",
+        openai_base_url=primary,
+        fallback_model=FALLBACK,
+        fallback_base_url=fallback,
+        fallback_api_key="sk-fallback",
+        **extra,
+    )
+
+
 def test_a_go_live_completes_on_the_fallback_when_the_primary_is_down(make_settings, store: Store) -> None:
     with fake_llm("sk-primary", "500") as primary, fake_llm("sk-fallback") as fallback:
-        settings = make_settings(
-            openai_api_key="sk-primary",
-            openai_base_url=primary.url,
-            fallback_model=FALLBACK,
-            fallback_base_url=fallback.url,
-            fallback_api_key="sk-fallback",  # the fallback takes only its own key
+        settings = with_fallback(
+            make_settings,
+            primary.url,
+            fallback.url,
             max_retries=1,
             budget_usd=1.0,
         )
@@ -71,12 +84,10 @@ def test_a_fallback_model_without_a_price_is_refused_before_the_run() -> None:
 
 def test_publish_approval_fallback_asks_a_human_for_content_the_fallback_wrote(make_settings, store, tmp_path) -> None:
     with fake_llm("sk-primary", "500*1") as primary, fake_llm("sk-fallback") as fallback:
-        settings = make_settings(
-            openai_api_key="sk-primary",
-            openai_base_url=primary.url,
-            fallback_model=FALLBACK,
-            fallback_base_url=fallback.url,
-            fallback_api_key="sk-fallback",
+        settings = with_fallback(
+            make_settings,
+            primary.url,
+            fallback.url,
             max_retries=0,
             concurrency=1,
             limit=1,
@@ -104,12 +115,10 @@ def test_a_primary_down_at_the_start_sends_every_call_to_the_fallback(make_setti
     with fake_llm("sk-primary") as primary:
         gone = primary.url  # the primary's port, closed once the block ends: nobody answers there
     with fake_llm("sk-fallback") as fallback:
-        settings = make_settings(
-            openai_api_key="sk-primary",
-            openai_base_url=gone,
-            fallback_model=FALLBACK,
-            fallback_base_url=fallback.url,
-            fallback_api_key="sk-fallback",
+        settings = with_fallback(
+            make_settings,
+            gone,
+            fallback.url,
         )
         report = run(settings, store)
         billed = invoice(fallback)
